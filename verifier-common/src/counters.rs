@@ -1,0 +1,49 @@
+//! Kernel-side counters. Each is a per-CPU `u64`; userspace sums them.
+//!
+//! The invariant the tests hold the kernel to: every exec the program runs
+//! for is counted in `Seen`, and each seen exec is either `Filtered` (host
+//! process while only containers are watched), `Sent` (a record reached the
+//! ring buffer) or `Dropped` (the ring buffer was full). Nothing is lost
+//! without a count.
+
+/// Index of a counter in the `COUNTERS` per-CPU array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// The program ran for an exec.
+    Seen = 0,
+    /// A record was written to the ring buffer.
+    Sent = 1,
+    /// The ring buffer had no room: the record was lost (and counted here).
+    Dropped = 2,
+    /// Skipped by the in-kernel filter (host process, containers-only mode).
+    Filtered = 3,
+    /// The executed file's identity could not be read; the record is still
+    /// sent, with [`crate::event::FLAG_NO_EXE_FILE`] set.
+    IdentityErrors = 4,
+}
+
+/// Number of counters (the `COUNTERS` map's `max_entries`).
+pub const COUNTER_COUNT: u32 = 5;
+
+impl Counter {
+    /// All counters, in index order.
+    pub const ALL: [Counter; COUNTER_COUNT as usize] = [
+        Counter::Seen,
+        Counter::Sent,
+        Counter::Dropped,
+        Counter::Filtered,
+        Counter::IdentityErrors,
+    ];
+
+    /// Stable name used in JSON stats records and metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::Seen => "seen",
+            Counter::Sent => "sent",
+            Counter::Dropped => "dropped",
+            Counter::Filtered => "filtered",
+            Counter::IdentityErrors => "identity_errors",
+        }
+    }
+}

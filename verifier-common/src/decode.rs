@@ -1,0 +1,162 @@
+//! Safe decoding of raw ring buffer records.
+//!
+//! The ring buffer hands userspace a byte slice. Nothing about it is trusted:
+//! a record shorter than its header, an unknown kind, or a file name length
+//! that runs past the record is a [`DecodeError`], counted by the agent, never
+//! a panic or an out-of-bounds read.
+
+use core::fmt;
+
+use crate::event::{ExecHeader, FILENAME_MAX, HEADER_SIZE, KIND_EXEC};
+
+/// A decoded exec record, borrowing the file name from the ring buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct ExecRecord<'a> {
+    pub header: ExecHeader,
+    /// Raw file name bytes, exactly as the kernel had them (may not be UTF-8).
+    pub filename: &'a [u8],
+}
+
+/// Why a record could not be decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Fewer bytes than a header.
+    Truncated { len: usize },
+    /// The first field names no known record kind.
+    UnknownKind { kind: u16 },
+    /// `filename_len` says more bytes follow than the record has, or more
+    /// than the kernel could ever send.
+    BadFilenameLength { claimed: usize, available: usize },
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Truncated { len } => {
+                write!(f, "record of {len} bytes is shorter than the {HEADER_SIZE}-byte header")
+            }
+            DecodeError::UnknownKind { kind } => write!(f, "unknown record kind {kind}"),
+            DecodeError::BadFilenameLength { claimed, available } => write!(
+                f,
+                "record claims a {claimed}-byte file name but carries {available} bytes"
+            ),
+        }
+    }
+}
+
+/// Decodes one ring buffer record.
+pub fn decode(bytes: &[u8]) -> Result<ExecRecord<'_>, DecodeError> {
+    if bytes.len() < HEADER_SIZE {
+        return Err(DecodeError::Truncated { len: bytes.len() });
+    }
+    // SAFETY: the slice holds at least HEADER_SIZE bytes, ExecHeader is
+    // repr(C) plain-old-data valid for any bit pattern, and read_unaligned
+    // makes no alignment assumption about the ring buffer.
+    let header: ExecHeader = unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    if header.kind != KIND_EXEC {
+        return Err(DecodeError::UnknownKind { kind: header.kind });
+    }
+    let claimed = usize::from(header.filename_len);
+    let rest = &bytes[HEADER_SIZE..];
+    if claimed > rest.len() || claimed > FILENAME_MAX {
+        return Err(DecodeError::BadFilenameLength {
+            claimed,
+            available: rest.len(),
+        });
+    }
+    Ok(ExecRecord {
+        header,
+        filename: &rest[..claimed],
+    })
+}
+
+/// `comm` up to its first NUL.
+pub fn comm_bytes(comm: &[u8; 16]) -> &[u8] {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    &comm[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::vec::Vec;
+
+    use super::*;
+
+    fn record(name: &[u8], claimed: u16) -> Vec<u8> {
+        let header = ExecHeader {
+            kind: KIND_EXEC,
+            filename_len: claimed,
+            pid: 42,
+            tgid: 42,
+            comm: *b"busybox\0\0\0\0\0\0\0\0\0",
+            ..ExecHeader::default()
+        };
+        // SAFETY: ExecHeader is repr(C) plain-old-data.
+        let head: [u8; HEADER_SIZE] = unsafe { core::mem::transmute(header) };
+        let mut out = head.to_vec();
+        out.extend_from_slice(name);
+        out
+    }
+
+    #[test]
+    fn round_trip() {
+        let bytes = record(b"/bin/ls", 7);
+        let rec = decode(&bytes).expect("decodes");
+        assert_eq!(rec.filename, b"/bin/ls");
+        assert_eq!(rec.header.tgid, 42);
+        assert_eq!(comm_bytes(&rec.header.comm), b"busybox");
+    }
+
+    #[test]
+    fn truncated_header() {
+        let bytes = record(b"/bin/ls", 7);
+        for len in [0, 1, HEADER_SIZE - 1] {
+            assert_eq!(decode(&bytes[..len]).unwrap_err(), DecodeError::Truncated { len });
+        }
+    }
+
+    #[test]
+    fn filename_longer_than_record() {
+        let bytes = record(b"/bin/ls", 200);
+        assert_eq!(
+            decode(&bytes).unwrap_err(),
+            DecodeError::BadFilenameLength { claimed: 200, available: 7 }
+        );
+    }
+
+    #[test]
+    fn filename_longer_than_path_max() {
+        let name = [b'a'; FILENAME_MAX + 10];
+        let bytes = record(&name, (FILENAME_MAX + 1) as u16);
+        assert!(matches!(decode(&bytes), Err(DecodeError::BadFilenameLength { .. })));
+    }
+
+    #[test]
+    fn unknown_kind() {
+        let mut bytes = record(b"x", 1);
+        bytes[0] = 0xff;
+        bytes[1] = 0x7f;
+        assert_eq!(decode(&bytes).unwrap_err(), DecodeError::UnknownKind { kind: 0x7fff });
+    }
+
+    #[test]
+    fn trailing_bytes_and_odd_names_are_kept_exactly() {
+        // Non-UTF-8, embedded newline, trailing padding after the claimed length.
+        let mut bytes = record(b"/tmp/\xff\nx", 8);
+        bytes.extend_from_slice(&[0, 0, 0]);
+        let rec = decode(&bytes).expect("decodes");
+        assert_eq!(rec.filename, b"/tmp/\xff\nx");
+    }
+
+    #[test]
+    fn empty_filename() {
+        let bytes = record(b"", 0);
+        assert_eq!(decode(&bytes).expect("decodes").filename, b"");
+    }
+
+    #[test]
+    fn comm_without_nul() {
+        assert_eq!(comm_bytes(&[b'a'; 16]).len(), 16);
+    }
+}

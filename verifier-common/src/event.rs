@@ -1,0 +1,113 @@
+//! The exec record: what the kernel knows about one `execve` at the moment
+//! `sched_process_exec` fires.
+//!
+//! A record on the ring buffer is an [`ExecHeader`] followed by exactly
+//! `filename_len` bytes of the file name (no NUL). Records are variable-sized
+//! so that a typical exec costs about 130 bytes of ring buffer rather than a
+//! page: the ring holds far more events under a burst, which is what keeps
+//! loss at zero.
+
+/// Record kind of an exec event (the first field of every record).
+pub const KIND_EXEC: u16 = 1;
+
+/// Largest file name carried, in bytes, matching the kernel's `PATH_MAX`
+/// (4096 including the terminating NUL).
+pub const FILENAME_MAX: usize = 4096;
+
+/// `current->mm->exe_file` could not be read: the identity fields are zero.
+pub const FLAG_NO_EXE_FILE: u16 = 1 << 0;
+/// The file name filled the whole buffer and may have been cut.
+pub const FLAG_FILENAME_TRUNCATED: u16 = 1 << 1;
+/// The namespace inums could not be read.
+pub const FLAG_NO_NAMESPACES: u16 = 1 << 2;
+/// The parent's tgid could not be read.
+pub const FLAG_NO_PARENT: u16 = 1 << 3;
+
+/// Identity of the executed file, as the kernel saw it. Userspace compares
+/// it with `fstat` of what it opens, so a file replaced after the exec is
+/// detected rather than hashed in its place.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FileIdentity {
+    /// Inode number (`inode->i_ino`).
+    pub ino: u64,
+    /// File size in bytes (`inode->i_size`).
+    pub size: i64,
+    /// Status-change time, seconds.
+    pub ctime_sec: i64,
+    /// Status-change time, nanoseconds.
+    pub ctime_nsec: u32,
+    /// Device in the kernel's internal encoding (`MAJOR << 20 | MINOR`), from
+    /// `inode->i_sb->s_dev`. See [`FileIdentity::dev_major`].
+    pub dev: u32,
+}
+
+impl FileIdentity {
+    /// Major number of [`FileIdentity::dev`].
+    pub const fn dev_major(&self) -> u32 {
+        self.dev >> 20
+    }
+
+    /// Minor number of [`FileIdentity::dev`].
+    pub const fn dev_minor(&self) -> u32 {
+        self.dev & ((1 << 20) - 1)
+    }
+}
+
+/// Fixed part of an exec record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExecHeader {
+    /// Always [`KIND_EXEC`].
+    pub kind: u16,
+    /// `FLAG_*` bits.
+    pub flags: u16,
+    /// Bytes of file name that follow the header.
+    pub filename_len: u16,
+    pub _pad0: u16,
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) at the exec.
+    pub ktime_ns: u64,
+    /// cgroup v2 id of the task (`bpf_get_current_cgroup_id`).
+    pub cgroup_id: u64,
+    /// Thread id in the initial pid namespace.
+    pub pid: u32,
+    /// Process id in the initial pid namespace.
+    pub tgid: u32,
+    /// Parent's process id (`real_parent->tgid`).
+    pub ppid: u32,
+    /// Process id inside the task's own pid namespace.
+    pub ns_pid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Mount namespace inode number.
+    pub mnt_ns: u32,
+    /// Pid namespace inode number.
+    pub pid_ns: u32,
+    /// Identity of `current->mm->exe_file`.
+    pub exe: FileIdentity,
+    /// `current->comm` after the exec, NUL-padded.
+    pub comm: [u8; 16],
+}
+
+/// Size of [`ExecHeader`] on the wire.
+pub const HEADER_SIZE: usize = size_of::<ExecHeader>();
+
+const _: () = assert!(size_of::<FileIdentity>() == 32);
+const _: () = assert!(HEADER_SIZE == 104);
+const _: () = assert!(HEADER_SIZE % 8 == 0);
+
+/// Kernel-side scratch: a header and a full-size file name buffer. Only
+/// `HEADER_SIZE + filename_len` bytes of it go onto the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ExecScratch {
+    pub header: ExecHeader,
+    pub filename: [u8; FILENAME_MAX],
+}
+
+#[cfg(feature = "user")]
+// SAFETY: plain-old-data, repr(C), every bit pattern valid, explicit padding.
+unsafe impl aya::Pod for FileIdentity {}
+#[cfg(feature = "user")]
+// SAFETY: as above.
+unsafe impl aya::Pod for ExecHeader {}

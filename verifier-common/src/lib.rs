@@ -1,0 +1,34 @@
+//! Types shared by the kernel programs (`verifier-ebpf`) and the agent
+//! (`verifier-user`).
+//!
+//! Everything that crosses the kernel/user boundary is defined once, here:
+//! `#[repr(C)]`, `Copy`, explicit padding, no `bool`, sizes asserted at compile
+//! time, so that a change on one side that the other side does not follow
+//! fails the build instead of garbling events. Map and global names are
+//! constants for the same reason.
+//!
+//! The crate is `no_std`; the `user` feature adds `aya::Pod` impls and the
+//! decoder the agent uses on raw ring buffer records ([`decode`]).
+#![cfg_attr(not(test), no_std)]
+
+pub mod counters;
+pub mod event;
+pub mod offsets;
+
+#[cfg(feature = "user")]
+pub mod decode;
+
+/// Ring buffer that carries [`event::ExecEvent`] records to userspace.
+pub const MAP_EVENTS: &str = "EVENTS";
+/// Per-CPU array of `u64` counters, indexed by [`counters::Counter`].
+pub const MAP_COUNTERS: &str = "COUNTERS";
+/// Per-CPU scratch space used to build a record before it is copied out.
+pub const MAP_SCRATCH: &str = "SCRATCH";
+/// Global holding [`offsets::ProgramConfig`], written by the loader.
+pub const GLOBAL_CONFIG: &str = "CONFIG";
+/// Name of the exec program in the object file.
+pub const PROG_EXEC: &str = "sched_process_exec";
+
+/// Default ring buffer size. Records are variable-sized (header plus the
+/// actual file name), so 4 MiB holds tens of thousands of typical execs.
+pub const DEFAULT_RING_BYTES: u32 = 4 << 20;

@@ -1,0 +1,113 @@
+//! Kernel struct offsets and program options, passed to the programs as the
+//! single global [`crate::GLOBAL_CONFIG`].
+//!
+//! The values come from `/sys/kernel/btf/vmlinux`, resolved by the agent at
+//! start-up: nothing here is hard-coded for one kernel. A zero offset is
+//! legitimate (a field at the start of its struct), so the programs never
+//! treat zero as "missing"; the agent refuses to load if a field is absent.
+
+/// Byte offsets of the fields the exec program reads, each relative to the
+/// start of the struct named in the field's prefix.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    /// `task_struct.real_parent` (pointer)
+    pub task_real_parent: u32,
+    /// `task_struct.tgid` (pid_t)
+    pub task_tgid: u32,
+    /// `task_struct.mm` (pointer)
+    pub task_mm: u32,
+    /// `task_struct.nsproxy` (pointer)
+    pub task_nsproxy: u32,
+    /// `task_struct.thread_pid` (pointer to `struct pid`)
+    pub task_thread_pid: u32,
+    /// `mm_struct.exe_file` (pointer)
+    pub mm_exe_file: u32,
+    /// `file.f_inode` (pointer)
+    pub file_f_inode: u32,
+    /// `inode.i_ino` (unsigned long)
+    pub inode_i_ino: u32,
+    /// `inode.i_sb` (pointer)
+    pub inode_i_sb: u32,
+    /// `inode.i_size` (loff_t)
+    pub inode_i_size: u32,
+    /// seconds of the inode's ctime (`i_ctime_sec`, or `__i_ctime.tv_sec` on
+    /// older kernels)
+    pub inode_ctime_sec: u32,
+    /// nanoseconds of the inode's ctime (read as `u32`)
+    pub inode_ctime_nsec: u32,
+    /// `super_block.s_dev` (dev_t)
+    pub sb_s_dev: u32,
+    /// `nsproxy.mnt_ns` (pointer)
+    pub nsproxy_mnt_ns: u32,
+    /// `mnt_namespace.ns.inum`
+    pub mnt_ns_inum: u32,
+    /// `pid.level` (unsigned int)
+    pub pid_level: u32,
+    /// `pid.numbers` (array of `struct upid`)
+    pub pid_numbers: u32,
+    /// `sizeof(struct upid)`
+    pub upid_size: u32,
+    /// `upid.nr` (int)
+    pub upid_nr: u32,
+    /// `upid.ns` (pointer)
+    pub upid_ns: u32,
+    /// `pid_namespace.ns.inum`
+    pub pid_ns_inum: u32,
+    /// `trace_event_raw_sched_process_exec.__data_loc_filename`: where in
+    /// the tracepoint record the file name's data_loc word sits.
+    pub tp_filename_loc: u32,
+}
+
+/// Everything the exec program is configured with.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProgramConfig {
+    pub offsets: KernelOffsets,
+    /// Non-zero: skip (and count as filtered) execs in `host_mnt_ns`.
+    pub containers_only: u32,
+    /// The host's mount namespace inum (that of pid 1 as the agent sees it).
+    pub host_mnt_ns: u32,
+}
+
+const _: () = assert!(size_of::<KernelOffsets>() == 22 * 4);
+const _: () = assert!(size_of::<ProgramConfig>() == 24 * 4);
+
+impl ProgramConfig {
+    /// All-zero configuration: the program's compiled-in default, replaced
+    /// by the loader before the program is loaded.
+    pub const fn zeroed() -> Self {
+        Self {
+            offsets: KernelOffsets {
+                task_real_parent: 0,
+                task_tgid: 0,
+                task_mm: 0,
+                task_nsproxy: 0,
+                task_thread_pid: 0,
+                mm_exe_file: 0,
+                file_f_inode: 0,
+                inode_i_ino: 0,
+                inode_i_sb: 0,
+                inode_i_size: 0,
+                inode_ctime_sec: 0,
+                inode_ctime_nsec: 0,
+                sb_s_dev: 0,
+                nsproxy_mnt_ns: 0,
+                mnt_ns_inum: 0,
+                pid_level: 0,
+                pid_numbers: 0,
+                upid_size: 0,
+                upid_nr: 0,
+                upid_ns: 0,
+                pid_ns_inum: 0,
+                tp_filename_loc: 0,
+            },
+            containers_only: 0,
+            host_mnt_ns: 0,
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C) plain-old-data of u32s, no padding.
+unsafe impl aya::Pod for ProgramConfig {}

@@ -1,0 +1,176 @@
+//! `sched:sched_process_exec`: one record per successful exec.
+//!
+//! Checked against the tracepoint format of Linux 6.x
+//! (`/sys/kernel/tracing/events/sched/sched_process_exec/format`):
+//!
+//! ```text
+//! field:__data_loc char[] filename; offset:8; size:4;
+//! field:pid_t pid;                  offset:12; size:4;
+//! field:pid_t old_pid;              offset:16; size:4;
+//! ```
+//!
+//! The data_loc offset is not assumed: it comes from BTF
+//! (`trace_event_raw_sched_process_exec`) with the struct offsets. The
+//! tracepoint fires after the new image is installed, so `current->mm` is
+//! the new mm and `mm->exe_file` is the file that was executed.
+
+use aya_ebpf::{
+    EbpfContext as _,
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+        generated::bpf_probe_read_kernel_str,
+    },
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use verifier_common::{
+    counters::Counter,
+    event::{
+        ExecHeader, FILENAME_MAX, FLAG_FILENAME_TRUNCATED, FLAG_NO_EXE_FILE, FLAG_NO_NAMESPACES,
+        FLAG_NO_PARENT, FileIdentity, HEADER_SIZE, KIND_EXEC,
+    },
+    offsets::KernelOffsets,
+};
+
+use crate::{
+    kernel::{read, read_ptr},
+    maps::{CONFIG, EVENTS, SCRATCH, count},
+};
+
+#[tracepoint(category = "sched", name = "sched_process_exec")]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    match try_sched_process_exec(&ctx) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+fn try_sched_process_exec(ctx: &TracePointContext) -> Result<(), i64> {
+    count(Counter::Seen);
+    let config = CONFIG.load();
+    let off = &config.offsets;
+    // SAFETY: returns the current task pointer; only ever read through
+    // bpf_probe_read_kernel.
+    let task = unsafe { bpf_get_current_task() };
+
+    let mut flags = 0u16;
+    let (mnt_ns, pid_ns, ns_pid) = match namespaces(task, off) {
+        Ok(ns) => ns,
+        Err(_) => {
+            flags |= FLAG_NO_NAMESPACES;
+            (0, 0, 0)
+        }
+    };
+    if config.containers_only != 0 && mnt_ns == config.host_mnt_ns && mnt_ns != 0 {
+        count(Counter::Filtered);
+        return Ok(());
+    }
+
+    let scratch = SCRATCH.get_ptr_mut(0).ok_or(-1i64)?;
+    // SAFETY: map value pointer for this CPU, valid for the program's run.
+    let scratch = unsafe { &mut *scratch };
+
+    let exe = match exe_identity(task, off) {
+        Ok(id) => id,
+        Err(_) => {
+            flags |= FLAG_NO_EXE_FILE;
+            count(Counter::IdentityErrors);
+            FileIdentity::default()
+        }
+    };
+    let ppid = match read_ptr(task, off.task_real_parent).and_then(|p| read::<u32>(p, off.task_tgid)) {
+        Ok(ppid) => ppid,
+        Err(_) => {
+            flags |= FLAG_NO_PARENT;
+            0
+        }
+    };
+
+    // File name from the tracepoint record: data_loc = len << 16 | offset.
+    // SAFETY: probe-read of the tracepoint record.
+    let loc: u32 = unsafe { ctx.read_at(off.tp_filename_loc as usize) }.map_err(i64::from)?;
+    let name_ptr = (ctx.as_ptr() as u64) + u64::from(loc & 0xffff);
+    // SAFETY: the helper bounds the copy by the buffer length and validates
+    // the source address.
+    let copied = unsafe {
+        bpf_probe_read_kernel_str(
+            scratch.filename.as_mut_ptr().cast(),
+            FILENAME_MAX as u32,
+            name_ptr as *const _,
+        )
+    };
+    // `copied` counts the NUL; a failed read leaves an empty name.
+    let mut name_len = if copied > 0 { (copied - 1) as usize } else { 0 };
+    if name_len >= FILENAME_MAX - 1 {
+        flags |= FLAG_FILENAME_TRUNCATED;
+    }
+    if name_len > FILENAME_MAX {
+        name_len = FILENAME_MAX;
+    }
+
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let uid_gid = bpf_get_current_uid_gid();
+    scratch.header = ExecHeader {
+        kind: KIND_EXEC,
+        flags,
+        filename_len: name_len as u16,
+        _pad0: 0,
+        // SAFETY: helpers without arguments.
+        ktime_ns: unsafe { bpf_ktime_get_ns() },
+        // SAFETY: as above.
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        pid: pid_tgid as u32,
+        tgid: (pid_tgid >> 32) as u32,
+        ppid,
+        ns_pid,
+        uid: uid_gid as u32,
+        gid: (uid_gid >> 32) as u32,
+        mnt_ns,
+        pid_ns,
+        exe,
+        comm: bpf_get_current_comm().unwrap_or([0; 16]),
+    };
+
+    let total = HEADER_SIZE + name_len;
+    let total = if total > HEADER_SIZE + FILENAME_MAX { HEADER_SIZE + FILENAME_MAX } else { total };
+    // SAFETY: `total` is bounded by the scratch value's size.
+    let bytes = unsafe { core::slice::from_raw_parts((scratch as *const _) as *const u8, total) };
+    match EVENTS.output::<[u8]>(bytes, 0) {
+        Ok(()) => count(Counter::Sent),
+        Err(_) => count(Counter::Dropped),
+    }
+    Ok(())
+}
+
+/// `current->mm->exe_file->f_inode`: inode number, device, size, ctime.
+#[inline(always)]
+fn exe_identity(task: u64, off: &KernelOffsets) -> Result<FileIdentity, i64> {
+    let mm = read_ptr(task, off.task_mm)?;
+    let file = read_ptr(mm, off.mm_exe_file)?;
+    let inode = read_ptr(file, off.file_f_inode)?;
+    let sb = read_ptr(inode, off.inode_i_sb)?;
+    Ok(FileIdentity {
+        ino: read::<u64>(inode, off.inode_i_ino)?,
+        size: read::<i64>(inode, off.inode_i_size)?,
+        ctime_sec: read::<i64>(inode, off.inode_ctime_sec)?,
+        ctime_nsec: read::<u32>(inode, off.inode_ctime_nsec)?,
+        dev: read::<u32>(sb, off.sb_s_dev)?,
+    })
+}
+
+/// Mount namespace inum, pid namespace inum and the pid inside it.
+#[inline(always)]
+fn namespaces(task: u64, off: &KernelOffsets) -> Result<(u32, u32, u32), i64> {
+    let nsproxy = read_ptr(task, off.task_nsproxy)?;
+    let mnt_ns = read_ptr(nsproxy, off.nsproxy_mnt_ns)?;
+    let mnt_inum = read::<u32>(mnt_ns, off.mnt_ns_inum)?;
+
+    // The task's own pid namespace is that of thread_pid->numbers[level].
+    let pid = read_ptr(task, off.task_thread_pid)?;
+    let level = read::<u32>(pid, off.pid_level)?;
+    let upid = u64::from(off.pid_numbers) + u64::from(level & 0x3f) * u64::from(off.upid_size);
+    let ns_pid = read::<u32>(pid + upid, off.upid_nr)?;
+    let pid_ns = read_ptr(pid + upid, off.upid_ns)?;
+    let pid_inum = read::<u32>(pid_ns, off.pid_ns_inum)?;
+    Ok((mnt_inum, pid_inum, ns_pid))
+}

@@ -1,0 +1,41 @@
+//! Maps and globals shared by the programs. Names match the constants in
+//! `verifier_common` so the agent finds them.
+
+use aya_ebpf::{
+    Global,
+    macros::map,
+    maps::{PerCpuArray, RingBuf},
+};
+use verifier_common::{
+    DEFAULT_RING_BYTES,
+    counters::{COUNTER_COUNT, Counter},
+    event::ExecScratch,
+    offsets::ProgramConfig,
+};
+
+/// Offsets and options; overridden by the loader (`GLOBAL_CONFIG`).
+#[unsafe(no_mangle)]
+pub static CONFIG: Global<ProgramConfig> = Global::new(ProgramConfig::zeroed());
+
+/// Exec records to userspace (`MAP_EVENTS`); the loader may resize it.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
+
+/// Per-CPU counters (`MAP_COUNTERS`).
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT, 0);
+
+/// Per-CPU record under construction (`MAP_SCRATCH`): too large for the
+/// 512-byte BPF stack.
+#[map]
+pub static SCRATCH: PerCpuArray<ExecScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Adds one to a per-CPU counter. Tracepoint programs do not migrate while
+/// they run, so a plain add on this CPU's slot is exact.
+#[inline(always)]
+pub fn count(counter: Counter) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: the pointer comes from the map lookup and is this CPU's slot.
+        unsafe { *slot += 1 };
+    }
+}

@@ -1,0 +1,1 @@
+//! btf (in progress)

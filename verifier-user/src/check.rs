@@ -1,0 +1,1 @@
+//! Offline drift check of a rootfs against SBOMs (issue 4).

@@ -1,0 +1,58 @@
+//! Command-line interface: `verifier agent`, `verifier sbom ...`,
+//! `verifier check`. Each subcommand's options live next to the code that
+//! uses them; this module only dispatches.
+
+pub mod sbom;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Container runtime verifier: watches every exec in containers with eBPF
+/// and checks what ran against the image's SBOM.
+#[derive(Debug, Parser)]
+#[command(name = "verifier", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log filter for diagnostics on stderr (e.g. `info`, `verifier=debug`).
+    #[arg(long, global = true, env = "VERIFIER_LOG", default_value = "warn")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent: load the eBPF programs and print one JSON line per exec.
+    ///
+    /// Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN). Output schema:
+    /// docs/schema.md. Stops cleanly on SIGINT/SIGTERM and prints final
+    /// kernel counters.
+    Agent(crate::agent::AgentArgs),
+    /// Work with SBOMs: generate per-file baselines, inspect what a file holds.
+    #[command(subcommand)]
+    Sbom(sbom::SbomCommand),
+    /// Offline drift check of a root filesystem against one or more SBOMs.
+    ///
+    /// Exit codes: 0 clean, 1 drift found, 2 error.
+    Check(sbom::CheckArgs),
+}
+
+/// Sets up `tracing` on stderr, so stdout carries only records.
+pub fn init_tracing(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Agent(args) => crate::agent::run(args),
+        Command::Sbom(cmd) => sbom::run(cmd),
+        Command::Check(args) => sbom::run_check(args),
+    }
+}

@@ -1,0 +1,1 @@
+//! SBOM readers, the manifest model and `sbom generate` (issue 4).
