@@ -1,1 +1,0 @@
-//! btf (in progress)

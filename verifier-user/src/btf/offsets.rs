@@ -1,0 +1,61 @@
+//! The exec program's [`KernelOffsets`], resolved from BTF.
+//!
+//! Where kernels differ, each known layout is tried in turn (newest first)
+//! and the first that this kernel has wins; if none fits, start-up fails
+//! with the field's name rather than the program reading the wrong bytes.
+
+use verifier_common::offsets::KernelOffsets;
+
+use super::{Btf, BtfError};
+
+/// Resolves every offset the exec program needs.
+pub fn resolve(btf: &Btf) -> Result<KernelOffsets, BtfError> {
+    let off = |s: &str, m: &str| btf.member_offset(s, m);
+    let (ctime_sec, ctime_nsec) = inode_ctime(btf)?;
+    Ok(KernelOffsets {
+        task_real_parent: off("task_struct", "real_parent")?,
+        task_tgid: off("task_struct", "tgid")?,
+        task_mm: off("task_struct", "mm")?,
+        task_nsproxy: off("task_struct", "nsproxy")?,
+        task_thread_pid: off("task_struct", "thread_pid")?,
+        mm_exe_file: off("mm_struct", "exe_file")?,
+        file_f_inode: off("file", "f_inode")?,
+        inode_i_ino: off("inode", "i_ino")?,
+        inode_i_sb: off("inode", "i_sb")?,
+        inode_i_size: off("inode", "i_size")?,
+        inode_ctime_sec: ctime_sec,
+        inode_ctime_nsec: ctime_nsec,
+        sb_s_dev: off("super_block", "s_dev")?,
+        nsproxy_mnt_ns: off("nsproxy", "mnt_ns")?,
+        mnt_ns_inum: off("mnt_namespace", "ns.inum")?,
+        pid_level: off("pid", "level")?,
+        pid_numbers: off("pid", "numbers")?,
+        upid_size: btf.struct_size("upid")?,
+        upid_nr: off("upid", "nr")?,
+        upid_ns: off("upid", "ns")?,
+        pid_ns_inum: off("pid_namespace", "ns.inum")?,
+        tp_filename_loc: off("trace_event_raw_sched_process_exec", "__data_loc_filename")?,
+    })
+}
+
+/// The inode's change time. Linux 6.11+ has `i_ctime_sec` / `i_ctime_nsec`;
+/// 6.6 to 6.10 a `timespec64 __i_ctime`; older kernels `timespec64 i_ctime`.
+fn inode_ctime(btf: &Btf) -> Result<(u32, u32), BtfError> {
+    if let (Ok(sec), Ok(nsec)) = (
+        btf.member_offset("inode", "i_ctime_sec"),
+        btf.member_offset("inode", "i_ctime_nsec"),
+    ) {
+        return Ok((sec, nsec));
+    }
+    for name in ["__i_ctime", "i_ctime"] {
+        if let Ok(base) = btf.member_offset("inode", name) {
+            let sec = btf.member_offset("timespec64", "tv_sec")?;
+            let nsec = btf.member_offset("timespec64", "tv_nsec")?;
+            return Ok((base + sec, base + nsec));
+        }
+    }
+    Err(BtfError::NoMember {
+        strukt: "inode".into(),
+        member: "i_ctime_sec (or __i_ctime / i_ctime)".into(),
+    })
+}
