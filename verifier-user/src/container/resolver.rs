@@ -1,0 +1,176 @@
+//! Finds the cgroup path for an event and remembers the answer.
+//!
+//! A cgroup id (the cgroup2 directory's inode number) never changes meaning
+//! while the cgroup exists, so the first answer for an id is cached and
+//! every later exec in that container costs one hash lookup. The first
+//! lookup reads `/proc/<pid>/cgroup`; if the process has already exited (a
+//! short-lived exec), it searches the cgroup2 filesystem for the directory
+//! whose inode is the id.
+//!
+//! On a pure cgroup v1 host every task reports the root cgroup2 id, so the
+//! cache key falls back to the mount namespace.
+
+use std::{
+    collections::HashMap,
+    fs,
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+};
+
+use super::{Attribution, Runtime, container_from_cgroup_path, container_from_proc_cgroup};
+
+/// A directory where a runtime keeps one entry per live container.
+#[derive(Clone, Debug)]
+pub struct StateRoot {
+    pub dir: PathBuf,
+    pub runtime: Runtime,
+    /// Entries sit one level down (`<dir>/<namespace>/<id>`), as containerd's.
+    pub namespaced: bool,
+}
+
+/// Default state directories of the runtimes on a node.
+pub fn default_state_roots() -> Vec<StateRoot> {
+    vec![
+        StateRoot { dir: "/run/runc".into(), runtime: Runtime::Runc, namespaced: false },
+        StateRoot { dir: "/run/crun".into(), runtime: Runtime::Crun, namespaced: false },
+        StateRoot { dir: "/run/containerd/runc".into(), runtime: Runtime::Containerd, namespaced: true },
+    ]
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Cgroup(u64),
+    MntNs(u32),
+}
+
+/// Attribution with a per-cgroup cache.
+#[derive(Debug)]
+pub struct Resolver {
+    proc_root: PathBuf,
+    cgroup2: Option<PathBuf>,
+    cgroup2_root_id: u64,
+    host_mnt_ns: u32,
+    state_roots: Vec<StateRoot>,
+    cache: HashMap<Key, Attribution>,
+}
+
+impl Resolver {
+    /// A resolver for this host: finds the cgroup2 mount and the host mount
+    /// namespace (that of pid 1).
+    pub fn new(state_roots: Vec<StateRoot>) -> Self {
+        let cgroup2 = find_cgroup2_mount();
+        let cgroup2_root_id = cgroup2.as_deref().and_then(|p| fs::metadata(p).ok()).map_or(1, |m| m.ino());
+        let host_mnt_ns = fs::metadata("/proc/1/ns/mnt").map_or(0, |m| m.ino() as u32);
+        Self {
+            proc_root: "/proc".into(),
+            cgroup2,
+            cgroup2_root_id,
+            host_mnt_ns,
+            state_roots,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The host's mount namespace inum.
+    pub fn host_mnt_ns(&self) -> u32 {
+        self.host_mnt_ns
+    }
+
+    /// Number of cached cgroups.
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Attributes an event to a container, the host, or neither.
+    pub fn attribute(&mut self, cgroup_id: u64, tgid: u32, mnt_ns: u32) -> Attribution {
+        let key = if cgroup_id != self.cgroup2_root_id && cgroup_id != 0 {
+            Key::Cgroup(cgroup_id)
+        } else {
+            Key::MntNs(mnt_ns)
+        };
+        if let Some(hit) = self.cache.get(&key) {
+            return hit.clone();
+        }
+        let Some(found) = self.lookup(key, cgroup_id, tgid, mnt_ns) else {
+            // Not cached: the process is gone and the cgroup not found; a
+            // later event may do better.
+            return Attribution::Unknown("process exited before its cgroup could be read");
+        };
+        self.cache.insert(key, found.clone());
+        found
+    }
+
+    fn lookup(&self, key: Key, cgroup_id: u64, tgid: u32, mnt_ns: u32) -> Option<Attribution> {
+        let runtime_of = |leaf: &str| self.runtime_of(leaf);
+        let proc_cgroup = self.proc_root.join(tgid.to_string()).join("cgroup");
+        let container = match fs::read_to_string(&proc_cgroup) {
+            Ok(content) => container_from_proc_cgroup(&content, runtime_of),
+            Err(_) => {
+                let Key::Cgroup(_) = key else { return None };
+                let path = self.cgroup_path_by_id(cgroup_id)?;
+                container_from_cgroup_path(&path, runtime_of)
+            }
+        };
+        Some(match container {
+            Some(c) => Attribution::Container(c),
+            None if mnt_ns == self.host_mnt_ns || mnt_ns == 0 => Attribution::Host,
+            None => Attribution::Unknown("own mount namespace but no container cgroup"),
+        })
+    }
+
+    fn runtime_of(&self, leaf: &str) -> Option<Runtime> {
+        if leaf.is_empty() || leaf.contains('/') || leaf.starts_with('.') {
+            return None;
+        }
+        self.state_roots.iter().find_map(|root| {
+            let found = if root.namespaced {
+                fs::read_dir(&root.dir)
+                    .ok()?
+                    .flatten()
+                    .any(|ns| ns.path().join(leaf).is_dir())
+            } else {
+                root.dir.join(leaf).is_dir()
+            };
+            found.then_some(root.runtime)
+        })
+    }
+
+    /// Path (relative to the cgroup2 root, starting with '/') of the cgroup
+    /// whose directory inode is `id`.
+    fn cgroup_path_by_id(&self, id: u64) -> Option<String> {
+        let root = self.cgroup2.as_deref()?;
+        find_dir_by_ino(root, id, 0).map(|abs| {
+            let rel = abs.strip_prefix(root).unwrap_or(&abs);
+            format!("/{}", rel.display())
+        })
+    }
+}
+
+fn find_dir_by_ino(dir: &Path, ino: u64, depth: usize) -> Option<PathBuf> {
+    if depth > 16 {
+        return None;
+    }
+    for entry in fs::read_dir(dir).ok()?.flatten() {
+        let Ok(ft) = entry.file_type() else { continue };
+        if !ft.is_dir() {
+            continue;
+        }
+        if entry.metadata().is_ok_and(|m| m.ino() == ino) {
+            return Some(entry.path());
+        }
+        if let Some(found) = find_dir_by_ino(&entry.path(), ino, depth + 1) {
+            return Some(found);
+        }
+    }
+    None
+}
+
+/// Where cgroup2 is mounted (`/sys/fs/cgroup` on v2 hosts,
+/// `/sys/fs/cgroup/unified` on hybrid ones), from `/proc/self/mountinfo`.
+pub fn find_cgroup2_mount() -> Option<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        (right.split_whitespace().next()? == "cgroup2").then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
+    })
+}
