@@ -30,5 +30,8 @@ pub const GLOBAL_CONFIG: &str = "CONFIG";
 pub const PROG_EXEC: &str = "sched_process_exec";
 
 /// Default ring buffer size. Records are variable-sized (header plus the
-/// actual file name), so 4 MiB holds tens of thousands of typical execs.
-pub const DEFAULT_RING_BYTES: u32 = 4 << 20;
+/// actual file name, about 150 bytes for a typical exec), so 2 MiB holds
+/// over ten thousand execs: seconds of an exec storm if userspace stalls.
+/// The kernel maps the data pages twice into the agent, so this costs
+/// twice its size in agent RSS.
+pub const DEFAULT_RING_BYTES: u32 = 2 << 20;

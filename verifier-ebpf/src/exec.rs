@@ -153,7 +153,9 @@ fn exe_identity(task: u64, off: &KernelOffsets) -> Result<FileIdentity, i64> {
         ino: read::<u64>(inode, off.inode_i_ino)?,
         size: read::<i64>(inode, off.inode_i_size)?,
         ctime_sec: read::<i64>(inode, off.inode_ctime_sec)?,
-        ctime_nsec: read::<u32>(inode, off.inode_ctime_nsec)?,
+        // Bit 31 of i_ctime_nsec is I_CTIME_QUERIED on 6.13+ (multigrain
+        // timestamps), not part of the time; valid nanoseconds never set it.
+        ctime_nsec: read::<u32>(inode, off.inode_ctime_nsec)? & 0x7fff_ffff,
         dev: read::<u32>(sb, off.sb_s_dev)?,
     })
 }

@@ -1,5 +1,240 @@
-//! agent (in progress)
-use std::process::ExitCode;
+//! `verifier agent`: the event loop.
+//!
+//! One current-thread tokio runtime: the ring buffer is an `AsyncFd`, woken
+//! by the kernel when records arrive, drained completely on each wake-up and
+//! written out as one buffered batch. Loading and attaching (BTF parsing,
+//! the kernel verifier) run on a blocking thread so the runtime stays
+//! responsive. SIGINT, SIGTERM and `--duration` share one shutdown path:
+//! drain what is left in the ring buffer, print the final counters, drop the
+//! programs (which detaches them).
+
+use std::{
+    io::{BufWriter, Write as _},
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use aya::maps::{MapData, RingBuf};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    signal::unix::{SignalKind, signal},
+};
+use verifier_common::counters::Counter;
+
+use crate::{
+    container::{Attribution, Resolver, resolver::{StateRoot, default_state_roots}, Runtime},
+    events::{Clock, ExecEvent},
+    loader::{self, KernelCounters, LoadOptions},
+    output::{self, ExecJson, KernelStats, ReadyJson, StatsJson, UserStats},
+};
+
+/// Options of `verifier agent`.
 #[derive(Debug, clap::Args)]
-pub struct AgentArgs {}
-pub fn run(_args: AgentArgs) -> anyhow::Result<ExitCode> { anyhow::bail!("not yet") }
+pub struct AgentArgs {
+    /// Report only execs inside containers (host processes are filtered in
+    /// the kernel and counted as `filtered`).
+    #[arg(long)]
+    pub containers_only: bool,
+
+    /// Ring buffer size in bytes (power of two, multiple of 4096). Larger
+    /// absorbs longer bursts; it is locked kernel memory.
+    #[arg(long, default_value_t = verifier_common::DEFAULT_RING_BYTES, value_name = "BYTES")]
+    pub ring_bytes: u32,
+
+    /// Seconds between stats records (0: only the final one).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub stats_interval: u64,
+
+    /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+
+    /// Node name put in every record (default: hostname; in a DaemonSet set
+    /// NODE_NAME from the downward API).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// Extra runc-style state directory (one entry per container), e.g. a
+    /// `runc --root` in use. Repeatable. /run/runc, /run/crun and
+    /// /run/containerd/runc are always searched.
+    #[arg(long = "runc-root", value_name = "DIR")]
+    pub runc_roots: Vec<PathBuf>,
+
+    /// Kernel BTF to take struct offsets from.
+    #[arg(long, default_value = crate::btf::VMLINUX_BTF, value_name = "FILE")]
+    pub btf: PathBuf,
+}
+
+/// Runs the agent until a signal or `--duration`.
+pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run_async(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+struct State {
+    node: String,
+    clock: Clock,
+    resolver: Resolver,
+    user: UserStats,
+    started: Instant,
+}
+
+async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
+    let node = match &args.node_name {
+        Some(n) => n.clone(),
+        None => nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "unknown".into()),
+    };
+    let opts = LoadOptions {
+        containers_only: args.containers_only,
+        ring_bytes: args.ring_bytes,
+        btf_path: args.btf.clone(),
+    };
+    let loaded = tokio::task::spawn_blocking(move || loader::load(crate::EBPF_OBJECT, &opts))
+        .await
+        .context("loader thread")??;
+    let loader::Loaded { ebpf, events, counters, config } = loaded;
+
+    let mut roots = default_state_roots();
+    roots.extend(args.runc_roots.iter().map(|dir| StateRoot {
+        dir: dir.clone(),
+        runtime: Runtime::Runc,
+        namespaced: false,
+    }));
+    let mut state = State {
+        node,
+        clock: Clock::new(),
+        resolver: Resolver::new(roots, config.host_mnt_ns),
+        user: UserStats::default(),
+        started: Instant::now(),
+    };
+    let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let ready = ReadyJson {
+        schema: output::SCHEMA_READY,
+        kind: "ready",
+        time: output::rfc3339(state.clock.unix_ns(0) + now_mono_ns()),
+        node: &state.node,
+        version: env!("CARGO_PKG_VERSION"),
+        containers_only: args.containers_only,
+        ring_bytes: args.ring_bytes,
+        host_mnt_ns: config.host_mnt_ns,
+    };
+    write_line(&mut out, &ready)?;
+    out.flush()?;
+    tracing::info!("attached to sched/sched_process_exec; printing execs");
+
+    // SAFETY: the ring buffer owns its map fd; it stays open and the same
+    // for as long as the AsyncFd owns the ring buffer.
+    let mut ring = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
+        .map_err(|e| anyhow::anyhow!("registering the ring buffer fd: {e}"))?;
+    let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let stats_every = Duration::from_secs(args.stats_interval.max(1));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + stats_every, stats_every);
+    let deadline = args.duration.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
+    let until_deadline = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(until_deadline);
+
+    loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard.context("waiting on the ring buffer")?;
+                drain(guard.get_inner_mut(), &mut state, &mut out)?;
+                guard.clear_ready();
+                out.flush()?;
+            }
+            _ = ticker.tick(), if args.stats_interval > 0 => {
+                write_line(&mut out, &stats(&counters, &mut state, false)?)?;
+                out.flush()?;
+            }
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+            () = &mut until_deadline => break,
+        }
+    }
+    // Shutdown: detach first so no new records arrive, then drain the rest.
+    drop(ebpf);
+    drain(ring.get_mut(), &mut state, &mut out)?;
+    write_line(&mut out, &stats(&counters, &mut state, true)?)?;
+    out.flush()?;
+    Ok(())
+}
+
+fn now_mono_ns() -> i128 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec()))
+        .unwrap_or(0)
+}
+
+fn write_line(out: &mut impl std::io::Write, record: &impl serde::Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, record).context("encoding a record")?;
+    out.write_all(b"\n").context("writing to stdout")?;
+    Ok(())
+}
+
+/// Takes every record currently in the ring buffer.
+fn drain(
+    ring: &mut RingBuf<MapData>,
+    state: &mut State,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    while let Some(item) = ring.next() {
+        state.user.received += 1;
+        let event = match ExecEvent::from_bytes(&item, &state.clock) {
+            Ok(ev) => ev,
+            Err(err) => {
+                state.user.decode_errors += 1;
+                tracing::warn!("dropping an undecodable ring buffer record: {err}");
+                continue;
+            }
+        };
+        drop(item);
+        let attribution = state.resolver.attribute(event.cgroup_id, event.tgid, event.mnt_ns);
+        if matches!(attribution, Attribution::Unknown(_)) {
+            state.user.unattributed += 1;
+        }
+        write_line(out, &ExecJson::new(&event, &state.node, &attribution))?;
+        state.user.printed += 1;
+    }
+    Ok(())
+}
+
+fn stats<'a>(counters: &KernelCounters, state: &'a mut State, is_final: bool) -> anyhow::Result<StatsJson<'a>> {
+    let per_cpu = counters.read().context("reading kernel counters")?;
+    let sum = |c: Counter| per_cpu[c as usize].iter().sum::<u64>();
+    let kernel = KernelStats {
+        seen: sum(Counter::Seen),
+        sent: sum(Counter::Sent),
+        dropped: sum(Counter::Dropped),
+        filtered: sum(Counter::Filtered),
+        identity_errors: sum(Counter::IdentityErrors),
+        per_cpu: Counter::ALL.iter().map(|&c| (c.name(), per_cpu[c as usize].clone())).collect(),
+    };
+    state.user.cgroups_cached = state.resolver.cached() as u64;
+    let max_rss_kib = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        .map_or(0, |u| u.max_rss() as u64);
+    Ok(StatsJson {
+        schema: output::SCHEMA_STATS,
+        kind: "stats",
+        time: output::rfc3339(state.clock.unix_ns(0) + now_mono_ns()),
+        node: &state.node,
+        is_final,
+        uptime_sec: state.started.elapsed().as_secs_f64(),
+        lost: kernel.dropped + state.user.decode_errors,
+        kernel,
+        user: state.user.clone(),
+        max_rss_kib,
+    })
+}

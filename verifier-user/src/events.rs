@@ -1,1 +1,133 @@
-//! events (in progress)
+//! From raw ring buffer records to owned events with wall-clock times.
+//!
+//! Decoding itself (bounds, kinds) lives in `verifier_common::decode`, next
+//! to the layout it checks; this module adds what only userspace knows: the
+//! wall-clock time of a kernel timestamp, and the device number in the
+//! encoding `stat(2)` uses.
+
+use verifier_common::{
+    decode::{DecodeError, ExecRecord, comm_bytes, decode},
+    event::{FLAG_FILENAME_TRUNCATED, FLAG_NO_EXE_FILE, FileIdentity},
+};
+
+/// Converts `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) to Unix time.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    /// Realtime minus monotonic, in nanoseconds, taken at start-up.
+    offset_ns: i128,
+}
+
+impl Clock {
+    /// Samples both clocks now.
+    pub fn new() -> Self {
+        let ns = |id| {
+            nix::time::clock_gettime(id)
+                .map(|t| i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec()))
+                .unwrap_or(0)
+        };
+        let mono = ns(nix::time::ClockId::CLOCK_MONOTONIC);
+        let real = ns(nix::time::ClockId::CLOCK_REALTIME);
+        Self { offset_ns: real - mono }
+    }
+
+    /// Unix time in nanoseconds of a monotonic kernel timestamp.
+    pub fn unix_ns(&self, ktime_ns: u64) -> i128 {
+        i128::from(ktime_ns) + self.offset_ns
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `dev_t` as `stat(2)` reports it (glibc `makedev`) from the kernel's
+/// internal `MAJOR << 20 | MINOR` encoding.
+pub fn kernel_dev_to_user(dev: u32) -> u64 {
+    let major = u64::from(dev >> 20);
+    let minor = u64::from(dev & 0xf_ffff);
+    ((major & 0xffff_f000) << 32) | ((major & 0xfff) << 8) | ((minor & 0xffff_ff00) << 12) | (minor & 0xff)
+}
+
+/// One exec, owned, ready for attribution and output.
+#[derive(Clone, Debug)]
+pub struct ExecEvent {
+    pub unix_ns: i128,
+    pub pid: u32,
+    pub tgid: u32,
+    pub ppid: u32,
+    pub ns_pid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub cgroup_id: u64,
+    pub mnt_ns: u32,
+    pub pid_ns: u32,
+    pub comm: Vec<u8>,
+    /// Exactly the bytes the kernel had (may be non-UTF-8).
+    pub filename: Vec<u8>,
+    pub filename_truncated: bool,
+    /// `None` when the kernel could not read `mm->exe_file`.
+    pub exe: Option<FileIdentity>,
+}
+
+impl ExecEvent {
+    /// Decodes a raw record.
+    pub fn from_bytes(bytes: &[u8], clock: &Clock) -> Result<Self, DecodeError> {
+        decode(bytes).map(|r| Self::from_record(&r, clock))
+    }
+
+    fn from_record(r: &ExecRecord<'_>, clock: &Clock) -> Self {
+        let h = &r.header;
+        Self {
+            unix_ns: clock.unix_ns(h.ktime_ns),
+            pid: h.pid,
+            tgid: h.tgid,
+            ppid: h.ppid,
+            ns_pid: h.ns_pid,
+            uid: h.uid,
+            gid: h.gid,
+            cgroup_id: h.cgroup_id,
+            mnt_ns: h.mnt_ns,
+            pid_ns: h.pid_ns,
+            comm: comm_bytes(&h.comm).to_vec(),
+            filename: r.filename.to_vec(),
+            filename_truncated: h.flags & FLAG_FILENAME_TRUNCATED != 0,
+            exe: (h.flags & FLAG_NO_EXE_FILE == 0).then_some(h.exe),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt as _;
+
+    use super::*;
+
+    #[test]
+    fn dev_encoding_matches_libc_makedev() {
+        for (major, minor) in [(8u32, 1u32), (253, 0), (0, 35), (259, 3), (4095, 1_048_575), (300, 256)] {
+            let kernel = major << 20 | minor;
+            assert_eq!(kernel_dev_to_user(kernel), libc::makedev(major, minor), "{major}:{minor}");
+        }
+    }
+
+    #[test]
+    fn dev_of_a_real_file_round_trips() {
+        let m = std::fs::metadata("/proc/self/exe").expect("stat");
+        let (major, minor) = (libc::major(m.dev()), libc::minor(m.dev()));
+        assert_eq!(kernel_dev_to_user(major << 20 | minor), m.dev());
+    }
+
+    #[test]
+    fn clock_maps_now_to_now() {
+        let clock = Clock::new();
+        let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("clock");
+        let mono_ns = mono.tv_sec() as u64 * 1_000_000_000 + mono.tv_nsec() as u64;
+        let real = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after epoch")
+            .as_nanos() as i128;
+        assert!((clock.unix_ns(mono_ns) - real).abs() < 50_000_000, "within 50 ms");
+    }
+}

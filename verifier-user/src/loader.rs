@@ -1,1 +1,178 @@
-//! loader (in progress)
+//! Loads and attaches the kernel programs.
+//!
+//! Order matters and each step fails with what to do: tracefs must be
+//! mounted (tracepoint attach looks up the event id there; a fresh node may
+//! not have it), offsets must resolve from BTF, then the object is loaded
+//! with those offsets as its one global and attached. Dropping [`Loaded`]
+//! detaches everything, which is the agent's clean shutdown.
+
+use std::{os::unix::fs::MetadataExt as _, path::Path};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::TracePoint,
+};
+use verifier_common::{
+    GLOBAL_CONFIG, MAP_COUNTERS, MAP_EVENTS, PROG_EXEC,
+    counters::{COUNTER_COUNT, Counter},
+    offsets::ProgramConfig,
+};
+
+use crate::btf::{self, Btf, BtfError};
+
+/// Where tracefs is mounted when the agent has to mount it.
+pub const TRACEFS: &str = "/sys/kernel/tracing";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoaderError {
+    #[error(
+        "this verifier binary was built without its eBPF programs (bpf-linker or the nightly \
+         toolchain was missing at build time); run `cargo xtask setup` and rebuild"
+    )]
+    NoObject,
+    #[error("tracefs is not mounted and mounting it at {TRACEFS} failed: {0}; mount it with `mount -t tracefs nodev {TRACEFS}` or run the agent as root")]
+    Tracefs(nix::Error),
+    #[error(transparent)]
+    Btf(#[from] BtfError),
+    #[error("ring buffer size {0} must be a power of two and a multiple of the page size (e.g. 4194304)")]
+    RingSize(u32),
+    #[error("loading the eBPF object failed (are you root, with CAP_BPF and CAP_PERFMON?): {0}")]
+    Load(#[source] aya::EbpfError),
+    #[error("eBPF program {PROG_EXEC}: {what}: {source}")]
+    Program { what: &'static str, source: aya::programs::ProgramError },
+    #[error("eBPF map {name}: {source}")]
+    Map { name: &'static str, source: aya::maps::MapError },
+    #[error("eBPF map {0} is missing from the object")]
+    MissingMap(&'static str),
+}
+
+/// How to load.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Skip (and count as filtered) execs in the host mount namespace.
+    pub containers_only: bool,
+    /// Ring buffer size in bytes.
+    pub ring_bytes: u32,
+    /// BTF file to read offsets from.
+    pub btf_path: std::path::PathBuf,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            containers_only: false,
+            ring_bytes: verifier_common::DEFAULT_RING_BYTES,
+            btf_path: btf::VMLINUX_BTF.into(),
+        }
+    }
+}
+
+/// The loaded, attached programs and the maps userspace reads.
+pub struct Loaded {
+    /// Owns the programs and their links: dropping it detaches.
+    pub ebpf: Ebpf,
+    pub events: RingBuf<MapData>,
+    pub counters: KernelCounters,
+    pub config: ProgramConfig,
+}
+
+/// Reads the per-CPU counters.
+pub struct KernelCounters(PerCpuArray<MapData, u64>);
+
+impl KernelCounters {
+    /// Per counter (index order of [`Counter::ALL`]): per-CPU values.
+    pub fn read(&self) -> Result<Vec<Vec<u64>>, LoaderError> {
+        (0..COUNTER_COUNT)
+            .map(|i| {
+                self.0
+                    .get(&i, 0)
+                    .map(|v| v.iter().copied().collect())
+                    .map_err(|source| LoaderError::Map { name: MAP_COUNTERS, source })
+            })
+            .collect()
+    }
+
+    /// Sum over CPUs of one counter.
+    pub fn total(&self, counter: Counter) -> Result<u64, LoaderError> {
+        Ok(self.read()?[counter as usize].iter().sum())
+    }
+}
+
+/// Mounts tracefs at [`TRACEFS`] unless it (or the debugfs copy) is there.
+pub fn ensure_tracefs() -> Result<(), LoaderError> {
+    for dir in [TRACEFS, "/sys/kernel/debug/tracing"] {
+        if Path::new(dir).join("events").is_dir() {
+            return Ok(());
+        }
+    }
+    tracing::info!("tracefs not mounted; mounting it at {TRACEFS}");
+    nix::mount::mount(
+        Some("nodev"),
+        TRACEFS,
+        Some("tracefs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(LoaderError::Tracefs)
+}
+
+/// The host mount namespace's inum: pid 1's (in a DaemonSet the agent runs
+/// with `hostPID`), or, where pid 1 cannot be inspected (a sandbox that
+/// hides it), the agent's own, with a warning.
+pub fn host_mnt_ns() -> u32 {
+    if let Ok(m) = std::fs::metadata("/proc/1/ns/mnt") {
+        return m.ino() as u32;
+    }
+    tracing::warn!("cannot read /proc/1/ns/mnt; taking the agent's own mount namespace as the host's");
+    std::fs::metadata("/proc/self/ns/mnt").map_or(0, |m| m.ino() as u32)
+}
+
+/// Resolves offsets, loads the object and attaches the exec program.
+pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
+    if object.is_empty() {
+        return Err(LoaderError::NoObject);
+    }
+    let page = 4096;
+    if !opts.ring_bytes.is_power_of_two() || opts.ring_bytes < page {
+        return Err(LoaderError::RingSize(opts.ring_bytes));
+    }
+    ensure_tracefs()?;
+    let kernel_btf = Btf::from_file(&opts.btf_path)?;
+    let config = ProgramConfig {
+        offsets: btf::offsets::resolve(&kernel_btf)?,
+        containers_only: u32::from(opts.containers_only),
+        host_mnt_ns: host_mnt_ns(),
+    };
+    drop(kernel_btf);
+    tracing::debug!(?config, "kernel offsets from BTF");
+
+    // `.btf(None)`: the programs use no CO-RE relocations (offsets come in
+    // CONFIG). Note that aya 0.14's `EbpfLoader::new()` still parses the
+    // kernel BTF once (about 14 MiB, freed right away): it dominates the
+    // agent's peak RSS.
+    let mut ebpf = EbpfLoader::new()
+        .btf(None)
+        .override_global(GLOBAL_CONFIG, &config, true)
+        .map_max_entries(MAP_EVENTS, opts.ring_bytes)
+        .load(object)
+        .map_err(LoaderError::Load)?;
+
+    let program: &mut TracePoint = ebpf
+        .program_mut(PROG_EXEC)
+        .ok_or(LoaderError::MissingMap(PROG_EXEC))?
+        .try_into()
+        .map_err(|source| LoaderError::Program { what: "not a tracepoint", source })?;
+    program.load().map_err(|source| LoaderError::Program { what: "verifier rejected it", source })?;
+    program
+        .attach("sched", "sched_process_exec")
+        .map_err(|source| LoaderError::Program { what: "attach to sched/sched_process_exec", source })?;
+
+    let events = ebpf.take_map(MAP_EVENTS).ok_or(LoaderError::MissingMap(MAP_EVENTS))?;
+    let events = RingBuf::try_from(events).map_err(|source| LoaderError::Map { name: MAP_EVENTS, source })?;
+    let counters = ebpf.take_map(MAP_COUNTERS).ok_or(LoaderError::MissingMap(MAP_COUNTERS))?;
+    let counters = PerCpuArray::try_from(counters)
+        .map_err(|source| LoaderError::Map { name: MAP_COUNTERS, source })?;
+    Ok(Loaded { ebpf, events, counters: KernelCounters(counters), config })
+}
+

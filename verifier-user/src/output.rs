@@ -1,1 +1,250 @@
-//! output (in progress)
+//! The JSON records the agent prints, one per line on stdout.
+//!
+//! The schema is versioned by a `schema` field in every record
+//! (`verifier.exec.v1`, `verifier.stats.v1`, `verifier.ready.v1`) and
+//! documented in `docs/schema.md`. Additive changes keep the version; a
+//! renamed or retyped field bumps it. Consumers should ignore fields they do
+//! not know.
+//!
+//! Bytes from the kernel are never silently altered: file names that are
+//! not UTF-8 are printed lossily in `filename` *and* exactly, hex-encoded,
+//! in `filename_hex`; JSON escaping takes care of newlines and quotes.
+
+use serde::Serialize;
+
+use crate::{
+    container::{Attribution, ContainerRef},
+    events::{ExecEvent, kernel_dev_to_user},
+};
+
+pub const SCHEMA_EXEC: &str = "verifier.exec.v1";
+pub const SCHEMA_STATS: &str = "verifier.stats.v1";
+pub const SCHEMA_READY: &str = "verifier.ready.v1";
+
+/// RFC 3339 UTC timestamp with nanoseconds, from Unix nanoseconds.
+pub fn rfc3339(unix_ns: i128) -> String {
+    let secs = unix_ns.div_euclid(1_000_000_000) as i64;
+    let nanos = unix_ns.rem_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Identity of the executed file.
+#[derive(Debug, Serialize)]
+pub struct ExeJson {
+    /// `major:minor`.
+    pub dev: String,
+    /// `st_dev` as `stat(2)` reports it.
+    pub st_dev: u64,
+    pub ino: u64,
+    pub size: i64,
+    pub ctime_sec: i64,
+    pub ctime_nsec: u32,
+}
+
+/// `verifier.exec.v1`
+#[derive(Debug, Serialize)]
+pub struct ExecJson<'a> {
+    pub schema: &'static str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub time: String,
+    pub node: &'a str,
+    pub pid: u32,
+    pub tgid: u32,
+    pub ppid: u32,
+    pub ns_pid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: String,
+    pub filename: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filename_hex: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub filename_truncated: bool,
+    pub exe: Option<ExeJson>,
+    pub cgroup_id: u64,
+    pub mnt_ns: u32,
+    pub pid_ns: u32,
+    pub host: bool,
+    pub container: Option<&'a ContainerRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution_error: Option<&'static str>,
+}
+
+impl<'a> ExecJson<'a> {
+    pub fn new(ev: &ExecEvent, node: &'a str, attribution: &'a Attribution) -> Self {
+        let filename = String::from_utf8_lossy(&ev.filename);
+        let exact = matches!(filename, std::borrow::Cow::Borrowed(_));
+        Self {
+            schema: SCHEMA_EXEC,
+            kind: "exec",
+            time: rfc3339(ev.unix_ns),
+            node,
+            pid: ev.pid,
+            tgid: ev.tgid,
+            ppid: ev.ppid,
+            ns_pid: ev.ns_pid,
+            uid: ev.uid,
+            gid: ev.gid,
+            comm: String::from_utf8_lossy(&ev.comm).into_owned(),
+            filename: filename.into_owned(),
+            filename_hex: (!exact).then(|| hex::encode(&ev.filename)),
+            filename_truncated: ev.filename_truncated,
+            exe: ev.exe.map(|id| ExeJson {
+                dev: format!("{}:{}", id.dev_major(), id.dev_minor()),
+                st_dev: kernel_dev_to_user(id.dev),
+                ino: id.ino,
+                size: id.size,
+                ctime_sec: id.ctime_sec,
+                ctime_nsec: id.ctime_nsec,
+            }),
+            cgroup_id: ev.cgroup_id,
+            mnt_ns: ev.mnt_ns,
+            pid_ns: ev.pid_ns,
+            host: matches!(attribution, Attribution::Host),
+            container: match attribution {
+                Attribution::Container(c) => Some(c),
+                _ => None,
+            },
+            attribution_error: match attribution {
+                Attribution::Unknown(why) => Some(why),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Kernel counters summed over CPUs, and per CPU.
+#[derive(Debug, Default, Serialize, Clone, PartialEq, Eq)]
+pub struct KernelStats {
+    pub seen: u64,
+    pub sent: u64,
+    pub dropped: u64,
+    pub filtered: u64,
+    pub identity_errors: u64,
+    /// Same counters per CPU (index = CPU).
+    pub per_cpu: std::collections::BTreeMap<&'static str, Vec<u64>>,
+}
+
+/// What userspace itself counted.
+#[derive(Debug, Default, Serialize, Clone, PartialEq, Eq)]
+pub struct UserStats {
+    /// Records taken off the ring buffer.
+    pub received: u64,
+    /// Records that failed to decode (counted, not printed).
+    pub decode_errors: u64,
+    /// Exec records printed.
+    pub printed: u64,
+    /// Events that could not be attributed.
+    pub unattributed: u64,
+    /// Distinct cgroups in the attribution cache.
+    pub cgroups_cached: u64,
+}
+
+/// `verifier.stats.v1`: periodic and final.
+#[derive(Debug, Serialize)]
+pub struct StatsJson<'a> {
+    pub schema: &'static str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub time: String,
+    pub node: &'a str,
+    /// `true` on the record printed at shutdown.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    pub uptime_sec: f64,
+    pub kernel: KernelStats,
+    pub user: UserStats,
+    /// `kernel.dropped` plus userspace decode errors: events that were lost.
+    pub lost: u64,
+    /// Peak resident set size of the agent, KiB.
+    pub max_rss_kib: u64,
+}
+
+/// `verifier.ready.v1`: printed once the programs are attached.
+#[derive(Debug, Serialize)]
+pub struct ReadyJson<'a> {
+    pub schema: &'static str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub time: String,
+    pub node: &'a str,
+    pub version: &'static str,
+    pub containers_only: bool,
+    pub ring_bytes: u32,
+    pub host_mnt_ns: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(951_782_400_000_000_001), "2000-02-29T00:00:00.000000001Z");
+        assert_eq!(rfc3339(1_795_394_096_123_456_789), "2026-11-23T00:34:56.123456789Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999999999Z");
+    }
+
+    fn event(name: &[u8]) -> ExecEvent {
+        ExecEvent {
+            unix_ns: 0,
+            pid: 1,
+            tgid: 1,
+            ppid: 0,
+            ns_pid: 1,
+            uid: 0,
+            gid: 0,
+            cgroup_id: 7,
+            mnt_ns: 1,
+            pid_ns: 2,
+            comm: b"sh".to_vec(),
+            filename: name.to_vec(),
+            filename_truncated: false,
+            exe: None,
+        }
+    }
+
+    #[test]
+    fn hostile_names_are_escaped_and_kept_exactly() {
+        let ev = event(b"/tmp/a\nb\"\xff");
+        let line = serde_json::to_string(&ExecJson::new(&ev, "n", &Attribution::Host)).expect("json");
+        assert!(!line.contains('\n'), "one record per line");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+        assert_eq!(v["filename"], "/tmp/a\nb\"\u{fffd}");
+        assert_eq!(
+            hex::decode(v["filename_hex"].as_str().expect("hex present")).expect("hex"),
+            b"/tmp/a\nb\"\xff"
+        );
+        assert_eq!(v["host"], true);
+        assert!(v["exe"].is_null());
+    }
+
+    #[test]
+    fn utf8_names_have_no_hex_copy() {
+        let ev = event("/usr/bin/été".as_bytes());
+        let v = serde_json::to_value(ExecJson::new(&ev, "n", &Attribution::Unknown("x"))).expect("json");
+        assert_eq!(v["filename"], "/usr/bin/été");
+        assert!(v.get("filename_hex").is_none());
+        assert_eq!(v["attribution_error"], "x");
+        assert_eq!(v["schema"], SCHEMA_EXEC);
+    }
+}

@@ -2,7 +2,7 @@
 //! offset is member `a.b.c` of `struct x`, and how big is `struct y`",
 //! looking through anonymous structs and unions as the C compiler does.
 
-use std::{collections::HashMap, path::Path};
+use std::path::Path;
 
 /// Why BTF could not be read or a field could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -43,9 +43,9 @@ const KIND_TYPE_TAG: u32 = 18;
 const KIND_ENUM64: u32 = 19;
 
 /// One member of a struct or union.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Member {
-    pub name: String,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Member<'a> {
+    pub name: &'a [u8],
     /// Type id of the member.
     pub type_id: u32,
     /// Offset in bits from the start of the enclosing struct.
@@ -54,20 +54,19 @@ pub struct Member {
     pub bitfield_size: u32,
 }
 
-#[derive(Clone, Debug)]
-struct Type {
-    kind: u32,
-    name: String,
-    /// `size` for sized kinds, referenced type id for the others.
-    size_or_type: u32,
-    members: Vec<Member>,
-}
-
-/// Parsed BTF: every type by id, and struct/union ids by name.
+/// Parsed BTF. Kernel BTF holds ~150,000 types; the agent needs a dozen, so
+/// this keeps the raw bytes plus one position per type and decodes members
+/// and names only when asked (a few MiB rather than tens of MiB at start-up).
 #[derive(Debug)]
 pub struct Btf {
-    types: Vec<Type>,
-    by_name: HashMap<String, Vec<u32>>,
+    data: Vec<u8>,
+    strings: std::ops::Range<usize>,
+    /// Byte position of each type's header; index = type id (0 = void).
+    type_pos: Vec<u32>,
+}
+
+fn le32(data: &[u8], off: usize) -> Option<u32> {
+    data.get(off..off + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 impl Btf {
@@ -78,130 +77,130 @@ impl Btf {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&data).map_err(|why| BtfError::Format {
+        Self::parse(data).map_err(|why| BtfError::Format {
             path: path.display().to_string(),
             why,
         })
     }
 
     /// Parses BTF bytes (little-endian, as on this machine).
-    pub fn parse(data: &[u8]) -> Result<Self, String> {
-        let u16_at = |off: usize| -> Result<u16, String> {
-            data.get(off..off + 2)
-                .map(|b| u16::from_le_bytes([b[0], b[1]]))
-                .ok_or_else(|| format!("truncated at byte {off}"))
-        };
-        let u32_at = |off: usize| -> Result<u32, String> {
-            data.get(off..off + 4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .ok_or_else(|| format!("truncated at byte {off}"))
-        };
-        if u16_at(0)? != MAGIC {
+    pub fn parse(data: impl Into<Vec<u8>>) -> Result<Self, String> {
+        let data = data.into();
+        let u32_at = |off: usize| le32(&data, off).ok_or_else(|| format!("truncated at byte {off}"));
+        let magic = data.get(0..2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+        if magic != Some(MAGIC) {
             return Err("bad magic (big-endian BTF is not supported)".into());
         }
         let hdr_len = u32_at(4)? as usize;
-        let type_off = u32_at(8)? as usize;
-        let type_len = u32_at(12)? as usize;
-        let str_off = u32_at(16)? as usize;
-        let str_len = u32_at(20)? as usize;
-        let types_start = hdr_len + type_off;
-        let types_end = types_start + type_len;
-        let strs_start = hdr_len + str_off;
-        let strings = data
-            .get(strs_start..strs_start + str_len)
-            .ok_or("string section out of bounds")?;
-        let name = |off: u32| -> String {
-            let s = strings.get(off as usize..).unwrap_or_default();
-            let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
-            String::from_utf8_lossy(&s[..end]).into_owned()
-        };
+        let (type_off, type_len) = (u32_at(8)? as usize, u32_at(12)? as usize);
+        let (str_off, str_len) = (u32_at(16)? as usize, u32_at(20)? as usize);
+        let types_start = hdr_len.saturating_add(type_off);
+        let types_end = types_start.saturating_add(type_len);
+        let strs_start = hdr_len.saturating_add(str_off);
+        let strings = strs_start..strs_start.saturating_add(str_len);
+        if strings.end > data.len() {
+            return Err("string section out of bounds".into());
+        }
         if types_end > data.len() {
             return Err("type section out of bounds".into());
         }
-
-        // Type id 0 is void.
-        let mut types = vec![Type { kind: 0, name: String::new(), size_or_type: 0, members: vec![] }];
+        let mut type_pos = vec![0u32];
         let mut pos = types_start;
         while pos < types_end {
-            let name_off = u32_at(pos)?;
             let info = u32_at(pos + 4)?;
-            let size_or_type = u32_at(pos + 8)?;
-            pos += 12;
             let vlen = (info & 0xffff) as usize;
             let kind = (info >> 24) & 0x1f;
-            let kind_flag = info >> 31 == 1;
-            let mut members = Vec::new();
-            pos += match kind {
+            let extra = match kind {
                 KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
                 KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
                 | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => 0,
                 KIND_ARRAY => 12,
-                KIND_STRUCT | KIND_UNION => {
-                    for i in 0..vlen {
-                        let m = pos + i * 12;
-                        let raw_off = u32_at(m + 8)?;
-                        let (bit_offset, bitfield_size) = if kind_flag {
-                            (raw_off & 0xff_ffff, raw_off >> 24)
-                        } else {
-                            (raw_off, 0)
-                        };
-                        members.push(Member {
-                            name: name(u32_at(m)?),
-                            type_id: u32_at(m + 4)?,
-                            bit_offset,
-                            bitfield_size,
-                        });
-                    }
-                    vlen * 12
-                }
+                KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => vlen * 12,
                 KIND_ENUM | KIND_FUNC_PROTO => vlen * 8,
-                KIND_DATASEC | KIND_ENUM64 => vlen * 12,
-                other => return Err(format!("unknown BTF kind {other} at byte {}", pos - 12)),
+                other => return Err(format!("unknown BTF kind {other} at byte {pos}")),
             };
-            types.push(Type { kind, name: name(name_off), size_or_type, members });
+            type_pos.push(pos as u32);
+            pos += 12 + extra;
         }
-        let mut by_name: HashMap<String, Vec<u32>> = HashMap::new();
-        for (id, t) in types.iter().enumerate() {
-            if matches!(t.kind, KIND_STRUCT | KIND_UNION) && !t.name.is_empty() {
-                by_name.entry(t.name.clone()).or_default().push(id as u32);
-            }
+        if pos > types_end {
+            return Err(format!("last type runs past the type section (byte {pos})"));
         }
-        Ok(Self { types, by_name })
+        Ok(Self { data, strings, type_pos })
     }
 
     /// Number of types, including void.
     pub fn len(&self) -> usize {
-        self.types.len()
+        self.type_pos.len()
     }
 
     /// Whether there are no types besides void.
     pub fn is_empty(&self) -> bool {
-        self.types.len() <= 1
+        self.type_pos.len() <= 1
+    }
+
+    fn word(&self, off: usize) -> u32 {
+        // Bounds were checked by `parse` for every type it indexed.
+        le32(&self.data, off).unwrap_or(0)
+    }
+
+    /// (name offset, kind, kind_flag, vlen, size_or_type) of type `id`.
+    fn header(&self, id: u32) -> Option<(u32, u32, bool, usize, u32)> {
+        let pos = *self.type_pos.get(id as usize)? as usize;
+        if id == 0 {
+            return None;
+        }
+        let info = self.word(pos + 4);
+        Some((self.word(pos), (info >> 24) & 0x1f, info >> 31 == 1, (info & 0xffff) as usize, self.word(pos + 8)))
+    }
+
+    fn name(&self, off: u32) -> &[u8] {
+        let s = self.data.get(self.strings.start + off as usize..self.strings.end).unwrap_or_default();
+        &s[..s.iter().position(|&b| b == 0).unwrap_or(s.len())]
+    }
+
+    /// Members of struct/union `id` (empty for other kinds).
+    fn members(&self, id: u32) -> impl Iterator<Item = Member<'_>> {
+        let (kind, flag, vlen) = match self.header(id) {
+            Some((_, k @ (KIND_STRUCT | KIND_UNION), flag, vlen, _)) => (k, flag, vlen),
+            _ => (0, false, 0),
+        };
+        let base = self.type_pos.get(id as usize).map_or(0, |&p| p as usize + 12);
+        (0..if kind == 0 { 0 } else { vlen }).map(move |i| {
+            let m = base + i * 12;
+            let raw = self.word(m + 8);
+            let (bit_offset, bitfield_size) = if flag { (raw & 0xff_ffff, raw >> 24) } else { (raw, 0) };
+            Member { name: self.name(self.word(m)), type_id: self.word(m + 4), bit_offset, bitfield_size }
+        })
     }
 
     fn struct_id(&self, name: &str) -> Result<u32, BtfError> {
-        // A name can repeat (a complete definition and an unused duplicate);
-        // the one with members is the definition.
-        let ids = self.by_name.get(name).ok_or_else(|| BtfError::NoStruct(name.into()))?;
-        ids.iter()
-            .copied()
-            .find(|&id| !self.types[id as usize].members.is_empty())
-            .or_else(|| ids.first().copied())
-            .ok_or_else(|| BtfError::NoStruct(name.into()))
+        // A name can repeat (a definition and a forward-declared or empty
+        // duplicate); the one with members is the definition.
+        let mut fallback = None;
+        for id in 1..self.type_pos.len() as u32 {
+            let Some((name_off, kind, _, vlen, _)) = self.header(id) else { continue };
+            if matches!(kind, KIND_STRUCT | KIND_UNION) && self.name(name_off) == name.as_bytes() {
+                if vlen > 0 {
+                    return Ok(id);
+                }
+                fallback.get_or_insert(id);
+            }
+        }
+        fallback.ok_or_else(|| BtfError::NoStruct(name.into()))
     }
 
     /// Size in bytes of `struct name`.
     pub fn struct_size(&self, name: &str) -> Result<u32, BtfError> {
-        Ok(self.types[self.struct_id(name)? as usize].size_or_type)
+        let id = self.struct_id(name)?;
+        Ok(self.header(id).map_or(0, |h| h.4))
     }
 
     /// Follows typedefs and qualifiers to the underlying type id.
     fn resolve(&self, mut id: u32) -> u32 {
         for _ in 0..32 {
-            let Some(t) = self.types.get(id as usize) else { return id };
-            match t.kind {
-                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
-                    id = t.size_or_type;
+            match self.header(id) {
+                Some((_, KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG, _, _, t)) => {
+                    id = t;
                 }
                 _ => return id,
             }
@@ -210,23 +209,19 @@ impl Btf {
     }
 
     /// Finds `member` directly in type `id` or inside its anonymous
-    /// struct/union members; returns (bit offset, member).
-    fn find_member(&self, id: u32, member: &str) -> Option<(u32, &Member)> {
-        let t = self.types.get(self.resolve(id) as usize)?;
-        if !matches!(t.kind, KIND_STRUCT | KIND_UNION) {
+    /// struct/union members (depth-bounded); returns (bit offset, member).
+    fn find_member(&self, id: u32, member: &str, depth: u32) -> Option<(u32, Member<'_>)> {
+        if depth > 8 {
             return None;
         }
-        for m in &t.members {
-            if m.name == member {
-                return Some((m.bit_offset, m));
-            }
+        let id = self.resolve(id);
+        if let Some(m) = self.members(id).find(|m| m.name == member.as_bytes()) {
+            return Some((m.bit_offset, m));
         }
-        for m in t.members.iter().filter(|m| m.name.is_empty()) {
-            if let Some((off, found)) = self.find_member(m.type_id, member) {
-                return Some((m.bit_offset + off, found));
-            }
-        }
-        None
+        self.members(id).filter(|m| m.name.is_empty()).find_map(|anon| {
+            self.find_member(anon.type_id, member, depth + 1)
+                .map(|(off, found)| (anon.bit_offset + off, found))
+        })
     }
 
     /// Byte offset of a dotted member path (`"ns.inum"`) in `struct strukt`.
@@ -235,7 +230,7 @@ impl Btf {
         let mut id = self.struct_id(strukt)?;
         let mut bits = 0u32;
         for part in path.split('.') {
-            let (off, m) = self.find_member(id, part).ok_or_else(|| BtfError::NoMember {
+            let (off, m) = self.find_member(id, part, 0).ok_or_else(|| BtfError::NoMember {
                 strukt: strukt.into(),
                 member: path.into(),
             })?;
@@ -248,20 +243,13 @@ impl Btf {
         Ok(bits / 8)
     }
 
-    /// Whether `struct strukt` has a member at `path`.
-    pub fn has_member(&self, strukt: &str, path: &str) -> bool {
-        self.member_offset(strukt, path).is_ok()
-    }
-
     /// Whether the member at `path` of `strukt` is a pointer.
     pub fn member_is_pointer(&self, strukt: &str, path: &str) -> bool {
         let Ok(mut id) = self.struct_id(strukt) else { return false };
-        let mut last = None;
         for part in path.split('.') {
-            let Some((_, m)) = self.find_member(id, part) else { return false };
+            let Some((_, m)) = self.find_member(id, part, 0) else { return false };
             id = m.type_id;
-            last = Some(m.type_id);
         }
-        last.is_some_and(|t| self.types[self.resolve(t) as usize].kind == KIND_PTR)
+        self.header(self.resolve(id)).is_some_and(|h| h.1 == KIND_PTR)
     }
 }

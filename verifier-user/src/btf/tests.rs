@@ -62,7 +62,7 @@ fn anonymous_union_members_are_found_with_their_offset() {
         ("", info(5, 2), 4, vec![name(0), 1, 0, name(1), 1, 0]),
         ("outer", info(4, 2), 12, vec![name(2), 1, 0, 0, 2, 64]),
     ];
-    let btf = Btf::parse(&blob(&types, &["a", "b", "x"])).expect("parses");
+    let btf = Btf::parse(blob(&types, &["a", "b", "x"])).expect("parses");
     assert_eq!(btf.member_offset("outer", "x").expect("x"), 0);
     assert_eq!(btf.member_offset("outer", "b").expect("b through anon union"), 8);
     assert_eq!(btf.struct_size("outer").expect("size"), 12);
@@ -77,22 +77,22 @@ fn bitfields_are_refused() {
         ("int", info(1, 0), 4, vec![32]),
         ("s", info(4, 1) | 1 << 31, 4, vec![name(0), 1, (3 << 24) | 5]),
     ];
-    let btf = Btf::parse(&blob(&types, &["f"])).expect("parses");
+    let btf = Btf::parse(blob(&types, &["f"])).expect("parses");
     let err = btf.member_offset("s", "f").unwrap_err().to_string();
     assert!(err.contains("bitfield"), "{err}");
 }
 
 #[test]
 fn garbage_and_truncation_are_errors_not_panics() {
-    assert!(Btf::parse(b"").is_err());
-    assert!(Btf::parse(b"\x00\x00garbage-garbage-garbage").is_err());
+    assert!(Btf::parse(b"".to_vec()).is_err());
+    assert!(Btf::parse(b"\x00\x00garbage-garbage-garbage".to_vec()).is_err());
     let good = blob(&[("int", info(1, 0), 4, vec![32])], &[]);
     for cut in 0..good.len() {
-        let _ = Btf::parse(&good[..cut]);
+        let _ = Btf::parse(good[..cut].to_vec());
     }
     let mut bad_kind = good.clone();
     bad_kind[24 + 7] = 30; // kind 30 does not exist
-    assert!(Btf::parse(&bad_kind).unwrap_err().contains("unknown BTF kind"));
+    assert!(Btf::parse(bad_kind).unwrap_err().contains("unknown BTF kind"));
 }
 
 /// `bpftool btf dump ... format raw`, parsed independently of our reader:

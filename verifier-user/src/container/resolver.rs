@@ -55,12 +55,11 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// A resolver for this host: finds the cgroup2 mount and the host mount
-    /// namespace (that of pid 1).
-    pub fn new(state_roots: Vec<StateRoot>) -> Self {
+    /// A resolver for this host: finds the cgroup2 mount; `host_mnt_ns` is
+    /// the mount namespace of host processes.
+    pub fn new(state_roots: Vec<StateRoot>, host_mnt_ns: u32) -> Self {
         let cgroup2 = find_cgroup2_mount();
         let cgroup2_root_id = cgroup2.as_deref().and_then(|p| fs::metadata(p).ok()).map_or(1, |m| m.ino());
-        let host_mnt_ns = fs::metadata("/proc/1/ns/mnt").map_or(0, |m| m.ino() as u32);
         Self {
             proc_root: "/proc".into(),
             cgroup2,
