@@ -1,1 +1,28 @@
-//! Shared helpers for the root integration tests.
+//! Shared pieces of the root integration tests, the demo and the
+//! benchmarks: a busybox OCI bundle, a runc driver, the agent as a child
+//! process, and an exec storm. Everything here is real: the kernel loads the
+//! real programs, runc runs real containers.
+
+pub mod agent;
+pub mod bundle;
+pub mod runc;
+pub mod storm;
+
+/// Skips the calling test (with the reason on stderr) unless running as
+/// root: the integration tier loads eBPF and runs containers.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("skipped: needs root (loads eBPF programs, runs runc)");
+            return;
+        }
+    };
+}
+
+/// One lock for tests that watch every exec on the machine: they must not
+/// see each other's storms.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,1 +1,64 @@
-fn main() {}
+//! `cargo xtask`: everything around the build that a fresh machine or CI
+//! needs, so that the README's two commands are all a user runs.
+//!
+//! - `setup`: install what building and testing need, idempotently (a
+//!   second run is a no-op in well under a second);
+//! - `demo`: build, then watch a real runc container's execs;
+//! - `test`: setup, build, then unit and root integration tests;
+//! - `bench`: exec-storm slowdown with and without the agent.
+
+mod bench;
+mod demo;
+mod setup;
+mod util;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Build, demo, test and benchmark tasks for the verifier")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install the toolchain pieces and packages the build and tests need.
+    Setup,
+    /// Build the release binary (after setup): target/release/verifier.
+    Build,
+    /// Build a busybox image, run it with runc under the agent, show its execs.
+    Demo(demo::DemoArgs),
+    /// Run every test: unit tests and root integration tests.
+    Test {
+        /// Extra arguments passed to `cargo test`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Exec-storm benchmark: slowdown with the agent against none, in one run.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Setup => setup::run(),
+        Cmd::Build => {
+            setup::run()?;
+            util::build_release()
+        }
+        Cmd::Demo(args) => {
+            setup::run()?;
+            util::build_release()?;
+            demo::run(&args)
+        }
+        Cmd::Test { args } => {
+            setup::run()?;
+            util::test(&args)
+        }
+        Cmd::Bench(args) => {
+            setup::run()?;
+            util::build_release()?;
+            bench::run(&args)
+        }
+    }
+}

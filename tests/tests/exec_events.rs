@@ -1,0 +1,173 @@
+//! Root tier: the real exec program in the real kernel, real runc
+//! containers. Each test holds `exclusive()` because the agent sees every
+//! exec on the machine.
+
+use std::{os::unix::fs::MetadataExt as _, process::Command};
+
+use serde_json::Value;
+use verifier_tests::{
+    agent::{Agent, execs, final_stats},
+    bundle::Bundle,
+    exclusive, require_root,
+    runc::Container,
+    storm,
+};
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// Kernel counters balance: every seen exec was sent, dropped or filtered,
+/// and userspace received every sent record.
+fn assert_counters_balance(stats: &Value) {
+    let k = &stats["kernel"];
+    let n = |v: &Value| v.as_u64().expect("counter is a number");
+    assert_eq!(
+        n(&k["seen"]),
+        n(&k["sent"]) + n(&k["dropped"]) + n(&k["filtered"]),
+        "seen = sent + dropped + filtered: {stats}"
+    );
+    assert_eq!(n(&k["sent"]), n(&stats["user"]["received"]), "every sent record reached userspace: {stats}");
+    assert_eq!(n(&stats["user"]["decode_errors"]), 0, "{stats}");
+}
+
+#[test]
+fn container_exec_carries_container_id_filename_and_inode() {
+    require_root!();
+    let _lock = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = Bundle::busybox(dir.path(), &["sleep", "60"]).expect("bundle");
+    let agent = Agent::start(&["--stats-interval", "0"]).expect("agent starts");
+    let id = unique("vt-exec");
+    let container = Container::run(&bundle.dir, &id).expect("runc run");
+    let out = container.exec(&["/bin/ls", "/etc"]).expect("runc exec");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("os-release"));
+    let records = agent.stop().expect("agent stops cleanly");
+
+    let busybox = std::fs::metadata(bundle.rootfs().join("bin/busybox")).expect("stat busybox");
+    let ls: Vec<&Value> = execs(&records)
+        .filter(|r| r["filename"] == "/bin/ls" && r["container"]["id"] == id.as_str())
+        .collect();
+    assert_eq!(ls.len(), 1, "exactly one /bin/ls exec in {id}: {records:?}");
+    let ls = ls[0];
+    assert_eq!(ls["container"]["runtime"], "runc");
+    assert_eq!(ls["host"], false);
+    assert_eq!(ls["exe"]["ino"].as_u64(), Some(busybox.ino()), "inode of the symlink's target");
+    assert_eq!(ls["exe"]["st_dev"].as_u64(), Some(busybox.dev()), "device as stat(2) reports it");
+    assert_eq!(ls["exe"]["size"].as_u64(), Some(busybox.size()));
+    assert_eq!(ls["exe"]["ctime_sec"].as_i64(), Some(busybox.ctime()));
+    assert_eq!(ls["exe"]["ctime_nsec"].as_i64(), Some(busybox.ctime_nsec()));
+    assert!(ls["ns_pid"].as_u64().is_some_and(|p| p > 1), "pid inside the container's namespace");
+    assert_ne!(ls["mnt_ns"], own_mnt_ns(), "the container has its own mount namespace");
+    // The container's init (`sleep`) was seen too, in the same container.
+    assert!(execs(&records).any(|r| r["filename"] == "/bin/sleep" && r["container"]["id"] == id.as_str()));
+    assert_counters_balance(final_stats(&records).expect("final stats"));
+    drop(container);
+}
+
+fn own_mnt_ns() -> Value {
+    std::fs::metadata("/proc/self/ns/mnt").map(|m| m.ino()).expect("own mnt ns").into()
+}
+
+#[test]
+fn host_exec_is_attributed_to_the_host() {
+    require_root!();
+    let _lock = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = storm::marker_program(dir.path(), &unique("host-marker")).expect("marker");
+    let agent = Agent::start(&["--stats-interval", "0"]).expect("agent starts");
+    assert!(Command::new(&marker).status().expect("runs").success());
+    let records = agent.stop().expect("agent stops");
+    let name = marker.to_str().expect("utf-8 path");
+    let hits: Vec<&Value> = execs(&records).filter(|r| r["filename"] == name).collect();
+    assert_eq!(hits.len(), 1, "{records:?}");
+    assert_eq!(hits[0]["host"], true);
+    assert!(hits[0]["container"].is_null());
+    let meta = std::fs::metadata(&marker).expect("stat");
+    assert_eq!(hits[0]["exe"]["ino"].as_u64(), Some(meta.ino()));
+    assert_eq!(hits[0]["ppid"].as_u64(), Some(u64::from(std::process::id())), "parent is this test");
+}
+
+#[test]
+fn containers_only_filters_host_execs_in_the_kernel() {
+    require_root!();
+    let _lock = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = Bundle::busybox(&dir.path().join("bundle"), &["sleep", "60"]).expect("bundle");
+    let marker = storm::marker_program(dir.path(), &unique("filtered-marker")).expect("marker");
+    let agent = Agent::start(&["--containers-only", "--stats-interval", "0"]).expect("agent starts");
+    for _ in 0..20 {
+        assert!(Command::new(&marker).status().expect("runs").success());
+    }
+    let id = unique("vt-filter");
+    let container = Container::run(&bundle.dir, &id).expect("runc run");
+    container.exec(&["/bin/true"]).expect("exec");
+    let records = agent.stop().expect("agent stops");
+    let name = marker.to_str().expect("utf-8");
+    assert_eq!(execs(&records).filter(|r| r["filename"] == name).count(), 0, "host execs are filtered");
+    assert!(execs(&records).any(|r| r["filename"] == "/bin/true" && r["container"]["id"] == id.as_str()));
+    let stats = final_stats(&records).expect("stats");
+    assert!(stats["kernel"]["filtered"].as_u64().expect("n") >= 20, "{stats}");
+    assert_counters_balance(stats);
+}
+
+#[test]
+fn exec_storm_of_20000_loses_nothing_silently() {
+    require_root!();
+    let _lock = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = storm::marker_program(dir.path(), &unique("storm")).expect("marker");
+    let agent = Agent::start(&["--stats-interval", "1"]).expect("agent starts");
+    let (done, took) = storm::by_count(&marker, 20_000, 2);
+    assert_eq!(done, 20_000, "every exec in the storm succeeded");
+    let records = agent.stop().expect("agent stops");
+    let stats = final_stats(&records).expect("stats");
+    assert_counters_balance(stats);
+    let name = marker.to_str().expect("utf-8");
+    let seen = execs(&records).filter(|r| r["filename"] == name).count() as u64;
+    let dropped = stats["kernel"]["dropped"].as_u64().expect("n");
+    eprintln!(
+        "storm: {done} execs in {:.1} s ({:.0}/s); marker events {seen}; dropped {dropped}",
+        took.as_secs_f64(),
+        done as f64 / took.as_secs_f64()
+    );
+    // Whatever was not printed was counted as dropped.
+    assert!(seen + dropped >= 20_000, "seen {seen} + dropped {dropped} < 20000");
+    assert_eq!(dropped, 0, "the default ring buffer holds a 2-worker storm");
+    assert_eq!(seen, 20_000);
+}
+
+#[test]
+fn agent_mounts_tracefs_and_detaches_on_sigterm() {
+    require_root!();
+    let _lock = exclusive();
+    // Start from a machine without tracefs, as a fresh node is.
+    let tracefs = std::path::Path::new("/sys/kernel/tracing");
+    if tracefs.join("events").is_dir() {
+        let _ = nix::mount::umount2(tracefs, nix::mount::MntFlags::MNT_DETACH);
+    }
+    assert!(!tracefs.join("events").is_dir(), "tracefs unmounted for the test");
+    let agent = Agent::start(&["--stats-interval", "0"]).expect("agent starts without tracefs");
+    assert!(tracefs.join("events/sched/sched_process_exec").is_dir(), "agent mounted tracefs");
+    let pid = agent.pid();
+    let attached = count_exec_programs();
+    assert!(attached >= 1, "our program is loaded while the agent runs");
+    agent.stop().expect("clean stop");
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert_eq!(count_exec_programs(), attached - 1, "SIGTERM unloads the program");
+}
+
+/// Tracepoint programs named like ours that the kernel has loaded.
+fn count_exec_programs() -> usize {
+    let out = Command::new("bpftool").args(["prog", "show", "--json"]).output().expect("bpftool");
+    let progs: Vec<Value> = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
+    progs
+        .iter()
+        .filter(|p| {
+            p["type"] == "tracepoint" && p["name"].as_str().is_some_and(|n| "sched_process_exec".starts_with(n))
+        })
+        .count()
+}

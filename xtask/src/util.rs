@@ -1,0 +1,59 @@
+//! Small helpers: running commands with clear errors, paths.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail};
+
+/// The workspace root (xtask's parent directory).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| ".".into(), Path::to_path_buf)
+}
+
+/// Runs a command to completion; fails with the command line on error.
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+/// Runs a command and returns its stdout (trimmed).
+pub fn output(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `cargo` with PATH including the bpf-linker install directory.
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root()).env("PATH", crate::setup::path_with_cargo_bin());
+    cmd
+}
+
+/// Builds the release agent binary.
+pub fn build_release() -> anyhow::Result<()> {
+    eprintln!("xtask: building target/release/verifier");
+    run(cargo().args(["build", "--release", "-p", "verifier-user", "--bin", "verifier"]))
+}
+
+/// Path of the release binary.
+pub fn verifier_bin() -> PathBuf {
+    root().join("target/release/verifier")
+}
+
+/// Builds, then runs the workspace tests with the release binary for the
+/// integration tier.
+pub fn test(extra: &[String]) -> anyhow::Result<()> {
+    build_release()?;
+    run(cargo()
+        .args(["test", "--workspace", "--release"])
+        .args(extra)
+        .env("VERIFIER_BIN", verifier_bin()))
+}
