@@ -1,20 +1,21 @@
 //! The agent as a child process: started, waited for (`ready` record),
-//! stopped with SIGTERM, its JSON lines collected and parsed.
+//! stopped with SIGTERM, its JSON lines parsed afterwards.
+//!
+//! The agent's stdout goes to a file, as it would to a log shipper's spool:
+//! the harness reads nothing while a test or benchmark runs, so it takes no
+//! CPU from the workload being measured.
 
 use std::{
-    io::{BufRead as _, BufReader},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::mpsc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
 /// The `verifier` binary under test: `$VERIFIER_BIN` (set by `cargo xtask
-/// test`), else `target/release/verifier` or `target/debug/verifier` next to
-/// the test executable.
+/// test`), else `verifier` in the target directory of the test executable.
 pub fn verifier_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("VERIFIER_BIN") {
         return p.into();
@@ -27,7 +28,8 @@ pub fn verifier_bin() -> PathBuf {
 /// A running agent.
 pub struct Agent {
     child: Child,
-    lines: mpsc::Receiver<String>,
+    _dir: tempfile::TempDir,
+    out: PathBuf,
     pub ready: Value,
 }
 
@@ -35,34 +37,41 @@ impl Agent {
     /// Starts `verifier agent <args>` and waits (up to 30 s) for its ready
     /// record.
     pub fn start(args: &[&str]) -> anyhow::Result<Self> {
-        let bin = verifier_bin();
-        let mut child = Command::new(&bin)
+        Self::start_bin(&verifier_bin(), args)
+    }
+
+    /// As [`Agent::start`], with an explicit binary.
+    pub fn start_bin(bin: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let out = dir.path().join("agent.jsonl");
+        let file = std::fs::File::create(&out)?;
+        let mut child = Command::new(bin)
             .arg("agent")
             .args(args)
-            .env("VERIFIER_LOG", "warn")
+            .env("VERIFIER_LOG", "error")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(file)
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("starting {} (build it: `cargo xtask build`)", bin.display()))?;
-        let stdout = child.stdout.take().context("agent stdout")?;
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
+        let started = Instant::now();
+        let ready = loop {
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            if let Some((first, _)) = text.split_once('\n') {
+                break serde_json::from_str::<Value>(first).with_context(|| format!("first line is not JSON: {first}"))?;
             }
-        });
-        let first = lines
-            .recv_timeout(Duration::from_secs(30))
-            .context("the agent printed nothing within 30 s")?;
-        let ready: Value = serde_json::from_str(&first).context("first line is not JSON")?;
+            if let Some(status) = child.try_wait()? {
+                bail!("the agent exited before it was ready: {status}");
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("the agent printed nothing within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
         if ready["type"] != "ready" {
-            bail!("expected a ready record first, got {first}");
+            bail!("expected a ready record first, got {ready}");
         }
-        Ok(Self { child, lines, ready })
+        Ok(Self { child, _dir: dir, out, ready })
     }
 
     /// Pid of the agent process.
@@ -80,7 +89,11 @@ impl Agent {
         if !status.success() {
             bail!("agent exited with {status}");
         }
-        self.lines.iter().map(|l| serde_json::from_str(&l).with_context(|| format!("bad JSON line: {l}"))).collect()
+        let text = std::fs::read_to_string(&self.out)?;
+        text.lines()
+            .skip(1)
+            .map(|l| serde_json::from_str(l).with_context(|| format!("bad JSON line: {l}")))
+            .collect()
     }
 }
 

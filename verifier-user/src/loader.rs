@@ -128,6 +128,34 @@ pub fn host_mnt_ns() -> u32 {
     std::fs::metadata("/proc/self/ns/mnt").map_or(0, |m| m.ino() as u32)
 }
 
+/// An `EbpfLoader` that has not parsed the kernel's BTF.
+///
+/// aya 0.14's `EbpfLoader::new()` parses all of `/sys/kernel/btf/vmlinux`
+/// eagerly (over 20 MiB of peak heap), even when `.btf(None)` follows: that
+/// alone would double the agent's peak RSS. So the loader is created on a
+/// short-lived thread that first moves into a private mount namespace and
+/// hides `/sys/kernel/btf` there; nothing else sees that namespace, and the
+/// thread ends right after. Where that is not possible (no CAP_SYS_ADMIN),
+/// the plain constructor is used.
+fn loader_without_kernel_btf() -> EbpfLoader<'static> {
+    let private = std::thread::spawn(|| -> Option<EbpfLoader<'static>> {
+        use nix::mount::{MsFlags, mount};
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).ok()?;
+        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).ok()?;
+        mount(Some("none"), "/sys/kernel/btf", Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>).ok()?;
+        Some(EbpfLoader::new())
+    })
+    .join()
+    .ok()
+    .flatten();
+    let mut loader = private.unwrap_or_else(|| {
+        tracing::debug!("could not hide kernel BTF from aya; using the plain loader");
+        EbpfLoader::new()
+    });
+    loader.btf(None);
+    loader
+}
+
 /// Resolves offsets, loads the object and attaches the exec program.
 pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
     if object.is_empty() {
@@ -147,12 +175,9 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
     drop(kernel_btf);
     tracing::debug!(?config, "kernel offsets from BTF");
 
-    // `.btf(None)`: the programs use no CO-RE relocations (offsets come in
-    // CONFIG). Note that aya 0.14's `EbpfLoader::new()` still parses the
-    // kernel BTF once (about 14 MiB, freed right away): it dominates the
-    // agent's peak RSS.
-    let mut ebpf = EbpfLoader::new()
-        .btf(None)
+    // The programs use no CO-RE relocations (offsets come in CONFIG), so
+    // aya needs no kernel BTF; see `loader_without_kernel_btf`.
+    let mut ebpf = loader_without_kernel_btf()
         .override_global(GLOBAL_CONFIG, &config, true)
         .map_max_entries(MAP_EVENTS, opts.ring_bytes)
         .load(object)

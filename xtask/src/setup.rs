@@ -18,7 +18,7 @@ use std::{
 
 use anyhow::Context as _;
 
-use crate::util::{output, root, run};
+use crate::util::{self, output, root};
 
 const APT_PACKAGES: &[&str] = &["runc", "busybox-static", "bpftool"];
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -87,8 +87,8 @@ fn apt() -> anyhow::Result<bool> {
         return Ok(false);
     }
     eprintln!("xtask setup: installing {}", missing.join(" "));
-    run(Command::new("apt-get").arg("update").arg("-qq"))?;
-    run(Command::new("apt-get")
+    util::run(Command::new("apt-get").arg("update").arg("-qq"))?;
+    util::run(Command::new("apt-get")
         .args(["install", "-y", "-qq", "--no-install-recommends"])
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive"))
@@ -102,7 +102,7 @@ fn rust_src() -> anyhow::Result<bool> {
     if installed.lines().any(|l| l.starts_with("rust-src")) {
         return Ok(false);
     }
-    run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+    util::run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
     Ok(true)
 }
 
@@ -153,7 +153,7 @@ fn bpf_linker() -> anyhow::Result<bool> {
         return Ok(false);
     }
     eprintln!("xtask setup: building bpf-linker {BPF_LINKER_VERSION} against {} (about a minute)", libllvm.display());
-    run(Command::new("cargo")
+    util::run(Command::new("cargo")
         .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--force"])
         .args(["--no-default-features", "--features", "llvm-22"])
         .env("LLVM_PREFIX", llvm_prefix()))?;
@@ -175,7 +175,7 @@ fn validators() -> anyhow::Result<bool> {
     if present {
         return Ok(false);
     }
-    run(Command::new("python3").args(["-m", "pip", "install", "-q", "-r"]).arg(&requirements))
+    util::run(Command::new("python3").args(["-m", "pip", "install", "-q", "-r"]).arg(&requirements))
         .context("installing the SBOM validators from PyPI")?;
     Ok(true)
 }

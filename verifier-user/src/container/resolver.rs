@@ -100,6 +100,12 @@ impl Resolver {
     }
 
     fn lookup(&self, key: Key, cgroup_id: u64, tgid: u32, mnt_ns: u32) -> Option<Attribution> {
+        // Every runtime gives a container its own mount namespace, so a
+        // process in the host's is a host process: no I/O needed, and no
+        // race with a short-lived process that is already gone.
+        if mnt_ns != 0 && mnt_ns == self.host_mnt_ns {
+            return Some(Attribution::Host);
+        }
         let runtime_of = |leaf: &str| self.runtime_of(leaf);
         let proc_cgroup = self.proc_root.join(tgid.to_string()).join("cgroup");
         let container = match fs::read_to_string(&proc_cgroup) {
@@ -112,7 +118,7 @@ impl Resolver {
         };
         Some(match container {
             Some(c) => Attribution::Container(c),
-            None if mnt_ns == self.host_mnt_ns || mnt_ns == 0 => Attribution::Host,
+            None if mnt_ns == 0 => Attribution::Host,
             None => Attribution::Unknown("own mount namespace but no container cgroup"),
         })
     }
