@@ -42,6 +42,7 @@
 mod apk;
 mod dpkg;
 mod error;
+pub mod generate;
 mod json;
 mod model;
 mod path;

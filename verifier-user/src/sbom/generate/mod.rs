@@ -35,7 +35,7 @@ pub mod hash;
 mod image;
 mod layer;
 pub mod packages;
-mod rootfs;
+pub mod rootfs;
 pub mod spdx;
 mod time;
 pub mod tree;
