@@ -72,13 +72,13 @@ use crate::{
 /// Errors that stop a check (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    #[error("rootfs {path} cannot be read: {source}; pass the directory of an unpacked image")]
-    Rootfs { path: PathBuf, source: io::Error },
+    #[error("rootfs {path} cannot be read: {error}; pass the directory of an unpacked image")]
+    Rootfs { path: PathBuf, error: io::Error },
     #[error("rootfs {path} is not a directory; pass the directory of an unpacked image")]
     NotADirectory { path: PathBuf },
     #[error(transparent)]
     Sbom(#[from] SbomError),
-    #[error("writing the report failed: {0}")]
+    #[error("writing the report failed")]
     Write(#[source] io::Error),
 }
 
@@ -188,7 +188,7 @@ pub fn load_sboms(paths: &[PathBuf], root_prefix: Option<&str>) -> Result<(Manif
 
 /// Checks `rootfs` against `manifest`.
 pub fn check(rootfs: &Path, manifest: &Manifest, sboms: Vec<SbomInfo>, threads: Option<usize>) -> Result<Report, CheckError> {
-    let meta = fs::metadata(rootfs).map_err(|source| CheckError::Rootfs { path: rootfs.to_owned(), source })?;
+    let meta = fs::metadata(rootfs).map_err(|error| CheckError::Rootfs { path: rootfs.to_owned(), error })?;
     if !meta.is_dir() {
         return Err(CheckError::NotADirectory { path: rootfs.to_owned() });
     }

@@ -107,7 +107,7 @@ fn walk(root: &Path, warnings: &mut Vec<String>) -> Result<(Tree, Vec<Found>), C
     while let Some((dir, tree_dir, dir_not_utf8)) = stack.pop() {
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
-            Err(source) if first => return Err(CheckError::Rootfs { path: dir, source }),
+            Err(error) if first => return Err(CheckError::Rootfs { path: dir, error }),
             Err(err) => {
                 warnings.push(format!("directory {} not checked: {err}", dir.display()));
                 continue;

@@ -56,12 +56,12 @@ pub struct FileHashes {
 /// Errors of the hashing engine.
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
-    #[error("cannot open {path} for hashing: {source}; check it exists and is readable")]
-    Open { path: PathBuf, source: io::Error },
+    #[error("cannot open {path} for hashing: {error}; check it exists and is readable")]
+    Open { path: PathBuf, error: io::Error },
     #[error("{path} is not a regular file any more (it changed while being hashed)")]
     NotRegular { path: PathBuf },
-    #[error("reading {what} failed while hashing: {source}")]
-    Read { what: String, source: io::Error },
+    #[error("reading {what} failed while hashing: {error}")]
+    Read { what: String, error: io::Error },
 }
 
 /// Size of each worker's read buffer.
@@ -123,12 +123,12 @@ pub fn hash_path(path: &Path, algs: Algs, buf: &mut [u8]) -> Result<FileHashes, 
         // O_NONBLOCK: a FIFO swapped in after the walk must not hang us.
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
-        .map_err(|source| HashError::Open { path: path.to_owned(), source })?;
-    let meta = file.metadata().map_err(|source| HashError::Open { path: path.to_owned(), source })?;
+        .map_err(|error| HashError::Open { path: path.to_owned(), error })?;
+    let meta = file.metadata().map_err(|error| HashError::Open { path: path.to_owned(), error })?;
     if !meta.is_file() {
         return Err(HashError::NotRegular { path: path.to_owned() });
     }
-    hash_reader(file, algs, buf).map_err(|source| HashError::Read { what: path.display().to_string(), source })
+    hash_reader(file, algs, buf).map_err(|error| HashError::Read { what: path.display().to_string(), error })
 }
 
 /// What a job hashes.
@@ -203,7 +203,7 @@ impl HashPool {
                             Source::Path(path) => hash_path(&path, algs, &mut buf),
                             Source::Bytes(bytes) => {
                                 let r = hash_reader(bytes.as_slice(), algs, &mut buf)
-                                    .map_err(|source| HashError::Read { what: "layer entry".into(), source });
+                                    .map_err(|error| HashError::Read { what: "layer entry".into(), error });
                                 budget.release(bytes.len() as u64);
                                 r
                             }
@@ -231,7 +231,7 @@ impl HashPool {
         match self.jobs.as_ref().map(|tx| tx.send((id, source, algs))) {
             Some(Ok(())) => {}
             // Workers gone (they only stop when the pool is dropped): record it.
-            _ => self.record(Err(HashError::Read { what: "hash worker".into(), source: io::Error::other("worker stopped") })),
+            _ => self.record(Err(HashError::Read { what: "hash worker".into(), error: io::Error::other("worker stopped") })),
         }
         id
     }
@@ -273,7 +273,7 @@ impl HashPool {
             }
         }
         out.into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(HashError::Read { what: "hash worker".into(), source: io::Error::other("job lost (worker panicked)") })))
+            .map(|r| r.unwrap_or_else(|| Err(HashError::Read { what: "hash worker".into(), error: io::Error::other("job lost (worker panicked)") })))
             .collect()
     }
 }

@@ -44,7 +44,7 @@ impl Store {
         if input.is_dir() {
             return Ok(Self::Dir(input.to_owned()));
         }
-        let io_err = |source| GenerateError::Input { path: input.to_owned(), source };
+        let io_err = |error| GenerateError::Input { path: input.to_owned(), error };
         let file = File::open(input).map_err(io_err)?;
         let mut archive = tar::Archive::new(file);
         let mut members = HashMap::new();
@@ -86,7 +86,7 @@ impl Store {
         match self {
             Self::Dir(dir) => {
                 let path = dir.join(clean);
-                let file = File::open(&path).map_err(|source| GenerateError::Io { what: path.display().to_string(), source })?;
+                let file = File::open(&path).map_err(|error| GenerateError::Io { what: path.display().to_string(), error })?;
                 Ok(Box::new(file))
             }
             Self::Tar { file, members } => {
@@ -95,7 +95,7 @@ impl Store {
                     match members.get(&key) {
                         Some(Member::Link(target)) => key.clone_from(target),
                         Some(Member::File { offset, size }) => {
-                            let io = |source| GenerateError::Io { what: self.describe(name), source };
+                            let io = |error| GenerateError::Io { what: self.describe(name), error };
                             let mut f = File::open(file).map_err(io)?;
                             f.seek(SeekFrom::Start(*offset)).map_err(io)?;
                             return Ok(Box::new(f.take(*size)));
@@ -121,12 +121,12 @@ impl Store {
         self.open_blob(name)?
             .take(MAX_JSON)
             .read_to_end(&mut bytes)
-            .map_err(|source| GenerateError::Io { what: self.describe(name), source })?;
+            .map_err(|error| GenerateError::Io { what: self.describe(name), error })?;
         let actual = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
         if let Some(expected) = digest.filter(|d| d.starts_with("sha256:") && *d != actual) {
             return Err(GenerateError::Digest { what: self.describe(name), expected: expected.into(), actual });
         }
-        let value = serde_json::from_slice(&bytes).map_err(|source| GenerateError::Json { what: self.describe(name), source })?;
+        let value = serde_json::from_slice(&bytes).map_err(|error| GenerateError::Json { what: self.describe(name), error })?;
         Ok((value, actual))
     }
 }

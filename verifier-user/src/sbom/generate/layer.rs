@@ -56,6 +56,28 @@ impl<R: Read> Read for DigestReader<R> {
     }
 }
 
+/// Decompresses (gzip or plain) and reads the layer's tar entries.
+fn read_layer<R: io::BufRead>(
+    buffered: &mut R,
+    pool: &mut HashPool,
+    captures: &mut HashMap<JobId, Vec<u8>>,
+    ctx: &LayerCtx<'_>,
+    warnings: &mut Warnings,
+) -> Result<Vec<Change>, GenerateError> {
+    let layer_err = |error: io::Error| GenerateError::Layer { index: ctx.index + 1, total: ctx.total, blob: ctx.name.to_owned(), error };
+    let head = buffered.fill_buf().map_err(layer_err)?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        let mut gz = flate2::bufread::MultiGzDecoder::new(buffered);
+        let changes = read_changes(&mut gz, pool, captures, ctx, warnings).map_err(layer_err)?;
+        io::copy(&mut gz, &mut io::sink()).map_err(layer_err)?; // checks the gzip trailer
+        Ok(changes)
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Err(GenerateError::Image(format!("layer {} ({}) is zstd-compressed, which is not supported yet", ctx.index + 1, ctx.name)))
+    } else {
+        read_changes(buffered, pool, captures, ctx, warnings).map_err(layer_err)
+    }
+}
+
 /// Applies one layer read from `raw` (as stored) to `tree`.
 pub fn apply<R: Read>(
     tree: &mut Tree,
@@ -66,26 +88,22 @@ pub fn apply<R: Read>(
     ctx: &LayerCtx<'_>,
     warnings: &mut Warnings,
 ) -> Result<(), GenerateError> {
-    let layer_err = |source: io::Error| GenerateError::Layer { index: ctx.index + 1, total: ctx.total, blob: ctx.name.to_owned(), source };
+    let layer_err = |error: io::Error| GenerateError::Layer { index: ctx.index + 1, total: ctx.total, blob: ctx.name.to_owned(), error };
     let mut digest = DigestReader { inner: raw, sha: sha2::Sha256::new() };
     let mut buffered = BufReader::with_capacity(256 * 1024, &mut digest);
-    let head = buffered.fill_buf().map_err(layer_err)?;
-    let changes = if head.starts_with(&[0x1f, 0x8b]) {
-        let mut gz = flate2::bufread::MultiGzDecoder::new(&mut buffered);
-        let changes = read_changes(&mut gz, pool, captures, ctx, warnings).map_err(layer_err)?;
-        io::copy(&mut gz, &mut io::sink()).map_err(layer_err)?; // checks the gzip trailer
-        changes
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return Err(GenerateError::Image(format!("layer {} ({}) is zstd-compressed, which is not supported yet", ctx.index + 1, ctx.name)));
-    } else {
-        read_changes(&mut buffered, pool, captures, ctx, warnings).map_err(layer_err)?
-    };
-    io::copy(&mut buffered, &mut io::sink()).map_err(layer_err)?;
+    let parsed = read_layer(&mut buffered, pool, captures, ctx, warnings);
+    // Read to the end either way: the stored digest says whether a parse
+    // error is damage or tampering, and a clean parse must cover the blob.
+    let drained = io::copy(&mut buffered, &mut io::sink());
     drop(buffered);
     let actual = format!("sha256:{}", hex::encode(digest.sha.finalize()));
-    if let Some(expected) = expected.filter(|d| d.starts_with("sha256:") && *d != actual) {
+    if let Some(expected) = expected.filter(|d| d.starts_with("sha256:") && *d != actual)
+        && (parsed.is_err() || drained.is_ok())
+    {
         return Err(GenerateError::Digest { what: format!("layer {} ({})", ctx.index + 1, ctx.name), expected: expected.into(), actual });
     }
+    let changes = parsed?;
+    drained.map_err(layer_err)?;
     for change in &changes {
         match change {
             Change::Whiteout(path) => tree.remove(path),

@@ -89,24 +89,26 @@ impl Default for Options {
 /// Errors of `sbom generate`.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
-    #[error("cannot read {path}: {source}; check the path exists and is readable")]
-    Input { path: PathBuf, source: io::Error },
+    #[error("cannot read {path}: {error}; check the path exists and is readable")]
+    Input { path: PathBuf, error: io::Error },
     #[error(
         "{path} is neither a root filesystem directory (it has no bin, etc, lib, sbin or usr), an OCI image layout \
          (no index.json), a docker-archive directory (no manifest.json) nor an image tar; pass one of those"
     )]
     NotRecognized { path: PathBuf },
-    #[error("reading {what} failed: {source}")]
-    Io { what: String, source: io::Error },
-    #[error("{what} is not valid JSON: {source}; the image is damaged, re-save it")]
-    Json { what: String, source: serde_json::Error },
+    #[error("reading {what} failed: {error}")]
+    Io { what: String, error: io::Error },
+    #[error("{what} is not valid JSON: {error}; the image is damaged, re-save it")]
+    Json { what: String, error: serde_json::Error },
     #[error("{0}")]
     Image(String),
-    #[error("layer {index} of {total} ({blob}) is corrupt or truncated: {source}; re-pull or re-save the image")]
-    Layer { index: usize, total: usize, blob: String, source: io::Error },
+    #[error("layer {index} of {total} ({blob}) is corrupt or truncated: {error}; re-pull or re-save the image")]
+    Layer { index: usize, total: usize, blob: String, error: io::Error },
     #[error("{what} has digest {actual}, but the image says {expected}: the image is damaged or was tampered with")]
     Digest { what: String, expected: String, actual: String },
-    #[error("writing the SBOM failed: {0}")]
+    /// The underlying error is the source (so a closed stdout is seen as
+    /// a broken pipe by `main`), not repeated in the message.
+    #[error("writing the SBOM failed")]
     Write(#[source] io::Error),
 }
 
@@ -163,7 +165,7 @@ pub struct Inventory {
 
 /// Scans `input` (rootfs dir, OCI layout, docker-archive dir, image tar).
 pub fn scan(input: &Path, opts: &Options) -> Result<Inventory, GenerateError> {
-    let meta = std::fs::metadata(input).map_err(|source| GenerateError::Input { path: input.to_owned(), source })?;
+    let meta = std::fs::metadata(input).map_err(|error| GenerateError::Input { path: input.to_owned(), error })?;
     let progress = progress_bar(opts.progress);
     let bar = progress.clone();
     let threads = hash::default_threads(opts.threads);

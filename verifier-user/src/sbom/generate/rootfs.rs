@@ -49,7 +49,7 @@ pub fn walk(
     while let Some((dir, tree_dir)) = stack.pop() {
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
-            Err(source) if first => return Err(GenerateError::Input { path: dir, source }),
+            Err(error) if first => return Err(GenerateError::Input { path: dir, error }),
             Err(err) => {
                 warnings.push(format!("directory {} skipped: {err}", dir.display()));
                 continue;
