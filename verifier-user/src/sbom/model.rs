@@ -347,17 +347,9 @@ impl DigestBuf {
         self.packed.clear();
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.packed.is_empty()
-    }
-
     /// Adds a digest; the caller has checked `value.len() == alg.len()`.
     pub fn push(&mut self, alg: HashAlg, value: &[u8]) {
         push_packed(&mut self.packed, alg, value);
-    }
-
-    pub fn iter(&self) -> Digests<'_> {
-        Digests { rest: &self.packed }
     }
 }
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use super::model::{AddError, DigestBuf, HashAlg, Manifest, SbomFormat, SbomSource};
 use super::path::{PrefixGuess, detect_root_prefix, normalize_into, normalize_path};
 use super::LoadOptions;
+use super::json::de::{Alg, Hex};
 
 /// Longest path accepted (Linux `PATH_MAX`).
 pub(crate) const MAX_PATH: usize = 4096;
@@ -106,6 +107,19 @@ impl Sink {
             self.placeholder.add(|| file_hint.to_owned());
         } else {
             buf.push(alg, raw);
+        }
+    }
+
+    /// Adds a digest read by the JSON readers (see `json::de`).
+    pub fn push_decoded(&mut self, buf: &mut DigestBuf, alg: &Alg, value: &Hex, file_hint: &str) {
+        let alg = match alg {
+            Alg::Known(a) => *a,
+            Alg::Unknown(name) => return self.unknown_alg_seen(name),
+            Alg::Missing => return self.unknown_alg_seen("(none)"),
+        };
+        match value.value() {
+            Ok(raw) => self.push_raw(buf, alg, raw, file_hint),
+            Err(text) => self.bad_digest.add(|| format!("{file_hint} ({alg} {text:?})")),
         }
     }
 

@@ -21,15 +21,6 @@ impl<R: BufRead> LineReader<R> {
         LineReader { r, buf: Vec::new(), line: 0, file: file.to_owned() }
     }
 
-    /// Number of the line last returned (1-based).
-    pub fn line_no(&self) -> u64 {
-        self.line
-    }
-
-    pub fn file(&self) -> &str {
-        &self.file
-    }
-
     /// An error at the current line.
     pub fn malformed(&self, message: impl Into<String>, hint: &'static str) -> SbomError {
         SbomError::Malformed { file: self.file.clone(), at: Location::line(self.line), message: message.into(), hint }
