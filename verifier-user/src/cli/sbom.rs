@@ -1,20 +1,152 @@
 //! Options and dispatch for `verifier sbom ...` and `verifier check`.
-//! (Owned by the SBOM work; see issue 4.)
+//!
+//! Exit codes: `sbom generate` exits 0 on success, 2 on error; `check`
+//! exits 0 when the rootfs matches its SBOMs, 1 on drift, 2 on error (so
+//! CI can tell "found something" from "could not look").
 
-use std::process::ExitCode;
+use std::{
+    fs,
+    io::{self, Write as _},
+    path::PathBuf,
+    process::ExitCode,
+};
 
-use clap::{Args, Subcommand};
+use anyhow::Context as _;
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::sbom::generate::{self, Format};
 
 #[derive(Debug, Subcommand)]
-pub enum SbomCommand {}
-
-#[derive(Debug, Args)]
-pub struct CheckArgs {}
-
-pub fn run(cmd: SbomCommand) -> anyhow::Result<ExitCode> {
-    match cmd {}
+pub enum SbomCommand {
+    /// Generate a per-file SBOM (SHA-256 for every regular file, packages
+    /// from the apk/dpkg databases) of a rootfs directory, an OCI image
+    /// layout, or an image tar (OCI archive or `docker save`).
+    ///
+    /// Image layers are streamed and applied with their whiteouts in
+    /// memory, never extracted. Symlinks to files are listed with their
+    /// target's digests and marked as links; names that are not UTF-8 are
+    /// skipped with a warning (SBOM JSON cannot carry them).
+    Generate(GenerateArgs),
 }
 
-pub fn run_check(_args: CheckArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`verifier check` is not built yet")
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GenerateFormat {
+    /// SPDX 2.3 JSON (SHA-1 and SHA-256 per file).
+    SpdxJson,
+    /// CycloneDX 1.6 JSON (SHA-256 per file).
+    CyclonedxJson,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Rootfs directory, OCI image layout directory, or image tar.
+    pub input: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "spdx-json")]
+    pub format: GenerateFormat,
+    /// Write the SBOM here instead of stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Platform to pick from a multi-platform image (`linux/arm64`).
+    /// Default: the only one, else this machine's.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Image name to record (default: what the image says, or the
+    /// directory name for a rootfs).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Hashing threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Never draw the progress bar (it is only drawn on a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// Human-readable table.
+    Table,
+    /// JSON report (schema `verifier.check/v1`, see `verifier::check`).
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Root filesystem directory to check.
+    pub rootfs: PathBuf,
+    /// SBOM to check against (repeat for several; they are merged).
+    #[arg(long = "sbom", required = true, num_args = 1)]
+    pub sboms: Vec<PathBuf>,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: CheckFormat,
+    /// Directory prefix the SBOM paths were generated under (stripped).
+    #[arg(long)]
+    pub root_prefix: Option<String>,
+    /// Hashing threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Write the report here instead of stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+pub fn run(cmd: SbomCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        SbomCommand::Generate(args) => run_generate(args),
+    }
+}
+
+fn run_generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    let format = match args.format {
+        GenerateFormat::SpdxJson => Format::SpdxJson,
+        GenerateFormat::CyclonedxJson => Format::CycloneDxJson,
+    };
+    let opts = generate::Options {
+        algs: format.algs(),
+        platform: args.platform,
+        name: args.name,
+        threads: args.threads,
+        progress: !args.no_progress,
+    };
+    let inv = generate::scan(&args.input, &opts)?;
+    print_warnings(&inv.warnings);
+    let created = generate::created_timestamp();
+    match &args.output {
+        Some(path) => {
+            // Write next to the target and rename, so a failed run never
+            // leaves a truncated SBOM behind.
+            let tmp = path.with_extension("partial");
+            let file = fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+            generate::write(&inv, format, &created, file).with_context(|| format!("writing {}", tmp.display()))?;
+            fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))?;
+        }
+        None => generate::write(&inv, format, &created, io::stdout().lock())?,
+    }
+    let s = &inv.stats;
+    eprintln!(
+        "verifier: {} files, {} packages; left out: {} non-UTF-8 names, {} dangling symlinks, {} unreadable files",
+        inv.files.len(),
+        inv.packages.len(),
+        s.non_utf8_names,
+        s.dangling_symlinks,
+        s.hash_errors
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints warnings on stderr, at most 20, then a count.
+pub(crate) fn print_warnings(warnings: &[String]) {
+    let mut err = io::stderr().lock();
+    for w in warnings.iter().take(20) {
+        let _ = writeln!(err, "verifier: warning: {w}");
+    }
+    if warnings.len() > 20 {
+        let _ = writeln!(err, "verifier: warning: ... and {} more", warnings.len() - 20);
+    }
+}
+
+pub fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    crate::check::run(args)
 }

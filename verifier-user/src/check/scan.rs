@@ -1,0 +1,279 @@
+//! Walks the rootfs, picks the files that can be executed or mapped,
+//! hashes them on the pool with the digest the SBOM can be compared with,
+//! and turns the results into findings.
+//!
+//! Nothing is followed while walking (`symlink_metadata` only); symlinks
+//! are resolved in an in-memory [`Tree`] with chroot semantics, so a link to
+//! `/etc/shadow` or `../../..` means the rootfs' own file, never the host's.
+//! Paths an SBOM lists through a symlinked directory (`/bin/x` on a
+//! merged-/usr rootfs) are matched to the real file (`/usr/bin/x`).
+
+use std::{
+    collections::HashMap,
+    fs,
+    io::Read as _,
+    os::unix::{
+        ffi::OsStrExt as _,
+        fs::{MetadataExt as _, OpenOptionsExt as _},
+    },
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use super::{CheckError, Finding, Kind, PackageInfo, Summary};
+use crate::sbom::{
+    FileEntry, HashAlg, Manifest,
+    generate::{
+        hash::{self, Algs, FileHashes, HashPool, JobId, Source},
+        rootfs::escape_bytes,
+        tree::{Node, Tree},
+    },
+};
+
+/// A regular file found in the rootfs.
+struct Found {
+    path: String,
+    fs_path: PathBuf,
+    not_utf8: bool,
+    mode: u32,
+}
+
+/// Why a file is hashed, and against what.
+struct Pending {
+    job: JobId,
+    path: String,
+    not_utf8: bool,
+    /// Manifest key the file is compared with (`None`: not in the SBOM).
+    sbom_path: Option<String>,
+    alg: Option<HashAlg>,
+    symlink_target: Option<String>,
+}
+
+/// The strongest algorithm of `entry` this tool can compute.
+pub fn comparable_alg(entry: &FileEntry) -> Option<HashAlg> {
+    const ORDER: [HashAlg; 5] = [HashAlg::Sha256, HashAlg::Sha512, HashAlg::Sha384, HashAlg::Sha1, HashAlg::Md5];
+    ORDER.into_iter().find(|a| entry.digest(*a).is_some())
+}
+
+fn algs_for(alg: Option<HashAlg>) -> Algs {
+    let mut algs = Algs::SHA256;
+    match alg {
+        Some(HashAlg::Sha512) => algs.sha512 = true,
+        Some(HashAlg::Sha384) => algs.sha384 = true,
+        Some(HashAlg::Sha1) => algs.sha1 = true,
+        Some(HashAlg::Md5) => algs.md5 = true,
+        _ => {}
+    }
+    algs
+}
+
+fn digest_of(h: &FileHashes, alg: HashAlg) -> Option<&[u8]> {
+    match alg {
+        HashAlg::Sha256 => h.sha256.as_ref().map(|d| &d[..]),
+        HashAlg::Sha512 => h.sha512.as_deref(),
+        HashAlg::Sha384 => h.sha384.as_deref(),
+        HashAlg::Sha1 => h.sha1.as_ref().map(|d| &d[..]),
+        HashAlg::Md5 => h.md5.as_ref().map(|d| &d[..]),
+        _ => None,
+    }
+}
+
+/// Paths that look like executables or libraries even without a mode.
+pub fn looks_executable(path: &str) -> bool {
+    let mut parts = path.rsplit('/');
+    let name = parts.next().unwrap_or("");
+    is_library_name(name) || parts.any(|d| matches!(d, "bin" | "sbin" | "libexec"))
+}
+
+fn is_library_name(name: &str) -> bool {
+    name.ends_with(".so") || name.contains(".so.")
+}
+
+fn is_elf(path: &Path) -> bool {
+    let mut head = [0u8; 4];
+    fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head == *b"\x7fELF")
+}
+
+fn walk(root: &Path, warnings: &mut Vec<String>) -> Result<(Tree, Vec<Found>), CheckError> {
+    let mut tree = Tree::default();
+    let mut found = Vec::new();
+    let mut stack = vec![(root.to_owned(), String::new(), false)];
+    let mut first = true;
+    while let Some((dir, tree_dir, dir_not_utf8)) = stack.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(error) if first => return Err(CheckError::Rootfs { path: dir, error }),
+            Err(err) => {
+                warnings.push(format!("directory {} not checked: {err}", dir.display()));
+                continue;
+            }
+        };
+        first = false;
+        for entry in entries.flatten() {
+            let fs_path = entry.path();
+            let raw = entry.file_name();
+            let (name, not_utf8) = match raw.to_str() {
+                Some(n) => (n.to_owned(), dir_not_utf8),
+                None => (escape_bytes(raw.as_bytes()), true),
+            };
+            let path = format!("{tree_dir}/{name}");
+            let Ok(meta) = fs::symlink_metadata(&fs_path) else { continue };
+            let ft = meta.file_type();
+            if ft.is_dir() {
+                tree.insert(path.clone(), Node::Dir);
+                stack.push((fs_path, path, not_utf8));
+            } else if ft.is_symlink() {
+                if let Ok(target) = fs::read_link(&fs_path) {
+                    let target = escape_bytes(target.as_os_str().as_bytes());
+                    tree.insert(path, Node::Symlink { target, layer: None });
+                }
+            } else if ft.is_file() {
+                tree.insert(path.clone(), Node::File { job: found.len(), mode: meta.mode(), layer: None });
+                found.push(Found { path, fs_path, not_utf8, mode: meta.mode() });
+            } else {
+                tree.insert(path, Node::Other);
+            }
+        }
+    }
+    Ok((tree, found))
+}
+
+fn package_of(entry: &FileEntry, manifest: &Manifest) -> Option<PackageInfo> {
+    entry.package(manifest).map(|p| PackageInfo { name: p.name.clone(), version: p.version.clone(), purl: p.purl.clone() })
+}
+
+fn finding(kind: Kind, path: &str, entry: Option<&FileEntry>, manifest: &Manifest) -> Finding {
+    Finding {
+        kind,
+        path: path.to_owned(),
+        path_not_utf8: false,
+        expected: entry.map(|e| e.digests().map(|d| d.to_string()).collect()).unwrap_or_default(),
+        actual: None,
+        compared: None,
+        weak: false,
+        symlink_target: None,
+        package: entry.and_then(|e| package_of(e, manifest)),
+        detail: None,
+    }
+}
+
+pub fn run(root: &Path, manifest: &Manifest, threads: Option<usize>) -> Result<(Vec<Finding>, Summary, Vec<String>), CheckError> {
+    let mut warnings = Vec::new();
+    let (tree, found) = walk(root, &mut warnings)?;
+    let mut findings = Vec::new();
+    // SBOM paths that reach a rootfs file through a symlinked directory.
+    let mut alias: HashMap<String, String> = HashMap::new();
+    for (path, _) in manifest.files() {
+        if tree.get(path).is_some() {
+            continue;
+        }
+        match tree.resolve(path) {
+            Some((real, Node::File { .. })) => {
+                alias.entry(real).or_insert_with(|| path.to_owned());
+            }
+            Some(_) => {}
+            None => {
+                if looks_executable(path) {
+                    findings.push(finding(Kind::Missing, path, manifest.get(path), manifest));
+                }
+            }
+        }
+    }
+    let mut pool = HashPool::new(hash::default_threads(threads), Arc::new(|_| {}));
+    let mut pending = Vec::new();
+    for f in &found {
+        let sbom_path = if f.not_utf8 { None } else if manifest.get(&f.path).is_some() { Some(f.path.clone()) } else { alias.get(&f.path).cloned() };
+        let entry = sbom_path.as_deref().and_then(|p| manifest.get(p));
+        let name = f.path.rsplit('/').next().unwrap_or("");
+        let candidate = f.mode & 0o111 != 0
+            || is_library_name(name)
+            || (entry.is_some() && looks_executable(&f.path))
+            || is_elf(&f.fs_path);
+        if !candidate {
+            continue;
+        }
+        let alg = entry.and_then(comparable_alg);
+        let job = pool.submit(Source::Path(f.fs_path.clone()), algs_for(alg));
+        pending.push(Pending { job, path: f.path.clone(), not_utf8: f.not_utf8, sbom_path, alg, symlink_target: None });
+    }
+    // Symlinks the SBOM lists: check what they point to, inside the rootfs.
+    for (path, node) in tree.iter() {
+        let Node::Symlink { target, .. } = node else { continue };
+        let Some(entry) = manifest.get(path) else { continue };
+        match tree.resolve(path) {
+            Some((_, Node::File { job, .. })) => {
+                let alg = comparable_alg(entry);
+                let job = pool.submit(Source::Path(found[*job].fs_path.clone()), algs_for(alg));
+                pending.push(Pending { job, path: path.clone(), not_utf8: false, sbom_path: Some(path.clone()), alg, symlink_target: Some(target.clone()) });
+            }
+            Some((_, Node::Dir)) => {}
+            _ if looks_executable(path) || entry.has_digests() => {
+                let mut f = finding(Kind::Modified, path, Some(entry), manifest);
+                f.symlink_target = Some(target.clone());
+                f.detail = Some(format!("symlink to {target} no longer reaches a regular file inside the rootfs"));
+                findings.push(f);
+            }
+            _ => {}
+        }
+    }
+    let results = pool.finish();
+    let mut summary = Summary { checked: pending.len(), ..Summary::default() };
+    for p in pending {
+        let entry = p.sbom_path.as_deref().and_then(|s| manifest.get(s));
+        let kind_if_bad = match (entry, p.alg) {
+            (None, _) => Some(Kind::Added),
+            (Some(_), None) => Some(Kind::NoHash),
+            (Some(_), Some(_)) => None,
+        };
+        let mut f = finding(Kind::Modified, &p.path, entry, manifest);
+        f.path_not_utf8 = p.not_utf8;
+        f.symlink_target.clone_from(&p.symlink_target);
+        let hashes = match &results[p.job] {
+            Ok(h) => h,
+            Err(err) => {
+                f.kind = Kind::Unreadable;
+                f.detail = Some(err.to_string());
+                findings.push(f);
+                continue;
+            }
+        };
+        f.actual = hashes.sha256.map(|d| format!("sha256:{}", hex::encode(d)));
+        if let Some(kind) = kind_if_bad {
+            f.kind = kind;
+            if kind == Kind::NoHash {
+                f.detail = Some("the SBOM gives no digest this tool can compute for this file".into());
+            }
+            findings.push(f);
+            continue;
+        }
+        let (Some(entry), Some(alg)) = (entry, p.alg) else { continue };
+        let value = digest_of(hashes, alg).unwrap_or_default();
+        let mut ok = entry.matches(alg, value);
+        if !ok && entry.is_symlink() {
+            // Some databases hash the link text itself (apk); accept that.
+            if let Some(t) = &p.symlink_target {
+                let mut buf = vec![0u8; 4096];
+                if let Ok(h) = hash::hash_reader(t.as_bytes(), algs_for(Some(alg)), &mut buf) {
+                    ok = entry.matches(alg, digest_of(&h, alg).unwrap_or_default());
+                }
+            }
+        }
+        let weak = alg.strength() == crate::sbom::Strength::Weak;
+        if ok {
+            summary.ok += 1;
+            if weak {
+                summary.ok_weak += 1;
+            }
+            continue;
+        }
+        f.compared = Some(format!("{}:{}", alg.name(), hex::encode(value)));
+        f.weak = weak;
+        findings.push(f);
+    }
+    Ok((findings, summary, warnings))
+}

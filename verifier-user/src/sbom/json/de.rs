@@ -1,0 +1,136 @@
+//! Small serde building blocks shared by the JSON readers: values decoded
+//! as they are read (hex digests, algorithm names) so that a file element
+//! costs no allocation beyond its path, and tolerance for `null` where a
+//! list or object belongs.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+use super::super::model::HashAlg;
+
+/// `null` reads as the default (empty list, `None`).
+pub(crate) fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A string or a list of strings (JSON-LD compaction writes a one-element
+/// list as the element itself).
+pub(crate) fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or a list of strings")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<String>, E> {
+            Ok(vec![v.to_owned()])
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Vec<String>, E> {
+            Ok(Vec::new())
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(s) = seq.next_element::<String>()? {
+                out.push(s);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// An algorithm name, parsed as read; unknown names are kept (truncated)
+/// for the warning.
+#[derive(Debug, Default)]
+pub(crate) enum Alg {
+    Known(HashAlg),
+    Unknown(Box<str>),
+    #[default]
+    Missing,
+}
+
+impl<'de> Deserialize<'de> for Alg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Alg, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Alg;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a hash algorithm name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Alg, E> {
+                Ok(match HashAlg::parse(v) {
+                    Some(a) => Alg::Known(a),
+                    None => Alg::Unknown(v.chars().take(40).collect::<String>().into()),
+                })
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Alg, E> {
+                Ok(Alg::Missing)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A hex digest decoded as read: up to 64 bytes (SHA-512), else `bad`.
+pub(crate) struct Hex {
+    bytes: [u8; 64],
+    len: u8,
+    bad: Option<Box<str>>,
+}
+
+impl Default for Hex {
+    fn default() -> Hex {
+        Hex { bytes: [0; 64], len: 0, bad: Some("".into()) }
+    }
+}
+
+impl fmt::Debug for Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.value() {
+            Ok(v) => write!(f, "Hex({})", hex::encode(v)),
+            Err(s) => write!(f, "Hex(bad {s:?})"),
+        }
+    }
+}
+
+impl Hex {
+    /// The bytes, or the (truncated) text that was not valid hex.
+    pub fn value(&self) -> Result<&[u8], &str> {
+        match &self.bad {
+            None => Ok(&self.bytes[..self.len as usize]),
+            Some(s) => Err(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Hex {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Hex, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Hex;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a hex digest")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Hex, E> {
+                let v = v.trim();
+                let mut h = Hex { bytes: [0; 64], len: 0, bad: None };
+                let n = v.len() / 2;
+                if v.len() % 2 != 0 || n > 64 || hex::decode_to_slice(v, &mut h.bytes[..n]).is_err() {
+                    h.bad = Some(v.chars().take(80).collect::<String>().into());
+                } else {
+                    h.len = n as u8;
+                }
+                Ok(h)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Hex, E> {
+                Ok(Hex::default())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

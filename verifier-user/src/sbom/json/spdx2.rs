@@ -1,0 +1,135 @@
+//! SPDX 2.2 / 2.3 JSON elements (and Syft JSON `files`, whose elements share
+//! the `files` key and are told apart by their fields).
+
+use serde::Deserialize;
+
+use super::super::links::{is_image_purl, note_image};
+use super::super::model::PackageRef;
+use super::de::{Alg, Hex, nullable};
+use super::{Ctx, Fail, check_len, syft};
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct Checksum {
+    algorithm: Alg,
+    #[serde(rename = "checksumValue")]
+    value: Hex,
+}
+
+/// One element of `files`: SPDX 2 (`fileName`, `checksums`) or Syft
+/// (`location.path`, `digests`).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct File {
+    #[serde(rename = "SPDXID")]
+    spdx_id: Option<String>,
+    #[serde(rename = "fileName")]
+    file_name: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    checksums: Vec<Checksum>,
+    // Syft JSON:
+    id: Option<String>,
+    location: Option<syft::Location>,
+    #[serde(deserialize_with = "nullable")]
+    digests: Vec<syft::Digest>,
+    metadata: Option<syft::FileMetadata>,
+}
+
+pub(crate) fn file(ctx: &mut Ctx, f: File) -> Result<(), Fail> {
+    let kind = f.metadata.as_ref().and_then(|m| m.kind.as_deref());
+    if kind == Some("Directory") {
+        return Ok(());
+    }
+    let symlink = kind == Some("SymbolicLink");
+    let path = f.file_name.or_else(|| f.location.and_then(|l| l.path)).unwrap_or_default();
+    ctx.digests.clear();
+    for c in &f.checksums {
+        ctx.sink.push_decoded(&mut ctx.digests, &c.algorithm, &c.value, &path);
+    }
+    for d in &f.digests {
+        ctx.sink.push_decoded(&mut ctx.digests, &d.algorithm, &d.value, &path);
+    }
+    let index = ctx.sink.add_file(&path, &ctx.digests, None, symlink)?;
+    if let (Some(i), Some(id)) = (index, f.spdx_id.or(f.id)) {
+        check_len("SPDXID", Some(&id))?;
+        ctx.links.file(&id, i);
+    }
+    Ok(())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ExternalRef {
+    #[serde(rename = "referenceType")]
+    kind: Option<String>,
+    #[serde(rename = "referenceLocator")]
+    locator: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct Package {
+    #[serde(rename = "SPDXID")]
+    spdx_id: Option<String>,
+    name: Option<String>,
+    #[serde(rename = "versionInfo")]
+    version: Option<String>,
+    #[serde(rename = "externalRefs", deserialize_with = "nullable")]
+    external_refs: Vec<ExternalRef>,
+    #[serde(rename = "hasFiles", deserialize_with = "nullable")]
+    has_files: Vec<String>,
+    #[serde(rename = "primaryPackagePurpose")]
+    purpose: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    checksums: Vec<Checksum>,
+}
+
+pub(crate) fn package(ctx: &mut Ctx, p: Package) -> Result<(), Fail> {
+    check_len("package name", p.name.as_ref())?;
+    check_len("package version", p.version.as_ref())?;
+    let purl = p
+        .external_refs
+        .into_iter()
+        .find(|r| r.kind.as_deref().is_some_and(|k| k.eq_ignore_ascii_case("purl")))
+        .and_then(|r| r.locator);
+    check_len("purl", purl.as_ref())?;
+    let name = p.name.unwrap_or_default();
+    let is_image = p.purpose.as_deref() == Some("CONTAINER") || purl.as_deref().is_some_and(is_image_purl);
+    if is_image {
+        let digest = p.checksums.iter().find_map(|c| match (&c.algorithm, c.value.value()) {
+            (Alg::Known(super::super::HashAlg::Sha256), Ok(v)) => Some(format!("sha256:{}", hex::encode(v))),
+            _ => None,
+        });
+        note_image(ctx.sink.m.source_mut(), &name, purl.as_deref(), digest);
+    }
+    let index = ctx.sink.m.add_package(PackageRef { name, version: p.version, purl });
+    if let Some(id) = p.spdx_id {
+        check_len("SPDXID", Some(&id))?;
+        ctx.links.package(&id, index);
+        for f in &p.has_files {
+            ctx.links.contains(&id, f);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct Relationship {
+    #[serde(rename = "spdxElementId")]
+    from: Option<String>,
+    #[serde(rename = "relationshipType")]
+    kind: Option<String>,
+    #[serde(rename = "relatedSpdxElement")]
+    to: Option<String>,
+}
+
+pub(crate) fn relationship(ctx: &mut Ctx, r: Relationship) -> Result<(), Fail> {
+    let (Some(from), Some(kind), Some(to)) = (r.from, r.kind, r.to) else { return Ok(()) };
+    if kind.eq_ignore_ascii_case("CONTAINS") {
+        ctx.links.contains(&from, &to);
+    } else if kind.eq_ignore_ascii_case("CONTAINED_BY") {
+        ctx.links.contains(&to, &from);
+    }
+    Ok(())
+}
