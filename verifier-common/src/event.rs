@@ -94,7 +94,7 @@ pub const HEADER_SIZE: usize = size_of::<ExecHeader>();
 
 const _: () = assert!(size_of::<FileIdentity>() == 32);
 const _: () = assert!(HEADER_SIZE == 104);
-const _: () = assert!(HEADER_SIZE % 8 == 0);
+const _: () = assert!(HEADER_SIZE.is_multiple_of(8));
 
 /// Kernel-side scratch: a header and a full-size file name buffer. Only
 /// `HEADER_SIZE + filename_len` bytes of it go onto the ring buffer.

@@ -78,7 +78,7 @@ fn bitfields_are_refused() {
         ("s", info(4, 1) | 1 << 31, 4, vec![name(0), 1, (3 << 24) | 5]),
     ];
     let btf = Btf::parse(blob(&types, &["f"])).expect("parses");
-    let err = btf.member_offset("s", "f").unwrap_err().to_string();
+    let err = btf.member_offset("s", "f").expect_err("bitfield refused").to_string();
     assert!(err.contains("bitfield"), "{err}");
 }
 
@@ -92,12 +92,15 @@ fn garbage_and_truncation_are_errors_not_panics() {
     }
     let mut bad_kind = good.clone();
     bad_kind[24 + 7] = 30; // kind 30 does not exist
-    assert!(Btf::parse(bad_kind).unwrap_err().contains("unknown BTF kind"));
+    assert!(Btf::parse(bad_kind).expect_err("bad kind refused").contains("unknown BTF kind"));
 }
 
 /// `bpftool btf dump ... format raw`, parsed independently of our reader:
 /// type id -> (name, members as (name, type id, bit offset)).
-struct Raw(HashMap<u32, (String, Vec<(String, u32, u32)>)>);
+struct Raw(HashMap<u32, RawStruct>);
+
+/// (name, members as (name, type id, bit offset)).
+type RawStruct = (String, Vec<(String, u32, u32)>);
 
 impl Raw {
     fn parse(text: &str) -> Self {
