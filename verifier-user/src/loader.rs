@@ -31,17 +31,17 @@ pub enum LoaderError {
          toolchain was missing at build time); run `cargo xtask setup` and rebuild"
     )]
     NoObject,
-    #[error("tracefs is not mounted and mounting it at {TRACEFS} failed: {0}; mount it with `mount -t tracefs nodev {TRACEFS}` or run the agent as root")]
-    Tracefs(nix::Error),
+    #[error("tracefs is not mounted and mounting it at {TRACEFS} failed; mount it with `mount -t tracefs nodev {TRACEFS}` or run the agent as root")]
+    Tracefs(#[source] nix::Error),
     #[error(transparent)]
     Btf(#[from] BtfError),
     #[error("ring buffer size {0} must be a power of two and a multiple of the page size (e.g. 4194304)")]
     RingSize(u32),
-    #[error("loading the eBPF object failed (are you root, with CAP_BPF and CAP_PERFMON?): {0}")]
+    #[error("loading the eBPF object failed (are you root, with CAP_BPF and CAP_PERFMON?)")]
     Load(#[source] aya::EbpfError),
-    #[error("eBPF program {PROG_EXEC}: {what}: {source}")]
+    #[error("eBPF program {PROG_EXEC}: {what}")]
     Program { what: &'static str, source: aya::programs::ProgramError },
-    #[error("eBPF map {name}: {source}")]
+    #[error("eBPF map {name}")]
     Map { name: &'static str, source: aya::maps::MapError },
     #[error("eBPF map {0} is missing from the object")]
     MissingMap(&'static str),

@@ -11,6 +11,10 @@ use super::{Btf, BtfError};
 /// Resolves every offset the exec program needs.
 pub fn resolve(btf: &Btf) -> Result<KernelOffsets, BtfError> {
     let off = |s: &str, m: &str| btf.member_offset(s, m);
+    // Missing structs first, so the error names the most basic thing absent.
+    for strukt in ["task_struct", "mm_struct", "file", "inode", "super_block", "nsproxy", "pid"] {
+        btf.struct_size(strukt)?;
+    }
     let (ctime_sec, ctime_nsec) = inode_ctime(btf)?;
     Ok(KernelOffsets {
         task_real_parent: off("task_struct", "real_parent")?,

@@ -7,7 +7,7 @@ use std::path::Path;
 /// Why BTF could not be read or a field could not be resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
-    #[error("cannot read kernel BTF at {path}: {source}; the kernel must be built with CONFIG_DEBUG_INFO_BTF=y")]
+    #[error("cannot read kernel BTF at {path} (the kernel must be built with CONFIG_DEBUG_INFO_BTF=y, or pass --btf FILE)")]
     Read { path: String, source: std::io::Error },
     #[error("{path}: not BTF data ({why})")]
     Format { path: String, why: String },

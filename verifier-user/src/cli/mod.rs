@@ -28,6 +28,7 @@ pub enum Command {
     /// Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN). Output schema:
     /// docs/schema.md. Stops cleanly on SIGINT/SIGTERM and prints final
     /// kernel counters.
+    #[command(after_help = AGENT_EXAMPLES)]
     Agent(crate::agent::AgentArgs),
     /// Work with SBOMs: generate per-file baselines, inspect what a file holds.
     #[command(subcommand)]
@@ -37,6 +38,16 @@ pub enum Command {
     /// Exit codes: 0 clean, 1 drift found, 2 error.
     Check(sbom::CheckArgs),
 }
+
+const AGENT_EXAMPLES: &str = "\
+Examples:
+  verifier agent                                   every exec on the node, one JSON line each
+  verifier agent --containers-only > execs.jsonl   containers only; host execs counted as filtered
+  verifier agent --duration 60 --stats-interval 5  a one-minute sample with counters every 5 s
+  verifier agent | jq 'select(.container) | [.container.id, .filename]'
+
+Records: ready (once), exec (per exec), stats (periodic and final, with kernel
+seen/sent/dropped/filtered counters). Lost events are counted in stats.lost.";
 
 /// Sets up `tracing` on stderr, so stdout carries only records.
 pub fn init_tracing(cli: &Cli) {
