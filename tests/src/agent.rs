@@ -79,6 +79,14 @@ impl Agent {
         self.child.id()
     }
 
+    /// Records written so far (while the agent runs), after `ready`.
+    pub fn records_so_far(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        // The last line may be half-written: only complete lines count.
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete.lines().skip(1).filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
     /// Sends SIGTERM, waits for exit, returns every record after `ready`.
     pub fn stop(mut self) -> anyhow::Result<Vec<Value>> {
         nix::sys::signal::kill(

@@ -171,3 +171,27 @@ fn count_exec_programs() -> usize {
         })
         .count()
 }
+
+#[test]
+fn a_lone_exec_is_reported_while_the_agent_runs() {
+    require_root!();
+    let _lock = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = storm::marker_program(dir.path(), &unique("lone")).expect("marker");
+    let name = marker.to_str().expect("utf-8").to_string();
+    // Wake-ups are batched; the poll timer must still deliver a single exec.
+    let agent = Agent::start(&["--stats-interval", "0", "--poll-ms", "20"]).expect("agent starts");
+    let started = std::time::Instant::now();
+    assert!(Command::new(&marker).status().expect("runs").success());
+    let mut latency = None;
+    while started.elapsed() < std::time::Duration::from_secs(5) {
+        if execs(&agent.records_so_far()).any(|r| r["filename"] == name.as_str()) {
+            latency = Some(started.elapsed());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    eprintln!("lone exec reported after {latency:?}");
+    assert!(latency.is_some(), "the exec was printed while the agent ran, not only at shutdown");
+    agent.stop().expect("stops");
+}

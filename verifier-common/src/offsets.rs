@@ -68,10 +68,15 @@ pub struct ProgramConfig {
     pub containers_only: u32,
     /// The host's mount namespace inum (that of pid 1 as the agent sees it).
     pub host_mnt_ns: u32,
+    /// Wake userspace only once this many bytes are waiting in the ring
+    /// buffer (0: on every record). Between wake-ups the agent drains on a
+    /// short timer, so a quiet node still sees events within that period.
+    pub wakeup_bytes: u32,
+    pub _pad: u32,
 }
 
 const _: () = assert!(size_of::<KernelOffsets>() == 22 * 4);
-const _: () = assert!(size_of::<ProgramConfig>() == 24 * 4);
+const _: () = assert!(size_of::<ProgramConfig>() == 26 * 4);
 
 impl ProgramConfig {
     /// All-zero configuration: the program's compiled-in default, replaced
@@ -104,6 +109,8 @@ impl ProgramConfig {
             },
             containers_only: 0,
             host_mnt_ns: 0,
+            wakeup_bytes: 0,
+            _pad: 0,
         }
     }
 }

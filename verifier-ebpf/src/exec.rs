@@ -38,6 +38,11 @@ use crate::{
     maps::{CONFIG, EVENTS, SCRATCH, count},
 };
 
+/// `bpf_ringbuf_query` / `bpf_ringbuf_output` flags (include/uapi/linux/bpf.h).
+const BPF_RB_AVAIL_DATA: u64 = 0;
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+
 #[tracepoint(category = "sched", name = "sched_process_exec")]
 pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     match try_sched_process_exec(&ctx) {
@@ -135,7 +140,17 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Result<(), i64> {
     let total = if total > HEADER_SIZE + FILENAME_MAX { HEADER_SIZE + FILENAME_MAX } else { total };
     // SAFETY: `total` is bounded by the scratch value's size.
     let bytes = unsafe { core::slice::from_raw_parts((scratch as *const _) as *const u8, total) };
-    match EVENTS.output::<[u8]>(bytes, 0) {
+    // Batch wake-ups: waking the agent costs more than the record itself
+    // (a cross-CPU interrupt per exec), so only wake it once a batch is
+    // waiting; it also drains on a timer.
+    let flags = if config.wakeup_bytes == 0 {
+        0
+    } else if EVENTS.query(BPF_RB_AVAIL_DATA) + total as u64 >= u64::from(config.wakeup_bytes) {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    match EVENTS.output::<[u8]>(bytes, flags) {
         Ok(()) => count(Counter::Sent),
         Err(_) => count(Counter::Dropped),
     }

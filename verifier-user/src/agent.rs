@@ -43,6 +43,17 @@ pub struct AgentArgs {
     #[arg(long, default_value_t = verifier_common::DEFAULT_RING_BYTES, value_name = "BYTES")]
     pub ring_bytes: u32,
 
+    /// Wake the agent only once this many bytes of records wait in the ring
+    /// buffer (0: on every exec). Fewer wake-ups cost the node far less CPU
+    /// under exec storms; `--poll-ms` bounds the added latency.
+    #[arg(long, default_value_t = loader::DEFAULT_WAKEUP_BYTES, value_name = "BYTES")]
+    pub wakeup_bytes: u32,
+
+    /// Drain the ring buffer at least this often, in milliseconds: the most
+    /// a record waits when fewer than `--wakeup-bytes` are pending.
+    #[arg(long, default_value_t = 20, value_name = "MS")]
+    pub poll_ms: u64,
+
     /// Seconds between stats records (0: only the final one).
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub stats_interval: u64,
@@ -96,6 +107,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
         containers_only: args.containers_only,
         ring_bytes: args.ring_bytes,
         btf_path: args.btf.clone(),
+        wakeup_bytes: args.wakeup_bytes,
     };
     let loaded = tokio::task::spawn_blocking(move || loader::load(crate::EBPF_OBJECT, &opts))
         .await
@@ -146,6 +158,8 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
         }
     };
     tokio::pin!(until_deadline);
+    let mut poll = tokio::time::interval(Duration::from_millis(args.poll_ms.max(1)));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
         tokio::select! {
@@ -154,6 +168,11 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
                 drain(guard.get_inner_mut(), &mut state, &mut out)?;
                 guard.clear_ready();
                 out.flush()?;
+            }
+            _ = poll.tick() => {
+                if drain(ring.get_mut(), &mut state, &mut out)? {
+                    out.flush()?;
+                }
             }
             _ = ticker.tick(), if args.stats_interval > 0 => {
                 write_line(&mut out, &stats(&counters, &mut state, false)?)?;
@@ -184,12 +203,14 @@ fn write_line(out: &mut impl std::io::Write, record: &impl serde::Serialize) -> 
     Ok(())
 }
 
-/// Takes every record currently in the ring buffer.
+/// Takes every record currently in the ring buffer; returns whether there
+/// were any.
 fn drain(
     ring: &mut RingBuf<MapData>,
     state: &mut State,
     out: &mut impl std::io::Write,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
+    let before = state.user.received;
     while let Some(item) = ring.next() {
         state.user.received += 1;
         let event = match ExecEvent::from_bytes(&item, &state.clock) {
@@ -208,7 +229,7 @@ fn drain(
         write_line(out, &ExecJson::new(&event, &state.node, &attribution))?;
         state.user.printed += 1;
     }
-    Ok(())
+    Ok(state.user.received != before)
 }
 
 fn stats<'a>(counters: &KernelCounters, state: &'a mut State, is_final: bool) -> anyhow::Result<StatsJson<'a>> {

@@ -47,6 +47,9 @@ pub enum LoaderError {
     MissingMap(&'static str),
 }
 
+/// Default wake-up batch: about 400 typical records.
+pub const DEFAULT_WAKEUP_BYTES: u32 = 64 << 10;
+
 /// How to load.
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
@@ -56,6 +59,8 @@ pub struct LoadOptions {
     pub ring_bytes: u32,
     /// BTF file to read offsets from.
     pub btf_path: std::path::PathBuf,
+    /// Wake the agent once this many bytes wait in the ring (0: every record).
+    pub wakeup_bytes: u32,
 }
 
 impl Default for LoadOptions {
@@ -64,6 +69,7 @@ impl Default for LoadOptions {
             containers_only: false,
             ring_bytes: verifier_common::DEFAULT_RING_BYTES,
             btf_path: btf::VMLINUX_BTF.into(),
+            wakeup_bytes: DEFAULT_WAKEUP_BYTES,
         }
     }
 }
@@ -171,6 +177,9 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
         offsets: btf::offsets::resolve(&kernel_btf)?,
         containers_only: u32::from(opts.containers_only),
         host_mnt_ns: host_mnt_ns(),
+        // Never wait for more than a quarter of the ring.
+        wakeup_bytes: opts.wakeup_bytes.min(opts.ring_bytes / 4),
+        _pad: 0,
     };
     drop(kernel_btf);
     tracing::debug!(?config, "kernel offsets from BTF");
