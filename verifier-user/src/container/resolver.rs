@@ -70,6 +70,13 @@ impl Resolver {
         }
     }
 
+    /// A resolver reading `proc_root` and `cgroup2` instead of the host's
+    /// (tests, or an agent whose host /proc is mounted elsewhere).
+    pub fn with_roots(state_roots: Vec<StateRoot>, host_mnt_ns: u32, proc_root: PathBuf, cgroup2: Option<PathBuf>) -> Self {
+        let cgroup2_root_id = cgroup2.as_deref().and_then(|p| fs::metadata(p).ok()).map_or(1, |m| m.ino());
+        Self { proc_root, cgroup2, cgroup2_root_id, host_mnt_ns, state_roots, cache: HashMap::new() }
+    }
+
     /// The host's mount namespace inum.
     pub fn host_mnt_ns(&self) -> u32 {
         self.host_mnt_ns
@@ -178,4 +185,81 @@ pub fn find_cgroup2_mount() -> Option<PathBuf> {
         let (left, right) = line.split_once(" - ")?;
         (right.split_whitespace().next()? == "cgroup2").then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        proc_root: PathBuf,
+        cgroup2: PathBuf,
+        runc_state: PathBuf,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let proc_root = dir.path().join("proc");
+        let cgroup2 = dir.path().join("cgroup");
+        let runc_state = dir.path().join("runc");
+        for d in [&proc_root, &cgroup2, &runc_state] {
+            fs::create_dir_all(d).expect("mkdir");
+        }
+        Fixture { proc_root, cgroup2, runc_state, _dir: dir }
+    }
+
+    fn resolver(f: &Fixture) -> Resolver {
+        let roots = vec![StateRoot { dir: f.runc_state.clone(), runtime: Runtime::Runc, namespaced: false }];
+        Resolver::with_roots(roots, 1000, f.proc_root.clone(), Some(f.cgroup2.clone()))
+    }
+
+    #[test]
+    fn exited_process_is_found_by_cgroup_inode() {
+        let f = fixture();
+        let scope = f.cgroup2.join("system.slice").join(format!("docker-{ID}.scope"));
+        fs::create_dir_all(&scope).expect("mkdir");
+        let cgroup_id = fs::metadata(&scope).expect("stat").ino();
+        // No /proc/<pid> at all: the process is gone.
+        let got = resolver(&f).attribute(cgroup_id, 4242, 2000);
+        let Attribution::Container(c) = got else { panic!("expected a container, got {got:?}") };
+        assert_eq!((c.id.as_str(), c.runtime), (ID, Runtime::Docker));
+        assert_eq!(c.cgroup, format!("/system.slice/docker-{ID}.scope"));
+    }
+
+    #[test]
+    fn proc_cgroup_is_read_and_cached_by_cgroup_id() {
+        let f = fixture();
+        fs::create_dir_all(f.runc_state.join("web")).expect("mkdir");
+        fs::create_dir_all(f.proc_root.join("77")).expect("mkdir");
+        fs::write(f.proc_root.join("77/cgroup"), "0::/web\n").expect("write");
+        let mut r = resolver(&f);
+        let first = r.attribute(555, 77, 2000);
+        assert!(matches!(&first, Attribution::Container(c) if c.id == "web" && c.runtime == Runtime::Runc), "{first:?}");
+        // The process leaves; the cache still answers for its cgroup.
+        fs::remove_dir_all(f.proc_root.join("77")).expect("rm");
+        assert_eq!(r.attribute(555, 78, 2000), first);
+        assert_eq!(r.cached(), 1);
+    }
+
+    #[test]
+    fn host_namespace_needs_no_io_and_unknown_is_not_cached() {
+        let f = fixture();
+        let mut r = resolver(&f);
+        assert_eq!(r.attribute(1, 1, 1000), Attribution::Host);
+        // Own mount namespace, process gone, cgroup id unknown: not guessed.
+        assert!(matches!(r.attribute(999_999, 5, 2000), Attribution::Unknown(_)));
+        assert_eq!(r.cached(), 1, "only the host answer was cached");
+    }
+
+    #[test]
+    fn own_namespace_without_container_cgroup_is_unknown() {
+        let f = fixture();
+        fs::create_dir_all(f.proc_root.join("9")).expect("mkdir");
+        fs::write(f.proc_root.join("9/cgroup"), "0::/user.slice/session-1.scope\n").expect("write");
+        let got = resolver(&f).attribute(321, 9, 2000);
+        assert!(matches!(got, Attribution::Unknown(why) if why.contains("mount namespace")), "{got:?}");
+    }
 }
