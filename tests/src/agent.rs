@@ -58,7 +58,8 @@ impl Agent {
         let ready = loop {
             let text = std::fs::read_to_string(&out).unwrap_or_default();
             if let Some((first, _)) = text.split_once('\n') {
-                break serde_json::from_str::<Value>(first).with_context(|| format!("first line is not JSON: {first}"))?;
+                break serde_json::from_str::<Value>(first)
+                    .with_context(|| format!("first line is not JSON: {first}"))?;
             }
             if let Some(status) = child.try_wait()? {
                 bail!("the agent exited before it was ready: {status}");
@@ -119,9 +120,5 @@ pub fn execs(records: &[Value]) -> impl Iterator<Item = &Value> {
 
 /// The final stats record.
 pub fn final_stats(records: &[Value]) -> anyhow::Result<&Value> {
-    records
-        .iter()
-        .rev()
-        .find(|r| r["type"] == "stats" && r["final"] == true)
-        .context("no final stats record")
+    records.iter().rev().find(|r| r["type"] == "stats" && r["final"] == true).context("no final stats record")
 }

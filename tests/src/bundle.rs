@@ -10,7 +10,8 @@ use std::{
 use anyhow::{Context as _, bail};
 
 /// Applets linked in the image, as `/bin/<name> -> busybox`.
-pub const APPLETS: &[&str] = &["sh", "ls", "cat", "echo", "sleep", "true", "env", "id", "uname", "ps", "cp", "chmod"];
+pub const APPLETS: &[&str] =
+    &["sh", "ls", "cat", "echo", "sleep", "true", "env", "id", "uname", "ps", "cp", "chmod"];
 
 /// Where Debian's busybox-static installs.
 pub const HOST_BUSYBOX: &str = "/bin/busybox";

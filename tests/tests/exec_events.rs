@@ -14,9 +14,8 @@ use verifier_tests::{
 };
 
 fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
@@ -167,7 +166,8 @@ fn count_exec_programs() -> usize {
     progs
         .iter()
         .filter(|p| {
-            p["type"] == "tracepoint" && p["name"].as_str().is_some_and(|n| "sched_process_exec".starts_with(n))
+            p["type"] == "tracepoint"
+                && p["name"].as_str().is_some_and(|n| "sched_process_exec".starts_with(n))
         })
         .count()
 }

@@ -28,13 +28,8 @@ pub const COUNTER_COUNT: u32 = 5;
 
 impl Counter {
     /// All counters, in index order.
-    pub const ALL: [Counter; COUNTER_COUNT as usize] = [
-        Counter::Seen,
-        Counter::Sent,
-        Counter::Dropped,
-        Counter::Filtered,
-        Counter::IdentityErrors,
-    ];
+    pub const ALL: [Counter; COUNTER_COUNT as usize] =
+        [Counter::Seen, Counter::Sent, Counter::Dropped, Counter::Filtered, Counter::IdentityErrors];
 
     /// Stable name used in JSON stats records and metrics.
     pub const fn name(self) -> &'static str {

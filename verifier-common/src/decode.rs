@@ -36,10 +36,9 @@ impl fmt::Display for DecodeError {
                 write!(f, "record of {len} bytes is shorter than the {HEADER_SIZE}-byte header")
             }
             DecodeError::UnknownKind { kind } => write!(f, "unknown record kind {kind}"),
-            DecodeError::BadFilenameLength { claimed, available } => write!(
-                f,
-                "record claims a {claimed}-byte file name but carries {available} bytes"
-            ),
+            DecodeError::BadFilenameLength { claimed, available } => {
+                write!(f, "record claims a {claimed}-byte file name but carries {available} bytes")
+            }
         }
     }
 }
@@ -59,15 +58,9 @@ pub fn decode(bytes: &[u8]) -> Result<ExecRecord<'_>, DecodeError> {
     let claimed = usize::from(header.filename_len);
     let rest = &bytes[HEADER_SIZE..];
     if claimed > rest.len() || claimed > FILENAME_MAX {
-        return Err(DecodeError::BadFilenameLength {
-            claimed,
-            available: rest.len(),
-        });
+        return Err(DecodeError::BadFilenameLength { claimed, available: rest.len() });
     }
-    Ok(ExecRecord {
-        header,
-        filename: &rest[..claimed],
-    })
+    Ok(ExecRecord { header, filename: &rest[..claimed] })
 }
 
 /// `comm` up to its first NUL.
@@ -119,10 +112,7 @@ mod tests {
     #[test]
     fn filename_longer_than_record() {
         let bytes = record(b"/bin/ls", 200);
-        assert_eq!(
-            decode(&bytes).err(),
-            Some(DecodeError::BadFilenameLength { claimed: 200, available: 7 })
-        );
+        assert_eq!(decode(&bytes).err(), Some(DecodeError::BadFilenameLength { claimed: 200, available: 7 }));
     }
 
     #[test]

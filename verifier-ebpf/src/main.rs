@@ -18,7 +18,9 @@ mod maps;
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {
-    eprintln!("verifier-ebpf holds kernel programs: build it for bpfel-unknown-none (verifier-user/build.rs does)");
+    eprintln!(
+        "verifier-ebpf holds kernel programs: build it for bpfel-unknown-none (verifier-user/build.rs does)"
+    );
 }
 
 /// GPL-compatible licence: the probe-read helpers are GPL-only.

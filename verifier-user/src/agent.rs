@@ -24,7 +24,10 @@ use tokio::{
 use verifier_common::counters::Counter;
 
 use crate::{
-    container::{Attribution, Resolver, resolver::{StateRoot, default_state_roots}, Runtime},
+    container::{
+        Attribution, Resolver, Runtime,
+        resolver::{StateRoot, default_state_roots},
+    },
     events::{Clock, ExecEvent},
     loader::{self, KernelCounters, LoadOptions},
     output::{self, ExecJson, KernelStats, ReadyJson, StatsJson, UserStats},
@@ -232,7 +235,11 @@ fn drain(
     Ok(state.user.received != before)
 }
 
-fn stats<'a>(counters: &KernelCounters, state: &'a mut State, is_final: bool) -> anyhow::Result<StatsJson<'a>> {
+fn stats<'a>(
+    counters: &KernelCounters,
+    state: &'a mut State,
+    is_final: bool,
+) -> anyhow::Result<StatsJson<'a>> {
     let per_cpu = counters.read().context("reading kernel counters")?;
     let sum = |c: Counter| per_cpu[c as usize].iter().sum::<u64>();
     let kernel = KernelStats {

@@ -31,7 +31,9 @@ pub enum LoaderError {
          toolchain was missing at build time); run `cargo xtask setup` and rebuild"
     )]
     NoObject,
-    #[error("tracefs is not mounted and mounting it at {TRACEFS} failed; mount it with `mount -t tracefs nodev {TRACEFS}` or run the agent as root")]
+    #[error(
+        "tracefs is not mounted and mounting it at {TRACEFS} failed; mount it with `mount -t tracefs nodev {TRACEFS}` or run the agent as root"
+    )]
     Tracefs(#[source] nix::Error),
     #[error(transparent)]
     Btf(#[from] BtfError),
@@ -113,14 +115,8 @@ pub fn ensure_tracefs() -> Result<(), LoaderError> {
         }
     }
     tracing::info!("tracefs not mounted; mounting it at {TRACEFS}");
-    nix::mount::mount(
-        Some("nodev"),
-        TRACEFS,
-        Some("tracefs"),
-        nix::mount::MsFlags::empty(),
-        None::<&str>,
-    )
-    .map_err(LoaderError::Tracefs)
+    nix::mount::mount(Some("nodev"), TRACEFS, Some("tracefs"), nix::mount::MsFlags::empty(), None::<&str>)
+        .map_err(LoaderError::Tracefs)
 }
 
 /// The host mount namespace's inum: pid 1's (in a DaemonSet the agent runs
@@ -205,8 +201,7 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
     let events = ebpf.take_map(MAP_EVENTS).ok_or(LoaderError::MissingMap(MAP_EVENTS))?;
     let events = RingBuf::try_from(events).map_err(|source| LoaderError::Map { name: MAP_EVENTS, source })?;
     let counters = ebpf.take_map(MAP_COUNTERS).ok_or(LoaderError::MissingMap(MAP_COUNTERS))?;
-    let counters = PerCpuArray::try_from(counters)
-        .map_err(|source| LoaderError::Map { name: MAP_COUNTERS, source })?;
+    let counters =
+        PerCpuArray::try_from(counters).map_err(|source| LoaderError::Map { name: MAP_COUNTERS, source })?;
     Ok(Loaded { ebpf, events, counters: KernelCounters(counters), config })
 }
-

@@ -33,8 +33,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let marker = storm::marker_program(dir.path(), "bench-storm-true")?;
     let name = marker.to_string_lossy().into_owned();
     let secs = Duration::from_secs_f64(args.seconds);
-    println!("exec storm, {} s per run, {} alternating rounds; ratio = rate without agent / rate with", args.seconds, args.rounds);
-    println!("{:>7} {:>5} {:>12} {:>12} {:>7} {:>9} {:>8} {:>9}", "workers", "round", "base exec/s", "agent exec/s", "ratio", "events", "lost", "rss KiB");
+    println!(
+        "exec storm, {} s per run, {} alternating rounds; ratio = rate without agent / rate with",
+        args.seconds, args.rounds
+    );
+    println!(
+        "{:>7} {:>5} {:>12} {:>12} {:>7} {:>9} {:>8} {:>9}",
+        "workers", "round", "base exec/s", "agent exec/s", "ratio", "events", "lost", "rss KiB"
+    );
     for &workers in &args.workers {
         let (mut base_total, mut agent_total, mut lost_total, mut rss_max) = (0.0, 0.0, 0u64, 0u64);
         for round in 1..=args.rounds {
@@ -48,7 +54,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             let lost = stats["lost"].as_u64().unwrap_or(u64::MAX);
             let rss = stats["max_rss_kib"].as_u64().unwrap_or(0);
             let events = execs(&records).filter(|r| r["filename"] == name.as_str()).count();
-            println!("{workers:>7} {round:>5} {base:>12.0} {with:>12.0} {:>7.3} {events:>9} {lost:>8} {rss:>9}", base / with);
+            println!(
+                "{workers:>7} {round:>5} {base:>12.0} {with:>12.0} {:>7.3} {events:>9} {lost:>8} {rss:>9}",
+                base / with
+            );
             base_total += base;
             agent_total += with;
             lost_total += lost;

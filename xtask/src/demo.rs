@@ -35,11 +35,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let id = format!("verifier-demo-{}", std::process::id());
     let container = Container::run(&bundle.dir, &id)?;
     eprintln!("demo: runc   started container {id} (init pid {})", container.pid()?);
-    for cmd in [
-        &["/bin/ls", "/"][..],
-        &["/bin/cat", "/etc/os-release"],
-        &["/bin/sh", "-c", "id && uname -r"],
-    ] {
+    for cmd in [&["/bin/ls", "/"][..], &["/bin/cat", "/etc/os-release"], &["/bin/sh", "-c", "id && uname -r"]]
+    {
         eprintln!("demo: runc   exec {}", cmd.join(" "));
         container.exec(cmd)?;
     }
@@ -52,7 +49,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    println!("\n{:<28} {:<8} {:>7} {:>7}  {:<18} {:<10} exe (dev ino size)", "container", "runtime", "pid", "ns_pid", "filename", "comm");
+    println!(
+        "\n{:<28} {:<8} {:>7} {:>7}  {:<18} {:<10} exe (dev ino size)",
+        "container", "runtime", "pid", "ns_pid", "filename", "comm"
+    );
     for r in execs(&records).filter(|r| r["container"]["id"] == id.as_str()) {
         println!(
             "{:<28} {:<8} {:>7} {:>7}  {:<18} {:<10} {} {} {}",

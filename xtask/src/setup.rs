@@ -88,17 +88,20 @@ fn apt() -> anyhow::Result<bool> {
     }
     eprintln!("xtask setup: installing {}", missing.join(" "));
     util::run(Command::new("apt-get").arg("update").arg("-qq"))?;
-    util::run(Command::new("apt-get")
-        .args(["install", "-y", "-qq", "--no-install-recommends"])
-        .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive"))
+    util::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
     .context("apt-get install (run as root)")?;
     Ok(true)
 }
 
 fn rust_src() -> anyhow::Result<bool> {
-    let installed = output(Command::new("rustup").args(["component", "list", "--toolchain", "nightly", "--installed"]))
-        .context("the `nightly` toolchain is needed to build eBPF; install it with rustup")?;
+    let installed =
+        output(Command::new("rustup").args(["component", "list", "--toolchain", "nightly", "--installed"]))
+            .context("the `nightly` toolchain is needed to build eBPF; install it with rustup")?;
     if installed.lines().any(|l| l.starts_with("rust-src")) {
         return Ok(false);
     }
@@ -152,11 +155,16 @@ fn bpf_linker() -> anyhow::Result<bool> {
     if works && !relinked {
         return Ok(false);
     }
-    eprintln!("xtask setup: building bpf-linker {BPF_LINKER_VERSION} against {} (about a minute)", libllvm.display());
-    util::run(Command::new("cargo")
-        .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--force"])
-        .args(["--no-default-features", "--features", "llvm-22"])
-        .env("LLVM_PREFIX", llvm_prefix()))?;
+    eprintln!(
+        "xtask setup: building bpf-linker {BPF_LINKER_VERSION} against {} (about a minute)",
+        libllvm.display()
+    );
+    util::run(
+        Command::new("cargo")
+            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--force"])
+            .args(["--no-default-features", "--features", "llvm-22"])
+            .env("LLVM_PREFIX", llvm_prefix()),
+    )?;
     Ok(true)
 }
 

@@ -52,8 +52,5 @@ pub fn verifier_bin() -> PathBuf {
 /// integration tier.
 pub fn test(extra: &[String]) -> anyhow::Result<()> {
     build_release()?;
-    run(cargo()
-        .args(["test", "--workspace", "--release"])
-        .args(extra)
-        .env("VERIFIER_BIN", verifier_bin()))
+    run(cargo().args(["test", "--workspace", "--release"]).args(extra).env("VERIFIER_BIN", verifier_bin()))
 }

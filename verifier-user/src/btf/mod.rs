@@ -13,8 +13,8 @@
 //! `Documentation/bpf/btf.rst`); [`offsets`] turns it into
 //! [`verifier_common::offsets::KernelOffsets`].
 
-mod parse;
 pub mod offsets;
+mod parse;
 
 pub use parse::{Btf, BtfError, Member};
 

@@ -45,10 +45,9 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, BtfError> {
 /// The inode's change time. Linux 6.11+ has `i_ctime_sec` / `i_ctime_nsec`;
 /// 6.6 to 6.10 a `timespec64 __i_ctime`; older kernels `timespec64 i_ctime`.
 fn inode_ctime(btf: &Btf) -> Result<(u32, u32), BtfError> {
-    if let (Ok(sec), Ok(nsec)) = (
-        btf.member_offset("inode", "i_ctime_sec"),
-        btf.member_offset("inode", "i_ctime_nsec"),
-    ) {
+    if let (Ok(sec), Ok(nsec)) =
+        (btf.member_offset("inode", "i_ctime_sec"), btf.member_offset("inode", "i_ctime_nsec"))
+    {
         return Ok((sec, nsec));
     }
     for name in ["__i_ctime", "i_ctime"] {
@@ -58,8 +57,5 @@ fn inode_ctime(btf: &Btf) -> Result<(u32, u32), BtfError> {
             return Ok((base + sec, base + nsec));
         }
     }
-    Err(BtfError::NoMember {
-        strukt: "inode".into(),
-        member: "i_ctime_sec (or __i_ctime / i_ctime)".into(),
-    })
+    Err(BtfError::NoMember { strukt: "inode".into(), member: "i_ctime_sec (or __i_ctime / i_ctime)".into() })
 }

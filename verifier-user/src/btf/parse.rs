@@ -7,7 +7,9 @@ use std::path::Path;
 /// Why BTF could not be read or a field could not be resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
-    #[error("cannot read kernel BTF at {path} (the kernel must be built with CONFIG_DEBUG_INFO_BTF=y, or pass --btf FILE)")]
+    #[error(
+        "cannot read kernel BTF at {path} (the kernel must be built with CONFIG_DEBUG_INFO_BTF=y, or pass --btf FILE)"
+    )]
     Read { path: String, source: std::io::Error },
     #[error("{path}: not BTF data ({why})")]
     Format { path: String, why: String },
@@ -73,14 +75,9 @@ impl Btf {
     /// Reads and parses a BTF file (normally [`super::VMLINUX_BTF`]).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, BtfError> {
         let path = path.as_ref();
-        let data = std::fs::read(path).map_err(|source| BtfError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(data).map_err(|why| BtfError::Format {
-            path: path.display().to_string(),
-            why,
-        })
+        let data = std::fs::read(path)
+            .map_err(|source| BtfError::Read { path: path.display().to_string(), source })?;
+        Self::parse(data).map_err(|why| BtfError::Format { path: path.display().to_string(), why })
     }
 
     /// Parses BTF bytes (little-endian, as on this machine).
@@ -150,7 +147,13 @@ impl Btf {
             return None;
         }
         let info = self.word(pos + 4);
-        Some((self.word(pos), (info >> 24) & 0x1f, info >> 31 == 1, (info & 0xffff) as usize, self.word(pos + 8)))
+        Some((
+            self.word(pos),
+            (info >> 24) & 0x1f,
+            info >> 31 == 1,
+            (info & 0xffff) as usize,
+            self.word(pos + 8),
+        ))
     }
 
     fn name(&self, off: u32) -> &[u8] {
@@ -199,7 +202,13 @@ impl Btf {
     fn resolve(&self, mut id: u32) -> u32 {
         for _ in 0..32 {
             match self.header(id) {
-                Some((_, KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG, _, _, t)) => {
+                Some((
+                    _,
+                    KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG,
+                    _,
+                    _,
+                    t,
+                )) => {
                     id = t;
                 }
                 _ => return id,
@@ -230,10 +239,9 @@ impl Btf {
         let mut id = self.struct_id(strukt)?;
         let mut bits = 0u32;
         for part in path.split('.') {
-            let (off, m) = self.find_member(id, part, 0).ok_or_else(|| BtfError::NoMember {
-                strukt: strukt.into(),
-                member: path.into(),
-            })?;
+            let (off, m) = self
+                .find_member(id, part, 0)
+                .ok_or_else(|| BtfError::NoMember { strukt: strukt.into(), member: path.into() })?;
             if m.bitfield_size != 0 || off % 8 != 0 {
                 return Err(BtfError::Bitfield { strukt: strukt.into(), member: path.into() });
             }

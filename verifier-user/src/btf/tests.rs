@@ -117,8 +117,11 @@ impl Raw {
                 }
             } else if let (Some(id), Some(body)) = (current, line.strip_prefix('\t')) {
                 let field = |key: &str| -> u32 {
-                    body.split(key).nth(1).and_then(|s| s.split_whitespace().next())
-                        .and_then(|s| s.parse().ok()).unwrap_or(u32::MAX)
+                    body.split(key)
+                        .nth(1)
+                        .and_then(|s| s.split_whitespace().next())
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(u32::MAX)
                 };
                 let name = body.split('\'').nth(1).unwrap_or_default().to_string();
                 let entry = types.get_mut(&id).expect("current aggregate");
@@ -131,7 +134,8 @@ impl Raw {
     /// Byte offset of `member` in the named struct, looking into anonymous
     /// members the way C does.
     fn offset(&self, strukt: &str, member: &str) -> Option<u32> {
-        let id = self.0.iter().filter(|(_, (n, m))| n == strukt && !m.is_empty()).map(|(id, _)| *id).next()?;
+        let id =
+            self.0.iter().filter(|(_, (n, m))| n == strukt && !m.is_empty()).map(|(id, _)| *id).next()?;
         self.offset_in(id, member).map(|bits| bits / 8)
     }
 
@@ -140,9 +144,10 @@ impl Raw {
         if let Some((_, _, bits)) = members.iter().find(|(n, _, _)| n == member) {
             return Some(*bits);
         }
-        members.iter().filter(|(n, _, _)| n == "(anon)").find_map(|(_, t, bits)| {
-            self.offset_in(*t, member).map(|inner| bits + inner)
-        })
+        members
+            .iter()
+            .filter(|(n, _, _)| n == "(anon)")
+            .find_map(|(_, t, bits)| self.offset_in(*t, member).map(|inner| bits + inner))
     }
 }
 

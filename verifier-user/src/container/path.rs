@@ -50,12 +50,7 @@ pub fn container_from_cgroup_path(
 ) -> Option<ContainerRef> {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let make = |id: &str, runtime| {
-        Some(ContainerRef {
-            id: id.to_string(),
-            runtime,
-            pod_uid: pod_uid(path),
-            cgroup: path.to_string(),
-        })
+        Some(ContainerRef { id: id.to_string(), runtime, pod_uid: pod_uid(path), cgroup: path.to_string() })
     };
     // Innermost segment first: nested cgroups inside a container
     // (systemd-in-container, docker-in-docker) still belong to it.

@@ -15,10 +15,7 @@ fn parse(path: &str) -> Option<(String, Runtime, Option<String>)> {
 #[test]
 fn docker_cgroupfs_v1_and_systemd_v2() {
     assert_eq!(parse(&format!("/docker/{ID}")), Some((ID.into(), Runtime::Docker, None)));
-    assert_eq!(
-        parse(&format!("/system.slice/docker-{ID}.scope")),
-        Some((ID.into(), Runtime::Docker, None))
-    );
+    assert_eq!(parse(&format!("/system.slice/docker-{ID}.scope")), Some((ID.into(), Runtime::Docker, None)));
 }
 
 #[test]
@@ -68,9 +65,8 @@ fn plain_runc_and_containerd_names_need_the_state_directory() {
     assert_eq!(parse("/ctest1"), None, "an arbitrary name is not a container by itself");
     let runc = container_from_cgroup_path("/ctest1", |leaf| (leaf == "ctest1").then_some(Runtime::Runc));
     assert_eq!(runc.map(|c| (c.id, c.runtime)), Some(("ctest1".into(), Runtime::Runc)));
-    let ctr = container_from_cgroup_path("/default/web-1", |leaf| {
-        (leaf == "web-1").then_some(Runtime::Containerd)
-    });
+    let ctr =
+        container_from_cgroup_path("/default/web-1", |leaf| (leaf == "web-1").then_some(Runtime::Containerd));
     assert_eq!(ctr.map(|c| c.id), Some("web-1".into()));
 }
 
@@ -100,9 +96,7 @@ fn proc_cgroup_v2_only() {
 
 #[test]
 fn proc_cgroup_v1_only() {
-    let content = format!(
-        "12:pids:/docker/{ID}\n11:memory:/docker/{ID}\n1:name=systemd:/docker/{ID}\n"
-    );
+    let content = format!("12:pids:/docker/{ID}\n11:memory:/docker/{ID}\n1:name=systemd:/docker/{ID}\n");
     assert_eq!(container_from_proc_cgroup(&content, |_| None).map(|c| c.id), Some(ID.into()));
 }
 
@@ -118,7 +112,8 @@ fn proc_cgroup_hybrid_with_root_unified_line() {
 fn proc_cgroup_hybrid_as_on_this_machine() {
     // The shape runc produces on this VM: v1 controllers, a sandbox prefix on
     // the memory controller, and the unified line.
-    let content = "9:name=systemd:/ctest1\n4:memory:/process_api/d9fbfea1467b1a008dfa2f6456effaed/ctest1\n0::/ctest1\n";
+    let content =
+        "9:name=systemd:/ctest1\n4:memory:/process_api/d9fbfea1467b1a008dfa2f6456effaed/ctest1\n0::/ctest1\n";
     let c = container_from_proc_cgroup(content, |leaf| (leaf == "ctest1").then_some(Runtime::Runc))
         .expect("runc container");
     assert_eq!((c.id.as_str(), c.cgroup.as_str()), ("ctest1", "/ctest1"));

@@ -72,7 +72,12 @@ impl Resolver {
 
     /// A resolver reading `proc_root` and `cgroup2` instead of the host's
     /// (tests, or an agent whose host /proc is mounted elsewhere).
-    pub fn with_roots(state_roots: Vec<StateRoot>, host_mnt_ns: u32, proc_root: PathBuf, cgroup2: Option<PathBuf>) -> Self {
+    pub fn with_roots(
+        state_roots: Vec<StateRoot>,
+        host_mnt_ns: u32,
+        proc_root: PathBuf,
+        cgroup2: Option<PathBuf>,
+    ) -> Self {
         let cgroup2_root_id = cgroup2.as_deref().and_then(|p| fs::metadata(p).ok()).map_or(1, |m| m.ino());
         Self { proc_root, cgroup2, cgroup2_root_id, host_mnt_ns, state_roots, cache: HashMap::new() }
     }
@@ -136,10 +141,7 @@ impl Resolver {
         }
         self.state_roots.iter().find_map(|root| {
             let found = if root.namespaced {
-                fs::read_dir(&root.dir)
-                    .ok()?
-                    .flatten()
-                    .any(|ns| ns.path().join(leaf).is_dir())
+                fs::read_dir(&root.dir).ok()?.flatten().any(|ns| ns.path().join(leaf).is_dir())
             } else {
                 root.dir.join(leaf).is_dir()
             };
@@ -183,7 +185,8 @@ pub fn find_cgroup2_mount() -> Option<PathBuf> {
     let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
     info.lines().find_map(|line| {
         let (left, right) = line.split_once(" - ")?;
-        (right.split_whitespace().next()? == "cgroup2").then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
+        (right.split_whitespace().next()? == "cgroup2")
+            .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
     })
 }
 
@@ -237,7 +240,10 @@ mod tests {
         fs::write(f.proc_root.join("77/cgroup"), "0::/web\n").expect("write");
         let mut r = resolver(&f);
         let first = r.attribute(555, 77, 2000);
-        assert!(matches!(&first, Attribution::Container(c) if c.id == "web" && c.runtime == Runtime::Runc), "{first:?}");
+        assert!(
+            matches!(&first, Attribution::Container(c) if c.id == "web" && c.runtime == Runtime::Runc),
+            "{first:?}"
+        );
         // The process leaves; the cache still answers for its cgroup.
         fs::remove_dir_all(f.proc_root.join("77")).expect("rm");
         assert_eq!(r.attribute(555, 78, 2000), first);
