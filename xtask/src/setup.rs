@@ -8,7 +8,8 @@
 //!   (Debian has no LLVM 22): a directory whose `lib/` holds symlinks to
 //!   that library is passed as `LLVM_PREFIX`, and kept (bpf-linker's rpath
 //!   points into it);
-//! - the Python validators the SBOM tests run.
+//! - the Python validators the SBOM tests run;
+//! - cargo-fuzz, for the SBOM readers' fuzz targets.
 
 use std::{
     path::{Path, PathBuf},
@@ -62,6 +63,9 @@ pub fn run() -> anyhow::Result<()> {
     }
     if validators()? {
         did.push("python validators");
+    }
+    if cargo_fuzz()? {
+        did.push("cargo-fuzz");
     }
     let took = started.elapsed().as_secs_f64();
     if did.is_empty() {
@@ -185,5 +189,14 @@ fn validators() -> anyhow::Result<bool> {
     }
     util::run(Command::new("python3").args(["-m", "pip", "install", "-q", "-r"]).arg(&requirements))
         .context("installing the SBOM validators from PyPI")?;
+    Ok(true)
+}
+
+/// The SBOM readers' fuzz targets run briefly in `cargo xtask test`.
+fn cargo_fuzz() -> anyhow::Result<bool> {
+    if cargo_bin().join("cargo-fuzz").exists() {
+        return Ok(false);
+    }
+    util::run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
     Ok(true)
 }
