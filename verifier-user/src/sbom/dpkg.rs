@@ -31,8 +31,7 @@ pub(crate) fn read(r: impl BufRead, name: &str, opts: &LoadOptions) -> Result<Ma
     let mut sink = Sink::new(SbomFormat::DpkgMd5sums, name);
     let package = package_name(name).map(|n| sink.m.add_package(PackageRef { name: n.to_owned(), ..Default::default() }));
     let mut digests = DigestBuf::default();
-    loop {
-        let Some(line) = lines.next_line()? else { break };
+    while let Some(line) = lines.next_line()? {
         if line.trim().is_empty() {
             continue;
         }

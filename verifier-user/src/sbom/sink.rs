@@ -90,7 +90,7 @@ impl Sink {
         };
         let hex_value = hex_value.trim();
         let mut raw = [0u8; 64];
-        let n = alg.len();
+        let n = alg.digest_len();
         if hex_value.len() != 2 * n || hex::decode_to_slice(hex_value, &mut raw[..n]).is_err() {
             let shown: String = hex_value.chars().take(80).collect();
             self.bad_digest.add(|| format!("{file_hint} ({alg} {shown:?})"));
@@ -101,7 +101,7 @@ impl Sink {
 
     /// Adds raw digest bytes of the right length, unless all zero.
     pub fn push_raw(&mut self, buf: &mut DigestBuf, alg: HashAlg, raw: &[u8], file_hint: &str) {
-        if raw.len() != alg.len() {
+        if raw.len() != alg.digest_len() {
             self.bad_digest.add(|| format!("{file_hint} ({alg}, {} bytes)", raw.len()));
         } else if raw.iter().all(|&b| b == 0) {
             self.placeholder.add(|| file_hint.to_owned());

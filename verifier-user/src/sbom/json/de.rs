@@ -120,7 +120,7 @@ impl<'de> Deserialize<'de> for Hex {
                 let v = v.trim();
                 let mut h = Hex { bytes: [0; 64], len: 0, bad: None };
                 let n = v.len() / 2;
-                if v.len() % 2 != 0 || n > 64 || hex::decode_to_slice(v, &mut h.bytes[..n]).is_err() {
+                if !v.len().is_multiple_of(2) || n > 64 || hex::decode_to_slice(v, &mut h.bytes[..n]).is_err() {
                     h.bad = Some(v.chars().take(80).collect::<String>().into());
                 } else {
                     h.len = n as u8;

@@ -22,6 +22,8 @@ pub(crate) mod de;
 mod spdx2;
 mod spdx3;
 mod syft;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::io::{self, BufRead};
@@ -145,7 +147,7 @@ impl Ctx {
     }
 
     /// Turns a serde_json error into an [`SbomError`] at the current place.
-    fn to_error(&mut self, e: serde_json::Error, within: &str) -> SbomError {
+    fn error_from(&mut self, e: serde_json::Error, within: &str) -> SbomError {
         if let Some(f) = self.fatal.take() {
             return f;
         }
@@ -545,7 +547,7 @@ fn read_embedded(ctx: &mut Ctx, bytes: &[u8], within: &str) -> Result<(), ()> {
     match (Doc { ctx: &mut *ctx }).deserialize(&mut de).and_then(|()| de.end()) {
         Ok(()) => Ok(()),
         Err(e) => {
-            let err = ctx.to_error(e, within);
+            let err = ctx.error_from(e, within);
             ctx.fatal.get_or_insert(err);
             ctx.stack.truncate(depth);
             Err(())
@@ -553,26 +555,46 @@ fn read_embedded(ctx: &mut Ctx, bytes: &[u8], within: &str) -> Result<(), ()> {
     }
 }
 
-/// Reads a JSON SBOM (or a JSON-lines file of DSSE envelopes).
+/// Reads a JSON SBOM (or a JSON-lines file of DSSE envelopes) from a
+/// stream.
 pub(crate) fn read(
     r: impl BufRead,
     name: &str,
     opts: &LoadOptions,
     hinted: Option<SbomFormat>,
 ) -> Result<Manifest, SbomError> {
+    read_with(serde_json::Deserializer::from_reader(r), name, opts, hinted)
+}
+
+/// Reads a JSON SBOM held in memory (about twice as fast as a stream:
+/// serde_json then scans slices instead of pulling bytes one at a time).
+pub(crate) fn read_slice(
+    bytes: &[u8],
+    name: &str,
+    opts: &LoadOptions,
+    hinted: Option<SbomFormat>,
+) -> Result<Manifest, SbomError> {
+    read_with(serde_json::Deserializer::from_slice(bytes), name, opts, hinted)
+}
+
+fn read_with<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    name: &str,
+    opts: &LoadOptions,
+    hinted: Option<SbomFormat>,
+) -> Result<Manifest, SbomError> {
     let mut ctx = Ctx::new(name);
-    let mut de = serde_json::Deserializer::from_reader(r);
     if let Err(e) = (Doc { ctx: &mut ctx }).deserialize(&mut de) {
-        return Err(ctx.to_error(e, ""));
+        return Err(ctx.error_from(e, ""));
     }
     // `.intoto.jsonl`: one envelope per line, each read into this manifest.
     loop {
         match de.end() {
             Ok(()) => break,
-            Err(e) if ctx.kind.envelope.is_none() => return Err(ctx.to_error(e, "")),
+            Err(e) if ctx.kind.envelope.is_none() => return Err(ctx.error_from(e, "")),
             Err(_) => {
                 if let Err(e) = (Doc { ctx: &mut ctx }).deserialize(&mut de) {
-                    return Err(ctx.to_error(e, ""));
+                    return Err(ctx.error_from(e, ""));
                 }
             }
         }
