@@ -219,7 +219,7 @@ fn bench(label: &str, file: &Path) {
     let mbps = |d: Duration| size / MIB / d.as_secs_f64();
     println!("{label}: {:.1} MiB, {} files in the manifest ({} with digests)", size / MIB, m.len(), m.len_with_digests());
     println!(
-        "  manifest:           {:7.1} ms  {:6.0} MiB/s  peak heap {:6.1} MiB  peak RSS {:6.1} MiB",
+        "  manifest, streamed: {:7.1} ms  {:6.0} MiB/s  peak heap {:6.1} MiB  peak RSS {:6.1} MiB",
         ours.best.as_secs_f64() * 1e3,
         mbps(ours.best),
         ours.peak_heap as f64 / MIB,

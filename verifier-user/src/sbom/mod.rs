@@ -52,7 +52,7 @@ mod text;
 mod links;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 pub use error::{Location, SbomError};
@@ -92,12 +92,19 @@ pub fn load_path(path: &Path, opts: &LoadOptions) -> Result<Manifest, SbomError>
 /// Reads an SBOM from `r`; `name` names it in errors and warnings (a file
 /// name, `<stdin>`, an image reference). Reads through a `BufReader`, in
 /// bounded memory for JSON and line formats.
-pub fn load_reader(r: impl Read, name: &str, opts: &LoadOptions) -> Result<Manifest, SbomError> {
-    let mut r = BufReader::with_capacity(256 * 1024, r);
+pub fn load_reader(mut r: impl Read, name: &str, opts: &LoadOptions) -> Result<Manifest, SbomError> {
+    // Detection looks at up to 64 KiB, read whole even from a reader that
+    // hands out a few bytes at a time, then put back in front of the rest.
+    let mut head = Vec::new();
+    (&mut r)
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .map_err(|source| SbomError::Io { file: name.to_owned(), source })?;
     let format = match opts.format {
         Some(f) => Some(f),
-        None => detect(&mut r, name)?,
+        None => detect(&head, name)?,
     };
+    let r = BufReader::with_capacity(256 * 1024, std::io::Cursor::new(head).chain(r));
     match format {
         Some(SbomFormat::ApkInstalled) => apk::read(r, name, opts),
         Some(SbomFormat::DpkgMd5sums) => dpkg::read(r, name, opts),
@@ -111,10 +118,9 @@ pub fn load_reader(r: impl Read, name: &str, opts: &LoadOptions) -> Result<Manif
 /// registry, a file already read). JSON is parsed from the slice, which is
 /// about twice as fast as from a stream.
 pub fn load_bytes(bytes: &[u8], name: &str, opts: &LoadOptions) -> Result<Manifest, SbomError> {
-    let mut r = bytes;
     let format = match opts.format {
         Some(f) => Some(f),
-        None => detect(&mut r, name)?,
+        None => detect(&bytes[..bytes.len().min(64 * 1024)], name)?,
     };
     match format {
         Some(SbomFormat::ApkInstalled | SbomFormat::DpkgMd5sums | SbomFormat::Spdx2TagValue) => {
@@ -126,8 +132,7 @@ pub fn load_bytes(bytes: &[u8], name: &str, opts: &LoadOptions) -> Result<Manife
 
 /// Looks at the first bytes: `{` is JSON (decided later by keys, so `None`);
 /// otherwise one of the line formats.
-fn detect(r: &mut impl BufRead, name: &str) -> Result<Option<SbomFormat>, SbomError> {
-    let buf = r.fill_buf().map_err(|source| SbomError::Io { file: name.to_owned(), source })?;
+fn detect(buf: &[u8], name: &str) -> Result<Option<SbomFormat>, SbomError> {
     let text = buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(buf);
     let start = text.iter().position(|b| !b.is_ascii_whitespace());
     let Some(start) = start else {

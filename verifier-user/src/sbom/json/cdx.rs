@@ -121,8 +121,14 @@ impl<'de> Visitor<'de> for Components<'_> {
     }
 }
 
-struct Component<'c> {
+pub(crate) struct Component<'c> {
     ctx: &'c mut Ctx,
+}
+
+impl Component<'_> {
+    pub(crate) fn seed(ctx: &mut Ctx) -> Component<'_> {
+        Component { ctx }
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for Component<'_> {

@@ -8,16 +8,45 @@ const SHA256_A: &str = "2dba00b048555bd12d5527d4b16d2ca110a129f5c719d8505f23dc9d
 const SHA256_B: &str = "366a3f5653e34673b875891b021647440d0127c2ef041e3b1a22da2a7d4f3703";
 const SHA1_A: &str = "a097f77be3b9e1586fd2a2176a247bd3e7c83a3e";
 
-/// Loads through both the streaming and the in-memory path, which must agree.
+/// A reader that hands out one byte per call: every value then straddles a
+/// buffer refill in the streaming path.
+struct OneByte<'a>(&'a [u8]);
+
+impl std::io::Read for OneByte<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match (self.0.split_first(), buf.first_mut()) {
+            (Some((b, rest)), Some(out)) => {
+                *out = *b;
+                self.0 = rest;
+                Ok(1)
+            }
+            _ => Ok(0),
+        }
+    }
+}
+
+/// Loads through the streaming path (whole and byte by byte) and the
+/// in-memory path, which must agree.
 fn load(doc: &str) -> Result<Manifest, SbomError> {
     let streamed = load_reader(doc.as_bytes(), "test.json", &LoadOptions::default());
+    let trickled = load_reader(OneByte(doc.as_bytes()), "test.json", &LoadOptions::default());
+    match (&streamed, &trickled) {
+        (Ok(a), Ok(b)) => assert_eq!((a.len(), a.packages().len()), (b.len(), b.packages().len())),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        _ => panic!("whole and trickled streams disagree: {streamed:?} vs {trickled:?}"),
+    }
     let sliced = load_bytes(doc.as_bytes(), "test.json", &LoadOptions::default());
     match (&streamed, &sliced) {
         (Ok(a), Ok(b)) => assert_eq!(a.len(), b.len()),
         // serde_json's stream and slice readers differ by one in columns.
         (Err(a), Err(b)) => {
             assert_eq!(std::mem::discriminant(a), std::mem::discriminant(b), "{a} vs {b}");
-            assert_eq!(a.location().map(|l| (&l.path, l.line)), b.location().map(|l| (&l.path, l.line)), "{a} vs {b}");
+            // Paths agree except at the nesting limit, which the streaming
+            // path (a fresh parser per element) meets one level later.
+            assert_eq!(a.location().map(|l| l.line), b.location().map(|l| l.line), "{a} vs {b}");
+            if !a.to_string().contains("recursion limit") {
+                assert_eq!(a.location().map(|l| &l.path), b.location().map(|l| &l.path), "{a} vs {b}");
+            }
         }
         _ => panic!("stream and slice disagree: {streamed:?} vs {sliced:?}"),
     }
