@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use super::model::{AddError, DigestBuf, HashAlg, Manifest, SbomFormat, SbomSource};
 use super::path::{PrefixGuess, detect_root_prefix, normalize_into, normalize_path};
 use super::LoadOptions;
-use super::json::de::{Alg, Hex};
+use super::json::de::{Alg, Hex, decode_hex};
 
 /// Longest path accepted (Linux `PATH_MAX`).
 pub(crate) const MAX_PATH: usize = 4096;
@@ -91,7 +91,7 @@ impl Sink {
         let hex_value = hex_value.trim();
         let mut raw = [0u8; 64];
         let n = alg.digest_len();
-        if hex_value.len() != 2 * n || hex::decode_to_slice(hex_value, &mut raw[..n]).is_err() {
+        if !decode_hex(hex_value.as_bytes(), &mut raw[..n]) {
             let shown: String = hex_value.chars().take(80).collect();
             self.bad_digest.add(|| format!("{file_hint} ({alg} {shown:?})"));
             return;
