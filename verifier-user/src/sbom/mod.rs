@@ -21,12 +21,16 @@
 //! | apk `installed` | `apk` | `Z:Q1...` (base64 SHA-1) under `F:`/`R:` |
 //! | dpkg `*.md5sums` | `dpkg` | MD5 per line |
 //!
-//! JSON is read *streaming*: a hand-written serde visitor walks the top-level
-//! object and takes `files`, `packages`, `components`, `@graph` one element at
-//! a time, so a 500 MB SBOM costs the manifest plus one element, not a
-//! `serde_json::Value` tree ten times the file size. Element structs name only
-//! the fields we use, default everything, treat `null` as empty and ignore
-//! unknown fields: real SBOMs are rarely schema-valid.
+//! JSON is read *streaming*, in bounded memory: a small scanner walks the
+//! top-level object and cuts `files`, `packages`, `relationships`,
+//! `components`, `@graph` into elements, and serde_json parses each element
+//! from a slice of the read buffer (`json::chunked`). A 500 MB SBOM costs the
+//! manifest plus one element, not a `serde_json::Value` tree ten times the
+//! file size. Element structs name only the fields we use, default
+//! everything, treat `null` as empty and ignore unknown fields: real SBOMs
+//! are rarely schema-valid. [`load_bytes`] parses an in-memory document with
+//! serde_json directly, through the same element parsers; the tests and
+//! fuzz targets hold the two paths to the same results.
 //!
 //! # What is kept, what is said
 //!

@@ -136,7 +136,9 @@ impl<R: Read> Src<R> {
         let scalar = !matches!(first, b'{' | b'[' | b'"');
         let mut in_str = first == b'"';
         let mut i = usize::from(in_str);
-        let mut depth: u64 = 0;
+        // Open brackets, innermost last: `{]` is an error even in a value we
+        // skip.
+        let mut open: Vec<u8> = Vec::new();
         let mut escaped = false;
         loop {
             if self.pos + i >= self.end {
@@ -169,7 +171,7 @@ impl<R: Read> Src<R> {
                     Some(k) => {
                         in_str = false;
                         i += k + 1;
-                        if depth == 0 {
+                        if open.is_empty() {
                             return Ok(i);
                         }
                     }
@@ -186,10 +188,14 @@ impl<R: Read> Src<R> {
             }
             match b {
                 b'"' => in_str = true,
-                b'{' | b'[' => depth += 1,
+                b'{' => open.push(b'}'),
+                b'[' => open.push(b']'),
                 b'}' | b']' => {
-                    depth -= 1;
-                    if depth == 0 {
+                    if open.pop() != Some(b) {
+                        self.consume(i);
+                        return Err(ScanErr::Syntax(format!("unexpected `{}`", b as char)));
+                    }
+                    if open.is_empty() {
                         return Ok(i + 1);
                     }
                 }

@@ -328,3 +328,12 @@ fn syntax_errors_and_trailing_garbage() {
     let e = err(r#"{"some": "json"}"#);
     assert!(e.contains("keys [\"some\"]"), "{e}");
 }
+
+#[test]
+fn mismatched_brackets_in_skipped_values_are_refused() {
+    let e = err(r#"{"spdxVersion": "SPDX-2.3", "annotations": {"a": [1, 2}], "files": []}"#);
+    assert!(e.contains("line 1 column"), "{e}");
+    // And a large skipped value streams through without being buffered.
+    let big = format!(r#"{{"spdxVersion": "SPDX-2.3", "snippets": ["{}"], "files": [{{"fileName": "/a"}}]}}"#, "x".repeat(1 << 20));
+    assert_eq!(load(&big).expect("loads").len(), 1);
+}
