@@ -147,6 +147,25 @@ fn symlinks_never_leave_the_rootfs() {
     assert_eq!(sh["actual"], motd.as_str(), "hashed the rootfs' /etc/motd");
 }
 
+#[test]
+fn hostile_names_are_reported_not_altered() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("rootfs");
+    rootfs(&root);
+    exec(&root.join("bin/new\nline"), b"\x7fELF newline");
+    let sbom = tmp.path().join("sbom.spdx.json");
+    generated_sbom(&root, &sbom, "spdx-json");
+    let (code, report) = check_json(&root, &[&sbom], &[]);
+    assert_eq!(code, 0, "a newline in a name round-trips through the SBOM: {report}");
+    // A name SBOM JSON cannot carry is left out by generate, so check finds it.
+    let bad = root.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"bin/evil\xff"));
+    exec(&bad, b"\x7fELF evil");
+    let (code, report) = check_json(&root, &[&sbom], &[]);
+    assert_eq!(code, 1);
+    let f = &report["findings"][0];
+    assert_eq!((f["kind"].as_str(), f["path"].as_str(), f["path_not_utf8"].as_bool()), (Some("added"), Some("/bin/evil\\xff"), Some(true)));
+}
+
 fn spdx_with(files: Value) -> Value {
     json!({"spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT", "name": "t",
         "documentNamespace": "https://example.invalid/t", "creationInfo": {"created": "2026-01-01T00:00:00Z", "creators": ["Tool: t"]},
