@@ -458,3 +458,18 @@ fn platform_selection() {
     let o = run(&["sbom", "generate", layout.to_str().expect("utf8"), "--platform", "linux/amd64", "-o", out.to_str().expect("utf8")]);
     assert!(o.status.success());
 }
+
+/// Entries over 64 MiB are hashed while streaming instead of buffered.
+#[test]
+fn large_layer_entries_are_streamed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let layout = tmp.path().join("layout");
+    let big = vec![7u8; 65 << 20];
+    let layer = layer_tar(&[E::File("opt/big.bin", &big), E::File("opt/small", b"s")]);
+    oci_layout(&layout, &[(layer, TAR)], "big:1");
+    let out = tmp.path().join("big.json");
+    let doc = generate(&layout, "spdx-json", &out);
+    assert_eq!(spdx_checksum(spdx_file(&doc, "./opt/big.bin").expect("big"), "SHA256"), sha256_hex(&big));
+    assert_eq!(spdx_checksum(spdx_file(&doc, "./opt/big.bin").expect("big"), "SHA1"), hex::encode(sha1::Sha1::digest(&big)));
+    assert_eq!(spdx_checksum(spdx_file(&doc, "./opt/small").expect("small"), "SHA256"), sha256_hex(b"s"));
+}
