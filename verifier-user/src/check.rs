@@ -188,10 +188,7 @@ pub fn load_sboms(paths: &[PathBuf], root_prefix: Option<&str>) -> Result<(Manif
 
 /// Checks `rootfs` against `manifest`.
 pub fn check(rootfs: &Path, manifest: &Manifest, sboms: Vec<SbomInfo>, threads: Option<usize>) -> Result<Report, CheckError> {
-    let meta = fs::metadata(rootfs).map_err(|error| CheckError::Rootfs { path: rootfs.to_owned(), error })?;
-    if !meta.is_dir() {
-        return Err(CheckError::NotADirectory { path: rootfs.to_owned() });
-    }
+    check_rootfs(rootfs)?;
     let (mut findings, mut summary, mut warnings) = scan::run(rootfs, manifest, threads)?;
     findings.sort_by(|a, b| a.path.cmp(&b.path).then(a.kind.cmp(&b.kind)));
     for f in &findings {
@@ -208,8 +205,19 @@ pub fn check(rootfs: &Path, manifest: &Manifest, sboms: Vec<SbomInfo>, threads: 
     Ok(Report { schema: SCHEMA, rootfs: rootfs.display().to_string(), sboms, warnings, summary, findings })
 }
 
+/// Fails unless `rootfs` is a readable directory.
+pub fn check_rootfs(rootfs: &Path) -> Result<(), CheckError> {
+    let meta = fs::metadata(rootfs).map_err(|error| CheckError::Rootfs { path: rootfs.to_owned(), error })?;
+    if !meta.is_dir() {
+        return Err(CheckError::NotADirectory { path: rootfs.to_owned() });
+    }
+    Ok(())
+}
+
 /// `verifier check`: runs the check, prints the report, picks the exit code.
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    // The rootfs first: a typo there should not wait for a large SBOM to load.
+    check_rootfs(&args.rootfs)?;
     let (manifest, infos) = load_sboms(&args.sboms, args.root_prefix.as_deref())?;
     let report = check(&args.rootfs, &manifest, infos, args.threads)?;
     let mut out: Box<dyn io::Write> = match &args.output {

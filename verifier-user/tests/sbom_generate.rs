@@ -405,6 +405,46 @@ fn errors_name_the_input_and_exit_2() {
     fails_with(&["sbom", "generate", layout.to_str().expect("utf8")], &["layer 2", "tampered with"]);
 }
 
+/// An index of two per-platform manifests plus a buildkit attestation
+/// manifest, nested one level as `docker buildx` writes it.
+#[test]
+fn multi_platform_index_picks_the_requested_platform() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let layout = tmp.path().join("layout");
+    let mut descs = Vec::new();
+    for (arch, content) in [("amd64", &b"\x7fELF x86"[..]), ("arm64", &b"\x7fELF arm"[..]), ("unknown", &b"{}"[..])] {
+        let (layer, layer_size) = put_blob(&layout, &gzip(&layer_tar(&[E::File("bin/app", content)])));
+        let (cfg, cfg_size) = put_blob(&layout, format!(r#"{{"os":"linux","architecture":"{arch}"}}"#).as_bytes());
+        let manifest = json!({"schemaVersion": 2, "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg, "size": cfg_size},
+            "layers": [{"mediaType": GZ, "digest": layer, "size": layer_size}]});
+        let (m, m_size) = put_blob(&layout, &serde_json::to_vec(&manifest).expect("json"));
+        let os = if arch == "unknown" { "unknown" } else { "linux" };
+        descs.push(json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": m, "size": m_size,
+            "platform": {"os": os, "architecture": arch}}));
+    }
+    let inner = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": descs});
+    let (inner_digest, inner_size) = put_blob(&layout, &serde_json::to_vec(&inner).expect("json"));
+    let index = json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": inner_digest, "size": inner_size, "annotations": {"io.containerd.image.name": "example.org/multi:1"}}]});
+    fs::write(layout.join("index.json"), serde_json::to_vec(&index).expect("json")).expect("index");
+    let app_sha = |platform: Option<&str>| {
+        let out = tmp.path().join("multi.json");
+        let mut args = vec!["sbom", "generate", layout.to_str().expect("utf8"), "-o", out.to_str().expect("utf8")];
+        if let Some(p) = platform {
+            args.extend(["--platform", p]);
+        }
+        let o = run(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let doc: Value = serde_json::from_slice(&fs::read(&out).expect("read")).expect("json");
+        spdx_checksum(spdx_file(&doc, "./bin/app").expect("app"), "SHA256")
+    };
+    assert_eq!(app_sha(Some("linux/arm64")), sha256_hex(b"\x7fELF arm"));
+    assert_eq!(app_sha(Some("linux/amd64")), sha256_hex(b"\x7fELF x86"));
+    if cfg!(target_arch = "x86_64") {
+        assert_eq!(app_sha(None), sha256_hex(b"\x7fELF x86"), "default: this machine's platform");
+    }
+}
+
 #[test]
 fn platform_selection() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -417,4 +457,19 @@ fn platform_selection() {
     );
     let o = run(&["sbom", "generate", layout.to_str().expect("utf8"), "--platform", "linux/amd64", "-o", out.to_str().expect("utf8")]);
     assert!(o.status.success());
+}
+
+/// Entries over 64 MiB are hashed while streaming instead of buffered.
+#[test]
+fn large_layer_entries_are_streamed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let layout = tmp.path().join("layout");
+    let big = vec![7u8; 65 << 20];
+    let layer = layer_tar(&[E::File("opt/big.bin", &big), E::File("opt/small", b"s")]);
+    oci_layout(&layout, &[(layer, TAR)], "big:1");
+    let out = tmp.path().join("big.json");
+    let doc = generate(&layout, "spdx-json", &out);
+    assert_eq!(spdx_checksum(spdx_file(&doc, "./opt/big.bin").expect("big"), "SHA256"), sha256_hex(&big));
+    assert_eq!(spdx_checksum(spdx_file(&doc, "./opt/big.bin").expect("big"), "SHA1"), hex::encode(sha1::Sha1::digest(&big)));
+    assert_eq!(spdx_checksum(spdx_file(&doc, "./opt/small").expect("small"), "SHA256"), sha256_hex(b"s"));
 }

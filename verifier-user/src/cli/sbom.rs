@@ -114,6 +114,11 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     print_warnings(&inv.warnings);
     let created = generate::created_timestamp();
     match &args.output {
+        Some(path) if fs::metadata(path).is_ok_and(|m| !m.is_file()) => {
+            // A FIFO or device (`-o /dev/stdout`): write straight to it.
+            let file = fs::OpenOptions::new().write(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            generate::write(&inv, format, &created, file).with_context(|| format!("writing {}", path.display()))?;
+        }
         Some(path) => {
             // Write next to the target and rename, so a failed run never
             // leaves a truncated SBOM behind.

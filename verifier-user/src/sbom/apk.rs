@@ -75,9 +75,8 @@ pub(crate) fn read(r: impl BufRead, name: &str, opts: &LoadOptions) -> Result<Ma
         dir: String::new(),
         file: None,
     };
-    loop {
-        // Owned: committing a file needs `lines` for its error position.
-        let Some(line) = lines.next_line()?.map(str::to_owned) else { break };
+    // Owned: committing a file needs `lines` for its error position.
+    while let Some(line) = lines.next_line()?.map(str::to_owned) {
         if line.is_empty() {
             st.end_block(&lines)?;
             continue;

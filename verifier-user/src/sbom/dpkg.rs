@@ -31,8 +31,7 @@ pub(crate) fn read(r: impl BufRead, name: &str, opts: &LoadOptions) -> Result<Ma
     let mut sink = Sink::new(SbomFormat::DpkgMd5sums, name);
     let package = package_name(name).map(|n| sink.m.add_package(PackageRef { name: n.to_owned(), ..Default::default() }));
     let mut digests = DigestBuf::default();
-    loop {
-        let Some(line) = lines.next_line()? else { break };
+    while let Some(line) = lines.next_line()? {
         if line.trim().is_empty() {
             continue;
         }
@@ -103,6 +102,23 @@ mod tests {
         assert!(!m.get("/usr/share/doc/placeholder").expect("placeholder").has_digests());
         assert_eq!(package_name("a/b/libc6:amd64.md5sums"), Some("libc6"));
         assert_eq!(package_name("nope.txt"), None);
+    }
+
+    #[test]
+    fn a_directory_of_md5sums_is_one_manifest() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("libc6:amd64.md5sums"), "e11d70c96979a1328ae4e7e50542782b  lib/libc.so.6\n")
+            .expect("write");
+        std::fs::write(dir.path().join("bash.md5sums"), "9d8facc2fa9d2df52f1c7cb4e5fa4741  bin/bash\n").expect("write");
+        std::fs::write(dir.path().join("bash.list"), "/bin/bash\n").expect("write");
+        let m = super::super::load_path(dir.path(), &LoadOptions::default()).expect("loads");
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.sources().len(), 2);
+        assert_eq!(m.get("/bin/bash").and_then(|e| e.package(&m)).map(|p| p.name.as_str()), Some("bash"));
+        assert_eq!(m.get("/lib/libc.so.6").and_then(|e| e.package(&m)).map(|p| p.name.as_str()), Some("libc6"));
+        let empty = tempfile::tempdir().expect("temp dir");
+        let err = super::super::load_path(empty.path(), &LoadOptions::default()).expect_err("no md5sums");
+        assert!(err.to_string().contains("no *.md5sums"), "{err}");
     }
 
     #[test]

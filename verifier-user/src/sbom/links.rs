@@ -5,17 +5,18 @@
 //! while reading and applied at the end.
 //!
 //! Ids are kept as 64-bit hashes, not strings: 200,000 file ids would cost
-//! 10+ MB as strings. With a random key a collision is about 1e-9 likely for
+//! 10+ MB as strings. With a randomly seeded hash a collision is about 1e-9 likely for
 //! 200,000 ids and would only misattribute a package, never a digest.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashMap};
 
 use super::model::{Manifest, SbomSource};
 
 #[derive(Default)]
 pub(crate) struct Links {
-    hasher: RandomState,
+    hasher: DefaultHashBuilder,
     files: HashMap<u64, u32>,
     packages: HashMap<u64, u32>,
     /// (package id, file id), in the order stated.

@@ -129,7 +129,7 @@ impl HashAlg {
     }
 
     /// Length of a digest in bytes.
-    pub fn len(&self) -> usize {
+    pub fn digest_len(&self) -> usize {
         match self {
             HashAlg::Sha256 | HashAlg::Sha3_256 | HashAlg::Blake2b256 | HashAlg::Blake3 => 32,
             HashAlg::Sha512 | HashAlg::Sha3_512 | HashAlg::Blake2b512 => 64,
@@ -347,7 +347,7 @@ impl DigestBuf {
         self.packed.clear();
     }
 
-    /// Adds a digest; the caller has checked `value.len() == alg.len()`.
+    /// Adds a digest; the caller has checked `value.len() == alg.digest_len()`.
     pub fn push(&mut self, alg: HashAlg, value: &[u8]) {
         push_packed(&mut self.packed, alg, value);
     }

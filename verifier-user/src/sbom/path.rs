@@ -46,7 +46,12 @@ fn is_clean_absolute(p: &str) -> bool {
     if b.len() < 2 || b[0] != b'/' || b[b.len() - 1] == b'/' {
         return false;
     }
-    !p[1..].split('/').any(|c| c.is_empty() || c == "." || c == "..")
+    // Each component starts after a '/': it must not be empty, `.` or `..`.
+    memchr::memchr_iter(b'/', b).all(|i| {
+        let c = &b[i + 1..];
+        let end = memchr::memchr(b'/', c).unwrap_or(c.len());
+        !matches!(&c[..end], b"" | b"." | b"..")
+    })
 }
 
 /// Top-level directories of a Linux root filesystem: an SBOM whose paths all

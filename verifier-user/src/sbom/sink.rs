@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use super::model::{AddError, DigestBuf, HashAlg, Manifest, SbomFormat, SbomSource};
 use super::path::{PrefixGuess, detect_root_prefix, normalize_into, normalize_path};
 use super::LoadOptions;
-use super::json::de::{Alg, Hex};
+use super::json::de::{Alg, Hex, decode_hex};
 
 /// Longest path accepted (Linux `PATH_MAX`).
 pub(crate) const MAX_PATH: usize = 4096;
@@ -90,8 +90,8 @@ impl Sink {
         };
         let hex_value = hex_value.trim();
         let mut raw = [0u8; 64];
-        let n = alg.len();
-        if hex_value.len() != 2 * n || hex::decode_to_slice(hex_value, &mut raw[..n]).is_err() {
+        let n = alg.digest_len();
+        if !decode_hex(hex_value.as_bytes(), &mut raw[..n]) {
             let shown: String = hex_value.chars().take(80).collect();
             self.bad_digest.add(|| format!("{file_hint} ({alg} {shown:?})"));
             return;
@@ -101,7 +101,7 @@ impl Sink {
 
     /// Adds raw digest bytes of the right length, unless all zero.
     pub fn push_raw(&mut self, buf: &mut DigestBuf, alg: HashAlg, raw: &[u8], file_hint: &str) {
-        if raw.len() != alg.len() {
+        if raw.len() != alg.digest_len() {
             self.bad_digest.add(|| format!("{file_hint} ({alg}, {} bytes)", raw.len()));
         } else if raw.iter().all(|&b| b == 0) {
             self.placeholder.add(|| file_hint.to_owned());

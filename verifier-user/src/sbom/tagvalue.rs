@@ -82,8 +82,7 @@ pub(crate) fn read(r: impl BufRead, name: &str, opts: &LoadOptions) -> Result<Ma
         message,
         hint,
     };
-    loop {
-        let Some(line) = lines.next_line()? else { break };
+    while let Some(line) = lines.next_line()? {
         line_no += 1;
         if text_since.is_some() {
             if line.contains("</text>") {

@@ -231,7 +231,9 @@ impl HashPool {
         match self.jobs.as_ref().map(|tx| tx.send((id, source, algs))) {
             Some(Ok(())) => {}
             // Workers gone (they only stop when the pool is dropped): record it.
-            _ => self.record(Err(HashError::Read { what: "hash worker".into(), error: io::Error::other("worker stopped") })),
+            _ => {
+                let _ = self.result_tx.send((id, Err(HashError::Read { what: "hash worker".into(), error: io::Error::other("worker stopped") })));
+            }
         }
         id
     }
@@ -253,10 +255,6 @@ impl HashPool {
     /// The id the next submitted job will get.
     pub fn next_id(&self) -> JobId {
         self.next
-    }
-
-    fn record(&mut self, result: JobResult) {
-        let _ = self.result_tx.send((self.next.saturating_sub(1), result));
     }
 
     /// Waits for every job; returns the results indexed by [`JobId`].

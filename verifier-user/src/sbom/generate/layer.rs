@@ -11,7 +11,7 @@
 
 use std::{
     collections::HashMap,
-    io::{self, BufRead as _, BufReader, Read},
+    io::{self, BufReader, Read},
 };
 
 use sha2::Digest as _;

@@ -121,14 +121,42 @@ impl<'de> Visitor<'de> for Components<'_> {
     }
 }
 
-struct Component<'c> {
+pub(crate) struct Component<'c> {
     ctx: &'c mut Ctx,
+}
+
+impl Component<'_> {
+    pub(crate) fn seed(ctx: &mut Ctx) -> Component<'_> {
+        Component { ctx }
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for Component<'_> {
     type Value = Vec<usize>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<usize>, D::Error> {
         d.deserialize_map(self)
+    }
+}
+
+/// `"type": "file"`, read without allocating.
+struct IsFile(bool);
+
+impl<'de> Deserialize<'de> for IsFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<IsFile, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = IsFile;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a component type")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IsFile, E> {
+                Ok(IsFile(v == "file"))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<IsFile, E> {
+                Ok(IsFile(false))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -198,7 +226,8 @@ impl<'de> Visitor<'de> for Component<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<usize>, A::Error> {
         let ctx = self.ctx;
-        let (mut kind, mut name, mut version, mut purl) = (None::<String>, None::<String>, None::<String>, None::<String>);
+        let mut is_file = IsFile(false);
+        let (mut name, mut version, mut purl) = (None::<String>, None::<String>, None::<String>);
         let mut hashes: Vec<Hash> = Vec::new();
         let mut properties: Vec<Property> = Vec::new();
         let mut evidence: Option<Evidence> = None;
@@ -217,7 +246,7 @@ impl<'de> Visitor<'de> for Component<'_> {
             seen |= bit;
             ctx.stack.push(Seg::Key(field.name()));
             match field {
-                Field::Type => kind = map.next_value()?,
+                Field::Type => is_file = map.next_value()?,
                 Field::Name => name = map.next_value()?,
                 Field::Version => version = map.next_value()?,
                 Field::Purl => purl = map.next_value()?,
@@ -235,24 +264,22 @@ impl<'de> Visitor<'de> for Component<'_> {
         if let Err(f) = checked {
             return Err(ctx.fail(f));
         }
-        if kind.as_deref() == Some("file") {
-            let mut paths: Vec<String> = properties
+        if is_file.0 {
+            let mut extra: Vec<String> = properties
                 .into_iter()
                 .filter(|p| p.name.as_deref().is_some_and(|n| n.ends_with(":path")))
                 .filter_map(|p| p.value)
                 .collect();
-            if paths.is_empty() {
-                paths.extend(evidence.into_iter().flat_map(|e| e.occurrences).filter_map(|o| o.location));
+            if extra.is_empty() {
+                extra.extend(evidence.into_iter().flat_map(|e| e.occurrences).filter_map(|o| o.location));
             }
-            if paths.is_empty() {
-                paths.extend(name);
-            }
-            let hint_path = paths.first().cloned().unwrap_or_default();
+            let paths = if extra.is_empty() { name.as_slice() } else { extra.as_slice() };
+            let hint_path = paths.first().map_or("", String::as_str);
             ctx.digests.clear();
             for h in &hashes {
-                ctx.sink.push_decoded(&mut ctx.digests, &h.alg, &h.content, &hint_path);
+                ctx.sink.push_decoded(&mut ctx.digests, &h.alg, &h.content, hint_path);
             }
-            for p in &paths {
+            for p in paths {
                 match ctx.sink.add_file(p, &ctx.digests, None, false) {
                     Ok(Some(i)) => children.push(i),
                     Ok(None) => {}

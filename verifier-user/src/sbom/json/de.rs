@@ -120,7 +120,7 @@ impl<'de> Deserialize<'de> for Hex {
                 let v = v.trim();
                 let mut h = Hex { bytes: [0; 64], len: 0, bad: None };
                 let n = v.len() / 2;
-                if v.len() % 2 != 0 || n > 64 || hex::decode_to_slice(v, &mut h.bytes[..n]).is_err() {
+                if !v.len().is_multiple_of(2) || n > 64 || !decode_hex(v.as_bytes(), &mut h.bytes[..n]) {
                     h.bad = Some(v.chars().take(80).collect::<String>().into());
                 } else {
                     h.len = n as u8;
@@ -132,5 +132,58 @@ impl<'de> Deserialize<'de> for Hex {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// Hex digit values; 0xff for bytes that are not hex digits.
+const HEX: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Decodes `2 * out.len()` hex digits (either case) into `out`; false if
+/// any is not a hex digit. A table lookup per digit: digests are the bulk
+/// of what an SBOM's file entries hold.
+pub(crate) fn decode_hex(hex: &[u8], out: &mut [u8]) -> bool {
+    if hex.len() != 2 * out.len() {
+        return false;
+    }
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let (hi, lo) = (HEX[pair[0] as usize], HEX[pair[1] as usize]);
+        bad |= (hi | lo) & 0xf0;
+        *o = (hi << 4) | (lo & 0x0f);
+    }
+    bad == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_hex;
+
+    #[test]
+    fn hex_decoding_matches_the_hex_crate() {
+        let mut out = [0u8; 4];
+        assert!(decode_hex(b"00fFa9B7", &mut out));
+        assert_eq!(out, [0x00, 0xff, 0xa9, 0xb7]);
+        for bad in [&b"0g000000"[..], b"000000 0", b"0000000\xff", b"000000"] {
+            assert!(!decode_hex(bad, &mut out), "{bad:?}");
+        }
+        for b in 0..=255u8 {
+            let s = [b, b'0'];
+            let mut one = [0u8; 1];
+            assert_eq!(decode_hex(&s, &mut one), hex::decode(s).is_ok(), "{b}");
+        }
     }
 }

@@ -18,10 +18,13 @@
 //! keys and indices so that the error also says `files[1234].checksums`.
 
 mod cdx;
+mod chunked;
 pub(crate) mod de;
 mod spdx2;
 mod spdx3;
 mod syft;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::io::{self, BufRead};
@@ -126,12 +129,21 @@ impl Ctx {
         E::custom(f.message)
     }
 
+    /// The JSON path of the current place (`files[3].checksums`); a very
+    /// deep one keeps its first and last segments.
     fn path(&self) -> Option<String> {
         if self.stack.is_empty() {
             return None;
         }
         let mut s = String::new();
-        for seg in &self.stack {
+        let n = self.stack.len();
+        for (i, seg) in self.stack.iter().enumerate() {
+            if n > 24 && (8..n - 16).contains(&i) {
+                if i == 8 {
+                    s.push_str("...");
+                }
+                continue;
+            }
             match seg {
                 Seg::Key(k) if s.is_empty() => s.push_str(k),
                 Seg::Key(k) => {
@@ -145,7 +157,7 @@ impl Ctx {
     }
 
     /// Turns a serde_json error into an [`SbomError`] at the current place.
-    fn to_error(&mut self, e: serde_json::Error, within: &str) -> SbomError {
+    fn error_from(&mut self, e: serde_json::Error, within: &str) -> SbomError {
         if let Some(f) = self.fatal.take() {
             return f;
         }
@@ -343,124 +355,146 @@ impl<'de> Visitor<'de> for Doc<'_> {
         let ctx = self.ctx;
         let mut seen = 0u64;
         while let Some(key) = map.next_key_seed(KeySeed(&mut ctx.other_keys))? {
-            if key != Key::Other {
-                let bit = 1u64 << (key as u32);
-                if seen & bit != 0 {
-                    let f = Fail { message: format!("the key `{}` appears twice", key.name()), hint: hint::DUPLICATE };
-                    return Err(ctx.fail(f));
-                }
-                seen |= bit;
-                ctx.stack.push(Seg::Key(key.name()));
+            if key == Key::Other {
+                map.next_value::<IgnoredAny>()?;
+                continue;
             }
-            match key {
-                Key::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-                Key::SpdxVersion => {
-                    let v: Option<String> = map.next_value()?;
-                    check_len("version", v.as_ref()).map_err(|f| ctx.fail(f))?;
-                    ctx.kind.spdx2 = true;
-                    ctx.sink.m.source_mut().spec_version = v;
-                }
-                Key::Name => {
-                    let v: Option<String> = map.next_value()?;
-                    check_len("name", v.as_ref()).map_err(|f| ctx.fail(f))?;
-                    ctx.sink.m.source_mut().document_name = v;
-                }
-                Key::Namespace | Key::Serial => {
-                    let v: Option<String> = map.next_value()?;
-                    check_len("namespace", v.as_ref()).map_err(|f| ctx.fail(f))?;
-                    ctx.sink.m.source_mut().namespace = v;
-                }
-                Key::Files => map.next_value_seed(Each::new(ctx, "files", spdx2::file))?,
-                Key::Packages => map.next_value_seed(Each::new(ctx, "packages", spdx2::package))?,
-                Key::Relationships => map.next_value_seed(Each::new(ctx, "relationships", spdx2::relationship))?,
-                Key::BomFormat => {
-                    let v: Option<String> = map.next_value()?;
-                    ctx.kind.cdx |= v.is_some_and(|v| v.eq_ignore_ascii_case("cyclonedx"));
-                }
-                Key::SpecVersion => {
-                    let v: Option<String> = map.next_value()?;
-                    check_len("version", v.as_ref()).map_err(|f| ctx.fail(f))?;
-                    ctx.kind.cdx = true;
-                    ctx.sink.m.source_mut().spec_version = v;
-                }
-                Key::Metadata => {
-                    let meta: cdx::Metadata = map.next_value()?;
-                    cdx::metadata(ctx, meta).map_err(|f| ctx.fail(f))?;
-                }
-                Key::Components => {
-                    ctx.kind.cdx = true;
-                    map.next_value_seed(cdx::Components { ctx })?;
-                }
-                Key::Context => {
-                    let v: serde_json::Value = map.next_value()?;
-                    ctx.kind.spdx3 |= v.to_string().contains("spdx");
-                }
-                Key::Graph => {
-                    ctx.kind.spdx3 = true;
-                    map.next_value_seed(Each::new(ctx, "elements", spdx3::element))?;
-                }
-                Key::Descriptor | Key::Schema => {
-                    let v: syft::Descriptor = map.next_value()?;
-                    ctx.kind.syft |= v.is_syft();
-                }
-                Key::Artifacts => map.next_value_seed(Each::new(ctx, "artifacts", syft::artifact))?,
-                Key::ArtifactRelationships => {
-                    map.next_value_seed(Each::new(ctx, "relationships", syft::relationship))?
-                }
-                Key::Source => {
-                    let v: syft::Source = map.next_value()?;
-                    syft::source(ctx, v);
-                }
-                Key::PayloadType => {
-                    map.next_value::<IgnoredAny>()?;
-                    ctx.kind.envelope.get_or_insert(Envelope::Dsse);
-                }
-                Key::Payload => {
-                    ctx.kind.envelope.get_or_insert(Envelope::Dsse);
-                    let b64: String = map.next_value()?;
-                    payload(ctx, &b64).map_err(|()| A::Error::custom("the payload could not be read"))?;
-                }
-                Key::Signatures => {
-                    map.next_value::<IgnoredAny>()?;
-                    ctx.kind.signed = true;
-                }
-                Key::DsseEnvelope => {
-                    ctx.kind.envelope = Some(Envelope::SigstoreBundle);
-                    ctx.kind.signed = true;
-                    nested(ctx, &mut map)?;
-                }
-                Key::MessageSignature => {
-                    map.next_value::<IgnoredAny>()?;
-                    ctx.kind.message_signature = true;
-                }
-                Key::Type => {
-                    let v: Option<String> = map.next_value()?;
-                    if v.is_some_and(|v| v.contains("in-toto")) {
-                        ctx.kind.envelope.get_or_insert(Envelope::InToto);
-                    }
-                }
-                Key::PredicateType => {
-                    let v: Option<String> = map.next_value()?;
-                    check_len("predicate type", v.as_ref()).map_err(|f| ctx.fail(f))?;
-                    ctx.kind.predicate_type = v;
-                }
-                Key::Predicate | Key::Data => {
-                    ctx.kind.envelope.get_or_insert(Envelope::InToto);
-                    nested(ctx, &mut map)?;
-                }
-                Key::Subject => {
-                    let subjects: Vec<Subject> = map.next_value::<Option<_>>()?.unwrap_or_default();
-                    for s in subjects {
-                        if let (Some(name), Some(d)) = (s.name, s.digest.get("sha256")) {
-                            ctx.kind.subject.get_or_insert((name, format!("sha256:{d}")));
-                        }
-                    }
-                }
-            }
+            ctx.enter_key(key, &mut seen).map_err(|f| ctx.fail::<A::Error>(f))?;
+            map.next_value_seed(Value { ctx: &mut *ctx, key })?;
             ctx.stack.pop();
+        }
+        Ok(())
+    }
+}
+
+impl Ctx {
+    /// Checks `key` is not a duplicate in this object and enters it.
+    fn enter_key(&mut self, key: Key, seen: &mut u64) -> Result<(), Fail> {
+        let bit = 1u64 << (key as u32);
+        if *seen & bit != 0 {
+            return Err(Fail { message: format!("the key `{}` appears twice", key.name()), hint: hint::DUPLICATE });
+        }
+        *seen |= bit;
+        self.stack.push(Seg::Key(key.name()));
+        Ok(())
+    }
+}
+
+/// The value of one top-level key, whatever the format.
+struct Value<'c> {
+    ctx: &'c mut Ctx,
+    key: Key,
+}
+
+impl<'de> DeserializeSeed<'de> for Value<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let ctx = self.ctx;
+        let string = |d: D| Option::<String>::deserialize(d);
+        match self.key {
+            Key::Other => {
+                IgnoredAny::deserialize(d)?;
+            }
+            Key::SpdxVersion => {
+                let v = string(d)?;
+                check_len("version", v.as_ref()).map_err(|f| ctx.fail::<D::Error>(f))?;
+                ctx.kind.spdx2 = true;
+                ctx.sink.m.source_mut().spec_version = v;
+            }
+            Key::Name => {
+                let v = string(d)?;
+                check_len("name", v.as_ref()).map_err(|f| ctx.fail::<D::Error>(f))?;
+                ctx.sink.m.source_mut().document_name = v;
+            }
+            Key::Namespace | Key::Serial => {
+                let v = string(d)?;
+                check_len("namespace", v.as_ref()).map_err(|f| ctx.fail::<D::Error>(f))?;
+                ctx.sink.m.source_mut().namespace = v;
+            }
+            Key::Files => Each::new(ctx, "files", spdx2::file).deserialize(d)?,
+            Key::Packages => Each::new(ctx, "packages", spdx2::package).deserialize(d)?,
+            Key::Relationships => Each::new(ctx, "relationships", spdx2::relationship).deserialize(d)?,
+            Key::BomFormat => {
+                let v = string(d)?;
+                ctx.kind.cdx |= v.is_some_and(|v| v.eq_ignore_ascii_case("cyclonedx"));
+            }
+            Key::SpecVersion => {
+                let v = string(d)?;
+                check_len("version", v.as_ref()).map_err(|f| ctx.fail::<D::Error>(f))?;
+                ctx.kind.cdx = true;
+                ctx.sink.m.source_mut().spec_version = v;
+            }
+            Key::Metadata => {
+                let meta = cdx::Metadata::deserialize(d)?;
+                cdx::metadata(ctx, meta).map_err(|f| ctx.fail::<D::Error>(f))?;
+            }
+            Key::Components => {
+                ctx.kind.cdx = true;
+                cdx::Components { ctx }.deserialize(d)?;
+            }
+            Key::Context => {
+                let v = serde_json::Value::deserialize(d)?;
+                ctx.kind.spdx3 |= v.to_string().contains("spdx");
+            }
+            Key::Graph => {
+                ctx.kind.spdx3 = true;
+                Each::new(ctx, "elements", spdx3::element).deserialize(d)?;
+            }
+            Key::Descriptor | Key::Schema => {
+                let v = syft::Descriptor::deserialize(d)?;
+                ctx.kind.syft |= v.is_syft();
+            }
+            Key::Artifacts => Each::new(ctx, "artifacts", syft::artifact).deserialize(d)?,
+            Key::ArtifactRelationships => Each::new(ctx, "relationships", syft::relationship).deserialize(d)?,
+            Key::Source => {
+                let v = syft::Source::deserialize(d)?;
+                syft::source(ctx, v);
+            }
+            Key::PayloadType => {
+                IgnoredAny::deserialize(d)?;
+                ctx.kind.envelope.get_or_insert(Envelope::Dsse);
+            }
+            Key::Payload => {
+                ctx.kind.envelope.get_or_insert(Envelope::Dsse);
+                let b64 = String::deserialize(d)?;
+                payload(ctx, &b64).map_err(|()| D::Error::custom("the payload could not be read"))?;
+            }
+            Key::Signatures => {
+                IgnoredAny::deserialize(d)?;
+                ctx.kind.signed = true;
+            }
+            Key::DsseEnvelope => {
+                ctx.kind.envelope = Some(Envelope::SigstoreBundle);
+                ctx.kind.signed = true;
+                nested(ctx, d)?;
+            }
+            Key::MessageSignature => {
+                IgnoredAny::deserialize(d)?;
+                ctx.kind.message_signature = true;
+            }
+            Key::Type => {
+                if string(d)?.is_some_and(|v| v.contains("in-toto")) {
+                    ctx.kind.envelope.get_or_insert(Envelope::InToto);
+                }
+            }
+            Key::PredicateType => {
+                let v = string(d)?;
+                check_len("predicate type", v.as_ref()).map_err(|f| ctx.fail::<D::Error>(f))?;
+                ctx.kind.predicate_type = v;
+            }
+            Key::Predicate | Key::Data => {
+                ctx.kind.envelope.get_or_insert(Envelope::InToto);
+                nested(ctx, d)?;
+            }
+            Key::Subject => {
+                let subjects: Vec<Subject> = Option::deserialize(d)?.unwrap_or_default();
+                for s in subjects {
+                    if let (Some(name), Some(digest)) = (s.name, s.digest.get("sha256")) {
+                        ctx.kind.subject.get_or_insert((name, format!("sha256:{digest}")));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -468,15 +502,24 @@ impl<'de> Visitor<'de> for Doc<'_> {
 
 /// A wrapped document read in place: an object, a JSON string holding one
 /// (cosign's legacy `{"Data": "..."}` predicate), or `null`.
-fn nested<'de, A: MapAccess<'de>>(ctx: &mut Ctx, map: &mut A) -> Result<(), A::Error> {
-    if ctx.wrap_depth >= MAX_WRAP_DEPTH {
-        let f = Fail { message: "wrappers (envelope, statement, predicate) nest too deep".into(), hint: hint::NESTING };
-        return Err(ctx.fail(f));
-    }
-    ctx.wrap_depth += 1;
-    map.next_value_seed(Nested { ctx: &mut *ctx })?;
+fn nested<'de, D: Deserializer<'de>>(ctx: &mut Ctx, d: D) -> Result<(), D::Error> {
+    ctx.enter_wrapper().map_err(|f| ctx.fail::<D::Error>(f))?;
+    Nested { ctx: &mut *ctx }.deserialize(d)?;
     ctx.wrap_depth -= 1;
     Ok(())
+}
+
+impl Ctx {
+    fn enter_wrapper(&mut self) -> Result<(), Fail> {
+        if self.wrap_depth >= MAX_WRAP_DEPTH {
+            return Err(Fail {
+                message: "wrappers (envelope, statement, predicate) nest too deep".into(),
+                hint: hint::NESTING,
+            });
+        }
+        self.wrap_depth += 1;
+        Ok(())
+    }
 }
 
 struct Nested<'c> {
@@ -545,7 +588,7 @@ fn read_embedded(ctx: &mut Ctx, bytes: &[u8], within: &str) -> Result<(), ()> {
     match (Doc { ctx: &mut *ctx }).deserialize(&mut de).and_then(|()| de.end()) {
         Ok(()) => Ok(()),
         Err(e) => {
-            let err = ctx.to_error(e, within);
+            let err = ctx.error_from(e, within);
             ctx.fatal.get_or_insert(err);
             ctx.stack.truncate(depth);
             Err(())
@@ -553,26 +596,47 @@ fn read_embedded(ctx: &mut Ctx, bytes: &[u8], within: &str) -> Result<(), ()> {
     }
 }
 
-/// Reads a JSON SBOM (or a JSON-lines file of DSSE envelopes).
+/// Reads a JSON SBOM (or a JSON-lines file of DSSE envelopes) from a
+/// stream, in bounded memory (see [`chunked`]).
 pub(crate) fn read(
     r: impl BufRead,
     name: &str,
     opts: &LoadOptions,
     hinted: Option<SbomFormat>,
 ) -> Result<Manifest, SbomError> {
+    chunked::read(r, name, opts, hinted)
+}
+
+/// Reads a JSON SBOM held in memory, with serde_json over the whole slice
+/// (a second, independent walk of the same element parsers: the tests and
+/// fuzz targets check that both paths agree).
+pub(crate) fn read_slice(
+    bytes: &[u8],
+    name: &str,
+    opts: &LoadOptions,
+    hinted: Option<SbomFormat>,
+) -> Result<Manifest, SbomError> {
+    read_with(serde_json::Deserializer::from_slice(bytes), name, opts, hinted)
+}
+
+fn read_with<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    name: &str,
+    opts: &LoadOptions,
+    hinted: Option<SbomFormat>,
+) -> Result<Manifest, SbomError> {
     let mut ctx = Ctx::new(name);
-    let mut de = serde_json::Deserializer::from_reader(r);
     if let Err(e) = (Doc { ctx: &mut ctx }).deserialize(&mut de) {
-        return Err(ctx.to_error(e, ""));
+        return Err(ctx.error_from(e, ""));
     }
     // `.intoto.jsonl`: one envelope per line, each read into this manifest.
     loop {
         match de.end() {
             Ok(()) => break,
-            Err(e) if ctx.kind.envelope.is_none() => return Err(ctx.to_error(e, "")),
+            Err(e) if ctx.kind.envelope.is_none() => return Err(ctx.error_from(e, "")),
             Err(_) => {
                 if let Err(e) = (Doc { ctx: &mut ctx }).deserialize(&mut de) {
-                    return Err(ctx.to_error(e, ""));
+                    return Err(ctx.error_from(e, ""));
                 }
             }
         }

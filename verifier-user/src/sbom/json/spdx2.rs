@@ -1,6 +1,8 @@
 //! SPDX 2.2 / 2.3 JSON elements (and Syft JSON `files`, whose elements share
 //! the `files` key and are told apart by their fields).
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 use super::super::links::{is_image_purl, note_image};
@@ -20,28 +22,30 @@ pub(crate) struct Checksum {
 /// (`location.path`, `digests`).
 #[derive(Deserialize, Default)]
 #[serde(default)]
-pub(crate) struct File {
-    #[serde(rename = "SPDXID")]
-    spdx_id: Option<String>,
-    #[serde(rename = "fileName")]
-    file_name: Option<String>,
+pub(crate) struct File<'a> {
+    // Borrowed from the input when there is no escape in them.
+    #[serde(rename = "SPDXID", borrow)]
+    spdx_id: Option<Cow<'a, str>>,
+    #[serde(rename = "fileName", borrow)]
+    file_name: Option<Cow<'a, str>>,
     #[serde(deserialize_with = "nullable")]
     checksums: Vec<Checksum>,
     // Syft JSON:
-    id: Option<String>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
     location: Option<syft::Location>,
     #[serde(deserialize_with = "nullable")]
     digests: Vec<syft::Digest>,
     metadata: Option<syft::FileMetadata>,
 }
 
-pub(crate) fn file(ctx: &mut Ctx, f: File) -> Result<(), Fail> {
+pub(crate) fn file(ctx: &mut Ctx, f: File<'_>) -> Result<(), Fail> {
     let kind = f.metadata.as_ref().and_then(|m| m.kind.as_deref());
     if kind == Some("Directory") {
         return Ok(());
     }
     let symlink = kind == Some("SymbolicLink");
-    let path = f.file_name.or_else(|| f.location.and_then(|l| l.path)).unwrap_or_default();
+    let path = f.file_name.or_else(|| f.location.and_then(|l| l.path).map(Cow::Owned)).unwrap_or_default();
     ctx.digests.clear();
     for c in &f.checksums {
         ctx.sink.push_decoded(&mut ctx.digests, &c.algorithm, &c.value, &path);
@@ -51,7 +55,6 @@ pub(crate) fn file(ctx: &mut Ctx, f: File) -> Result<(), Fail> {
     }
     let index = ctx.sink.add_file(&path, &ctx.digests, None, symlink)?;
     if let (Some(i), Some(id)) = (index, f.spdx_id.or(f.id)) {
-        check_len("SPDXID", Some(&id))?;
         ctx.links.file(&id, i);
     }
     Ok(())
@@ -115,16 +118,16 @@ pub(crate) fn package(ctx: &mut Ctx, p: Package) -> Result<(), Fail> {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-pub(crate) struct Relationship {
-    #[serde(rename = "spdxElementId")]
-    from: Option<String>,
-    #[serde(rename = "relationshipType")]
-    kind: Option<String>,
-    #[serde(rename = "relatedSpdxElement")]
-    to: Option<String>,
+pub(crate) struct Relationship<'a> {
+    #[serde(rename = "spdxElementId", borrow)]
+    from: Option<Cow<'a, str>>,
+    #[serde(rename = "relationshipType", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(rename = "relatedSpdxElement", borrow)]
+    to: Option<Cow<'a, str>>,
 }
 
-pub(crate) fn relationship(ctx: &mut Ctx, r: Relationship) -> Result<(), Fail> {
+pub(crate) fn relationship(ctx: &mut Ctx, r: Relationship<'_>) -> Result<(), Fail> {
     let (Some(from), Some(kind), Some(to)) = (r.from, r.kind, r.to) else { return Ok(()) };
     if kind.eq_ignore_ascii_case("CONTAINS") {
         ctx.links.contains(&from, &to);
