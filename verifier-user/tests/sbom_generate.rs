@@ -345,7 +345,10 @@ fn docker_archive_tar_input() {
     std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&layers[0].0[..]), &mut l1).expect("gunzip");
     fs::write(dir.join("l1/layer.tar"), &l1).expect("write");
     fs::write(dir.join("l2/layer.tar"), &layers[1].0).expect("write");
-    fs::write(dir.join("cfg.json"), br#"{"architecture":"amd64","os":"linux"}"#).expect("write");
+    let config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers",
+        "diff_ids": [format!("sha256:{}", sha256_hex(&l1)), format!("sha256:{}", sha256_hex(&layers[1].0))]}}))
+    .expect("json");
+    fs::write(dir.join("cfg.json"), &config).expect("write");
     fs::write(dir.join("manifest.json"), br#"[{"Config":"cfg.json","RepoTags":["app:2.0"],"Layers":["l1/layer.tar","l2/layer.tar"]}]"#).expect("write");
     let archive = tmp.path().join("docker.tar");
     tar_of_dir(&dir, &archive);
@@ -355,7 +358,15 @@ fn docker_archive_tar_input() {
     validate_spdx(&out);
     let root = doc["packages"].as_array().expect("pkgs").iter().find(|p| p["SPDXID"] == "SPDXRef-Root").expect("root");
     assert_eq!(root["name"], "app:2.0");
-    assert_eq!(root["versionInfo"], format!("sha256:{}", sha256_hex(br#"{"architecture":"amd64","os":"linux"}"#)));
+    assert_eq!(root["versionInfo"], format!("sha256:{}", sha256_hex(&config)));
+
+    // A layer whose content no longer matches the config's diff ID.
+    let mut l2 = layers[1].0.clone();
+    let pos = l2.windows(3).position(|w| w == b"new").expect("file data");
+    l2[pos] = b'N';
+    fs::write(dir.join("l2/layer.tar"), &l2).expect("write");
+    tar_of_dir(&dir, &archive);
+    fails_with(&["sbom", "generate", archive.to_str().expect("utf8")], &["layer 2", "tampered with"]);
 }
 
 fn fails_with(args: &[&str], needles: &[&str]) {

@@ -154,6 +154,8 @@ pub struct LayerRef {
     pub path: String,
     /// `sha256:<hex>` of the bytes as stored (checked while streaming).
     pub digest: Option<String>,
+    /// `sha256:<hex>` of the uncompressed tar (config `rootfs.diff_ids`).
+    pub diff_id: Option<String>,
     pub size: u64,
 }
 
@@ -218,7 +220,15 @@ struct DockerEntry {
 }
 
 #[derive(Deserialize, Default)]
+struct RootFs {
+    #[serde(default)]
+    diff_ids: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
 struct Config {
+    #[serde(default)]
+    rootfs: Option<RootFs>,
     #[serde(default)]
     os: String,
     #[serde(default)]
@@ -305,14 +315,16 @@ fn plan_oci(store: &Store, wanted: Option<&str>) -> Result<Plan, GenerateError> 
     let platform = chosen.platform.as_ref().map(Platform::text).or_else(|| {
         (!config.os.is_empty()).then(|| Platform { os: config.os.clone(), architecture: config.architecture.clone(), variant: config.variant.clone() }.text())
     });
+    let diff_ids = config.rootfs.as_ref().map(|r| r.diff_ids.clone()).unwrap_or_default();
     let layers = manifest
         .layers
         .iter()
-        .map(|l| {
+        .enumerate()
+        .map(|(i, l)| {
             if l.media_type.contains("zstd") {
                 return Err(GenerateError::Image(format!("layer {} is zstd-compressed, which is not supported yet; convert the image to gzip layers", l.digest)));
             }
-            Ok(LayerRef { path: blob_path(&l.digest)?, digest: Some(l.digest.clone()), size: l.size })
+            Ok(LayerRef { path: blob_path(&l.digest)?, digest: Some(l.digest.clone()), diff_id: diff_ids.get(i).cloned(), size: l.size })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let subject = Subject {
@@ -340,11 +352,12 @@ fn plan_docker(store: &Store) -> Result<Plan, GenerateError> {
         )));
     }
     let (config, config_digest) = store.json::<Config>(&entry.config, None)?;
+    let diff_ids = config.rootfs.as_ref().map(|r| r.diff_ids.clone()).unwrap_or_default();
     let mut layers = Vec::new();
-    for path in &entry.layers {
+    for (i, path) in entry.layers.iter().enumerate() {
         // Newer docker saves name layers by digest; older ones by ID.
         let digest = path.strip_prefix("blobs/sha256/").map(|hex| format!("sha256:{hex}"));
-        layers.push(LayerRef { path: path.clone(), digest, size: 0 });
+        layers.push(LayerRef { path: path.clone(), digest, diff_id: diff_ids.get(i).cloned(), size: 0 });
     }
     let subject = Subject {
         is_image: true,
@@ -352,7 +365,7 @@ fn plan_docker(store: &Store) -> Result<Plan, GenerateError> {
         manifest_digest: None,
         config_digest: Some(config_digest),
         platform: (!config.os.is_empty()).then(|| Platform { os: config.os, architecture: config.architecture, variant: config.variant }.text()),
-        layers: layers.iter().filter_map(|l| l.digest.clone()).collect(),
+        layers: layers.iter().filter_map(|l| l.digest.clone().or_else(|| l.diff_id.clone())).collect(),
         distro: None,
     };
     Ok(Plan { subject, layers })

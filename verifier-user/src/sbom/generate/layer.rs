@@ -11,7 +11,7 @@
 
 use std::{
     collections::HashMap,
-    io::{self, BufReader, Read},
+    io::{self, BufRead as _, BufReader, Read},
 };
 
 use sha2::Digest as _;
@@ -33,6 +33,8 @@ pub struct LayerCtx<'a> {
     pub total: usize,
     pub name: &'a str,
     pub algs: Algs,
+    /// `sha256:` of the uncompressed tar (the config's `rootfs.diff_ids`).
+    pub diff_id: Option<&'a str>,
 }
 
 enum Change {
@@ -91,6 +93,9 @@ pub fn apply<R: Read>(
     let layer_err = |error: io::Error| GenerateError::Layer { index: ctx.index + 1, total: ctx.total, blob: ctx.name.to_owned(), error };
     let mut digest = DigestReader { inner: raw, sha: sha2::Sha256::new() };
     let mut buffered = BufReader::with_capacity(256 * 1024, &mut digest);
+    // An uncompressed layer's stored digest is its diff ID: check that too.
+    let plain = buffered.fill_buf().is_ok_and(|head| !head.starts_with(&[0x1f, 0x8b]));
+    let expected = expected.or(ctx.diff_id.filter(|_| plain));
     let parsed = read_layer(&mut buffered, pool, captures, ctx, warnings);
     // Read to the end either way: the stored digest says whether a parse
     // error is damage or tampering, and a clean parse must cover the blob.

@@ -188,7 +188,7 @@ pub fn scan(input: &Path, opts: &Options) -> Result<Inventory, GenerateError> {
         let total = plan.layers.len();
         progress.set_length(plan.layers.iter().map(|l| l.size).sum());
         for (index, layer_ref) in plan.layers.iter().enumerate() {
-            let ctx = layer::LayerCtx { index, total, name: &layer_ref.path, algs: opts.algs };
+            let ctx = layer::LayerCtx { index, total, name: &layer_ref.path, algs: opts.algs, diff_id: layer_ref.diff_id.as_deref() };
             let raw = store.open_blob(&layer_ref.path)?;
             let raw = progress.wrap_read(raw);
             layer::apply(&mut tree, &mut pool, &mut captures, raw, layer_ref.digest.as_deref(), &ctx, &mut warnings)?;
