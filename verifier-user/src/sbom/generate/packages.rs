@@ -139,22 +139,33 @@ pub fn collect(
     found.dedup_by(|a, b| a.0.purl == b.0.purl);
     let mut owners: HashMap<String, usize> = HashMap::new();
     let mut packages = Vec::with_capacity(found.len());
+    let (mut absent, mut examples) = (0usize, Vec::new());
     for (idx, (mut pkg, files)) in found.into_iter().enumerate() {
         pkg.listed_files = files.len();
-        for listed in files {
+        for listed in files.into_iter().filter(|p| p != "/") {
             match tree.resolve(&listed) {
                 Some((real, Node::File { .. })) => {
                     owners.entry(real).or_insert(idx);
                 }
                 Some(_) => {}
                 None if tree.get(&listed).is_none() => {
-                    warnings.push(format!("package {} lists {listed}, which is not in the image", pkg.name));
+                    absent += 1;
+                    if examples.len() < 3 {
+                        examples.push(format!("{listed} ({})", pkg.name));
+                    }
                 }
                 None => {}
             }
             owners.entry(listed).or_insert(idx);
         }
         packages.push(pkg);
+    }
+    if absent > 0 {
+        // Slim images delete docs and locales after install: say it once.
+        warnings.push(format!(
+            "{absent} path(s) listed by the package databases are not in the image (removed after install?), e.g. {}",
+            examples.join(", ")
+        ));
     }
     (packages, owners)
 }
