@@ -150,6 +150,17 @@ impl Store {
         }
     }
 
+    /// Size of a member as stored (for the progress bar), when known.
+    fn size(&self, name: &str) -> Option<u64> {
+        match self {
+            Self::Dir(dir) => std::fs::metadata(dir.join(name)).ok().map(|m| m.len()),
+            Self::Tar { members, .. } => match members.get(name)? {
+                Member::File { size, .. } => Some(*size),
+                Member::Link(_) => None,
+            },
+        }
+    }
+
     fn has(&self, name: &str) -> bool {
         match self {
             Self::Dir(dir) => dir.join(name).is_file(),
@@ -473,7 +484,7 @@ fn plan_docker(store: &Store) -> Result<Plan, GenerateError> {
             path: path.clone(),
             digest,
             diff_id: diff_ids.get(i).cloned(),
-            size: 0,
+            size: store.size(path).unwrap_or(0),
         });
     }
     let subject = Subject {
