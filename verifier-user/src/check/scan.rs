@@ -24,7 +24,7 @@ use super::{CheckError, Finding, Kind, PackageInfo, Summary};
 use crate::sbom::{
     FileEntry, HashAlg, Manifest,
     generate::{
-        hash::{self, Algs, FileHashes, HashPool, JobId, Source},
+        hash::{self, Algs, FileHashes, HashPool, JobId, Root, Source},
         rootfs::{escape_bytes, is_pseudo_fs},
         tree::{Node, Tree},
     },
@@ -182,6 +182,10 @@ fn walk(root: &Path, warnings: &mut Vec<String>) -> Result<(Tree, Vec<Found>), C
     Ok((tree, found))
 }
 
+fn rel(root: &Path, path: &Path) -> PathBuf {
+    path.strip_prefix(root).unwrap_or(path).to_owned()
+}
+
 fn package_of(entry: &FileEntry, manifest: &Manifest) -> Option<PackageInfo> {
     entry.package(manifest).map(|p| PackageInfo {
         name: p.name.clone(),
@@ -233,6 +237,10 @@ pub fn run(
             }
         }
     }
+    let root_dir = Arc::new(Root::open(root).map_err(|error| CheckError::Rootfs {
+        path: root.to_owned(),
+        error,
+    })?);
     let mut pool = HashPool::new(hash::default_threads(threads), Arc::new(|_| {}));
     let mut pending = Vec::new();
     for f in &found {
@@ -253,7 +261,10 @@ pub fn run(
             continue;
         }
         let alg = entry.and_then(comparable_alg);
-        let job = pool.submit(Source::Path(f.fs_path.clone()), algs_for(alg));
+        let job = pool.submit(
+            Source::InRoot(Arc::clone(&root_dir), rel(root, &f.fs_path)),
+            algs_for(alg),
+        );
         pending.push(Pending {
             job,
             path: f.path.clone(),
@@ -274,7 +285,10 @@ pub fn run(
         match tree.resolve(path) {
             Some((_, Node::File { job, .. })) => {
                 let alg = comparable_alg(entry);
-                let job = pool.submit(Source::Path(found[*job].fs_path.clone()), algs_for(alg));
+                let job = pool.submit(
+                    Source::InRoot(Arc::clone(&root_dir), rel(root, &found[*job].fs_path)),
+                    algs_for(alg),
+                );
                 pending.push(Pending {
                     job,
                     path: path.clone(),

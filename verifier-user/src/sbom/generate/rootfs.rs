@@ -16,11 +16,12 @@ use std::{
         fs::{MetadataExt as _, OpenOptionsExt as _},
     },
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use super::{
     GenerateError, Warnings,
-    hash::{Algs, HashPool, JobId, Source},
+    hash::{Algs, HashPool, JobId, Root, Source},
     packages,
     tree::{Node, Tree},
 };
@@ -50,6 +51,10 @@ pub fn walk(
             error,
         })?
         .dev();
+    let root_dir = Arc::new(Root::open(root).map_err(|error| GenerateError::Input {
+        path: root.to_owned(),
+        error,
+    })?);
     let mut tree = Tree::default();
     let mut seen_inodes: HashMap<(u64, u64), JobId> = HashMap::new();
     let mut stack: Vec<(PathBuf, String)> = vec![(root.to_owned(), String::new())];
@@ -116,7 +121,8 @@ pub fn walk(
                     Some(&job) if meta.nlink() > 1 => job,
                     _ => {
                         progress.inc_length(meta.len());
-                        let job = pool.submit(Source::Path(fs_path), algs);
+                        let rel = fs_path.strip_prefix(root).unwrap_or(&fs_path).to_owned();
+                        let job = pool.submit(Source::InRoot(Arc::clone(&root_dir), rel), algs);
                         if meta.nlink() > 1 {
                             seen_inodes.insert(key, job);
                         }
