@@ -24,8 +24,9 @@
 //! (SHA-256, SHA-512, SHA-384, then SHA-1, then MD5); a comparison that
 //! could only use SHA-1 or MD5 is marked `weak`. Symlinks are never
 //! followed outside the rootfs: they are resolved inside it (as a chroot
-//! would), and a symlink the SBOM lists is checked by hashing what it
-//! points to inside the rootfs.
+//! would), a symlink the SBOM lists is checked by hashing what it points to
+//! inside the rootfs, and files are opened with `openat2(RESOLVE_IN_ROOT)`
+//! so that a path changed during the check cannot escape either.
 //!
 //! Exit codes: 0 clean, 1 drift (`added`, `modified`, `missing`,
 //! `no-hash`), 2 error (an SBOM or the rootfs could not be read, or a file

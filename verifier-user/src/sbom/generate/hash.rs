@@ -6,9 +6,10 @@
 //! the engine must add next to nothing around the compression function.
 //! Each worker owns one 128 KiB buffer (large enough to amortise the
 //! syscall, small enough to stay in L2 while several digests read it) and
-//! no allocation happens per block. Jobs are either a path (rootfs input:
-//! the worker opens it with `O_NOFOLLOW`, so a file swapped for a symlink
-//! is never followed) or bytes already read from a layer tar; bytes in
+//! no allocation happens per block. Jobs are either a path beneath a root
+//! (rootfs input: opened with `openat2(RESOLVE_IN_ROOT)` and `O_NOFOLLOW`,
+//! so a file or directory swapped for a symlink after the walk can never
+//! lead outside the rootfs) or bytes already read from a layer tar; bytes in
 //! flight are bounded by a budget so a layer full of large files cannot
 //! exhaust memory.
 
