@@ -3,7 +3,10 @@
 use verifier::sbom::{LoadOptions, Manifest, SbomError, SbomFormat};
 
 pub fn opts(format: Option<SbomFormat>) -> LoadOptions {
-    LoadOptions { format, ..LoadOptions::default() }
+    LoadOptions {
+        format,
+        ..LoadOptions::default()
+    }
 }
 
 /// Every listed path is absolute, clean and found again by `get`; errors

@@ -9,7 +9,10 @@ mod common;
 
 fuzz_target!(|data: &[u8]| {
     let opts = common::opts(Some(SbomFormat::Spdx2Json));
-    let (Ok(a), Ok(b)) = (load_reader(data, "fuzz-input", &opts), load_bytes(data, "fuzz-input", &opts)) else {
+    let (Ok(a), Ok(b)) = (
+        load_reader(data, "fuzz-input", &opts),
+        load_bytes(data, "fuzz-input", &opts),
+    ) else {
         return;
     };
     assert_eq!(a.len(), b.len());

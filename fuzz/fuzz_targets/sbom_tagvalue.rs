@@ -7,5 +7,9 @@ use verifier::sbom::{SbomFormat, load_bytes};
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    common::check(load_bytes(data, "fuzz-input", &common::opts(Some(SbomFormat::Spdx2TagValue))));
+    common::check(load_bytes(
+        data,
+        "fuzz-input",
+        &common::opts(Some(SbomFormat::Spdx2TagValue)),
+    ));
 });
