@@ -24,8 +24,9 @@
 //! (SHA-256, SHA-512, SHA-384, then SHA-1, then MD5); a comparison that
 //! could only use SHA-1 or MD5 is marked `weak`. Symlinks are never
 //! followed outside the rootfs: they are resolved inside it (as a chroot
-//! would), and a symlink the SBOM lists is checked by hashing what it
-//! points to inside the rootfs.
+//! would), a symlink the SBOM lists is checked by hashing what it points to
+//! inside the rootfs, and files are opened with `openat2(RESOLVE_IN_ROOT)`
+//! so that a path changed during the check cannot escape either.
 //!
 //! Exit codes: 0 clean, 1 drift (`added`, `modified`, `missing`,
 //! `no-hash`), 2 error (an SBOM or the rootfs could not be read, or a file
@@ -162,8 +163,14 @@ pub struct Report {
 pub const SCHEMA: &str = "verifier.check/v1";
 
 /// Loads every SBOM (merged into one manifest).
-pub fn load_sboms(paths: &[PathBuf], root_prefix: Option<&str>) -> Result<(Manifest, Vec<SbomInfo>), CheckError> {
-    let opts = LoadOptions { root_prefix: root_prefix.map(str::to_owned), ..LoadOptions::default() };
+pub fn load_sboms(
+    paths: &[PathBuf],
+    root_prefix: Option<&str>,
+) -> Result<(Manifest, Vec<SbomInfo>), CheckError> {
+    let opts = LoadOptions {
+        root_prefix: root_prefix.map(str::to_owned),
+        ..LoadOptions::default()
+    };
     let mut merged: Option<Manifest> = None;
     let mut infos = Vec::new();
     for path in paths {
@@ -181,13 +188,21 @@ pub fn load_sboms(paths: &[PathBuf], root_prefix: Option<&str>) -> Result<(Manif
     }
     let manifest = merged.ok_or_else(|| SbomError::Io {
         file: "(none)".into(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, "no SBOM given; pass --sbom FILE"),
+        source: io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no SBOM given; pass --sbom FILE",
+        ),
     })?;
     Ok((manifest, infos))
 }
 
 /// Checks `rootfs` against `manifest`.
-pub fn check(rootfs: &Path, manifest: &Manifest, sboms: Vec<SbomInfo>, threads: Option<usize>) -> Result<Report, CheckError> {
+pub fn check(
+    rootfs: &Path,
+    manifest: &Manifest,
+    sboms: Vec<SbomInfo>,
+    threads: Option<usize>,
+) -> Result<Report, CheckError> {
     check_rootfs(rootfs)?;
     let (mut findings, mut summary, mut warnings) = scan::run(rootfs, manifest, threads)?;
     findings.sort_by(|a, b| a.path.cmp(&b.path).then(a.kind.cmp(&b.kind)));
@@ -202,14 +217,26 @@ pub fn check(rootfs: &Path, manifest: &Manifest, sboms: Vec<SbomInfo>, threads: 
     }
     summary.drift = summary.added + summary.modified + summary.missing + summary.no_hash > 0;
     warnings.splice(0..0, manifest.warnings().iter().cloned());
-    Ok(Report { schema: SCHEMA, rootfs: rootfs.display().to_string(), sboms, warnings, summary, findings })
+    Ok(Report {
+        schema: SCHEMA,
+        rootfs: rootfs.display().to_string(),
+        sboms,
+        warnings,
+        summary,
+        findings,
+    })
 }
 
 /// Fails unless `rootfs` is a readable directory.
 pub fn check_rootfs(rootfs: &Path) -> Result<(), CheckError> {
-    let meta = fs::metadata(rootfs).map_err(|error| CheckError::Rootfs { path: rootfs.to_owned(), error })?;
+    let meta = fs::metadata(rootfs).map_err(|error| CheckError::Rootfs {
+        path: rootfs.to_owned(),
+        error,
+    })?;
     if !meta.is_dir() {
-        return Err(CheckError::NotADirectory { path: rootfs.to_owned() });
+        return Err(CheckError::NotADirectory {
+            path: rootfs.to_owned(),
+        });
     }
     Ok(())
 }
@@ -221,14 +248,18 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let (manifest, infos) = load_sboms(&args.sboms, args.root_prefix.as_deref())?;
     let report = check(&args.rootfs, &manifest, infos, args.threads)?;
     let mut out: Box<dyn io::Write> = match &args.output {
-        Some(p) => Box::new(io::BufWriter::new(
-            fs::File::create(p).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", p.display()))?,
-        )),
+        Some(p) => {
+            Box::new(io::BufWriter::new(fs::File::create(p).map_err(|e| {
+                anyhow::anyhow!("cannot create {}: {e}", p.display())
+            })?))
+        }
         None => Box::new(io::BufWriter::new(io::stdout().lock())),
     };
     match args.format {
         CheckFormat::Table => report::table(&report, &mut out),
-        CheckFormat::Json => serde_json::to_writer_pretty(&mut out, &report).map_err(io::Error::from).and_then(|()| writeln!(out)),
+        CheckFormat::Json => serde_json::to_writer_pretty(&mut out, &report)
+            .map_err(io::Error::from)
+            .and_then(|()| writeln!(out)),
     }
     .and_then(|()| out.flush())
     .map_err(CheckError::Write)?;

@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use verifier::sbom::{Envelope, HashAlg, LoadOptions, Manifest, SbomError, SbomFormat, load_bytes, load_path};
+use verifier::sbom::{
+    Envelope, HashAlg, LoadOptions, Manifest, SbomError, SbomFormat, load_bytes, load_path,
+};
 
 fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/sbom-samples")
@@ -13,21 +15,32 @@ fn samples() -> PathBuf {
 
 fn load(rel: &str) -> Manifest {
     let path = samples().join(rel);
-    let m = load_path(&path, &LoadOptions::default()).unwrap_or_else(|e| panic!("{rel} should load: {e}"));
+    let m = load_path(&path, &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{rel} should load: {e}"));
     // The in-memory path must agree with the streaming one.
     let bytes = std::fs::read(&path).expect("readable");
-    let m2 = load_bytes(&bytes, rel, &LoadOptions::default()).unwrap_or_else(|e| panic!("{rel} from memory: {e}"));
-    assert_eq!((m.len(), m.packages().len()), (m2.len(), m2.packages().len()), "{rel}");
+    let m2 = load_bytes(&bytes, rel, &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{rel} from memory: {e}"));
+    assert_eq!(
+        (m.len(), m.packages().len()),
+        (m2.len(), m2.packages().len()),
+        "{rel}"
+    );
     m
 }
 
 fn hex_of(m: &Manifest, path: &str, alg: HashAlg) -> String {
     let e = m.get(path).unwrap_or_else(|| panic!("{path} missing"));
-    hex::encode(e.digest(alg).unwrap_or_else(|| panic!("{path} has no {alg}")))
+    hex::encode(
+        e.digest(alg)
+            .unwrap_or_else(|| panic!("{path} has no {alg}")),
+    )
 }
 
 fn says_no_file_digests(m: &Manifest) -> bool {
-    m.warnings().iter().any(|w| w.contains("no per-file digests"))
+    m.warnings()
+        .iter()
+        .any(|w| w.contains("no per-file digests"))
 }
 
 #[test]
@@ -41,7 +54,12 @@ fn every_sample_is_covered() {
             if p.is_dir() {
                 dirs.push(p);
             } else {
-                found.push(p.strip_prefix(samples()).expect("under samples").display().to_string());
+                found.push(
+                    p.strip_prefix(samples())
+                        .expect("under samples")
+                        .display()
+                        .to_string(),
+                );
             }
         }
     }
@@ -89,9 +107,15 @@ const PACKAGES_ONLY: &[&str] = &[
 /// Files in the samples that are not SBOMs, and what the error must say.
 const NOT_SBOMS: &[(&str, &str)] = &[
     ("INDEX.md", "starts with \"# SBOM samples\""),
-    ("microsoft-sbom-tool/spdx_2.2/manifest.spdx.json.sha256", "not an SBOM format"),
+    (
+        "microsoft-sbom-tool/spdx_2.2/manifest.spdx.json.sha256",
+        "not an SBOM format",
+    ),
     // A Sigstore bundle whose in-toto predicate is a cosign attestation.
-    ("sigstore-cosign/oci-attestation.sigstore.json", "predicate (https://cosign.sigstore.dev/attestation/v1) is not an SBOM"),
+    (
+        "sigstore-cosign/oci-attestation.sigstore.json",
+        "predicate (https://cosign.sigstore.dev/attestation/v1) is not an SBOM",
+    ),
 ];
 
 #[test]
@@ -99,14 +123,31 @@ fn alpine_installed_db() {
     let m = load("anchore-syft/alpine-multiple-2/installed");
     assert_eq!(m.source().format, SbomFormat::ApkInstalled);
     assert_eq!((m.len(), m.len_with_digests()), (105, 105));
-    assert!(m.files().all(|(_, e)| e.digests().all(|d| d.alg == HashAlg::Sha1)));
+    assert!(
+        m.files()
+            .all(|(_, e)| e.digests().all(|d| d.alg == HashAlg::Sha1))
+    );
     // Z:Q11Q7hNe8QpDS531guqCdrXBzoA/o= under F:etc / R:fstab.
-    assert_eq!(hex_of(&m, "/etc/fstab", HashAlg::Sha1), "d50ee135ef10a434b9df582ea8276b5c1ce803fa");
+    assert_eq!(
+        hex_of(&m, "/etc/fstab", HashAlg::Sha1),
+        "d50ee135ef10a434b9df582ea8276b5c1ce803fa"
+    );
     let fstab = m.get("/etc/fstab").expect("fstab");
-    assert_eq!(fstab.package(&m).map(|p| p.name.as_str()), Some("alpine-baselayout-data"));
+    assert_eq!(
+        fstab.package(&m).map(|p| p.name.as_str()),
+        Some("alpine-baselayout-data")
+    );
     // R:libc.musl-x86_64.so.1 with a:0:0:777 is the musl loader symlink.
-    assert!(m.get("/lib/libc.musl-x86_64.so.1").expect("musl link").is_symlink());
-    assert!(!m.get("/lib/ld-musl-x86_64.so.1").expect("musl").is_symlink());
+    assert!(
+        m.get("/lib/libc.musl-x86_64.so.1")
+            .expect("musl link")
+            .is_symlink()
+    );
+    assert!(
+        !m.get("/lib/ld-musl-x86_64.so.1")
+            .expect("musl")
+            .is_symlink()
+    );
     assert!(m.warnings().is_empty(), "{:?}", m.warnings());
 }
 
@@ -114,8 +155,16 @@ fn alpine_installed_db() {
 fn wolfi_installed_db() {
     let m = load("chainguard-apko/apk-installed-db/wolfi-base");
     assert_eq!((m.len(), m.len_with_digests()), (91, 91));
-    assert_eq!(m.get("/etc/group").and_then(|e| e.package(&m)).map(|p| p.name.as_str()), Some("wolfi-baselayout"));
-    assert_eq!(hex_of(&m, "/etc/group", HashAlg::Sha1), "c3b8fac9c89336635be93d39c805fe04f852b800");
+    assert_eq!(
+        m.get("/etc/group")
+            .and_then(|e| e.package(&m))
+            .map(|p| p.name.as_str()),
+        Some("wolfi-baselayout")
+    );
+    assert_eq!(
+        hex_of(&m, "/etc/group", HashAlg::Sha1),
+        "c3b8fac9c89336635be93d39c805fe04f852b800"
+    );
     // `R:lib64` with mode 0777 under F:usr (a symlink, listed twice in the
     // database: once by wolfi-baselayout, once by another package).
     assert!(m.get("/usr/lib64").expect("usr/lib64").is_symlink());
@@ -127,8 +176,16 @@ fn distroless_md5sums() {
     assert_eq!(m.source().format, SbomFormat::DpkgMd5sums);
     assert_eq!(m.len(), 6);
     let lib = "/usr/lib/aarch64-linux-gnu/libsqlite3.so.0.8.6";
-    assert_eq!(hex_of(&m, lib, HashAlg::Md5), "e11d70c96979a1328ae4e7e50542782b");
-    assert_eq!(m.get(lib).and_then(|e| e.package(&m)).map(|p| p.name.as_str()), Some("libsqlite3-0"));
+    assert_eq!(
+        hex_of(&m, lib, HashAlg::Md5),
+        "e11d70c96979a1328ae4e7e50542782b"
+    );
+    assert_eq!(
+        m.get(lib)
+            .and_then(|e| e.package(&m))
+            .map(|p| p.name.as_str()),
+        Some("libsqlite3-0")
+    );
 }
 
 #[test]
@@ -142,17 +199,34 @@ fn spdx_23_json_example() {
         Some("http://spdx.org/spdxdocs/spdx-example-444504E0-4F89-41D3-9A0C-0305E82C3301")
     );
     assert_eq!((m.len(), m.len_with_digests()), (5, 5));
-    assert_eq!(hex_of(&m, "/src/org/spdx/parser/DOAPProject.java", HashAlg::Sha1), "2fd4e1c67a2d28fced849ee1bb76e7391b93eb12");
+    assert_eq!(
+        hex_of(&m, "/src/org/spdx/parser/DOAPProject.java", HashAlg::Sha1),
+        "2fd4e1c67a2d28fced849ee1bb76e7391b93eb12"
+    );
     // ./package/foo.c carries SHA1 and MD5.
     let foo = m.get("/package/foo.c").expect("foo.c");
     assert_eq!(foo.digests().count(), 2);
-    assert_eq!(hex::encode(foo.digest(HashAlg::Md5).expect("md5")), "624c1abb3664f4b35547e7c73864ad24");
+    assert_eq!(
+        hex::encode(foo.digest(HashAlg::Md5).expect("md5")),
+        "624c1abb3664f4b35547e7c73864ad24"
+    );
     // hasFiles of SPDXRef-Package (glibc) names DoapSource.
-    let doap = m.get("/src/org/spdx/parser/DOAPProject.java").and_then(|e| e.package(&m));
+    let doap = m
+        .get("/src/org/spdx/parser/DOAPProject.java")
+        .and_then(|e| e.package(&m));
     assert_eq!(doap.map(|p| p.name.as_str()), Some("glibc"));
-    assert!(m.get("/package/foo.c").expect("foo.c").package(&m).is_none());
+    assert!(
+        m.get("/package/foo.c")
+            .expect("foo.c")
+            .package(&m)
+            .is_none()
+    );
     // Jena's purl comes from externalRefs.
-    assert!(m.packages().iter().any(|p| p.purl.as_deref() == Some("pkg:maven/org.apache.jena/apache-jena@3.12.0")));
+    assert!(
+        m.packages()
+            .iter()
+            .any(|p| p.purl.as_deref() == Some("pkg:maven/org.apache.jena/apache-jena@3.12.0"))
+    );
 }
 
 #[test]
@@ -161,8 +235,24 @@ fn spdx_23_tag_value_example_matches_the_json_one() {
     let js = load("spdx-spec/SPDXJSONExample-v2.3.spdx.json");
     assert_eq!(tv.source().format, SbomFormat::Spdx2TagValue);
     assert_eq!(tv.len(), 5);
-    let mut a: Vec<_> = tv.files().map(|(p, e)| (p.to_owned(), e.digests().map(|d| d.to_string()).collect::<Vec<_>>())).collect();
-    let mut b: Vec<_> = js.files().map(|(p, e)| (p.to_owned(), e.digests().map(|d| d.to_string()).collect::<Vec<_>>())).collect();
+    let mut a: Vec<_> = tv
+        .files()
+        .map(|(p, e)| {
+            (
+                p.to_owned(),
+                e.digests().map(|d| d.to_string()).collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    let mut b: Vec<_> = js
+        .files()
+        .map(|(p, e)| {
+            (
+                p.to_owned(),
+                e.digests().map(|d| d.to_string()).collect::<Vec<_>>(),
+            )
+        })
+        .collect();
     a.sort();
     b.sort();
     assert_eq!(a, b);
@@ -182,10 +272,22 @@ fn microsoft_sbom_tool_spdx_22_and_30() {
             hex::encode(exe.sha256().expect("sha256")),
             "2dba00b048555bd12d5527d4b16d2ca110a129f5c719d8505f23dc9d87ef7640"
         );
-        assert_eq!(hex_of(m, "/sbom-tool-win-x64.exe", HashAlg::Sha1), "a097f77be3b9e1586fd2a2176a247bd3e7c83a3e");
+        assert_eq!(
+            hex_of(m, "/sbom-tool-win-x64.exe", HashAlg::Sha1),
+            "a097f77be3b9e1586fd2a2176a247bd3e7c83a3e"
+        );
     }
-    assert!(m3.warnings().iter().any(|w| w.contains("PackageVerificationCode")), "{:?}", m3.warnings());
-    assert_eq!(m3.source().document_name.as_deref(), Some("sbom-tool sample 4.0.3"));
+    assert!(
+        m3.warnings()
+            .iter()
+            .any(|w| w.contains("PackageVerificationCode")),
+        "{:?}",
+        m3.warnings()
+    );
+    assert_eq!(
+        m3.source().document_name.as_deref(),
+        Some("sbom-tool sample 4.0.3")
+    );
 }
 
 #[test]
@@ -195,7 +297,10 @@ fn syft_json() {
     // Two regular files with SHA-256, one symlink (no digest); the
     // directory is skipped.
     assert_eq!((m.len(), m.len_with_digests()), (3, 2));
-    assert_eq!(hex_of(&m, "/a/place/a", HashAlg::Sha256), "366a3f5653e34673b875891b021647440d0127c2ef041e3b1a22da2a7d4f3703");
+    assert_eq!(
+        hex_of(&m, "/a/place/a", HashAlg::Sha256),
+        "366a3f5653e34673b875891b021647440d0127c2ef041e3b1a22da2a7d4f3703"
+    );
     assert!(m.get("/b").expect("link").is_symlink());
     assert!(m.get("/a/place").is_none());
     assert_eq!(m.source().image_name.as_deref(), Some("user-image-input"));
@@ -214,13 +319,30 @@ fn packages_only_sboms_load_and_say_so() {
         assert!(!m.packages().is_empty(), "{rel}");
     }
     // A few specific counts and identities.
-    assert_eq!(load("kubernetes-sigs-bom/nginx.spdx").packages().len(), 1185);
-    assert_eq!(load("cyclonedx-bom-examples/OBOM-Example-1-Standalone/bom.json").packages().len(), 904);
+    assert_eq!(
+        load("kubernetes-sigs-bom/nginx.spdx").packages().len(),
+        1185
+    );
+    assert_eq!(
+        load("cyclonedx-bom-examples/OBOM-Example-1-Standalone/bom.json")
+            .packages()
+            .len(),
+        904
+    );
     let juice = load("cyclonedx-bom-examples/juice-shop-via_npm-bare/bom.1.4.json");
     assert_eq!(juice.source().spec_version.as_deref(), Some("1.4"));
-    assert!(juice.packages().len() > 278, "nested components are packages too");
+    assert!(
+        juice.packages().len() > 278,
+        "nested components are packages too"
+    );
     let proton = load("cyclonedx-bom-examples/proton-bridge/proton-bridge-v1.8.0.bom.json");
-    assert_eq!((proton.source().format, proton.source().spec_version.as_deref()), (SbomFormat::CycloneDxJson, Some("1.2")));
+    assert_eq!(
+        (
+            proton.source().format,
+            proton.source().spec_version.as_deref()
+        ),
+        (SbomFormat::CycloneDxJson, Some("1.2"))
+    );
     let apko = load("chainguard-apko/golden/sbom-x86_64.spdx.json");
     assert_eq!(
         apko.source().image_digest.as_deref(),
@@ -228,7 +350,13 @@ fn packages_only_sboms_load_and_say_so() {
     );
     let spdx3 = load("spdx-spec/package_sbom.json");
     assert_eq!(spdx3.source().format, SbomFormat::Spdx3JsonLd);
-    assert_eq!(spdx3.get("/myprogram").and_then(|e| e.package(&spdx3)).map(|p| p.name.as_str()), Some("my-package"));
+    assert_eq!(
+        spdx3
+            .get("/myprogram")
+            .and_then(|e| e.package(&spdx3))
+            .map(|p| p.name.as_str()),
+        Some("my-package")
+    );
 }
 
 #[test]
@@ -237,19 +365,39 @@ fn dsse_jsonl_unwraps_the_cyclonedx_predicate() {
     let plain = load("aquasecurity-trivy/centos-7-cyclonedx.json");
     assert_eq!(m.source().format, SbomFormat::CycloneDxJson);
     assert_eq!(m.source().envelope, Some(Envelope::Dsse));
-    assert!(m.warnings().iter().any(|w| w.contains("signatures were not checked")), "{:?}", m.warnings());
-    let names = |m: &Manifest| m.packages().iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+    assert!(
+        m.warnings()
+            .iter()
+            .any(|w| w.contains("signatures were not checked")),
+        "{:?}",
+        m.warnings()
+    );
+    let names = |m: &Manifest| {
+        m.packages()
+            .iter()
+            .map(|p| p.name.clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(names(&m), names(&plain));
-    assert_eq!(m.source().image_name.as_deref(), plain.source().image_name.as_deref());
+    assert_eq!(
+        m.source().image_name.as_deref(),
+        plain.source().image_name.as_deref()
+    );
 }
 
 #[test]
 fn non_sboms_fail_with_an_explanation() {
     for (rel, expect) in NOT_SBOMS {
         let err = load_path(&samples().join(rel), &LoadOptions::default()).expect_err(rel);
-        assert!(matches!(err, SbomError::UnknownFormat { .. }), "{rel}: {err}");
+        assert!(
+            matches!(err, SbomError::UnknownFormat { .. }),
+            "{rel}: {err}"
+        );
         let msg = err.to_string();
-        assert!(msg.contains(expect) && msg.contains(rel.rsplit('/').next().unwrap_or(rel)), "{rel}: {msg}");
+        assert!(
+            msg.contains(expect) && msg.contains(rel.rsplit('/').next().unwrap_or(rel)),
+            "{rel}: {msg}"
+        );
     }
 }
 
@@ -260,8 +408,15 @@ fn several_sboms_merge_into_one_manifest() {
     assert_eq!(m.len(), 111);
     assert_eq!(m.sources().len(), 2);
     assert_eq!(
-        m.get("/usr/lib/aarch64-linux-gnu/libsqlite3.so.0.8.6").and_then(|e| e.package(&m)).map(|p| p.name.as_str()),
+        m.get("/usr/lib/aarch64-linux-gnu/libsqlite3.so.0.8.6")
+            .and_then(|e| e.package(&m))
+            .map(|p| p.name.as_str()),
         Some("libsqlite3-0")
     );
-    assert_eq!(m.get("/etc/fstab").and_then(|e| e.package(&m)).map(|p| p.name.as_str()), Some("alpine-baselayout-data"));
+    assert_eq!(
+        m.get("/etc/fstab")
+            .and_then(|e| e.package(&m))
+            .map(|p| p.name.as_str()),
+        Some("alpine-baselayout-data")
+    );
 }

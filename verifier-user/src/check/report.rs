@@ -21,12 +21,34 @@ pub fn table(r: &Report, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "warning: {w}")?;
     }
     if !r.findings.is_empty() {
-        let width = r.findings.iter().map(|f| f.path.chars().count()).max().unwrap_or(4).clamp(4, 60);
-        writeln!(out, "{:<10}  {:<width$}  {:<26}  {:<26}  NOTE", "KIND", "PATH", "EXPECTED (SBOM)", "ACTUAL")?;
+        let width = r
+            .findings
+            .iter()
+            .map(|f| f.path.chars().count())
+            .max()
+            .unwrap_or(4)
+            .clamp(4, 60);
+        writeln!(
+            out,
+            "{:<10}  {:<width$}  {:<26}  {:<26}  NOTE",
+            "KIND", "PATH", "EXPECTED (SBOM)", "ACTUAL"
+        )?;
         for f in &r.findings {
-            let expected = f.compared.as_deref().map_or_else(|| short(f.expected.first().map(String::as_str)), |_| {
-                short(f.expected.iter().find(|e| f.compared.as_deref().is_some_and(|c| e.split(':').next() == c.split(':').next())).map(String::as_str))
-            });
+            let expected = f.compared.as_deref().map_or_else(
+                || short(f.expected.first().map(String::as_str)),
+                |_| {
+                    short(
+                        f.expected
+                            .iter()
+                            .find(|e| {
+                                f.compared
+                                    .as_deref()
+                                    .is_some_and(|c| e.split(':').next() == c.split(':').next())
+                            })
+                            .map(String::as_str),
+                    )
+                },
+            );
             let actual = short(f.compared.as_deref().or(f.actual.as_deref()));
             let mut note = Vec::new();
             if f.weak {
@@ -41,17 +63,39 @@ pub fn table(r: &Report, out: &mut dyn Write) -> io::Result<()> {
             if let Some(d) = &f.detail {
                 note.push(d.clone());
             }
-            writeln!(out, "{:<10}  {:<width$}  {expected:<26}  {actual:<26}  {}", f.kind.name(), f.path, note.join("; "))?;
+            writeln!(
+                out,
+                "{:<10}  {:<width$}  {expected:<26}  {actual:<26}  {}",
+                f.kind.name(),
+                f.path,
+                note.join("; ")
+            )?;
         }
     }
     let s = &r.summary;
-    let sboms: Vec<String> = r.sboms.iter().map(|i| format!("{} ({}, {} files)", i.path, i.format, i.files)).collect();
-    writeln!(out, "checked {} executables and libraries of {} against {}", s.checked, r.rootfs, sboms.join(", "))?;
+    let sboms: Vec<String> = r
+        .sboms
+        .iter()
+        .map(|i| format!("{} ({}, {} files)", i.path, i.format, i.files))
+        .collect();
+    writeln!(
+        out,
+        "checked {} executables and libraries of {} against {}",
+        s.checked,
+        r.rootfs,
+        sboms.join(", ")
+    )?;
     writeln!(
         out,
         "{} ok ({} by SHA-1/MD5 only), {} added, {} modified, {} missing, {} without usable hash, {} unreadable",
         s.ok, s.ok_weak, s.added, s.modified, s.missing, s.no_hash, s.unreadable
     )?;
-    let verdict = if s.unreadable > 0 { "INCOMPLETE (some files could not be read)" } else if s.drift { "DRIFT" } else { "clean" };
+    let verdict = if s.unreadable > 0 {
+        "INCOMPLETE (some files could not be read)"
+    } else if s.drift {
+        "DRIFT"
+    } else {
+        "clean"
+    };
     writeln!(out, "result: {verdict}")
 }

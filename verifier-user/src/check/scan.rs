@@ -24,8 +24,8 @@ use super::{CheckError, Finding, Kind, PackageInfo, Summary};
 use crate::sbom::{
     FileEntry, HashAlg, Manifest,
     generate::{
-        hash::{self, Algs, FileHashes, HashPool, JobId, Source},
-        rootfs::escape_bytes,
+        hash::{self, Algs, FileHashes, HashPool, JobId, Root, Source},
+        rootfs::{escape_bytes, is_pseudo_fs},
         tree::{Node, Tree},
     },
 };
@@ -51,7 +51,13 @@ struct Pending {
 
 /// The strongest algorithm of `entry` this tool can compute.
 pub fn comparable_alg(entry: &FileEntry) -> Option<HashAlg> {
-    const ORDER: [HashAlg; 5] = [HashAlg::Sha256, HashAlg::Sha512, HashAlg::Sha384, HashAlg::Sha1, HashAlg::Md5];
+    const ORDER: [HashAlg; 5] = [
+        HashAlg::Sha256,
+        HashAlg::Sha512,
+        HashAlg::Sha384,
+        HashAlg::Sha1,
+        HashAlg::Md5,
+    ];
     ORDER.into_iter().find(|a| entry.digest(*a).is_some())
 }
 
@@ -100,6 +106,12 @@ fn is_elf(path: &Path) -> bool {
 }
 
 fn walk(root: &Path, warnings: &mut Vec<String>) -> Result<(Tree, Vec<Found>), CheckError> {
+    let root_dev = fs::metadata(root)
+        .map_err(|error| CheckError::Rootfs {
+            path: root.to_owned(),
+            error,
+        })?
+        .dev();
     let mut tree = Tree::default();
     let mut found = Vec::new();
     let mut stack = vec![(root.to_owned(), String::new(), false)];
@@ -122,19 +134,46 @@ fn walk(root: &Path, warnings: &mut Vec<String>) -> Result<(Tree, Vec<Found>), C
                 None => (escape_bytes(raw.as_bytes()), true),
             };
             let path = format!("{tree_dir}/{name}");
-            let Ok(meta) = fs::symlink_metadata(&fs_path) else { continue };
+            let Ok(meta) = fs::symlink_metadata(&fs_path) else {
+                continue;
+            };
             let ft = meta.file_type();
             if ft.is_dir() {
                 tree.insert(path.clone(), Node::Dir);
+                if meta.dev() != root_dev && is_pseudo_fs(&fs_path) {
+                    warnings.push(format!(
+                        "{} not checked: a kernel pseudo-filesystem is mounted there",
+                        fs_path.display()
+                    ));
+                    continue;
+                }
                 stack.push((fs_path, path, not_utf8));
             } else if ft.is_symlink() {
                 if let Ok(target) = fs::read_link(&fs_path) {
                     let target = escape_bytes(target.as_os_str().as_bytes());
-                    tree.insert(path, Node::Symlink { target, layer: None });
+                    tree.insert(
+                        path,
+                        Node::Symlink {
+                            target,
+                            layer: None,
+                        },
+                    );
                 }
             } else if ft.is_file() {
-                tree.insert(path.clone(), Node::File { job: found.len(), mode: meta.mode(), layer: None });
-                found.push(Found { path, fs_path, not_utf8, mode: meta.mode() });
+                tree.insert(
+                    path.clone(),
+                    Node::File {
+                        job: found.len(),
+                        mode: meta.mode(),
+                        layer: None,
+                    },
+                );
+                found.push(Found {
+                    path,
+                    fs_path,
+                    not_utf8,
+                    mode: meta.mode(),
+                });
             } else {
                 tree.insert(path, Node::Other);
             }
@@ -143,8 +182,16 @@ fn walk(root: &Path, warnings: &mut Vec<String>) -> Result<(Tree, Vec<Found>), C
     Ok((tree, found))
 }
 
+fn rel(root: &Path, path: &Path) -> PathBuf {
+    path.strip_prefix(root).unwrap_or(path).to_owned()
+}
+
 fn package_of(entry: &FileEntry, manifest: &Manifest) -> Option<PackageInfo> {
-    entry.package(manifest).map(|p| PackageInfo { name: p.name.clone(), version: p.version.clone(), purl: p.purl.clone() })
+    entry.package(manifest).map(|p| PackageInfo {
+        name: p.name.clone(),
+        version: p.version.clone(),
+        purl: p.purl.clone(),
+    })
 }
 
 fn finding(kind: Kind, path: &str, entry: Option<&FileEntry>, manifest: &Manifest) -> Finding {
@@ -152,7 +199,9 @@ fn finding(kind: Kind, path: &str, entry: Option<&FileEntry>, manifest: &Manifes
         kind,
         path: path.to_owned(),
         path_not_utf8: false,
-        expected: entry.map(|e| e.digests().map(|d| d.to_string()).collect()).unwrap_or_default(),
+        expected: entry
+            .map(|e| e.digests().map(|d| d.to_string()).collect())
+            .unwrap_or_default(),
         actual: None,
         compared: None,
         weak: false,
@@ -162,7 +211,11 @@ fn finding(kind: Kind, path: &str, entry: Option<&FileEntry>, manifest: &Manifes
     }
 }
 
-pub fn run(root: &Path, manifest: &Manifest, threads: Option<usize>) -> Result<(Vec<Finding>, Summary, Vec<String>), CheckError> {
+pub fn run(
+    root: &Path,
+    manifest: &Manifest,
+    threads: Option<usize>,
+) -> Result<(Vec<Finding>, Summary, Vec<String>), CheckError> {
     let mut warnings = Vec::new();
     let (tree, found) = walk(root, &mut warnings)?;
     let mut findings = Vec::new();
@@ -184,10 +237,20 @@ pub fn run(root: &Path, manifest: &Manifest, threads: Option<usize>) -> Result<(
             }
         }
     }
+    let root_dir = Arc::new(Root::open(root).map_err(|error| CheckError::Rootfs {
+        path: root.to_owned(),
+        error,
+    })?);
     let mut pool = HashPool::new(hash::default_threads(threads), Arc::new(|_| {}));
     let mut pending = Vec::new();
     for f in &found {
-        let sbom_path = if f.not_utf8 { None } else if manifest.get(&f.path).is_some() { Some(f.path.clone()) } else { alias.get(&f.path).cloned() };
+        let sbom_path = if f.not_utf8 {
+            None
+        } else if manifest.get(&f.path).is_some() {
+            Some(f.path.clone())
+        } else {
+            alias.get(&f.path).cloned()
+        };
         let entry = sbom_path.as_deref().and_then(|p| manifest.get(p));
         let name = f.path.rsplit('/').next().unwrap_or("");
         let candidate = f.mode & 0o111 != 0
@@ -198,31 +261,60 @@ pub fn run(root: &Path, manifest: &Manifest, threads: Option<usize>) -> Result<(
             continue;
         }
         let alg = entry.and_then(comparable_alg);
-        let job = pool.submit(Source::Path(f.fs_path.clone()), algs_for(alg));
-        pending.push(Pending { job, path: f.path.clone(), not_utf8: f.not_utf8, sbom_path, alg, symlink_target: None });
+        let job = pool.submit(
+            Source::InRoot(Arc::clone(&root_dir), rel(root, &f.fs_path)),
+            algs_for(alg),
+        );
+        pending.push(Pending {
+            job,
+            path: f.path.clone(),
+            not_utf8: f.not_utf8,
+            sbom_path,
+            alg,
+            symlink_target: None,
+        });
     }
     // Symlinks the SBOM lists: check what they point to, inside the rootfs.
     for (path, node) in tree.iter() {
-        let Node::Symlink { target, .. } = node else { continue };
-        let Some(entry) = manifest.get(path) else { continue };
+        let Node::Symlink { target, .. } = node else {
+            continue;
+        };
+        let Some(entry) = manifest.get(path) else {
+            continue;
+        };
         match tree.resolve(path) {
             Some((_, Node::File { job, .. })) => {
                 let alg = comparable_alg(entry);
-                let job = pool.submit(Source::Path(found[*job].fs_path.clone()), algs_for(alg));
-                pending.push(Pending { job, path: path.clone(), not_utf8: false, sbom_path: Some(path.clone()), alg, symlink_target: Some(target.clone()) });
+                let job = pool.submit(
+                    Source::InRoot(Arc::clone(&root_dir), rel(root, &found[*job].fs_path)),
+                    algs_for(alg),
+                );
+                pending.push(Pending {
+                    job,
+                    path: path.clone(),
+                    not_utf8: false,
+                    sbom_path: Some(path.clone()),
+                    alg,
+                    symlink_target: Some(target.clone()),
+                });
             }
             Some((_, Node::Dir)) => {}
             _ if looks_executable(path) || entry.has_digests() => {
                 let mut f = finding(Kind::Modified, path, Some(entry), manifest);
                 f.symlink_target = Some(target.clone());
-                f.detail = Some(format!("symlink to {target} no longer reaches a regular file inside the rootfs"));
+                f.detail = Some(format!(
+                    "symlink to {target} no longer reaches a regular file inside the rootfs"
+                ));
                 findings.push(f);
             }
             _ => {}
         }
     }
     let results = pool.finish();
-    let mut summary = Summary { checked: pending.len(), ..Summary::default() };
+    let mut summary = Summary {
+        checked: pending.len(),
+        ..Summary::default()
+    };
     for p in pending {
         let entry = p.sbom_path.as_deref().and_then(|s| manifest.get(s));
         let kind_if_bad = match (entry, p.alg) {
@@ -246,12 +338,15 @@ pub fn run(root: &Path, manifest: &Manifest, threads: Option<usize>) -> Result<(
         if let Some(kind) = kind_if_bad {
             f.kind = kind;
             if kind == Kind::NoHash {
-                f.detail = Some("the SBOM gives no digest this tool can compute for this file".into());
+                f.detail =
+                    Some("the SBOM gives no digest this tool can compute for this file".into());
             }
             findings.push(f);
             continue;
         }
-        let (Some(entry), Some(alg)) = (entry, p.alg) else { continue };
+        let (Some(entry), Some(alg)) = (entry, p.alg) else {
+            continue;
+        };
         let value = digest_of(hashes, alg).unwrap_or_default();
         let mut ok = entry.matches(alg, value);
         if !ok && entry.is_symlink() {

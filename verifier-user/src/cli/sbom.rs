@@ -116,16 +116,23 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     match &args.output {
         Some(path) if fs::metadata(path).is_ok_and(|m| !m.is_file()) => {
             // A FIFO or device (`-o /dev/stdout`): write straight to it.
-            let file = fs::OpenOptions::new().write(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            generate::write(&inv, format, &created, file).with_context(|| format!("writing {}", path.display()))?;
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            generate::write(&inv, format, &created, file)
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         Some(path) => {
             // Write next to the target and rename, so a failed run never
             // leaves a truncated SBOM behind.
             let tmp = path.with_extension("partial");
-            let file = fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-            generate::write(&inv, format, &created, file).with_context(|| format!("writing {}", tmp.display()))?;
-            fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))?;
+            let file = fs::File::create(&tmp)
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            generate::write(&inv, format, &created, file)
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            fs::rename(&tmp, path)
+                .with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))?;
         }
         None => generate::write(&inv, format, &created, io::stdout().lock())?,
     }
@@ -148,7 +155,11 @@ pub(crate) fn print_warnings(warnings: &[String]) {
         let _ = writeln!(err, "verifier: warning: {w}");
     }
     if warnings.len() > 20 {
-        let _ = writeln!(err, "verifier: warning: ... and {} more", warnings.len() - 20);
+        let _ = writeln!(
+            err,
+            "verifier: warning: ... and {} more",
+            warnings.len() - 20
+        );
     }
 }
 

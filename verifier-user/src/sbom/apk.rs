@@ -47,7 +47,9 @@ impl State {
     }
 
     fn commit<R: BufRead>(&mut self, lines: &LineReader<R>) -> Result<(), SbomError> {
-        let Some(f) = self.file.take() else { return Ok(()) };
+        let Some(f) = self.file.take() else {
+            return Ok(());
+        };
         let package = self.package();
         self.sink
             .add_file(&f.path, &f.digests, Some(package), f.symlink)
@@ -116,12 +118,23 @@ pub(crate) fn read(r: impl BufRead, name: &str, opts: &LoadOptions) -> Result<Ma
             }
             b'R' => {
                 st.commit(&lines)?;
-                let path = if st.dir.is_empty() { value.to_owned() } else { format!("{}/{value}", st.dir) };
-                st.file = Some(PendingFile { path, digests: DigestBuf::default(), symlink: false });
+                let path = if st.dir.is_empty() {
+                    value.to_owned()
+                } else {
+                    format!("{}/{value}", st.dir)
+                };
+                st.file = Some(PendingFile {
+                    path,
+                    digests: DigestBuf::default(),
+                    symlink: false,
+                });
             }
             b'a' => {
                 if let Some(f) = st.file.as_mut() {
-                    let mode = value.rsplit(':').next().and_then(|m| u32::from_str_radix(m, 8).ok());
+                    let mode = value
+                        .rsplit(':')
+                        .next()
+                        .and_then(|m| u32::from_str_radix(m, 8).ok());
                     f.symlink = mode.is_some_and(|m| m & 0o777 == 0o777);
                 }
             }
@@ -132,7 +145,14 @@ pub(crate) fn read(r: impl BufRead, name: &str, opts: &LoadOptions) -> Result<Ma
                     Some("Q2") => Some(HashAlg::Sha256),
                     _ => None,
                 }
-                .and_then(|alg| Some((alg, base64::engine::general_purpose::STANDARD.decode(&value[2..]).ok()?)));
+                .and_then(|alg| {
+                    Some((
+                        alg,
+                        base64::engine::general_purpose::STANDARD
+                            .decode(&value[2..])
+                            .ok()?,
+                    ))
+                });
                 match decoded {
                     Some((alg, raw)) => {
                         let hint_path = f.path.clone();
@@ -162,14 +182,26 @@ mod tests {
         let m = load_reader(db.as_bytes(), "installed", &LoadOptions::default()).expect("loads");
         assert_eq!(m.len(), 4);
         let bb = m.get("/bin/busybox").expect("busybox");
-        assert_eq!(bb.digest(super::HashAlg::Sha1).map(hex::encode).as_deref(), Some("18116125fc9546ab225dd6f4e850c35da243e8cd"));
-        assert_eq!(bb.package(&m).map(|p| (p.name.as_str(), p.version.as_deref())), Some(("busybox", Some("1.36-r0"))));
+        assert_eq!(
+            bb.digest(super::HashAlg::Sha1).map(hex::encode).as_deref(),
+            Some("18116125fc9546ab225dd6f4e850c35da243e8cd")
+        );
+        assert_eq!(
+            bb.package(&m)
+                .map(|p| (p.name.as_str(), p.version.as_deref())),
+            Some(("busybox", Some("1.36-r0")))
+        );
         // All-zero placeholder: no digest, a warning, not a mismatch.
         let sh = m.get("/bin/sh").expect("sh");
         assert!(sh.is_symlink() && !sh.has_digests());
         assert!(!bb.is_symlink());
         assert!(!m.get("/etc/motd").expect("motd").has_digests());
-        assert_eq!(m.get("/top").and_then(|e| e.package(&m)).map(|p| p.name.as_str()), Some("musl"));
+        assert_eq!(
+            m.get("/top")
+                .and_then(|e| e.package(&m))
+                .map(|p| p.name.as_str()),
+            Some("musl")
+        );
         let w = m.warnings().join("\n");
         assert!(w.contains("placeholder") && w.contains("bin/sh"), "{w}");
         assert!(w.contains("not valid") && w.contains("Z:bogus"), "{w}");
@@ -177,9 +209,19 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_non_utf8_with_line_numbers() {
-        let err = load_reader(&b"P:x\nthis is not apk\n"[..], "db", &LoadOptions::default()).expect_err("garbage");
+        let err = load_reader(
+            &b"P:x\nthis is not apk\n"[..],
+            "db",
+            &LoadOptions::default(),
+        )
+        .expect_err("garbage");
         assert!(err.to_string().contains("db: line 2"), "{err}");
-        let err = load_reader(&b"P:x\nF:usr\nR:caf\xe9\n"[..], "db", &LoadOptions::default()).expect_err("latin-1");
+        let err = load_reader(
+            &b"P:x\nF:usr\nR:caf\xe9\n"[..],
+            "db",
+            &LoadOptions::default(),
+        )
+        .expect_err("latin-1");
         let s = err.to_string();
         assert!(s.contains("line 3 column 6") && s.contains("UTF-8"), "{s}");
     }

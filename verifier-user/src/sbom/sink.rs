@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{AddError, DigestBuf, HashAlg, Manifest, SbomFormat, SbomSource};
-use super::path::{PrefixGuess, detect_root_prefix, normalize_into, normalize_path};
 use super::LoadOptions;
 use super::json::de::{Alg, Hex, decode_hex};
+use super::model::{AddError, DigestBuf, HashAlg, Manifest, SbomFormat, SbomSource};
+use super::path::{PrefixGuess, detect_root_prefix, normalize_into, normalize_path};
 
 /// Longest path accepted (Linux `PATH_MAX`).
 pub(crate) const MAX_PATH: usize = 4096;
@@ -32,7 +32,11 @@ impl Counted {
     }
 
     fn describe(&self) -> String {
-        let more = if self.count > self.examples.len() { ", ..." } else { "" };
+        let more = if self.count > self.examples.len() {
+            ", ..."
+        } else {
+            ""
+        };
         format!("{}{more}", self.examples.join(", "))
     }
 }
@@ -48,7 +52,9 @@ pub(crate) enum FileRefused {
 impl FileRefused {
     pub(crate) fn message(&self) -> String {
         match self {
-            FileRefused::TooLong(n) => format!("a file path is {n} bytes long, more than the {MAX_PATH} Linux allows"),
+            FileRefused::TooLong(n) => {
+                format!("a file path is {n} bytes long, more than the {MAX_PATH} Linux allows")
+            }
             FileRefused::StorageFull => "the SBOM's paths add up to more than 4 GiB".to_owned(),
         }
     }
@@ -83,7 +89,13 @@ impl Sink {
 
     /// Adds a digest given as an algorithm name and hex; drops (and counts)
     /// unknown algorithms, malformed hex and all-zero placeholders.
-    pub fn push_hex(&mut self, buf: &mut DigestBuf, alg_name: &str, hex_value: &str, file_hint: &str) {
+    pub fn push_hex(
+        &mut self,
+        buf: &mut DigestBuf,
+        alg_name: &str,
+        hex_value: &str,
+        file_hint: &str,
+    ) {
         let Some(alg) = HashAlg::parse(alg_name) else {
             self.unknown_alg_seen(alg_name);
             return;
@@ -93,7 +105,8 @@ impl Sink {
         let n = alg.digest_len();
         if !decode_hex(hex_value.as_bytes(), &mut raw[..n]) {
             let shown: String = hex_value.chars().take(80).collect();
-            self.bad_digest.add(|| format!("{file_hint} ({alg} {shown:?})"));
+            self.bad_digest
+                .add(|| format!("{file_hint} ({alg} {shown:?})"));
             return;
         }
         self.push_raw(buf, alg, &raw[..n], file_hint);
@@ -102,7 +115,8 @@ impl Sink {
     /// Adds raw digest bytes of the right length, unless all zero.
     pub fn push_raw(&mut self, buf: &mut DigestBuf, alg: HashAlg, raw: &[u8], file_hint: &str) {
         if raw.len() != alg.digest_len() {
-            self.bad_digest.add(|| format!("{file_hint} ({alg}, {} bytes)", raw.len()));
+            self.bad_digest
+                .add(|| format!("{file_hint} ({alg}, {} bytes)", raw.len()));
         } else if raw.iter().all(|&b| b == 0) {
             self.placeholder.add(|| file_hint.to_owned());
         } else {
@@ -119,7 +133,9 @@ impl Sink {
         };
         match value.value() {
             Ok(raw) => self.push_raw(buf, alg, raw, file_hint),
-            Err(text) => self.bad_digest.add(|| format!("{file_hint} ({alg} {text:?})")),
+            Err(text) => self
+                .bad_digest
+                .add(|| format!("{file_hint} ({alg} {text:?})")),
         }
     }
 
@@ -150,7 +166,8 @@ impl Sink {
             return Err(FileRefused::TooLong(raw_path.len()));
         }
         if !normalize_into(raw_path, &mut self.norm) {
-            self.no_path.add(|| format!("{:?}", raw_path.chars().take(80).collect::<String>()));
+            self.no_path
+                .add(|| format!("{:?}", raw_path.chars().take(80).collect::<String>()));
             return Ok(None);
         }
         match self.m.add_normalized(&self.norm, digests, package, symlink) {
@@ -227,8 +244,15 @@ impl Sink {
             ));
         }
         if !self.unknown_alg.is_empty() {
-            let algs: Vec<String> = self.unknown_alg.iter().map(|(a, n)| format!("{a} ({n})")).collect();
-            m.warn(format!("digests with algorithms this tool does not compare were ignored: {}", algs.join(", ")));
+            let algs: Vec<String> = self
+                .unknown_alg
+                .iter()
+                .map(|(a, n)| format!("{a} ({n})"))
+                .collect();
+            m.warn(format!(
+                "digests with algorithms this tool does not compare were ignored: {}",
+                algs.join(", ")
+            ));
         }
         if self.conflicts.count > 0 {
             m.warn(format!(
@@ -246,7 +270,11 @@ impl Sink {
                 m.len()
             ));
         } else if with < m.len() {
-            m.warn(format!("{} of {} file(s) have no usable digest and cannot be verified", m.len() - with, m.len()));
+            m.warn(format!(
+                "{} of {} file(s) have no usable digest and cannot be verified",
+                m.len() - with,
+                m.len()
+            ));
         }
         m.shrink_to_fit();
         self.m

@@ -6,9 +6,10 @@
 //! the engine must add next to nothing around the compression function.
 //! Each worker owns one 128 KiB buffer (large enough to amortise the
 //! syscall, small enough to stay in L2 while several digests read it) and
-//! no allocation happens per block. Jobs are either a path (rootfs input:
-//! the worker opens it with `O_NOFOLLOW`, so a file swapped for a symlink
-//! is never followed) or bytes already read from a layer tar; bytes in
+//! no allocation happens per block. Jobs are either a path beneath a root
+//! (rootfs input: opened with `openat2(RESOLVE_IN_ROOT)` and `O_NOFOLLOW`,
+//! so a file or directory swapped for a symlink after the walk can never
+//! lead outside the rootfs) or bytes already read from a layer tar; bytes in
 //! flight are bounded by a budget so a layer full of large files cannot
 //! exhaust memory.
 
@@ -35,9 +36,18 @@ pub struct Algs {
 
 impl Algs {
     /// SHA-256 only: what CycloneDX output and most checks need.
-    pub const SHA256: Self = Self { sha256: true, sha1: false, sha384: false, sha512: false, md5: false };
+    pub const SHA256: Self = Self {
+        sha256: true,
+        sha1: false,
+        sha384: false,
+        sha512: false,
+        md5: false,
+    };
     /// SHA-256 and SHA-1: SPDX 2.3 requires a SHA-1 for every file.
-    pub const SHA256_SHA1: Self = Self { sha1: true, ..Self::SHA256 };
+    pub const SHA256_SHA1: Self = Self {
+        sha1: true,
+        ..Self::SHA256
+    };
 }
 
 /// The digests of one file, plus what the first bytes said about it.
@@ -123,19 +133,97 @@ pub fn hash_path(path: &Path, algs: Algs, buf: &mut [u8]) -> Result<FileHashes, 
         // O_NONBLOCK: a FIFO swapped in after the walk must not hang us.
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
-        .map_err(|error| HashError::Open { path: path.to_owned(), error })?;
-    let meta = file.metadata().map_err(|error| HashError::Open { path: path.to_owned(), error })?;
+        .map_err(|error| HashError::Open {
+            path: path.to_owned(),
+            error,
+        })?;
+    let meta = file.metadata().map_err(|error| HashError::Open {
+        path: path.to_owned(),
+        error,
+    })?;
     if !meta.is_file() {
-        return Err(HashError::NotRegular { path: path.to_owned() });
+        return Err(HashError::NotRegular {
+            path: path.to_owned(),
+        });
     }
-    hash_reader(file, algs, buf).map_err(|error| HashError::Read { what: path.display().to_string(), error })
+    hash_reader(file, algs, buf).map_err(|error| HashError::Read {
+        what: path.display().to_string(),
+        error,
+    })
 }
 
 /// What a job hashes.
 #[derive(Debug)]
 pub enum Source {
     Path(PathBuf),
+    /// A path inside a root directory, opened so that no component (even
+    /// one swapped for a symlink after the walk) can lead outside it.
+    InRoot(Arc<Root>, PathBuf),
     Bytes(Vec<u8>),
+}
+
+/// An open root directory (a rootfs) that files are opened beneath.
+#[derive(Debug)]
+pub struct Root {
+    pub path: PathBuf,
+    fd: std::os::fd::OwnedFd,
+}
+
+impl Root {
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let dir = File::options()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            fd: dir.into(),
+        })
+    }
+
+    /// Opens `rel` beneath the root with `openat2(RESOLVE_IN_ROOT |
+    /// RESOLVE_NO_MAGICLINKS)`: symlinks resolve as in a chroot and
+    /// `/proc` magic links are refused; the last component is not followed.
+    /// Kernels before 5.6 lack `openat2`: then a plain `O_NOFOLLOW` open.
+    pub fn open_file(&self, rel: &Path) -> io::Result<File> {
+        use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        match openat2(&self.fd, rel, how) {
+            Ok(fd) => Ok(File::from(fd)),
+            Err(nix::errno::Errno::ENOSYS) => File::options()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(self.path.join(rel)),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Hashes `rel` beneath `root` (see [`Root::open_file`]).
+pub fn hash_in_root(
+    root: &Root,
+    rel: &Path,
+    algs: Algs,
+    buf: &mut [u8],
+) -> Result<FileHashes, HashError> {
+    let path = root.path.join(rel);
+    let file = root.open_file(rel).map_err(|error| HashError::Open {
+        path: path.clone(),
+        error,
+    })?;
+    let meta = file.metadata().map_err(|error| HashError::Open {
+        path: path.clone(),
+        error,
+    })?;
+    if !meta.is_file() {
+        return Err(HashError::NotRegular { path });
+    }
+    hash_reader(file, algs, buf).map_err(|error| HashError::Read {
+        what: path.display().to_string(),
+        error,
+    })
 }
 
 /// Index of a job in [`HashPool::finish`]'s result vector.
@@ -187,7 +275,11 @@ impl HashPool {
         let (job_tx, job_rx) = mpsc::sync_channel::<(JobId, Source, Algs)>(threads * 16);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (result_tx, results) = mpsc::channel();
-        let budget = Arc::new(Budget { in_flight: Mutex::new(0), freed: Condvar::new(), limit: 256 << 20 });
+        let budget = Arc::new(Budget {
+            in_flight: Mutex::new(0),
+            freed: Condvar::new(),
+            limit: 256 << 20,
+        });
         let workers = (0..threads)
             .map(|_| {
                 let job_rx = Arc::clone(&job_rx);
@@ -201,9 +293,14 @@ impl HashPool {
                         let Ok((id, source, algs)) = job else { break };
                         let result = match source {
                             Source::Path(path) => hash_path(&path, algs, &mut buf),
+                            Source::InRoot(root, rel) => hash_in_root(&root, &rel, algs, &mut buf),
                             Source::Bytes(bytes) => {
-                                let r = hash_reader(bytes.as_slice(), algs, &mut buf)
-                                    .map_err(|error| HashError::Read { what: "layer entry".into(), error });
+                                let r = hash_reader(bytes.as_slice(), algs, &mut buf).map_err(
+                                    |error| HashError::Read {
+                                        what: "layer entry".into(),
+                                        error,
+                                    },
+                                );
                                 budget.release(bytes.len() as u64);
                                 r
                             }
@@ -218,7 +315,15 @@ impl HashPool {
                 })
             })
             .collect();
-        Self { jobs: Some(job_tx), results, result_tx, workers, budget, next: 0, buf: Vec::new() }
+        Self {
+            jobs: Some(job_tx),
+            results,
+            result_tx,
+            workers,
+            budget,
+            next: 0,
+            buf: Vec::new(),
+        }
     }
 
     /// Queues a job; blocks while the queue (or the byte budget) is full.
@@ -232,7 +337,13 @@ impl HashPool {
             Some(Ok(())) => {}
             // Workers gone (they only stop when the pool is dropped): record it.
             _ => {
-                let _ = self.result_tx.send((id, Err(HashError::Read { what: "hash worker".into(), error: io::Error::other("worker stopped") })));
+                let _ = self.result_tx.send((
+                    id,
+                    Err(HashError::Read {
+                        what: "hash worker".into(),
+                        error: io::Error::other("worker stopped"),
+                    }),
+                ));
             }
         }
         id
@@ -271,14 +382,23 @@ impl HashPool {
             }
         }
         out.into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(HashError::Read { what: "hash worker".into(), error: io::Error::other("job lost (worker panicked)") })))
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(HashError::Read {
+                        what: "hash worker".into(),
+                        error: io::Error::other("job lost (worker panicked)"),
+                    })
+                })
+            })
             .collect()
     }
 }
 
 /// Worker threads to use: `requested`, or one per available core.
 pub fn default_threads(requested: Option<usize>) -> usize {
-    requested.filter(|&n| n > 0).unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()))
+    requested
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 #[cfg(test)]
@@ -288,11 +408,26 @@ mod tests {
     #[test]
     fn known_vectors() {
         let mut buf = vec![0u8; 7]; // tiny buffer: exercises the multi-read path
-        let all = Algs { sha256: true, sha1: true, sha384: true, sha512: true, md5: true };
+        let all = Algs {
+            sha256: true,
+            sha1: true,
+            sha384: true,
+            sha512: true,
+            md5: true,
+        };
         let h = hash_reader(&b"abc"[..], all, &mut buf).expect("hash");
-        assert_eq!(hex::encode(h.sha256.expect("sha256")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        assert_eq!(hex::encode(h.sha1.expect("sha1")), "a9993e364706816aba3e25717850c26c9cd0d89d");
-        assert_eq!(hex::encode(h.md5.expect("md5")), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            hex::encode(h.sha256.expect("sha256")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            hex::encode(h.sha1.expect("sha1")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        assert_eq!(
+            hex::encode(h.md5.expect("md5")),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
         assert_eq!(h.size, 3);
         assert!(!h.elf);
         let h = hash_reader(&b"\x7fELF\x02\x01"[..], Algs::SHA256, &mut buf).expect("hash");
@@ -300,9 +435,31 @@ mod tests {
     }
 
     #[test]
+    fn root_opens_never_leave_the_root() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::write(tmp.path().join("inside"), b"in").expect("write");
+        std::os::unix::fs::symlink("/", tmp.path().join("up")).expect("symlink");
+        std::os::unix::fs::symlink("/inside", tmp.path().join("link")).expect("symlink");
+        let root = Root::open(tmp.path()).expect("root");
+        let mut buf = vec![0u8; 64];
+        // `/up/etc/passwd` is the root's own /etc/passwd, which does not exist.
+        assert!(root.open_file(Path::new("up/etc/passwd")).is_err());
+        assert_eq!(
+            hash_in_root(&root, Path::new("up/inside"), Algs::SHA256, &mut buf)
+                .expect("inside")
+                .size,
+            2
+        );
+        // The last component is never followed.
+        assert!(root.open_file(Path::new("link")).is_err());
+    }
+
+    #[test]
     fn pool_returns_results_in_job_order() {
         let mut pool = HashPool::new(2, Arc::new(|_| {}));
-        let ids: Vec<_> = (0..50u8).map(|i| pool.submit(Source::Bytes(vec![i; 1000 + usize::from(i)]), Algs::SHA256)).collect();
+        let ids: Vec<_> = (0..50u8)
+            .map(|i| pool.submit(Source::Bytes(vec![i; 1000 + usize::from(i)]), Algs::SHA256))
+            .collect();
         let results = pool.finish();
         assert_eq!(results.len(), 50);
         for (i, id) in ids.into_iter().enumerate() {

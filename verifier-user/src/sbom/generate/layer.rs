@@ -11,7 +11,7 @@
 
 use std::{
     collections::HashMap,
-    io::{self, BufReader, Read},
+    io::{self, BufRead as _, BufReader, Read},
 };
 
 use sha2::Digest as _;
@@ -33,6 +33,8 @@ pub struct LayerCtx<'a> {
     pub total: usize,
     pub name: &'a str,
     pub algs: Algs,
+    /// `sha256:` of the uncompressed tar (the config's `rootfs.diff_ids`).
+    pub diff_id: Option<&'a str>,
 }
 
 enum Change {
@@ -64,7 +66,12 @@ fn read_layer<R: io::BufRead>(
     ctx: &LayerCtx<'_>,
     warnings: &mut Warnings,
 ) -> Result<Vec<Change>, GenerateError> {
-    let layer_err = |error: io::Error| GenerateError::Layer { index: ctx.index + 1, total: ctx.total, blob: ctx.name.to_owned(), error };
+    let layer_err = |error: io::Error| GenerateError::Layer {
+        index: ctx.index + 1,
+        total: ctx.total,
+        blob: ctx.name.to_owned(),
+        error,
+    };
     let head = buffered.fill_buf().map_err(layer_err)?;
     if head.starts_with(&[0x1f, 0x8b]) {
         let mut gz = flate2::bufread::MultiGzDecoder::new(buffered);
@@ -72,7 +79,11 @@ fn read_layer<R: io::BufRead>(
         io::copy(&mut gz, &mut io::sink()).map_err(layer_err)?; // checks the gzip trailer
         Ok(changes)
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Err(GenerateError::Image(format!("layer {} ({}) is zstd-compressed, which is not supported yet", ctx.index + 1, ctx.name)))
+        Err(GenerateError::Image(format!(
+            "layer {} ({}) is zstd-compressed, which is not supported yet",
+            ctx.index + 1,
+            ctx.name
+        )))
     } else {
         read_changes(buffered, pool, captures, ctx, warnings).map_err(layer_err)
     }
@@ -88,9 +99,22 @@ pub fn apply<R: Read>(
     ctx: &LayerCtx<'_>,
     warnings: &mut Warnings,
 ) -> Result<(), GenerateError> {
-    let layer_err = |error: io::Error| GenerateError::Layer { index: ctx.index + 1, total: ctx.total, blob: ctx.name.to_owned(), error };
-    let mut digest = DigestReader { inner: raw, sha: sha2::Sha256::new() };
+    let layer_err = |error: io::Error| GenerateError::Layer {
+        index: ctx.index + 1,
+        total: ctx.total,
+        blob: ctx.name.to_owned(),
+        error,
+    };
+    let mut digest = DigestReader {
+        inner: raw,
+        sha: sha2::Sha256::new(),
+    };
     let mut buffered = BufReader::with_capacity(256 * 1024, &mut digest);
+    // An uncompressed layer's stored digest is its diff ID: check that too.
+    let plain = buffered
+        .fill_buf()
+        .is_ok_and(|head| !head.starts_with(&[0x1f, 0x8b]));
+    let expected = expected.or(ctx.diff_id.filter(|_| plain));
     let parsed = read_layer(&mut buffered, pool, captures, ctx, warnings);
     // Read to the end either way: the stored digest says whether a parse
     // error is damage or tampering, and a clean parse must cover the blob.
@@ -100,7 +124,11 @@ pub fn apply<R: Read>(
     if let Some(expected) = expected.filter(|d| d.starts_with("sha256:") && *d != actual)
         && (parsed.is_err() || drained.is_ok())
     {
-        return Err(GenerateError::Digest { what: format!("layer {} ({})", ctx.index + 1, ctx.name), expected: expected.into(), actual });
+        return Err(GenerateError::Digest {
+            what: format!("layer {} ({})", ctx.index + 1, ctx.name),
+            expected: expected.into(),
+            actual,
+        });
     }
     let changes = parsed?;
     drained.map_err(layer_err)?;
@@ -119,7 +147,10 @@ pub fn apply<R: Read>(
                     let node = node.clone();
                     tree.insert(path, node);
                 }
-                _ => warnings.push(format!("{path} in layer {} is a hard link to {target}, which is not a file; left out", ctx.index + 1)),
+                _ => warnings.push(format!(
+                    "{path} in layer {} is a hard link to {target}, which is not a file; left out",
+                    ctx.index + 1
+                )),
             },
             Change::Whiteout(_) | Change::Opaque(_) => {}
         }
@@ -143,11 +174,19 @@ fn read_changes<R: Read>(
             Ok(p) if p == "/" => continue,
             Ok(p) => p,
             Err(BadPath::NotUtf8) => {
-                warnings.non_utf8(&format!("{} (layer {})", escape_bytes(&raw_path), ctx.index + 1));
+                warnings.non_utf8(&format!(
+                    "{} (layer {})",
+                    escape_bytes(&raw_path),
+                    ctx.index + 1
+                ));
                 continue;
             }
             Err(BadPath::Escapes) => {
-                warnings.push(format!("{} in layer {} climbs out of the image with `..`; ignored", escape_bytes(&raw_path), ctx.index + 1));
+                warnings.push(format!(
+                    "{} in layer {} climbs out of the image with `..`; ignored",
+                    escape_bytes(&raw_path),
+                    ctx.index + 1
+                ));
                 continue;
             }
         };
@@ -158,7 +197,11 @@ fn read_changes<R: Read>(
             continue;
         }
         if let Some(hidden) = base.strip_prefix(".wh.") {
-            let hidden = if dir == "/" { format!("/{hidden}") } else { format!("{dir}/{hidden}") };
+            let hidden = if dir == "/" {
+                format!("/{hidden}")
+            } else {
+                format!("{dir}/{hidden}")
+            };
             changes.push(Change::Whiteout(hidden));
             continue;
         }
@@ -171,7 +214,10 @@ fn read_changes<R: Read>(
             tar::EntryType::Symlink => match link.map(String::from_utf8) {
                 Some(Ok(target)) => Node::Symlink { target, layer },
                 _ => {
-                    warnings.non_utf8(&format!("{path} (its link target, layer {})", ctx.index + 1));
+                    warnings.non_utf8(&format!(
+                        "{path} (its link target, layer {})",
+                        ctx.index + 1
+                    ));
                     continue;
                 }
             },
@@ -181,7 +227,10 @@ fn read_changes<R: Read>(
                     continue;
                 }
                 _ => {
-                    warnings.push(format!("{path} in layer {} is a hard link with an unusable target; left out", ctx.index + 1));
+                    warnings.push(format!(
+                        "{path} in layer {} is a hard link with an unusable target; left out",
+                        ctx.index + 1
+                    ));
                     continue;
                 }
             },

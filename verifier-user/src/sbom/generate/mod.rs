@@ -82,7 +82,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { algs: Algs::SHA256_SHA1, platform: None, name: None, threads: None, progress: false }
+        Self {
+            algs: Algs::SHA256_SHA1,
+            platform: None,
+            name: None,
+            threads: None,
+            progress: false,
+        }
     }
 }
 
@@ -99,13 +105,29 @@ pub enum GenerateError {
     #[error("reading {what} failed: {error}")]
     Io { what: String, error: io::Error },
     #[error("{what} is not valid JSON: {error}; the image is damaged, re-save it")]
-    Json { what: String, error: serde_json::Error },
+    Json {
+        what: String,
+        error: serde_json::Error,
+    },
     #[error("{0}")]
     Image(String),
-    #[error("layer {index} of {total} ({blob}) is corrupt or truncated: {error}; re-pull or re-save the image")]
-    Layer { index: usize, total: usize, blob: String, error: io::Error },
-    #[error("{what} has digest {actual}, but the image says {expected}: the image is damaged or was tampered with")]
-    Digest { what: String, expected: String, actual: String },
+    #[error(
+        "layer {index} of {total} ({blob}) is corrupt or truncated: {error}; re-pull or re-save the image"
+    )]
+    Layer {
+        index: usize,
+        total: usize,
+        blob: String,
+        error: io::Error,
+    },
+    #[error(
+        "{what} has digest {actual}, but the image says {expected}: the image is damaged or was tampered with"
+    )]
+    Digest {
+        what: String,
+        expected: String,
+        actual: String,
+    },
     /// The underlying error is the source (so a closed stdout is seen as
     /// a broken pipe by `main`), not repeated in the message.
     #[error("writing the SBOM failed")]
@@ -165,19 +187,30 @@ pub struct Inventory {
 
 /// Scans `input` (rootfs dir, OCI layout, docker-archive dir, image tar).
 pub fn scan(input: &Path, opts: &Options) -> Result<Inventory, GenerateError> {
-    let meta = std::fs::metadata(input).map_err(|error| GenerateError::Input { path: input.to_owned(), error })?;
+    let meta = std::fs::metadata(input).map_err(|error| GenerateError::Input {
+        path: input.to_owned(),
+        error,
+    })?;
     let progress = progress_bar(opts.progress);
     let bar = progress.clone();
     let threads = hash::default_threads(opts.threads);
     let mut warnings = Warnings::default();
     let (tree, results, captures, mut subject) = if meta.is_dir() && !image::is_image_dir(input) {
         if !rootfs::looks_like_rootfs(input) {
-            return Err(GenerateError::NotRecognized { path: input.to_owned() });
+            return Err(GenerateError::NotRecognized {
+                path: input.to_owned(),
+            });
         }
         let mut pool = HashPool::new(threads, Arc::new(move |n| bar.inc(n)));
         let (tree, captures) = rootfs::walk(input, &mut pool, opts.algs, &progress, &mut warnings)?;
-        let name = input.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
-        let subject = Subject { name: name.unwrap_or_else(|| "rootfs".into()), ..Subject::default() };
+        let name = input
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+        let subject = Subject {
+            name: name.unwrap_or_else(|| "rootfs".into()),
+            ..Subject::default()
+        };
         (tree, pool.finish(), captures, subject)
     } else {
         let store = image::Store::open(input)?;
@@ -188,10 +221,24 @@ pub fn scan(input: &Path, opts: &Options) -> Result<Inventory, GenerateError> {
         let total = plan.layers.len();
         progress.set_length(plan.layers.iter().map(|l| l.size).sum());
         for (index, layer_ref) in plan.layers.iter().enumerate() {
-            let ctx = layer::LayerCtx { index, total, name: &layer_ref.path, algs: opts.algs };
+            let ctx = layer::LayerCtx {
+                index,
+                total,
+                name: &layer_ref.path,
+                algs: opts.algs,
+                diff_id: layer_ref.diff_id.as_deref(),
+            };
             let raw = store.open_blob(&layer_ref.path)?;
             let raw = progress.wrap_read(raw);
-            layer::apply(&mut tree, &mut pool, &mut captures, raw, layer_ref.digest.as_deref(), &ctx, &mut warnings)?;
+            layer::apply(
+                &mut tree,
+                &mut pool,
+                &mut captures,
+                raw,
+                layer_ref.digest.as_deref(),
+                &ctx,
+                &mut warnings,
+            )?;
         }
         (tree, pool.finish(), captures, plan.subject)
     };
@@ -210,7 +257,10 @@ fn assemble(
     mut subject: Subject,
     mut warnings: Warnings,
 ) -> Inventory {
-    let mut stats = Stats { non_utf8_names: warnings.non_utf8, ..Stats::default() };
+    let mut stats = Stats {
+        non_utf8_names: warnings.non_utf8,
+        ..Stats::default()
+    };
     let mut files = Vec::new();
     let mut captured: BTreeMap<&str, &[u8]> = BTreeMap::new();
     for (path, node) in tree.iter() {
@@ -222,7 +272,9 @@ fn assemble(
                 (*job, *mode, *layer, None)
             }
             Node::Symlink { target, layer } => match tree.resolve(path) {
-                Some((_, Node::File { job, mode, .. })) => (*job, *mode, *layer, Some(target.clone())),
+                Some((_, Node::File { job, mode, .. })) => {
+                    (*job, *mode, *layer, Some(target.clone()))
+                }
                 Some((_, Node::Dir)) => continue,
                 _ => {
                     stats.dangling_symlinks += 1;
@@ -236,7 +288,14 @@ fn assemble(
             Node::Dir => continue,
         };
         match results.get(job) {
-            Some(Ok(hashes)) => files.push(FileRecord { path: path.clone(), hashes: hashes.clone(), mode, symlink_target, package: None, layer }),
+            Some(Ok(hashes)) => files.push(FileRecord {
+                path: path.clone(),
+                hashes: hashes.clone(),
+                mode,
+                symlink_target,
+                package: None,
+                layer,
+            }),
             Some(Err(err)) => {
                 stats.hash_errors += 1;
                 warnings.push(format!("{path} left out: {err}"));
@@ -245,11 +304,22 @@ fn assemble(
         }
     }
     subject.distro = packages::distro(&captured);
-    let (packages, owners) = packages::collect(&captured, &tree, subject.distro.as_ref(), &mut warnings.list);
+    let (packages, owners) = packages::collect(
+        &captured,
+        &tree,
+        subject.distro.as_ref(),
+        &mut warnings.list,
+    );
     for file in &mut files {
         file.package = owners.get(file.path.as_str()).copied();
     }
-    Inventory { subject, files, packages, warnings: warnings.list, stats }
+    Inventory {
+        subject,
+        files,
+        packages,
+        warnings: warnings.list,
+        stats,
+    }
 }
 
 /// Warnings gathered while scanning, printed by the CLI.
@@ -267,7 +337,9 @@ impl Warnings {
     /// A name that SBOM JSON cannot carry: skipped, counted, reported.
     pub fn non_utf8(&mut self, shown: &str) {
         self.non_utf8 += 1;
-        self.list.push(format!("skipped {shown}: its name is not UTF-8, which SPDX and CycloneDX JSON cannot represent"));
+        self.list.push(format!(
+            "skipped {shown}: its name is not UTF-8, which SPDX and CycloneDX JSON cannot represent"
+        ));
     }
 }
 
@@ -276,15 +348,22 @@ fn progress_bar(wanted: bool) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template("{spinner} hashing {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} hashing {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     bar
 }
 
 /// Writes `inv` in `format`; `created` is an RFC 3339 UTC timestamp.
-pub fn write<W: io::Write>(inv: &Inventory, format: Format, created: &str, out: W) -> Result<(), GenerateError> {
+pub fn write<W: io::Write>(
+    inv: &Inventory,
+    format: Format,
+    created: &str,
+    out: W,
+) -> Result<(), GenerateError> {
     match format {
         Format::SpdxJson => spdx::write(inv, created, out),
         Format::CycloneDxJson => cyclonedx::write(inv, created, out),
@@ -294,9 +373,14 @@ pub fn write<W: io::Write>(inv: &Inventory, format: Format, created: &str, out: 
 /// The creation time: `SOURCE_DATE_EPOCH` when set (reproducible builds),
 /// else now.
 pub fn created_timestamp() -> String {
-    let secs = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
-    });
+    let secs = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+        });
     time::rfc3339(secs)
 }
 
@@ -307,7 +391,13 @@ pub fn content_id(inv: &Inventory) -> [u8; 32] {
     let mut h = sha2::Sha256::new();
     h.update(inv.subject.name.as_bytes());
     h.update([0]);
-    h.update(inv.subject.manifest_digest.as_deref().unwrap_or("").as_bytes());
+    h.update(
+        inv.subject
+            .manifest_digest
+            .as_deref()
+            .unwrap_or("")
+            .as_bytes(),
+    );
     for f in &inv.files {
         h.update(f.path.as_bytes());
         h.update([0]);

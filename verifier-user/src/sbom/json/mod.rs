@@ -55,7 +55,10 @@ pub(crate) struct Fail {
 
 impl From<FileRefused> for Fail {
     fn from(e: FileRefused) -> Fail {
-        Fail { message: e.message(), hint: hint::TOO_LONG }
+        Fail {
+            message: e.message(),
+            hint: hint::TOO_LONG,
+        }
     }
 }
 
@@ -63,7 +66,10 @@ impl From<FileRefused> for Fail {
 pub(crate) fn check_len(what: &str, s: Option<&String>) -> Result<(), Fail> {
     match s {
         Some(s) if s.len() > MAX_FIELD => Err(Fail {
-            message: format!("a {what} is {} bytes long (at most {MAX_FIELD} accepted)", s.len()),
+            message: format!(
+                "a {what} is {} bytes long (at most {MAX_FIELD} accepted)",
+                s.len()
+            ),
             hint: hint::TOO_LONG,
         }),
         _ => Ok(()),
@@ -182,16 +188,29 @@ impl Ctx {
             Category::Syntax => {
                 let hint = if message.contains("recursion limit") {
                     hint::NESTING
-                } else if message.contains("unicode") || message.contains("surrogate") || message.contains("UTF-8") {
+                } else if message.contains("unicode")
+                    || message.contains("surrogate")
+                    || message.contains("UTF-8")
+                {
                     hint::UTF8
                 } else {
                     "the file is not valid JSON: regenerate it, or check that it was not altered"
                 };
-                SbomError::Malformed { file, at, message, hint }
+                SbomError::Malformed {
+                    file,
+                    at,
+                    message,
+                    hint,
+                }
             }
             Category::Data => {
                 let hint = self.hint.take().unwrap_or(hint::REGENERATE);
-                SbomError::Malformed { file, at, message, hint }
+                SbomError::Malformed {
+                    file,
+                    at,
+                    message,
+                    hint,
+                }
             }
         }
     }
@@ -207,7 +226,12 @@ pub(crate) struct Each<'c, T, F> {
 
 impl<'c, T, F> Each<'c, T, F> {
     pub fn new(ctx: &'c mut Ctx, what: &'static str, f: F) -> Self {
-        Each { ctx, f, what, _t: PhantomData }
+        Each {
+            ctx,
+            f,
+            what,
+            _t: PhantomData,
+        }
     }
 }
 
@@ -359,8 +383,12 @@ impl<'de> Visitor<'de> for Doc<'_> {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
-            ctx.enter_key(key, &mut seen).map_err(|f| ctx.fail::<A::Error>(f))?;
-            map.next_value_seed(Value { ctx: &mut *ctx, key })?;
+            ctx.enter_key(key, &mut seen)
+                .map_err(|f| ctx.fail::<A::Error>(f))?;
+            map.next_value_seed(Value {
+                ctx: &mut *ctx,
+                key,
+            })?;
             ctx.stack.pop();
         }
         Ok(())
@@ -372,7 +400,10 @@ impl Ctx {
     fn enter_key(&mut self, key: Key, seen: &mut u64) -> Result<(), Fail> {
         let bit = 1u64 << (key as u32);
         if *seen & bit != 0 {
-            return Err(Fail { message: format!("the key `{}` appears twice", key.name()), hint: hint::DUPLICATE });
+            return Err(Fail {
+                message: format!("the key `{}` appears twice", key.name()),
+                hint: hint::DUPLICATE,
+            });
         }
         *seen |= bit;
         self.stack.push(Seg::Key(key.name()));
@@ -414,7 +445,9 @@ impl<'de> DeserializeSeed<'de> for Value<'_> {
             }
             Key::Files => Each::new(ctx, "files", spdx2::file).deserialize(d)?,
             Key::Packages => Each::new(ctx, "packages", spdx2::package).deserialize(d)?,
-            Key::Relationships => Each::new(ctx, "relationships", spdx2::relationship).deserialize(d)?,
+            Key::Relationships => {
+                Each::new(ctx, "relationships", spdx2::relationship).deserialize(d)?
+            }
             Key::BomFormat => {
                 let v = string(d)?;
                 ctx.kind.cdx |= v.is_some_and(|v| v.eq_ignore_ascii_case("cyclonedx"));
@@ -446,7 +479,9 @@ impl<'de> DeserializeSeed<'de> for Value<'_> {
                 ctx.kind.syft |= v.is_syft();
             }
             Key::Artifacts => Each::new(ctx, "artifacts", syft::artifact).deserialize(d)?,
-            Key::ArtifactRelationships => Each::new(ctx, "relationships", syft::relationship).deserialize(d)?,
+            Key::ArtifactRelationships => {
+                Each::new(ctx, "relationships", syft::relationship).deserialize(d)?
+            }
             Key::Source => {
                 let v = syft::Source::deserialize(d)?;
                 syft::source(ctx, v);
@@ -458,7 +493,8 @@ impl<'de> DeserializeSeed<'de> for Value<'_> {
             Key::Payload => {
                 ctx.kind.envelope.get_or_insert(Envelope::Dsse);
                 let b64 = String::deserialize(d)?;
-                payload(ctx, &b64).map_err(|()| D::Error::custom("the payload could not be read"))?;
+                payload(ctx, &b64)
+                    .map_err(|()| D::Error::custom("the payload could not be read"))?;
             }
             Key::Signatures => {
                 IgnoredAny::deserialize(d)?;
@@ -491,7 +527,9 @@ impl<'de> DeserializeSeed<'de> for Value<'_> {
                 let subjects: Vec<Subject> = Option::deserialize(d)?.unwrap_or_default();
                 for s in subjects {
                     if let (Some(name), Some(digest)) = (s.name, s.digest.get("sha256")) {
-                        ctx.kind.subject.get_or_insert((name, format!("sha256:{digest}")));
+                        ctx.kind
+                            .subject
+                            .get_or_insert((name, format!("sha256:{digest}")));
                     }
                 }
             }
@@ -545,17 +583,26 @@ impl<'de> Visitor<'de> for Nested<'_> {
         Doc { ctx: self.ctx }.visit_map(map)
     }
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
-        read_embedded(self.ctx, v.as_bytes(), "in the JSON text of the predicate: ")
-            .map_err(|()| E::custom("the embedded document could not be read"))
+        read_embedded(
+            self.ctx,
+            v.as_bytes(),
+            "in the JSON text of the predicate: ",
+        )
+        .map_err(|()| E::custom("the embedded document could not be read"))
     }
 }
 
 /// Decodes a DSSE payload (base64 of an in-toto statement) and reads it.
 fn payload(ctx: &mut Ctx, b64: &str) -> Result<(), ()> {
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    let decoded = [STANDARD, URL_SAFE, STANDARD_NO_PAD, URL_SAFE_NO_PAD].iter().find_map(|e| e.decode(b64).ok());
+    let decoded = [STANDARD, URL_SAFE, STANDARD_NO_PAD, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(b64).ok());
     let Some(bytes) = decoded else {
-        let at = Location { path: ctx.path(), ..Location::default() };
+        let at = Location {
+            path: ctx.path(),
+            ..Location::default()
+        };
         ctx.fatal.get_or_insert(SbomError::Malformed {
             file: ctx.sink.file.clone(),
             at,
@@ -565,7 +612,10 @@ fn payload(ctx: &mut Ctx, b64: &str) -> Result<(), ()> {
         return Err(());
     };
     if ctx.wrap_depth >= MAX_WRAP_DEPTH {
-        let at = Location { path: ctx.path(), ..Location::default() };
+        let at = Location {
+            path: ctx.path(),
+            ..Location::default()
+        };
         ctx.fatal.get_or_insert(SbomError::Malformed {
             file: ctx.sink.file.clone(),
             at,
@@ -585,7 +635,10 @@ fn payload(ctx: &mut Ctx, b64: &str) -> Result<(), ()> {
 fn read_embedded(ctx: &mut Ctx, bytes: &[u8], within: &str) -> Result<(), ()> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let depth = ctx.stack.len();
-    match (Doc { ctx: &mut *ctx }).deserialize(&mut de).and_then(|()| de.end()) {
+    match (Doc { ctx: &mut *ctx })
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+    {
         Ok(()) => Ok(()),
         Err(e) => {
             let err = ctx.error_from(e, within);
@@ -616,7 +669,12 @@ pub(crate) fn read_slice(
     opts: &LoadOptions,
     hinted: Option<SbomFormat>,
 ) -> Result<Manifest, SbomError> {
-    read_with(serde_json::Deserializer::from_slice(bytes), name, opts, hinted)
+    read_with(
+        serde_json::Deserializer::from_slice(bytes),
+        name,
+        opts,
+        hinted,
+    )
 }
 
 fn read_with<'de, R: serde_json::de::Read<'de>>(
@@ -644,7 +702,12 @@ fn read_with<'de, R: serde_json::de::Read<'de>>(
     finish(ctx, name, opts, hinted)
 }
 
-fn finish(mut ctx: Ctx, name: &str, opts: &LoadOptions, hinted: Option<SbomFormat>) -> Result<Manifest, SbomError> {
+fn finish(
+    mut ctx: Ctx,
+    name: &str,
+    opts: &LoadOptions,
+    hinted: Option<SbomFormat>,
+) -> Result<Manifest, SbomError> {
     let k = &ctx.kind;
     let format = if k.spdx2 {
         SbomFormat::Spdx2Json
@@ -666,9 +729,15 @@ fn finish(mut ctx: Ctx, name: &str, opts: &LoadOptions, hinted: Option<SbomForma
                 k.predicate_type.as_deref().unwrap_or("no predicateType")
             )
         } else {
-            format!("a JSON object with keys {:?} and none that SPDX, CycloneDX or Syft use", ctx.other_keys)
+            format!(
+                "a JSON object with keys {:?} and none that SPDX, CycloneDX or Syft use",
+                ctx.other_keys
+            )
         };
-        return Err(SbomError::UnknownFormat { file: name.to_owned(), reason });
+        return Err(SbomError::UnknownFormat {
+            file: name.to_owned(),
+            reason,
+        });
     };
     let envelope = k.envelope;
     let signed = k.signed;
@@ -681,7 +750,11 @@ fn finish(mut ctx: Ctx, name: &str, opts: &LoadOptions, hinted: Option<SbomForma
         note_image(src, &name, None, Some(digest));
     }
     if envelope.is_some() {
-        let what = if signed { "its signatures were not checked" } else { "it carries no signature" };
+        let what = if signed {
+            "its signatures were not checked"
+        } else {
+            "it carries no signature"
+        };
         ctx.sink.m.warn(format!(
             "the SBOM came wrapped in an attestation and {what} (signature checking is not built yet): trust it \
              only as far as you trust where the file came from"

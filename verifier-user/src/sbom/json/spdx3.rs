@@ -68,7 +68,9 @@ pub(crate) fn element(ctx: &mut Ctx, mut e: Element) -> Result<(), Fail> {
     e.id = e.id.or(e.ld_id.take());
     check_len("spdxId", e.id.as_ref())?;
     check_len("name", e.name.as_ref())?;
-    let Some(kind) = e.kind.as_deref() else { return Ok(()) };
+    let Some(kind) = e.kind.as_deref() else {
+        return Ok(());
+    };
     match short_type(kind) {
         "File" => {
             if e.file_kind.as_deref() == Some("directory") {
@@ -83,7 +85,8 @@ pub(crate) fn element(ctx: &mut Ctx, mut e: Element) -> Result<(), Fail> {
                     // Signatures and other methods are not digests.
                     Some(_) => continue,
                 }
-                ctx.sink.push_decoded(&mut ctx.digests, &h.algorithm, &h.value, &path);
+                ctx.sink
+                    .push_decoded(&mut ctx.digests, &h.algorithm, &h.value, &path);
             }
             let index = ctx.sink.add_file(&path, &ctx.digests, None, false)?;
             if let (Some(i), Some(id)) = (index, e.id) {
@@ -100,13 +103,20 @@ pub(crate) fn element(ctx: &mut Ctx, mut e: Element) -> Result<(), Fail> {
             if is_image {
                 note_image(ctx.sink.m.source_mut(), &name, purl.as_deref(), None);
             }
-            let index = ctx.sink.m.add_package(PackageRef { name, version: e.package_version, purl });
+            let index = ctx.sink.m.add_package(PackageRef {
+                name,
+                version: e.package_version,
+                purl,
+            });
             if let Some(id) = e.id {
                 ctx.links.package(&id, index);
             }
         }
         "Relationship" => {
-            let contains = e.relationship_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("contains"));
+            let contains = e
+                .relationship_type
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("contains"));
             if let (true, Some(from)) = (contains, e.from) {
                 for to in &e.to {
                     ctx.links.contains(&from, to);

@@ -39,7 +39,8 @@ pub(crate) struct Descriptor {
 
 impl Descriptor {
     pub fn is_syft(&self) -> bool {
-        self.name.as_deref() == Some("syft") || self.url.as_deref().is_some_and(|u| u.contains("syft"))
+        self.name.as_deref() == Some("syft")
+            || self.url.as_deref().is_some_and(|u| u.contains("syft"))
     }
 }
 
@@ -57,7 +58,11 @@ pub(crate) fn artifact(ctx: &mut Ctx, a: Artifact) -> Result<(), Fail> {
     check_len("package version", a.version.as_ref())?;
     check_len("purl", a.purl.as_ref())?;
     check_len("id", a.id.as_ref())?;
-    let index = ctx.sink.m.add_package(PackageRef { name: a.name.unwrap_or_default(), version: a.version, purl: a.purl });
+    let index = ctx.sink.m.add_package(PackageRef {
+        name: a.name.unwrap_or_default(),
+        version: a.version,
+        purl: a.purl,
+    });
     if let Some(id) = a.id {
         ctx.links.package(&id, index);
     }

@@ -1,0 +1,15 @@
+#![no_main]
+//! Arbitrary bytes into the tagvalue reader (in memory).
+
+use libfuzzer_sys::fuzz_target;
+use verifier::sbom::{SbomFormat, load_bytes};
+
+mod common;
+
+fuzz_target!(|data: &[u8]| {
+    common::check(load_bytes(
+        data,
+        "fuzz-input",
+        &common::opts(Some(SbomFormat::Spdx2TagValue)),
+    ));
+});
