@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every SBOM fuzz target for a bounded time, seeded with the real
-# samples in ../../shared/sbom-samples when they are there.
+# samples in tests/fixtures/sbom-samples.
 #   fuzz/run.sh [seconds per target, default 10] [target...]
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`).
 set -euo pipefail
@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 secs=${1:-10}
 shift || true
 export AYA_BUILD_SKIP=1 # the readers need no eBPF build
-samples=../../shared/sbom-samples
+samples=../tests/fixtures/sbom-samples
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     mapfile -t targets < <(cargo +nightly fuzz list)

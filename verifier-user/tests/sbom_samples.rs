@@ -1,4 +1,5 @@
-//! Every real SBOM in `shared/sbom-samples` (see its INDEX.md) goes through
+//! Every real SBOM in `tests/fixtures/sbom-samples` (copied verbatim from
+//! `shared/sbom-samples`; provenance and licences in its INDEX.md) goes through
 //! the readers: those with per-file digests give the right counts and
 //! values, packages-only ones load and say they are no file baseline, and
 //! the files that are not SBOMs fail with an error that explains why.
@@ -10,7 +11,7 @@ use verifier::sbom::{
 };
 
 fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/sbom-samples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sbom-samples")
 }
 
 fn load(rel: &str) -> Manifest {

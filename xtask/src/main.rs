@@ -29,7 +29,7 @@ enum Cmd {
     Build,
     /// Build a busybox image, run it with runc under the agent, show its execs.
     Demo(demo::DemoArgs),
-    /// Run every test: unit tests and root integration tests.
+    /// Run every test: unit, SBOM samples, root integration, then brief fuzzing.
     Test {
         /// Extra arguments passed to `cargo test`.
         #[arg(last = true)]

@@ -50,7 +50,20 @@ pub fn verifier_bin() -> PathBuf {
 
 /// Builds, then runs the workspace tests with the release binary for the
 /// integration tier.
+/// Then, unless extra arguments narrow the run, fuzzes every SBOM reader
+/// briefly (`VERIFIER_FUZZ_SECONDS` per target, default 5; 0 skips).
 pub fn test(extra: &[String]) -> anyhow::Result<()> {
     build_release()?;
-    run(cargo().args(["test", "--workspace", "--release"]).args(extra).env("VERIFIER_BIN", verifier_bin()))
+    run(cargo().args(["test", "--workspace", "--release"]).args(extra).env("VERIFIER_BIN", verifier_bin()))?;
+    let secs = std::env::var("VERIFIER_FUZZ_SECONDS").unwrap_or_else(|_| "5".into());
+    if !extra.is_empty() || secs == "0" {
+        eprintln!("xtask: SBOM fuzz targets skipped (set VERIFIER_FUZZ_SECONDS>0 with no extra args)");
+        return Ok(());
+    }
+    eprintln!("xtask: fuzzing each SBOM reader for {secs}s (fuzz/run.sh)");
+    run(Command::new(root().join("fuzz/run.sh"))
+        .arg(&secs)
+        .env("PATH", crate::setup::path_with_cargo_bin())
+        .env_remove("CARGO")
+        .env_remove("RUSTUP_TOOLCHAIN"))
 }
