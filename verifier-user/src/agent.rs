@@ -251,8 +251,7 @@ fn stats<'a>(
         per_cpu: Counter::ALL.iter().map(|&c| (c.name(), per_cpu[c as usize].clone())).collect(),
     };
     state.user.cgroups_cached = state.resolver.cached() as u64;
-    let max_rss_kib = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
-        .map_or(0, |u| u.max_rss() as u64);
+    let max_rss_kib = peak_rss_kib();
     Ok(StatsJson {
         schema: output::SCHEMA_STATS,
         kind: "stats",
@@ -265,4 +264,34 @@ fn stats<'a>(
         user: state.user.clone(),
         max_rss_kib,
     })
+}
+
+/// Peak resident set of this process since it was exec'd, in KiB: `VmHWM`
+/// of `/proc/self/status`. Not `getrusage().ru_maxrss`, which Linux carries
+/// across `execve` and so reports the parent's size at fork when that was
+/// larger (a 60 MiB test harness made the agent look 60 MiB).
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn peak_rss_is_this_process_and_at_least_the_current_rss() {
+        let status = std::fs::read_to_string("/proc/self/status").expect("status");
+        let rss: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS");
+        let peak = super::peak_rss_kib();
+        assert!(peak >= rss && rss > 0, "peak {peak} KiB, current {rss} KiB");
+    }
 }
