@@ -21,6 +21,7 @@ pub mod events;
 pub mod loader;
 pub mod output;
 pub mod sbom;
+pub mod verify;
 
 /// The compiled kernel programs (empty when built without the eBPF
 /// toolchain; see build.rs).

@@ -1,0 +1,184 @@
+//! One exec, on a worker thread: find the file that ran, prove it is the
+//! same file, hash it.
+//!
+//! Order of attempts (each compared with the kernel's identity, see
+//! [`super::open`]):
+//! 1. the executed path, canonicalized beneath the container root (the
+//!    working directory anchors a relative path);
+//! 2. `/proc/<pid>/exe` read as a link: the path as the process sees it,
+//!    opened beneath the root (covers a path that changed meaning since);
+//! 3. `/proc/<pid>/exe` opened directly: the kernel's own reference, the
+//!    only way to reach a deleted file or a memfd.
+//!
+//! If none is the same file, the exec is unverifiable: nothing is hashed in
+//! its place. When the executed path is a `#!` script, the interpreter is
+//! what the kernel reports as the executable, so the script is hashed too
+//! (there is no kernel identity for it: what is hashed is what the
+//! interpreter is reading).
+
+use std::{
+    fs::File,
+    io::Read as _,
+    os::unix::fs::MetadataExt as _,
+    path::Path,
+    sync::Arc,
+};
+
+use verifier_common::event::FileIdentity;
+
+use super::open::{Match, RootDir, canonicalize_in_root, open_exact, open_proc_exe};
+use crate::sbom::generate::hash::{Algs, FileHashes, hash_reader};
+
+/// What a worker needs for one exec.
+#[derive(Debug)]
+pub struct Job {
+    pub root: Arc<RootDir>,
+    pub proc_root: Arc<Path>,
+    pub tgid: u32,
+    pub filename: Vec<u8>,
+    pub identity: FileIdentity,
+    pub algs: Algs,
+    /// Files larger than this are not hashed (reported as skipped).
+    pub max_bytes: u64,
+}
+
+/// How the executed file was reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    /// The executed path (after resolving symlinks) beneath the root.
+    Path,
+    /// The process's `/proc/<pid>/exe` link text, beneath the root.
+    ExeLink,
+    /// `/proc/<pid>/exe` itself (deleted file, memfd, renamed).
+    ProcExe,
+}
+
+/// The file that ran, found and proven.
+#[derive(Debug)]
+pub struct Located {
+    /// Canonical path inside the container (as `/proc/<pid>/exe` shows it
+    /// for `Via::ProcExe`, without the kernel's `" (deleted)"` suffix).
+    pub path: Vec<u8>,
+    pub via: Via,
+    /// No directory entry links to it any more (deleted, or a memfd).
+    pub unlinked: bool,
+    /// `None`: larger than the size cap, not hashed.
+    pub hashes: Option<FileHashes>,
+    /// The script, when the executed path was a `#!` script.
+    pub script: Option<Script>,
+}
+
+/// A `#!` script run through an interpreter.
+#[derive(Debug)]
+pub struct Script {
+    pub path: Vec<u8>,
+    pub hashes: Option<FileHashes>,
+}
+
+/// Outcome of a job.
+#[derive(Debug)]
+pub enum Outcome {
+    Located(Box<Located>),
+    /// The file could not be proven to be the one that ran; the reason says
+    /// what was tried.
+    Unverifiable(String),
+}
+
+/// Runs a job (blocking).
+pub fn locate(job: &Job, buf: &mut [u8]) -> Outcome {
+    let proc_dir = job.proc_root.join(job.tgid.to_string());
+    let cwd = std::fs::read_link(proc_dir.join("cwd")).ok().map(path_bytes);
+    let exe_link = std::fs::read_link(proc_dir.join("exe")).ok().map(path_bytes);
+    let mut tried = Vec::new();
+    let mut script_path = None;
+
+    match canonicalize_in_root(&job.root, &job.filename, cwd.as_deref()) {
+        Ok(path) => match open_exact(&job.root, &path, &job.identity) {
+            Ok((file, Match::Same)) => return hashed(job, file, path, Via::Path, None, buf),
+            Ok((mut file, m)) => {
+                if starts_with_shebang(&mut file) {
+                    script_path = Some(path);
+                } else {
+                    tried.push(format!("the executed path is now {}", describe(m)));
+                }
+            }
+            Err(e) => tried.push(format!("the executed path: {e}")),
+        },
+        Err(e) => tried.push(format!("resolving the executed path: {e}")),
+    }
+    let script = script_path.map(|path| hash_script(&job.root, path, job.max_bytes, buf));
+
+    if let Some(link) = exe_link.as_deref().filter(|l| !l.ends_with(b" (deleted)") && l.starts_with(b"/")) {
+        match open_exact(&job.root, link, &job.identity) {
+            Ok((file, Match::Same)) => return hashed(job, file, link.to_vec(), Via::ExeLink, script, buf),
+            Ok((_, m)) => tried.push(format!("the exe link target is {}", describe(m))),
+            Err(e) => tried.push(format!("the exe link target: {e}")),
+        }
+    }
+    match open_proc_exe(&job.proc_root, job.tgid, &job.identity) {
+        Ok((file, Match::Same, text)) => {
+            let path = text.strip_suffix(b" (deleted)").map(<[u8]>::to_vec).unwrap_or(text);
+            hashed(job, file, path, Via::ProcExe, script, buf)
+        }
+        Ok((_, m, _)) => {
+            tried.push(format!("/proc/{}/exe is {}", job.tgid, describe(m)));
+            Outcome::Unverifiable(tried.join("; "))
+        }
+        Err(e) => {
+            tried.push(format!("/proc/{}/exe: {e} (the process has exited)", job.tgid));
+            Outcome::Unverifiable(tried.join("; "))
+        }
+    }
+}
+
+fn describe(m: Match) -> &'static str {
+    match m {
+        Match::Same => "the same file",
+        Match::Changed => "the same inode, changed since the exec",
+        Match::Other => "another file (replaced since the exec)",
+    }
+}
+
+fn hashed(job: &Job, file: File, path: Vec<u8>, via: Via, script: Option<Script>, buf: &mut [u8]) -> Outcome {
+    let meta = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return Outcome::Unverifiable(format!("fstat: {e}")),
+    };
+    let unlinked = meta.nlink() == 0;
+    let hashes = if meta.size() > job.max_bytes {
+        None
+    } else {
+        match hash_reader(&file, job.algs, buf) {
+            Ok(h) => Some(h),
+            Err(e) => return Outcome::Unverifiable(format!("reading the file: {e}")),
+        }
+    };
+    // Changed while being read: the bytes hashed may not be those that ran.
+    match super::open::compare(&file, &job.identity) {
+        Ok(Match::Same) => {}
+        Ok(_) => return Outcome::Unverifiable("the file changed while it was being hashed".into()),
+        Err(e) => return Outcome::Unverifiable(format!("fstat after hashing: {e}")),
+    }
+    Outcome::Located(Box::new(Located { path, via, unlinked, hashes, script }))
+}
+
+fn starts_with_shebang(file: &mut File) -> bool {
+    let mut head = [0u8; 2];
+    file.read_exact(&mut head).is_ok() && head == *b"#!"
+}
+
+fn hash_script(root: &RootDir, path: Vec<u8>, max: u64, buf: &mut [u8]) -> Script {
+    let rel = path.strip_prefix(b"/").unwrap_or(&path).to_vec();
+    let hashes = root
+        .open_read(&rel)
+        .ok()
+        .filter(|f| f.metadata().is_ok_and(|m| m.is_file() && m.size() <= max))
+        .and_then(|f| hash_reader(&f, Algs::SHA256, buf).ok());
+    Script { path, hashes }
+}
+
+fn path_bytes(p: std::path::PathBuf) -> Vec<u8> {
+    use std::os::unix::ffi::OsStringExt as _;
+    p.into_os_string().into_vec()
+}

@@ -1,0 +1,9 @@
+//! Verification of executed files (issue 3): find the file that ran inside
+//! the container, prove it is the same file the kernel saw, hash it, and
+//! judge it against the image's SBOM.
+//!
+//! - [`open`]: race-free resolution beneath a container root;
+//! - [`locate`]: one exec on a worker thread (find, prove, hash).
+
+pub mod locate;
+pub mod open;
