@@ -26,7 +26,10 @@ use std::{
 
 use verifier_common::event::FileIdentity;
 
-use super::open::{Match, RootDir, canonicalize_in_root, open_exact, open_proc_exe};
+use super::{
+    open::{Match, RootDir, canonicalize_in_root, open_exact, open_proc_exe},
+    pool::HashCache,
+};
 use crate::sbom::generate::hash::{Algs, FileHashes, hash_reader};
 
 /// What a worker needs for one exec.
@@ -64,7 +67,7 @@ pub struct Located {
     /// No directory entry links to it any more (deleted, or a memfd).
     pub unlinked: bool,
     /// `None`: larger than the size cap, not hashed.
-    pub hashes: Option<FileHashes>,
+    pub hashes: Option<Arc<FileHashes>>,
     /// The script, when the executed path was a `#!` script.
     pub script: Option<Script>,
 }
@@ -86,7 +89,7 @@ pub enum Outcome {
 }
 
 /// Runs a job (blocking).
-pub fn locate(job: &Job, buf: &mut [u8]) -> Outcome {
+pub fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
     let proc_dir = job.proc_root.join(job.tgid.to_string());
     let cwd = std::fs::read_link(proc_dir.join("cwd")).ok().map(path_bytes);
     let exe_link = std::fs::read_link(proc_dir.join("exe")).ok().map(path_bytes);
@@ -95,7 +98,7 @@ pub fn locate(job: &Job, buf: &mut [u8]) -> Outcome {
 
     match canonicalize_in_root(&job.root, &job.filename, cwd.as_deref()) {
         Ok(path) => match open_exact(&job.root, &path, &job.identity) {
-            Ok((file, Match::Same)) => return hashed(job, file, path, Via::Path, None, buf),
+            Ok((file, Match::Same)) => return hashed(job, cache, file, path, Via::Path, None, buf),
             Ok((mut file, m)) => {
                 if starts_with_shebang(&mut file) {
                     script_path = Some(path);
@@ -111,7 +114,7 @@ pub fn locate(job: &Job, buf: &mut [u8]) -> Outcome {
 
     if let Some(link) = exe_link.as_deref().filter(|l| !l.ends_with(b" (deleted)") && l.starts_with(b"/")) {
         match open_exact(&job.root, link, &job.identity) {
-            Ok((file, Match::Same)) => return hashed(job, file, link.to_vec(), Via::ExeLink, script, buf),
+            Ok((file, Match::Same)) => return hashed(job, cache, file, link.to_vec(), Via::ExeLink, script, buf),
             Ok((_, m)) => tried.push(format!("the exe link target is {}", describe(m))),
             Err(e) => tried.push(format!("the exe link target: {e}")),
         }
@@ -119,7 +122,20 @@ pub fn locate(job: &Job, buf: &mut [u8]) -> Outcome {
     match open_proc_exe(&job.proc_root, job.tgid, &job.identity) {
         Ok((file, Match::Same, text)) => {
             let path = text.strip_suffix(b" (deleted)").map(<[u8]>::to_vec).unwrap_or(text);
-            hashed(job, file, path, Via::ProcExe, script, buf)
+            hashed(job, cache, file, path, Via::ProcExe, script, buf)
+        }
+        // Unlinking a file moves its ctime, so a binary deleted after its
+        // exec no longer matches: it is still the kernel's own reference to
+        // what runs (same device and inode), reported as fileless, with
+        // the digest of its bytes now, never cached or trusted as `ok`.
+        Ok((file, Match::Changed, text)) if file.metadata().is_ok_and(|m| m.nlink() == 0) => {
+            let path = text.strip_suffix(b" (deleted)").map(<[u8]>::to_vec).unwrap_or(text);
+            let hashes = file
+                .metadata()
+                .is_ok_and(|m| m.size() <= job.max_bytes)
+                .then(|| hash_reader(&file, job.algs, buf).ok().map(Arc::new))
+                .flatten();
+            Outcome::Located(Box::new(Located { path, via: Via::ProcExe, unlinked: true, hashes, script }))
         }
         Ok((_, m, _)) => {
             tried.push(format!("/proc/{}/exe is {}", job.tgid, describe(m)));
@@ -140,7 +156,7 @@ fn describe(m: Match) -> &'static str {
     }
 }
 
-fn hashed(job: &Job, file: File, path: Vec<u8>, via: Via, script: Option<Script>, buf: &mut [u8]) -> Outcome {
+fn hashed(job: &Job, cache: &HashCache, file: File, path: Vec<u8>, via: Via, script: Option<Script>, buf: &mut [u8]) -> Outcome {
     let meta = match file.metadata() {
         Ok(m) => m,
         Err(e) => return Outcome::Unverifiable(format!("fstat: {e}")),
@@ -148,18 +164,23 @@ fn hashed(job: &Job, file: File, path: Vec<u8>, via: Via, script: Option<Script>
     let unlinked = meta.nlink() == 0;
     let hashes = if meta.size() > job.max_bytes {
         None
+    } else if let Some(h) = cache.get(&job.identity, job.algs) {
+        Some(h)
     } else {
-        match hash_reader(&file, job.algs, buf) {
-            Ok(h) => Some(h),
+        let h = match hash_reader(&file, job.algs, buf) {
+            Ok(h) => Arc::new(h),
             Err(e) => return Outcome::Unverifiable(format!("reading the file: {e}")),
+        };
+        // Changed while being read: the bytes hashed may not be those that
+        // ran, and must not be cached under the identity.
+        match super::open::compare(&file, &job.identity) {
+            Ok(Match::Same) => {}
+            Ok(_) => return Outcome::Unverifiable("the file changed while it was being hashed".into()),
+            Err(e) => return Outcome::Unverifiable(format!("fstat after hashing: {e}")),
         }
+        cache.put(job.identity, h.clone());
+        Some(h)
     };
-    // Changed while being read: the bytes hashed may not be those that ran.
-    match super::open::compare(&file, &job.identity) {
-        Ok(Match::Same) => {}
-        Ok(_) => return Outcome::Unverifiable("the file changed while it was being hashed".into()),
-        Err(e) => return Outcome::Unverifiable(format!("fstat after hashing: {e}")),
-    }
     Outcome::Located(Box::new(Located { path, via, unlinked, hashes, script }))
 }
 
@@ -182,3 +203,7 @@ fn path_bytes(p: std::path::PathBuf) -> Vec<u8> {
     use std::os::unix::ffi::OsStringExt as _;
     p.into_os_string().into_vec()
 }
+
+#[cfg(test)]
+#[path = "locate_tests.rs"]
+mod tests;

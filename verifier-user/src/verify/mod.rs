@@ -3,7 +3,11 @@
 //! judge it against the image's SBOM.
 //!
 //! - [`open`]: race-free resolution beneath a container root;
-//! - [`locate`]: one exec on a worker thread (find, prove, hash).
+//! - [`locate`]: one exec on a worker thread (find, prove, hash);
+//! - [`pool`]: the bounded hashing threads and the hash cache by identity;
+//! - [`verdict`]: the policy from digests and SBOM to a verdict.
 
 pub mod locate;
 pub mod open;
+pub mod pool;
+pub mod verdict;

@@ -1,0 +1,123 @@
+//! `locate` against real processes: a running copy of a binary, the same
+//! binary swapped after its exec, and a process already gone.
+
+use std::{
+    fs,
+    os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
+    path::Path,
+    process::{Child, Command},
+};
+
+use sha2::Digest as _;
+
+use super::*;
+
+fn identity_of(path: &Path) -> FileIdentity {
+    let m = fs::metadata(path).expect("stat");
+    FileIdentity {
+        ino: m.ino(),
+        size: m.size() as i64,
+        ctime_sec: m.ctime(),
+        ctime_nsec: m.ctime_nsec() as u32,
+        dev: libc::major(m.dev()) << 20 | libc::minor(m.dev()),
+    }
+}
+
+/// A private copy of `sleep`, started; the host root stands in for a
+/// container root.
+fn start_copy(dir: &Path) -> (Child, std::path::PathBuf, FileIdentity, [u8; 32]) {
+    let bin = dir.join("sleeper");
+    fs::copy("/bin/sleep", &bin).expect("copy sleep");
+    let id = identity_of(&bin);
+    let sha: [u8; 32] = sha2::Sha256::digest(fs::read(&bin).expect("read")).into();
+    let child = Command::new(&bin).arg("30").spawn().expect("spawn");
+    // The exec has happened once /proc/<pid>/exe names the copy.
+    for _ in 0..200 {
+        if fs::read_link(format!("/proc/{}/exe", child.id())).is_ok_and(|p| p == bin) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    (child, bin, id, sha)
+}
+
+fn job(pid: u32, filename: &Path, identity: FileIdentity) -> Job {
+    Job {
+        root: Arc::new(RootDir::open(Path::new("/")).expect("open /")),
+        proc_root: Arc::from(Path::new("/proc")),
+        tgid: pid,
+        filename: filename.as_os_str().as_bytes().to_vec(),
+        identity,
+        algs: Algs::SHA256,
+        max_bytes: 1 << 30,
+    }
+}
+
+fn located(o: Outcome) -> Box<Located> {
+    match o {
+        Outcome::Located(l) => l,
+        Outcome::Unverifiable(why) => panic!("unverifiable: {why}"),
+    }
+}
+
+#[test]
+fn a_running_binary_is_found_by_path_and_hashed_once_per_identity() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, bin, id, sha) = start_copy(dir.path());
+    let cache = HashCache::new(16);
+    let mut buf = vec![0; 4096];
+    let l = located(locate(&job(child.id(), &bin, id), &cache, &mut buf));
+    assert_eq!(l.via, Via::Path);
+    assert_eq!(l.path, bin.as_os_str().as_bytes());
+    assert_eq!(l.hashes.as_ref().and_then(|h| h.sha256), Some(sha));
+    assert!(!l.unlinked);
+    let again = located(locate(&job(child.id(), &bin, id), &cache, &mut buf));
+    assert_eq!(again.hashes.and_then(|h| h.sha256), Some(sha));
+    assert_eq!(cache.hits.load(std::sync::atomic::Ordering::Relaxed), 1, "second lookup from the cache");
+    child.kill().ok();
+    child.wait().ok();
+}
+
+#[test]
+fn a_binary_swapped_after_exec_is_hashed_through_proc_exe_never_the_new_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, bin, id, sha) = start_copy(dir.path());
+    // Replace the path with other bytes (rename: the original is unlinked).
+    let evil = dir.path().join("evil");
+    fs::write(&evil, b"#!/bin/sh\necho replaced\n").expect("write");
+    fs::rename(&evil, &bin).expect("rename");
+    let cache = HashCache::new(16);
+    let l = located(locate(&job(child.id(), &bin, id), &cache, &mut vec![0; 4096]));
+    assert_eq!(l.via, Via::ProcExe, "the path now names another file");
+    assert_eq!(l.hashes.and_then(|h| h.sha256), Some(sha), "the bytes that ran");
+    assert!(l.unlinked, "the executed file has no name any more");
+    child.kill().ok();
+    child.wait().ok();
+}
+
+#[test]
+fn swapped_and_exited_is_unverifiable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, bin, id, _) = start_copy(dir.path());
+    let pid = child.id();
+    child.kill().ok();
+    child.wait().ok();
+    fs::write(dir.path().join("evil"), b"other bytes").expect("write");
+    fs::rename(dir.path().join("evil"), &bin).expect("rename");
+    match locate(&job(pid, &bin, id), &HashCache::new(16), &mut vec![0; 4096]) {
+        Outcome::Unverifiable(why) => assert!(why.contains("another file"), "{why}"),
+        Outcome::Located(l) => panic!("located {:?} via {:?}", String::from_utf8_lossy(&l.path), l.via),
+    }
+}
+
+#[test]
+fn files_over_the_cap_are_found_but_not_hashed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, bin, id, _) = start_copy(dir.path());
+    let mut j = job(child.id(), &bin, id);
+    j.max_bytes = 16;
+    let l = located(locate(&j, &HashCache::new(16), &mut vec![0; 4096]));
+    assert!(l.hashes.is_none());
+    child.kill().ok();
+    child.wait().ok();
+}

@@ -1,0 +1,163 @@
+//! From "this file, with these digests, at this path" to a verdict, against
+//! the image's SBOM and, when known, the image's actual content.
+//!
+//! The order matters and is the whole policy:
+//! 1. unlinked (deleted file, memfd) or run through a `/proc/*/fd` or
+//!    `/dev/fd` path: `fileless`, whatever its bytes;
+//! 2. the canonical path is in the SBOM: digests agree -> `ok`, else
+//!    `modified-binary`; a listed path with no usable digest cannot be
+//!    checked -> `unverifiable` (the SBOM is the gap, and says so);
+//! 3. not listed, but its SHA-256 is listed at another path ->
+//!    `relocated-binary` (a copy of a shipped tool: lower severity);
+//! 4. not listed, but the image's own content has it with these bytes ->
+//!    `sbom-gap` (an SBOM-quality finding, not an attack); with other bytes
+//!    -> `modified-binary` against the image content;
+//! 5. otherwise `unknown-binary`.
+//!
+//! SHA-256 is preferred; when the SBOM gives only SHA-1 or MD5 for a path
+//! (apk, dpkg), those are compared and the verdict records that the match
+//! is weak.
+
+use crate::sbom::{HashAlg, Manifest, PackageRef};
+use crate::sbom::generate::hash::{Algs, FileHashes};
+
+/// What was decided about one executed file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Ok,
+    UnknownBinary,
+    ModifiedBinary,
+    Fileless,
+    Unverifiable,
+    RelocatedBinary,
+    SbomGap,
+}
+
+impl Verdict {
+    /// The name used in records and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::UnknownBinary => "unknown-binary",
+            Verdict::ModifiedBinary => "modified-binary",
+            Verdict::Fileless => "fileless",
+            Verdict::Unverifiable => "unverifiable",
+            Verdict::RelocatedBinary => "relocated-binary",
+            Verdict::SbomGap => "sbom-gap",
+        }
+    }
+}
+
+/// The image's content, known independently of its SBOM (OCI layers,
+/// snapshots): normalized path -> SHA-256.
+pub trait ImageContent {
+    fn sha256_of(&self, path: &str) -> Option<[u8; 32]>;
+}
+
+/// A verdict with what explains it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Judgement {
+    pub verdict: Verdict,
+    /// One sentence for people.
+    pub reason: String,
+    /// Hex digest the SBOM (or image content) expected, as `alg:hex`.
+    pub expected: Option<String>,
+    /// The only digest available for the path was SHA-1 or MD5.
+    pub weak: bool,
+    pub package: Option<PackageRef>,
+    /// For `relocated-binary`: the SBOM paths with these bytes.
+    pub listed_at: Vec<String>,
+}
+
+impl Judgement {
+    fn new(verdict: Verdict, reason: impl Into<String>) -> Self {
+        Self { verdict, reason: reason.into(), expected: None, weak: false, package: None, listed_at: Vec::new() }
+    }
+}
+
+/// Which digests to compute so that `path` can be judged against `m`: the
+/// SHA-256 always, plus the weak ones when that is all the SBOM has.
+pub fn algs_for(m: &Manifest, path: Option<&str>) -> Algs {
+    let mut algs = Algs::SHA256;
+    if let Some(e) = path.and_then(|p| m.get(p))
+        && e.sha256().is_none()
+    {
+        algs.sha1 = e.digest(HashAlg::Sha1).is_some();
+        algs.md5 = e.digest(HashAlg::Md5).is_some();
+    }
+    algs
+}
+
+/// Judges the file that ran. `path` is its canonical path in the container
+/// (`None` when not valid UTF-8, which no SBOM can list); `fileless` says it
+/// was unlinked or run from a descriptor.
+pub fn judge(
+    m: &Manifest,
+    content: Option<&dyn ImageContent>,
+    path: Option<&str>,
+    hashes: &FileHashes,
+    fileless: bool,
+) -> Judgement {
+    if fileless {
+        return Judgement::new(Verdict::Fileless, "executed from memory or a deleted file: no path in the image holds it");
+    }
+    let Some(sha256) = hashes.sha256 else {
+        return Judgement::new(Verdict::Unverifiable, "no SHA-256 was computed");
+    };
+    if let Some(p) = path
+        && let Some(e) = m.get(p)
+    {
+        let package = e.package(m).cloned();
+        let with = |mut j: Judgement| {
+            j.package = package.clone();
+            j
+        };
+        if let Some(want) = e.sha256() {
+            if e.matches(HashAlg::Sha256, &sha256) {
+                return with(Judgement::new(Verdict::Ok, "SHA-256 matches the SBOM"));
+            }
+            let mut j = Judgement::new(Verdict::ModifiedBinary, "the SBOM lists this path with another SHA-256");
+            j.expected = Some(format!("sha256:{}", hex::encode(want)));
+            return with(j);
+        }
+        for (alg, got) in [(HashAlg::Sha1, hashes.sha1.map(|d| d.to_vec())), (HashAlg::Md5, hashes.md5.map(|d| d.to_vec()))] {
+            let (Some(want), Some(got)) = (e.digest(alg), got) else { continue };
+            let mut j = if e.matches(alg, &got) {
+                Judgement::new(Verdict::Ok, format!("{alg} matches the SBOM (the only digest it gives: weak)"))
+            } else {
+                let mut j = Judgement::new(Verdict::ModifiedBinary, format!("the SBOM lists this path with another {alg}"));
+                j.expected = Some(format!("{}:{}", alg.name(), hex::encode(want)));
+                j
+            };
+            j.weak = true;
+            return with(j);
+        }
+        return with(Judgement::new(
+            Verdict::Unverifiable,
+            "the SBOM lists this path without a digest this agent can compare",
+        ));
+    }
+    let listed_at: Vec<String> = m.paths_with_sha256(&sha256).into_iter().map(str::to_owned).collect();
+    if !listed_at.is_empty() {
+        let mut j = Judgement::new(Verdict::RelocatedBinary, "not listed at this path, but the SBOM lists these bytes elsewhere");
+        j.package = listed_at.first().and_then(|p| m.get(p)).and_then(|e| e.package(m)).cloned();
+        j.listed_at = listed_at;
+        return j;
+    }
+    if let (Some(p), Some(c)) = (path, content)
+        && let Some(shipped) = c.sha256_of(p)
+    {
+        if shipped == sha256 {
+            return Judgement::new(Verdict::SbomGap, "shipped in the image's layers, but the SBOM does not list it");
+        }
+        let mut j = Judgement::new(Verdict::ModifiedBinary, "the image's layers hold other bytes at this path (not in the SBOM)");
+        j.expected = Some(format!("sha256:{}", hex::encode(shipped)));
+        return j;
+    }
+    Judgement::new(Verdict::UnknownBinary, "not in the image's SBOM")
+}
+
+#[cfg(test)]
+#[path = "verdict_tests.rs"]
+mod tests;

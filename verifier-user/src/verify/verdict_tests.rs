@@ -1,0 +1,130 @@
+//! Every branch of the verdict policy, on a real SPDX document read by the
+//! real reader.
+
+use sha2::Digest as _;
+
+use super::*;
+use crate::sbom::{LoadOptions, load_bytes};
+
+fn sha256(b: &[u8]) -> [u8; 32] {
+    sha2::Sha256::digest(b).into()
+}
+
+fn sha1(b: &[u8]) -> [u8; 20] {
+    sha1::Sha1::digest(b).into()
+}
+
+fn manifest() -> Manifest {
+    let doc = serde_json::json!({
+        "spdxVersion": "SPDX-2.3",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": "test",
+        "dataLicense": "CC0-1.0",
+        "documentNamespace": "https://example.com/test",
+        "creationInfo": {"created": "2026-01-01T00:00:00Z", "creators": ["Tool: test"]},
+        "packages": [{
+            "SPDXID": "SPDXRef-busybox", "name": "busybox", "versionInfo": "1.36",
+            "downloadLocation": "NOASSERTION",
+            "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
+                              "referenceLocator": "pkg:apk/alpine/busybox@1.36"}],
+            "hasFiles": ["SPDXRef-bb"]
+        }],
+        "files": [
+            {"SPDXID": "SPDXRef-bb", "fileName": "./bin/busybox",
+             "checksums": [{"algorithm": "SHA256", "checksumValue": hex::encode(sha256(b"busybox"))}]},
+            {"SPDXID": "SPDXRef-old", "fileName": "./usr/bin/old",
+             "checksums": [{"algorithm": "SHA1", "checksumValue": hex::encode(sha1(b"old tool"))}]},
+            {"SPDXID": "SPDXRef-none", "fileName": "./usr/bin/nohash", "checksums": []}
+        ]
+    });
+    load_bytes(doc.to_string().as_bytes(), "test.spdx.json", &LoadOptions::default()).expect("valid SPDX")
+}
+
+fn hashes(bytes: &[u8]) -> FileHashes {
+    FileHashes {
+        size: bytes.len() as u64,
+        sha256: Some(sha256(bytes)),
+        sha1: Some(sha1(bytes)),
+        ..FileHashes::default()
+    }
+}
+
+struct Layers(Vec<(&'static str, [u8; 32])>);
+
+impl ImageContent for Layers {
+    fn sha256_of(&self, path: &str) -> Option<[u8; 32]> {
+        self.0.iter().find(|(p, _)| *p == path).map(|(_, d)| *d)
+    }
+}
+
+#[test]
+fn listed_and_matching_is_ok_with_its_package() {
+    let m = manifest();
+    let j = judge(&m, None, Some("/bin/busybox"), &hashes(b"busybox"), false);
+    assert_eq!(j.verdict, Verdict::Ok, "{j:?}");
+    assert!(!j.weak);
+    assert_eq!(j.package.as_ref().and_then(|p| p.purl.as_deref()), Some("pkg:apk/alpine/busybox@1.36"));
+}
+
+#[test]
+fn listed_with_other_bytes_is_modified_and_says_what_was_expected() {
+    let m = manifest();
+    let j = judge(&m, None, Some("/bin/busybox"), &hashes(b"trojan"), false);
+    assert_eq!(j.verdict, Verdict::ModifiedBinary);
+    assert_eq!(j.expected, Some(format!("sha256:{}", hex::encode(sha256(b"busybox")))));
+    assert_eq!(j.package.map(|p| p.name), Some("busybox".into()));
+}
+
+#[test]
+fn weak_only_digests_are_compared_and_marked_weak() {
+    let m = manifest();
+    let algs = algs_for(&m, Some("/usr/bin/old"));
+    assert!(algs.sha256 && algs.sha1 && !algs.md5);
+    let ok = judge(&m, None, Some("/usr/bin/old"), &hashes(b"old tool"), false);
+    assert_eq!((ok.verdict, ok.weak), (Verdict::Ok, true));
+    let bad = judge(&m, None, Some("/usr/bin/old"), &hashes(b"new tool"), false);
+    assert_eq!((bad.verdict, bad.weak), (Verdict::ModifiedBinary, true));
+    assert!(bad.expected.is_some_and(|e| e.starts_with("sha1:")));
+}
+
+#[test]
+fn a_listed_path_without_digest_is_unverifiable_not_ok() {
+    let m = manifest();
+    let j = judge(&m, None, Some("/usr/bin/nohash"), &hashes(b"anything"), false);
+    assert_eq!(j.verdict, Verdict::Unverifiable);
+}
+
+#[test]
+fn shipped_bytes_at_another_path_are_relocated() {
+    let m = manifest();
+    let j = judge(&m, None, Some("/tmp/bb"), &hashes(b"busybox"), false);
+    assert_eq!(j.verdict, Verdict::RelocatedBinary);
+    assert_eq!(j.listed_at, vec!["/bin/busybox".to_string()]);
+    assert_eq!(j.package.map(|p| p.name), Some("busybox".into()));
+}
+
+#[test]
+fn image_content_tells_sbom_gaps_from_drift() {
+    let m = manifest();
+    let layers = Layers(vec![("/usr/bin/extra", sha256(b"extra")), ("/usr/bin/swapped", sha256(b"orig"))]);
+    let gap = judge(&m, Some(&layers), Some("/usr/bin/extra"), &hashes(b"extra"), false);
+    assert_eq!(gap.verdict, Verdict::SbomGap);
+    let swapped = judge(&m, Some(&layers), Some("/usr/bin/swapped"), &hashes(b"evil"), false);
+    assert_eq!(swapped.verdict, Verdict::ModifiedBinary);
+    let unknown = judge(&m, Some(&layers), Some("/tmp/dropped"), &hashes(b"dropped"), false);
+    assert_eq!(unknown.verdict, Verdict::UnknownBinary);
+}
+
+#[test]
+fn fileless_wins_even_over_matching_bytes() {
+    let m = manifest();
+    let j = judge(&m, None, Some("/bin/busybox"), &hashes(b"busybox"), true);
+    assert_eq!(j.verdict, Verdict::Fileless);
+}
+
+#[test]
+fn non_utf8_paths_are_never_ok() {
+    let m = manifest();
+    let j = judge(&m, None, None, &hashes(b"dropped"), false);
+    assert_eq!(j.verdict, Verdict::UnknownBinary);
+}
