@@ -31,25 +31,16 @@ fn main() -> anyhow::Result<()> {
         println!("cargo:rerun-if-changed={}", linker.display());
     }
 
-    let metadata = cargo_metadata::MetadataCommand::new()
-        .no_deps()
-        .exec()
-        .context("cargo metadata")?;
+    let metadata = cargo_metadata::MetadataCommand::new().no_deps().exec().context("cargo metadata")?;
     let package = metadata
         .packages
         .into_iter()
         .find(|p| p.name.as_str() == "verifier-ebpf")
         .ok_or_else(|| anyhow!("verifier-ebpf package not found in the workspace"))?;
-    let root = package
-        .manifest_path
-        .parent()
-        .ok_or_else(|| anyhow!("no parent for {}", package.manifest_path))?;
+    let root =
+        package.manifest_path.parent().ok_or_else(|| anyhow!("no parent for {}", package.manifest_path))?;
     aya_build::build_ebpf(
-        [aya_build::Package {
-            name: package.name.as_str(),
-            root_dir: root.as_str(),
-            ..Default::default()
-        }],
+        [aya_build::Package { name: package.name.as_str(), root_dir: root.as_str(), ..Default::default() }],
         Toolchain::default(),
     )
 }

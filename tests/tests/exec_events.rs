@@ -63,7 +63,13 @@ fn container_exec_carries_container_id_filename_and_inode() {
     assert_ne!(ls["mnt_ns"], own_mnt_ns(), "the container has its own mount namespace");
     // The container's init (`sleep`) was seen too, in the same container.
     assert!(execs(&records).any(|r| r["filename"] == "/bin/sleep" && r["container"]["id"] == id.as_str()));
-    assert_counters_balance(final_stats(&records).expect("final stats"));
+    let stats = final_stats(&records).expect("final stats");
+    assert_counters_balance(stats);
+    // runc made the container's cgroup before starting it: the kernel
+    // reported the mkdir and the agent recognised the container from it.
+    assert!(stats["kernel"]["cgroup_sent"].as_u64() >= Some(1), "{stats}");
+    assert!(stats["user"]["containers_started"].as_u64() >= Some(1), "{stats}");
+    assert_eq!(stats["kernel"]["cgroup_dropped"], 0, "{stats}");
     drop(container);
 }
 

@@ -4,7 +4,7 @@
 //! for is counted in `Seen`, and each seen exec is either `Filtered` (host
 //! process while only containers are watched), `Sent` (a record reached the
 //! ring buffer) or `Dropped` (the ring buffer was full). Nothing is lost
-//! without a count.
+//! without a count. New-cgroup records have their own sent/dropped pair.
 
 /// Index of a counter in the `COUNTERS` per-CPU array.
 #[repr(u32)]
@@ -21,15 +21,26 @@ pub enum Counter {
     /// The executed file's identity could not be read; the record is still
     /// sent, with [`crate::event::FLAG_NO_EXE_FILE`] set.
     IdentityErrors = 4,
+    /// A new-cgroup record was written to the ring buffer.
+    CgroupSent = 5,
+    /// A new-cgroup record was lost (ring buffer full).
+    CgroupDropped = 6,
 }
 
 /// Number of counters (the `COUNTERS` map's `max_entries`).
-pub const COUNTER_COUNT: u32 = 5;
+pub const COUNTER_COUNT: u32 = 7;
 
 impl Counter {
     /// All counters, in index order.
-    pub const ALL: [Counter; COUNTER_COUNT as usize] =
-        [Counter::Seen, Counter::Sent, Counter::Dropped, Counter::Filtered, Counter::IdentityErrors];
+    pub const ALL: [Counter; COUNTER_COUNT as usize] = [
+        Counter::Seen,
+        Counter::Sent,
+        Counter::Dropped,
+        Counter::Filtered,
+        Counter::IdentityErrors,
+        Counter::CgroupSent,
+        Counter::CgroupDropped,
+    ];
 
     /// Stable name used in JSON stats records and metrics.
     pub const fn name(self) -> &'static str {
@@ -39,6 +50,8 @@ impl Counter {
             Counter::Dropped => "dropped",
             Counter::Filtered => "filtered",
             Counter::IdentityErrors => "identity_errors",
+            Counter::CgroupSent => "cgroup_sent",
+            Counter::CgroupDropped => "cgroup_dropped",
         }
     }
 }

@@ -7,7 +7,9 @@
 
 use core::fmt;
 
-use crate::event::{ExecHeader, FILENAME_MAX, HEADER_SIZE, KIND_EXEC};
+use crate::event::{
+    CGROUP_HEADER_SIZE, CgroupHeader, ExecHeader, FILENAME_MAX, HEADER_SIZE, KIND_CGROUP_MKDIR, KIND_EXEC,
+};
 
 /// A decoded exec record, borrowing the file name from the ring buffer.
 #[derive(Clone, Copy, Debug)]
@@ -15,6 +17,21 @@ pub struct ExecRecord<'a> {
     pub header: ExecHeader,
     /// Raw file name bytes, exactly as the kernel had them (may not be UTF-8).
     pub filename: &'a [u8],
+}
+
+/// A decoded new-cgroup record, borrowing the path.
+#[derive(Clone, Copy, Debug)]
+pub struct CgroupRecord<'a> {
+    pub header: CgroupHeader,
+    /// The cgroup path relative to its hierarchy's root, exact bytes.
+    pub path: &'a [u8],
+}
+
+/// Any record the programs send.
+#[derive(Clone, Copy, Debug)]
+pub enum Record<'a> {
+    Exec(ExecRecord<'a>),
+    CgroupMkdir(CgroupRecord<'a>),
 }
 
 /// Why a record could not be decoded.
@@ -61,6 +78,31 @@ pub fn decode(bytes: &[u8]) -> Result<ExecRecord<'_>, DecodeError> {
         return Err(DecodeError::BadFilenameLength { claimed, available: rest.len() });
     }
     Ok(ExecRecord { header, filename: &rest[..claimed] })
+}
+
+/// Decodes a record of any kind.
+pub fn decode_any(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
+    if bytes.len() < 2 {
+        return Err(DecodeError::Truncated { len: bytes.len() });
+    }
+    match u16::from_ne_bytes([bytes[0], bytes[1]]) {
+        KIND_EXEC => decode(bytes).map(Record::Exec),
+        KIND_CGROUP_MKDIR => {
+            if bytes.len() < CGROUP_HEADER_SIZE {
+                return Err(DecodeError::Truncated { len: bytes.len() });
+            }
+            // SAFETY: at least CGROUP_HEADER_SIZE bytes; CgroupHeader is
+            // repr(C) plain-old-data valid for any bit pattern; unaligned read.
+            let header: CgroupHeader = unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) };
+            let claimed = usize::from(header.path_len);
+            let rest = &bytes[CGROUP_HEADER_SIZE..];
+            if claimed > rest.len() || claimed > FILENAME_MAX {
+                return Err(DecodeError::BadFilenameLength { claimed, available: rest.len() });
+            }
+            Ok(Record::CgroupMkdir(CgroupRecord { header, path: &rest[..claimed] }))
+        }
+        kind => Err(DecodeError::UnknownKind { kind }),
+    }
 }
 
 /// `comm` up to its first NUL.
@@ -143,6 +185,44 @@ mod tests {
     fn empty_filename() {
         let bytes = record(b"", 0);
         assert_eq!(decode(&bytes).expect("decodes").filename, b"");
+    }
+
+    fn cgroup_record(path: &[u8], claimed: u16) -> Vec<u8> {
+        let header = CgroupHeader {
+            kind: KIND_CGROUP_MKDIR,
+            path_len: claimed,
+            id: 7,
+            level: 2,
+            ..Default::default()
+        };
+        // SAFETY: CgroupHeader is repr(C) plain-old-data.
+        let head: [u8; CGROUP_HEADER_SIZE] = unsafe { core::mem::transmute(header) };
+        let mut out = head.to_vec();
+        out.extend_from_slice(path);
+        out
+    }
+
+    #[test]
+    fn any_kind_dispatches_and_checks_bounds() {
+        let exec = record(b"/bin/ls", 7);
+        assert!(matches!(decode_any(&exec), Ok(Record::Exec(r)) if r.filename == b"/bin/ls"));
+        let cg = cgroup_record(b"/system.slice/x.scope", 21);
+        match decode_any(&cg) {
+            Ok(Record::CgroupMkdir(r)) => {
+                assert_eq!((r.path, r.header.id, r.header.level), (&b"/system.slice/x.scope"[..], 7, 2));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(decode_any(&cg[..CGROUP_HEADER_SIZE - 1]).err(), Some(DecodeError::Truncated { len: 31 }));
+        assert_eq!(decode_any(&cg[..1]).err(), Some(DecodeError::Truncated { len: 1 }));
+        let long = cgroup_record(b"/a", 300);
+        assert_eq!(
+            decode_any(&long).err(),
+            Some(DecodeError::BadFilenameLength { claimed: 300, available: 2 })
+        );
+        let mut odd = cgroup_record(b"x", 1);
+        odd[0] = 9;
+        assert_eq!(decode_any(&odd).err(), Some(DecodeError::UnknownKind { kind: 9 }));
     }
 
     #[test]

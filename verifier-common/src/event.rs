@@ -9,6 +9,8 @@
 
 /// Record kind of an exec event (the first field of every record).
 pub const KIND_EXEC: u16 = 1;
+/// Record kind of a new cgroup ([`CgroupHeader`]).
+pub const KIND_CGROUP_MKDIR: u16 = 2;
 
 /// Largest file name carried, in bytes, matching the kernel's `PATH_MAX`
 /// (4096 including the terminating NUL).
@@ -103,6 +105,42 @@ const _: () = assert!(HEADER_SIZE.is_multiple_of(8));
 pub struct ExecScratch {
     pub header: ExecHeader,
     pub filename: [u8; FILENAME_MAX],
+}
+
+/// A cgroup was created (`cgroup:cgroup_mkdir`): a container is about to
+/// start in it. The agent resolves the container's image from this, before
+/// the container's first exec. Followed by `path_len` bytes of the cgroup
+/// path relative to its hierarchy's root (no NUL).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CgroupHeader {
+    /// Always [`KIND_CGROUP_MKDIR`].
+    pub kind: u16,
+    /// `FLAG_*` bits ([`FLAG_FILENAME_TRUNCATED`] for a cut path).
+    pub flags: u16,
+    pub path_len: u16,
+    pub _pad0: u16,
+    /// `bpf_ktime_get_ns()` at the mkdir.
+    pub ktime_ns: u64,
+    /// The new cgroup's id (its cgroup2 inode number): what
+    /// `bpf_get_current_cgroup_id()` returns for tasks in it.
+    pub id: u64,
+    /// Hierarchy id (0 is the cgroup v2 unified hierarchy).
+    pub root: i32,
+    /// Depth below the hierarchy root.
+    pub level: i32,
+}
+
+/// Size of [`CgroupHeader`] on the wire.
+pub const CGROUP_HEADER_SIZE: usize = size_of::<CgroupHeader>();
+const _: () = assert!(CGROUP_HEADER_SIZE == 32);
+
+/// Kernel-side scratch for a cgroup record.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CgroupScratch {
+    pub header: CgroupHeader,
+    pub path: [u8; FILENAME_MAX],
 }
 
 #[cfg(feature = "user")]

@@ -28,6 +28,10 @@ pub const MAP_SCRATCH: &str = "SCRATCH";
 pub const GLOBAL_CONFIG: &str = "CONFIG";
 /// Name of the exec program in the object file.
 pub const PROG_EXEC: &str = "sched_process_exec";
+/// Name of the new-cgroup program in the object file.
+pub const PROG_CGROUP_MKDIR: &str = "cgroup_mkdir";
+/// Per-CPU scratch for new-cgroup records.
+pub const MAP_CGROUP_SCRATCH: &str = "CGROUP_SCRATCH";
 
 /// Default ring buffer size. Records are variable-sized (header plus the
 /// actual file name, about 150 bytes for a typical exec), so 2 MiB holds

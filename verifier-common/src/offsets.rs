@@ -57,6 +57,14 @@ pub struct KernelOffsets {
     /// `trace_event_raw_sched_process_exec.__data_loc_filename`: where in
     /// the tracepoint record the file name's data_loc word sits.
     pub tp_filename_loc: u32,
+    /// `trace_event_raw_cgroup.root` (hierarchy id, int)
+    pub tp_cgroup_root: u32,
+    /// `trace_event_raw_cgroup.level` (int)
+    pub tp_cgroup_level: u32,
+    /// `trace_event_raw_cgroup.id` (u64)
+    pub tp_cgroup_id: u32,
+    /// `trace_event_raw_cgroup.__data_loc_path`
+    pub tp_cgroup_path_loc: u32,
 }
 
 /// Everything the exec program is configured with.
@@ -75,8 +83,8 @@ pub struct ProgramConfig {
     pub _pad: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 22 * 4);
-const _: () = assert!(size_of::<ProgramConfig>() == 26 * 4);
+const _: () = assert!(size_of::<KernelOffsets>() == 26 * 4);
+const _: () = assert!(size_of::<ProgramConfig>() == 30 * 4);
 
 impl ProgramConfig {
     /// All-zero configuration: the program's compiled-in default, replaced
@@ -106,6 +114,10 @@ impl ProgramConfig {
                 upid_ns: 0,
                 pid_ns_inum: 0,
                 tp_filename_loc: 0,
+                tp_cgroup_root: 0,
+                tp_cgroup_level: 0,
+                tp_cgroup_id: 0,
+                tp_cgroup_path_loc: 0,
             },
             containers_only: 0,
             host_mnt_ns: 0,

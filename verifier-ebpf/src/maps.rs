@@ -9,7 +9,7 @@ use aya_ebpf::{
 use verifier_common::{
     DEFAULT_RING_BYTES,
     counters::{COUNTER_COUNT, Counter},
-    event::ExecScratch,
+    event::{CgroupScratch, ExecScratch},
     offsets::ProgramConfig,
 };
 
@@ -29,6 +29,10 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_CO
 /// 512-byte BPF stack.
 #[map]
 pub static SCRATCH: PerCpuArray<ExecScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU new-cgroup record under construction (`MAP_CGROUP_SCRATCH`).
+#[map]
+pub static CGROUP_SCRATCH: PerCpuArray<CgroupScratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// Adds one to a per-CPU counter. Tracepoint programs do not migrate while
 /// they run, so a plain add on this CPU's slot is exact.

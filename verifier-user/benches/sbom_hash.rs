@@ -20,10 +20,7 @@ use std::{
 use verifier::sbom::generate::hash::{Algs, HashPool, Source, default_threads};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn make_files(dir: &Path, count: usize, size: usize) -> Vec<PathBuf> {
@@ -50,17 +47,9 @@ fn make_files(dir: &Path, count: usize, size: usize) -> Vec<PathBuf> {
 fn external(cmd: &[&str], files: &[PathBuf]) -> Option<f64> {
     let start = Instant::now();
     for batch in files.chunks(250) {
-        let out = Command::new(cmd[0])
-            .args(&cmd[1..])
-            .args(batch)
-            .output()
-            .ok()?;
+        let out = Command::new(cmd[0]).args(&cmd[1..]).args(batch).output().ok()?;
         if !out.status.success() {
-            eprintln!(
-                "{} failed: {}",
-                cmd[0],
-                String::from_utf8_lossy(&out.stderr)
-            );
+            eprintln!("{} failed: {}", cmd[0], String::from_utf8_lossy(&out.stderr));
             return None;
         }
     }
@@ -88,10 +77,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let files = make_files(dir.path(), count, kib * 1024);
     let bytes = (count * kib * 1024) as f64;
-    println!(
-        "sbom_hash: {count} files x {kib} KiB = {:.2} GB",
-        bytes / 1e9
-    );
+    println!("sbom_hash: {count} files x {kib} KiB = {:.2} GB", bytes / 1e9);
     ours(&files, 1, Algs::SHA256); // warm the page cache
     let all = default_threads(None);
     let gbps = |secs: f64| bytes / secs / 1e9;
@@ -112,10 +98,7 @@ fn main() {
     show("ours, SHA-256, 1 thread", Some(one));
     show("ours, SHA-256 + SHA-1 (SPDX), 1 thread", Some(one_spdx));
     show(&format!("ours, SHA-256, {all} threads"), Some(many));
-    show(
-        &format!("ours, SHA-256 + SHA-1 (SPDX), {all} threads"),
-        Some(many_spdx),
-    );
+    show(&format!("ours, SHA-256 + SHA-1 (SPDX), {all} threads"), Some(many_spdx));
     if let Some(o) = openssl {
         let base = gbps(o);
         let ratio = |secs: f64, cores: usize| gbps(secs) / cores as f64 / base;
@@ -131,11 +114,7 @@ fn main() {
         );
         println!(
             "  target: >= 0.90 per core (SHA-256): {}",
-            if ratio(one, 1) >= 0.9 {
-                "met"
-            } else {
-                "NOT met"
-            }
+            if ratio(one, 1) >= 0.9 { "met" } else { "NOT met" }
         );
     }
 }

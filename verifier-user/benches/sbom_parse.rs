@@ -48,8 +48,8 @@ unsafe impl GlobalAlloc for Counting {
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             if new_size >= layout.size() {
-                let now = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size
-                    - layout.size();
+                let now =
+                    LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size - layout.size();
                 PEAK.fetch_max(now, Ordering::Relaxed);
             } else {
                 LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
@@ -78,14 +78,7 @@ fn path(i: usize) -> String {
 }
 
 fn digest_hex(i: usize, len: usize, salt: u8) -> String {
-    (0..len)
-        .map(|j| {
-            format!(
-                "{:02x}",
-                (i.wrapping_mul(31).wrapping_add(j * 7) as u8) ^ salt
-            )
-        })
-        .collect()
+    (0..len).map(|j| format!("{:02x}", (i.wrapping_mul(31).wrapping_add(j * 7) as u8) ^ salt)).collect()
 }
 
 fn write_spdx(p: &Path, n: usize) -> std::io::Result<()> {
@@ -94,10 +87,7 @@ fn write_spdx(p: &Path, n: usize) -> std::io::Result<()> {
         w,
         "{{\n  \"spdxVersion\": \"SPDX-2.3\",\n  \"dataLicense\": \"CC0-1.0\",\n  \"SPDXID\": \"SPDXRef-DOCUMENT\","
     )?;
-    writeln!(
-        w,
-        "  \"name\": \"bench-image\",\n  \"documentNamespace\": \"https://example.invalid/bench\","
-    )?;
+    writeln!(w, "  \"name\": \"bench-image\",\n  \"documentNamespace\": \"https://example.invalid/bench\",")?;
     writeln!(
         w,
         "  \"creationInfo\": {{\"created\": \"2026-01-01T00:00:00Z\", \"creators\": [\"Tool: bench\"]}},"
@@ -143,14 +133,8 @@ fn write_spdx(p: &Path, n: usize) -> std::io::Result<()> {
 
 fn write_cdx(p: &Path, n: usize) -> std::io::Result<()> {
     let mut w = BufWriter::new(File::create(p)?);
-    writeln!(
-        w,
-        "{{\n  \"bomFormat\": \"CycloneDX\",\n  \"specVersion\": \"1.6\","
-    )?;
-    writeln!(
-        w,
-        "  \"serialNumber\": \"urn:uuid:00000000-0000-4000-8000-000000000000\",\n  \"version\": 1,"
-    )?;
+    writeln!(w, "{{\n  \"bomFormat\": \"CycloneDX\",\n  \"specVersion\": \"1.6\",")?;
+    writeln!(w, "  \"serialNumber\": \"urn:uuid:00000000-0000-4000-8000-000000000000\",\n  \"version\": 1,")?;
     writeln!(
         w,
         "  \"metadata\": {{\"timestamp\": \"2026-01-01T00:00:00Z\", \"component\": {{\"bom-ref\": \"img\", \
@@ -195,10 +179,7 @@ fn peak_rss_mib() -> f64 {
 /// CPU time this process has used: on a busy machine, wall time measures
 /// the neighbours too.
 fn cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     assert_eq!(rc, 0, "clock_gettime");
@@ -250,12 +231,7 @@ fn child(mode: &str, file: &Path) {
         peak_heap = peak_heap.max(PEAK.load(Ordering::Relaxed) - base);
     }
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!(
-        "{} {} {peak_heap} {} {manifest_heap} {files}",
-        ms(best),
-        ms(best_cpu),
-        peak_rss_mib()
-    );
+    println!("{} {} {peak_heap} {} {manifest_heap} {files}", ms(best), ms(best_cpu), peak_rss_mib());
 }
 
 struct Run {
@@ -269,22 +245,10 @@ struct Run {
 
 fn run_child(mode: &str, file: &Path) -> Run {
     let exe = std::env::current_exe().expect("own path");
-    let out = std::process::Command::new(exe)
-        .arg("--child")
-        .arg(mode)
-        .arg(file)
-        .output()
-        .expect("run child");
-    assert!(
-        out.status.success(),
-        "child {mode} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = std::process::Command::new(exe).arg("--child").arg(mode).arg(file).output().expect("run child");
+    assert!(out.status.success(), "child {mode} failed: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    let v: Vec<f64> = text
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
+    let v: Vec<f64> = text.split_whitespace().filter_map(|x| x.parse().ok()).collect();
     assert_eq!(v.len(), 6, "child output: {text}");
     Run {
         ms: v[0],
@@ -301,10 +265,7 @@ fn bench(label: &str, file: &Path) {
     let stream = run_child("stream", file);
     let bytes = run_child("bytes", file);
     let value = run_child("value", file);
-    println!(
-        "{label}: {size:.1} MiB, {} files in the manifest",
-        stream.files
-    );
+    println!("{label}: {size:.1} MiB, {} files in the manifest", stream.files);
     for (name, r) in [
         ("manifest, streamed (load_path)        ", &stream),
         ("manifest, in memory (read + load_bytes)", &bytes),
@@ -337,10 +298,7 @@ fn main() {
         child(mode, Path::new(file));
         return;
     }
-    let n: usize = std::env::var("SBOM_BENCH_FILES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
+    let n: usize = std::env::var("SBOM_BENCH_FILES").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let spdx = dir.path().join("bench.spdx.json");
     let cdx = dir.path().join("bench.cdx.json");

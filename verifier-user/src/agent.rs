@@ -21,7 +21,10 @@ use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
 };
-use verifier_common::counters::Counter;
+use verifier_common::{
+    counters::Counter,
+    decode::{Record, decode_any},
+};
 
 use crate::{
     container::{
@@ -213,12 +216,24 @@ fn drain(
     state: &mut State,
     out: &mut impl std::io::Write,
 ) -> anyhow::Result<bool> {
-    let before = state.user.received;
+    let before = (state.user.received, state.user.cgroups_created);
     while let Some(item) = ring.next() {
-        state.user.received += 1;
-        let event = match ExecEvent::from_bytes(&item, &state.clock) {
-            Ok(ev) => ev,
+        let event = match decode_any(&item) {
+            Ok(Record::Exec(rec)) => {
+                state.user.received += 1;
+                ExecEvent::from_record(&rec, &state.clock)
+            }
+            Ok(Record::CgroupMkdir(rec)) => {
+                state.user.cgroups_created += 1;
+                if let Ok(path) = std::str::from_utf8(rec.path)
+                    && state.resolver.cgroup_created(rec.header.id, path).is_some()
+                {
+                    state.user.containers_started += 1;
+                }
+                continue;
+            }
             Err(err) => {
+                state.user.received += 1;
                 state.user.decode_errors += 1;
                 tracing::warn!("dropping an undecodable ring buffer record: {err}");
                 continue;
@@ -232,7 +247,7 @@ fn drain(
         write_line(out, &ExecJson::new(&event, &state.node, &attribution))?;
         state.user.printed += 1;
     }
-    Ok(state.user.received != before)
+    Ok((state.user.received, state.user.cgroups_created) != before)
 }
 
 fn stats<'a>(
@@ -248,6 +263,8 @@ fn stats<'a>(
         dropped: sum(Counter::Dropped),
         filtered: sum(Counter::Filtered),
         identity_errors: sum(Counter::IdentityErrors),
+        cgroup_sent: sum(Counter::CgroupSent),
+        cgroup_dropped: sum(Counter::CgroupDropped),
         per_cpu: Counter::ALL.iter().map(|&c| (c.name(), per_cpu[c as usize].clone())).collect(),
     };
     state.user.cgroups_cached = state.resolver.cached() as u64;
@@ -259,7 +276,7 @@ fn stats<'a>(
         node: &state.node,
         is_final,
         uptime_sec: state.started.elapsed().as_secs_f64(),
-        lost: kernel.dropped + state.user.decode_errors,
+        lost: kernel.dropped + kernel.cgroup_dropped + state.user.decode_errors,
         kernel,
         user: state.user.clone(),
         max_rss_kib,

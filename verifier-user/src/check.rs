@@ -167,10 +167,7 @@ pub fn load_sboms(
     paths: &[PathBuf],
     root_prefix: Option<&str>,
 ) -> Result<(Manifest, Vec<SbomInfo>), CheckError> {
-    let opts = LoadOptions {
-        root_prefix: root_prefix.map(str::to_owned),
-        ..LoadOptions::default()
-    };
+    let opts = LoadOptions { root_prefix: root_prefix.map(str::to_owned), ..LoadOptions::default() };
     let mut merged: Option<Manifest> = None;
     let mut infos = Vec::new();
     for path in paths {
@@ -188,10 +185,7 @@ pub fn load_sboms(
     }
     let manifest = merged.ok_or_else(|| SbomError::Io {
         file: "(none)".into(),
-        source: io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "no SBOM given; pass --sbom FILE",
-        ),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "no SBOM given; pass --sbom FILE"),
     })?;
     Ok((manifest, infos))
 }
@@ -217,26 +211,14 @@ pub fn check(
     }
     summary.drift = summary.added + summary.modified + summary.missing + summary.no_hash > 0;
     warnings.splice(0..0, manifest.warnings().iter().cloned());
-    Ok(Report {
-        schema: SCHEMA,
-        rootfs: rootfs.display().to_string(),
-        sboms,
-        warnings,
-        summary,
-        findings,
-    })
+    Ok(Report { schema: SCHEMA, rootfs: rootfs.display().to_string(), sboms, warnings, summary, findings })
 }
 
 /// Fails unless `rootfs` is a readable directory.
 pub fn check_rootfs(rootfs: &Path) -> Result<(), CheckError> {
-    let meta = fs::metadata(rootfs).map_err(|error| CheckError::Rootfs {
-        path: rootfs.to_owned(),
-        error,
-    })?;
+    let meta = fs::metadata(rootfs).map_err(|error| CheckError::Rootfs { path: rootfs.to_owned(), error })?;
     if !meta.is_dir() {
-        return Err(CheckError::NotADirectory {
-            path: rootfs.to_owned(),
-        });
+        return Err(CheckError::NotADirectory { path: rootfs.to_owned() });
     }
     Ok(())
 }
@@ -248,11 +230,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let (manifest, infos) = load_sboms(&args.sboms, args.root_prefix.as_deref())?;
     let report = check(&args.rootfs, &manifest, infos, args.threads)?;
     let mut out: Box<dyn io::Write> = match &args.output {
-        Some(p) => {
-            Box::new(io::BufWriter::new(fs::File::create(p).map_err(|e| {
-                anyhow::anyhow!("cannot create {}: {e}", p.display())
-            })?))
-        }
+        Some(p) => Box::new(io::BufWriter::new(
+            fs::File::create(p).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", p.display()))?,
+        )),
         None => Box::new(io::BufWriter::new(io::stdout().lock())),
     };
     match args.format {

@@ -77,7 +77,8 @@ impl ExecEvent {
         decode(bytes).map(|r| Self::from_record(&r, clock))
     }
 
-    fn from_record(r: &ExecRecord<'_>, clock: &Clock) -> Self {
+    /// From a record already decoded.
+    pub fn from_record(r: &ExecRecord<'_>, clock: &Clock) -> Self {
         let h = &r.header;
         Self {
             unix_ns: clock.unix_ns(h.ktime_ns),

@@ -14,7 +14,7 @@ use aya::{
     programs::TracePoint,
 };
 use verifier_common::{
-    GLOBAL_CONFIG, MAP_COUNTERS, MAP_EVENTS, PROG_EXEC,
+    GLOBAL_CONFIG, MAP_COUNTERS, MAP_EVENTS, PROG_CGROUP_MKDIR, PROG_EXEC,
     counters::{COUNTER_COUNT, Counter},
     offsets::ProgramConfig,
 };
@@ -158,7 +158,8 @@ fn loader_without_kernel_btf() -> EbpfLoader<'static> {
     loader
 }
 
-/// Resolves offsets, loads the object and attaches the exec program.
+/// Resolves offsets, loads the object and attaches the exec and
+/// new-cgroup programs.
 pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
     if object.is_empty() {
         return Err(LoaderError::NoObject);
@@ -197,6 +198,17 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
     program
         .attach("sched", "sched_process_exec")
         .map_err(|source| LoaderError::Program { what: "attach to sched/sched_process_exec", source })?;
+    let program: &mut TracePoint = ebpf
+        .program_mut(PROG_CGROUP_MKDIR)
+        .ok_or(LoaderError::MissingMap(PROG_CGROUP_MKDIR))?
+        .try_into()
+        .map_err(|source| LoaderError::Program { what: "not a tracepoint", source })?;
+    program
+        .load()
+        .map_err(|source| LoaderError::Program { what: "verifier rejected cgroup_mkdir", source })?;
+    program
+        .attach("cgroup", "cgroup_mkdir")
+        .map_err(|source| LoaderError::Program { what: "attach to cgroup/cgroup_mkdir", source })?;
 
     let events = ebpf.take_map(MAP_EVENTS).ok_or(LoaderError::MissingMap(MAP_EVENTS))?;
     let events = RingBuf::try_from(events).map_err(|source| LoaderError::Map { name: MAP_EVENTS, source })?;

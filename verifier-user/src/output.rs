@@ -139,6 +139,8 @@ pub struct KernelStats {
     pub dropped: u64,
     pub filtered: u64,
     pub identity_errors: u64,
+    pub cgroup_sent: u64,
+    pub cgroup_dropped: u64,
     /// Same counters per CPU (index = CPU).
     pub per_cpu: std::collections::BTreeMap<&'static str, Vec<u64>>,
 }
@@ -146,7 +148,7 @@ pub struct KernelStats {
 /// What userspace itself counted.
 #[derive(Debug, Default, Serialize, Clone, PartialEq, Eq)]
 pub struct UserStats {
-    /// Records taken off the ring buffer.
+    /// Exec records (and undecodable records) taken off the ring buffer.
     pub received: u64,
     /// Records that failed to decode (counted, not printed).
     pub decode_errors: u64,
@@ -156,6 +158,11 @@ pub struct UserStats {
     pub unattributed: u64,
     /// Distinct cgroups in the attribution cache.
     pub cgroups_cached: u64,
+    /// New cgroups the kernel reported (`cgroup_mkdir`).
+    pub cgroups_created: u64,
+    /// Of those, cgroups recognised as a container's, attributed before
+    /// their first exec.
+    pub containers_started: u64,
 }
 
 /// `verifier.stats.v1`: periodic and final.

@@ -49,10 +49,7 @@ fn check_json(root: &Path, sboms: &[&Path], extra: &[&str]) -> (i32, Value) {
     let out = verifier(&args);
     let code = out.status.code().expect("exit code");
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}); exit {code}, stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
+        panic!("no JSON report ({e}); exit {code}, stderr: {}", String::from_utf8_lossy(&out.stderr))
     });
     (code, report)
 }
@@ -62,30 +59,13 @@ fn kinds(report: &Value) -> Vec<(String, String)> {
         .as_array()
         .expect("findings")
         .iter()
-        .map(|f| {
-            (
-                f["kind"].as_str().expect("kind").to_owned(),
-                f["path"].as_str().expect("path").to_owned(),
-            )
-        })
+        .map(|f| (f["kind"].as_str().expect("kind").to_owned(), f["path"].as_str().expect("path").to_owned()))
         .collect()
 }
 
 fn generated_sbom(root: &Path, out: &Path, format: &str) {
-    let o = verifier(&[
-        "sbom",
-        "generate",
-        s(root),
-        "--format",
-        format,
-        "-o",
-        s(out),
-    ]);
-    assert!(
-        o.status.success(),
-        "generate: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let o = verifier(&["sbom", "generate", s(root), "--format", format, "-o", s(out)]);
+    assert!(o.status.success(), "generate: {}", String::from_utf8_lossy(&o.stderr));
 }
 
 #[test]
@@ -110,23 +90,14 @@ fn round_trip_clean_then_added_modified_missing() {
     assert_eq!(code, 0);
     assert_eq!(report["schema"], "verifier.check/v1");
     assert_eq!(report["summary"]["drift"], false);
-    assert!(
-        report["summary"]["ok"].as_u64().expect("ok") >= 4,
-        "busybox, sh, env, libdemo: {report}"
-    );
+    assert!(report["summary"]["ok"].as_u64().expect("ok") >= 4, "busybox, sh, env, libdemo: {report}");
 
     exec(&root.join("usr/bin/dropped"), b"#!/bin/sh\necho pwned\n");
     let (code, report) = check_json(&root, &[&sbom], &[]);
     assert_eq!(code, 1);
-    assert_eq!(
-        kinds(&report),
-        vec![("added".into(), "/usr/bin/dropped".into())]
-    );
+    assert_eq!(kinds(&report), vec![("added".into(), "/usr/bin/dropped".into())]);
     let added = &report["findings"][0];
-    let want = format!(
-        "sha256:{}",
-        hex::encode(sha2::Sha256::digest(b"#!/bin/sh\necho pwned\n"))
-    );
+    let want = format!("sha256:{}", hex::encode(sha2::Sha256::digest(b"#!/bin/sh\necho pwned\n")));
     assert_eq!(added["actual"], want.as_str());
 
     exec(&root.join("bin/busybox"), b"not busybox any more");
@@ -135,18 +106,12 @@ fn round_trip_clean_then_added_modified_missing() {
     let (code, report) = check_json(&root, &[&sbom], &[]);
     assert_eq!(code, 1);
     let k = kinds(&report);
-    assert!(
-        k.contains(&("modified".into(), "/bin/busybox".into())),
-        "{k:?}"
-    );
+    assert!(k.contains(&("modified".into(), "/bin/busybox".into())), "{k:?}");
     assert!(
         k.contains(&("modified".into(), "/bin/sh".into())),
         "a link is checked by what it reaches: {k:?}"
     );
-    assert!(
-        k.contains(&("missing".into(), "/usr/lib/libdemo.so.1".into())),
-        "{k:?}"
-    );
+    assert!(k.contains(&("missing".into(), "/usr/lib/libdemo.so.1".into())), "{k:?}");
     let modified = report["findings"]
         .as_array()
         .expect("f")
@@ -154,12 +119,7 @@ fn round_trip_clean_then_added_modified_missing() {
         .find(|f| f["path"] == "/bin/busybox")
         .expect("busybox");
     assert_eq!(modified["weak"], false);
-    assert!(
-        modified["compared"]
-            .as_str()
-            .expect("compared")
-            .starts_with("sha256:")
-    );
+    assert!(modified["compared"].as_str().expect("compared").starts_with("sha256:"));
     assert!(
         modified["expected"]
             .as_array()
@@ -172,9 +132,7 @@ fn round_trip_clean_then_added_modified_missing() {
     let text = String::from_utf8_lossy(&table.stdout);
     assert_eq!(table.status.code(), Some(1));
     assert!(
-        text.contains("modified")
-            && text.contains("/bin/busybox")
-            && text.contains("result: DRIFT"),
+        text.contains("modified") && text.contains("/bin/busybox") && text.contains("result: DRIFT"),
         "{text}"
     );
 }
@@ -190,10 +148,7 @@ fn cyclonedx_sbom_round_trip() {
     assert_eq!(code, 0, "{report}");
     exec(&root.join("bin/new"), b"\x7fELF new");
     let (code, report) = check_json(&root, &[&sbom], &[]);
-    assert_eq!(
-        (code, kinds(&report)),
-        (1, vec![("added".into(), "/bin/new".into())])
-    );
+    assert_eq!((code, kinds(&report)), (1, vec![("added".into(), "/bin/new".into())]));
 }
 
 #[test]
@@ -230,23 +185,15 @@ fn hostile_names_are_reported_not_altered() {
     let sbom = tmp.path().join("sbom.spdx.json");
     generated_sbom(&root, &sbom, "spdx-json");
     let (code, report) = check_json(&root, &[&sbom], &[]);
-    assert_eq!(
-        code, 0,
-        "a newline in a name round-trips through the SBOM: {report}"
-    );
+    assert_eq!(code, 0, "a newline in a name round-trips through the SBOM: {report}");
     // A name SBOM JSON cannot carry is left out by generate, so check finds it.
-    let bad =
-        root.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"bin/evil\xff"));
+    let bad = root.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"bin/evil\xff"));
     exec(&bad, b"\x7fELF evil");
     let (code, report) = check_json(&root, &[&sbom], &[]);
     assert_eq!(code, 1);
     let f = &report["findings"][0];
     assert_eq!(
-        (
-            f["kind"].as_str(),
-            f["path"].as_str(),
-            f["path_not_utf8"].as_bool()
-        ),
+        (f["kind"].as_str(), f["path"].as_str(), f["path_not_utf8"].as_bool()),
         (Some("added"), Some("/bin/evil\\xff"), Some(true))
     );
 }
@@ -275,34 +222,13 @@ fn weak_digests_prefixes_and_unusable_hashes() {
     let (code, report) = check_json(&root, &[&sbom], &["--root-prefix", "/scan/root"]);
     assert_eq!(code, 1, "{report}");
     let f = |p: &str| {
-        report["findings"]
-            .as_array()
-            .expect("f")
-            .iter()
-            .find(|f| f["path"] == p)
-            .cloned()
-            .expect(p)
+        report["findings"].as_array().expect("f").iter().find(|f| f["path"] == p).cloned().expect(p)
     };
-    assert_eq!(
-        report["summary"]["ok_weak"], 1,
-        "busybox verified by SHA-1 only: {report}"
-    );
+    assert_eq!(report["summary"]["ok_weak"], 1, "busybox verified by SHA-1 only: {report}");
     let lib = f("/usr/lib/libdemo.so.1");
-    assert_eq!(
-        (lib["kind"].as_str(), lib["weak"].as_bool()),
-        (Some("modified"), Some(true))
-    );
-    assert!(
-        lib["compared"]
-            .as_str()
-            .expect("compared")
-            .starts_with("sha1:")
-    );
-    assert_eq!(
-        f("/etc/motd")["kind"],
-        "no-hash",
-        "an all-zero placeholder is no hash, never a pass"
-    );
+    assert_eq!((lib["kind"].as_str(), lib["weak"].as_bool()), (Some("modified"), Some(true)));
+    assert!(lib["compared"].as_str().expect("compared").starts_with("sha1:"));
+    assert_eq!(f("/etc/motd")["kind"], "no-hash", "an all-zero placeholder is no hash, never a pass");
 }
 
 #[test]
@@ -314,10 +240,8 @@ fn several_sboms_are_merged() {
     generated_sbom(&root, &full, "spdx-json");
     exec(&root.join("usr/bin/tool"), b"\x7fELF tool");
     let extra = tmp.path().join("extra.spdx.json");
-    let doc = spdx_with(
-        json!([{"fileName": "./usr/bin/tool", "SPDXID": "SPDXRef-T", "checksums": [
-        {"algorithm": "SHA256", "checksumValue": hex::encode(sha2::Sha256::digest(b"\x7fELF tool"))}]}]),
-    );
+    let doc = spdx_with(json!([{"fileName": "./usr/bin/tool", "SPDXID": "SPDXRef-T", "checksums": [
+        {"algorithm": "SHA256", "checksumValue": hex::encode(sha2::Sha256::digest(b"\x7fELF tool"))}]}]));
     fs::write(&extra, serde_json::to_vec(&doc).expect("json")).expect("write");
     let (code, _) = check_json(&root, &[&full], &[]);
     assert_eq!(code, 1);
@@ -334,26 +258,12 @@ fn errors_exit_2_and_name_the_file() {
     let sbom = tmp.path().join("sbom.spdx.json");
     generated_sbom(&root, &sbom, "spdx-json");
     let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec![tmp.path().join("nope").display().to_string(), "--sbom".into(), s(&sbom).into()], "nope"),
         (
-            vec![
-                tmp.path().join("nope").display().to_string(),
-                "--sbom".into(),
-                s(&sbom).into(),
-            ],
-            "nope",
-        ),
-        (
-            vec![
-                s(&root).into(),
-                "--sbom".into(),
-                tmp.path().join("missing.json").display().to_string(),
-            ],
+            vec![s(&root).into(), "--sbom".into(), tmp.path().join("missing.json").display().to_string()],
             "missing.json",
         ),
-        (
-            vec![s(&sbom).into(), "--sbom".into(), s(&sbom).into()],
-            "not a directory",
-        ),
+        (vec![s(&sbom).into(), "--sbom".into(), s(&sbom).into()], "not a directory"),
     ];
     for (args, needle) in cases {
         let mut all = vec!["check".to_owned()];
@@ -361,10 +271,7 @@ fn errors_exit_2_and_name_the_file() {
         let out = Command::new(BIN).args(&all).output().expect("run");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{all:?}: {stderr}");
-        assert!(
-            stderr.contains(needle),
-            "{all:?}: stderr lacks {needle:?}: {stderr}"
-        );
+        assert!(stderr.contains(needle), "{all:?}: stderr lacks {needle:?}: {stderr}");
     }
     let broken = tmp.path().join("broken.json");
     let text = fs::read_to_string(&sbom).expect("read");

@@ -16,32 +16,22 @@ fn samples() -> PathBuf {
 
 fn load(rel: &str) -> Manifest {
     let path = samples().join(rel);
-    let m = load_path(&path, &LoadOptions::default())
-        .unwrap_or_else(|e| panic!("{rel} should load: {e}"));
+    let m = load_path(&path, &LoadOptions::default()).unwrap_or_else(|e| panic!("{rel} should load: {e}"));
     // The in-memory path must agree with the streaming one.
     let bytes = std::fs::read(&path).expect("readable");
-    let m2 = load_bytes(&bytes, rel, &LoadOptions::default())
-        .unwrap_or_else(|e| panic!("{rel} from memory: {e}"));
-    assert_eq!(
-        (m.len(), m.packages().len()),
-        (m2.len(), m2.packages().len()),
-        "{rel}"
-    );
+    let m2 =
+        load_bytes(&bytes, rel, &LoadOptions::default()).unwrap_or_else(|e| panic!("{rel} from memory: {e}"));
+    assert_eq!((m.len(), m.packages().len()), (m2.len(), m2.packages().len()), "{rel}");
     m
 }
 
 fn hex_of(m: &Manifest, path: &str, alg: HashAlg) -> String {
     let e = m.get(path).unwrap_or_else(|| panic!("{path} missing"));
-    hex::encode(
-        e.digest(alg)
-            .unwrap_or_else(|| panic!("{path} has no {alg}")),
-    )
+    hex::encode(e.digest(alg).unwrap_or_else(|| panic!("{path} has no {alg}")))
 }
 
 fn says_no_file_digests(m: &Manifest) -> bool {
-    m.warnings()
-        .iter()
-        .any(|w| w.contains("no per-file digests"))
+    m.warnings().iter().any(|w| w.contains("no per-file digests"))
 }
 
 #[test]
@@ -55,12 +45,7 @@ fn every_sample_is_covered() {
             if p.is_dir() {
                 dirs.push(p);
             } else {
-                found.push(
-                    p.strip_prefix(samples())
-                        .expect("under samples")
-                        .display()
-                        .to_string(),
-                );
+                found.push(p.strip_prefix(samples()).expect("under samples").display().to_string());
             }
         }
     }
@@ -108,10 +93,7 @@ const PACKAGES_ONLY: &[&str] = &[
 /// Files in the samples that are not SBOMs, and what the error must say.
 const NOT_SBOMS: &[(&str, &str)] = &[
     ("INDEX.md", "starts with \"# SBOM samples\""),
-    (
-        "microsoft-sbom-tool/spdx_2.2/manifest.spdx.json.sha256",
-        "not an SBOM format",
-    ),
+    ("microsoft-sbom-tool/spdx_2.2/manifest.spdx.json.sha256", "not an SBOM format"),
     // A Sigstore bundle whose in-toto predicate is a cosign attestation.
     (
         "sigstore-cosign/oci-attestation.sigstore.json",
@@ -124,31 +106,14 @@ fn alpine_installed_db() {
     let m = load("anchore-syft/alpine-multiple-2/installed");
     assert_eq!(m.source().format, SbomFormat::ApkInstalled);
     assert_eq!((m.len(), m.len_with_digests()), (105, 105));
-    assert!(
-        m.files()
-            .all(|(_, e)| e.digests().all(|d| d.alg == HashAlg::Sha1))
-    );
+    assert!(m.files().all(|(_, e)| e.digests().all(|d| d.alg == HashAlg::Sha1)));
     // Z:Q11Q7hNe8QpDS531guqCdrXBzoA/o= under F:etc / R:fstab.
-    assert_eq!(
-        hex_of(&m, "/etc/fstab", HashAlg::Sha1),
-        "d50ee135ef10a434b9df582ea8276b5c1ce803fa"
-    );
+    assert_eq!(hex_of(&m, "/etc/fstab", HashAlg::Sha1), "d50ee135ef10a434b9df582ea8276b5c1ce803fa");
     let fstab = m.get("/etc/fstab").expect("fstab");
-    assert_eq!(
-        fstab.package(&m).map(|p| p.name.as_str()),
-        Some("alpine-baselayout-data")
-    );
+    assert_eq!(fstab.package(&m).map(|p| p.name.as_str()), Some("alpine-baselayout-data"));
     // R:libc.musl-x86_64.so.1 with a:0:0:777 is the musl loader symlink.
-    assert!(
-        m.get("/lib/libc.musl-x86_64.so.1")
-            .expect("musl link")
-            .is_symlink()
-    );
-    assert!(
-        !m.get("/lib/ld-musl-x86_64.so.1")
-            .expect("musl")
-            .is_symlink()
-    );
+    assert!(m.get("/lib/libc.musl-x86_64.so.1").expect("musl link").is_symlink());
+    assert!(!m.get("/lib/ld-musl-x86_64.so.1").expect("musl").is_symlink());
     assert!(m.warnings().is_empty(), "{:?}", m.warnings());
 }
 
@@ -157,15 +122,10 @@ fn wolfi_installed_db() {
     let m = load("chainguard-apko/apk-installed-db/wolfi-base");
     assert_eq!((m.len(), m.len_with_digests()), (91, 91));
     assert_eq!(
-        m.get("/etc/group")
-            .and_then(|e| e.package(&m))
-            .map(|p| p.name.as_str()),
+        m.get("/etc/group").and_then(|e| e.package(&m)).map(|p| p.name.as_str()),
         Some("wolfi-baselayout")
     );
-    assert_eq!(
-        hex_of(&m, "/etc/group", HashAlg::Sha1),
-        "c3b8fac9c89336635be93d39c805fe04f852b800"
-    );
+    assert_eq!(hex_of(&m, "/etc/group", HashAlg::Sha1), "c3b8fac9c89336635be93d39c805fe04f852b800");
     // `R:lib64` with mode 0777 under F:usr (a symlink, listed twice in the
     // database: once by wolfi-baselayout, once by another package).
     assert!(m.get("/usr/lib64").expect("usr/lib64").is_symlink());
@@ -177,16 +137,8 @@ fn distroless_md5sums() {
     assert_eq!(m.source().format, SbomFormat::DpkgMd5sums);
     assert_eq!(m.len(), 6);
     let lib = "/usr/lib/aarch64-linux-gnu/libsqlite3.so.0.8.6";
-    assert_eq!(
-        hex_of(&m, lib, HashAlg::Md5),
-        "e11d70c96979a1328ae4e7e50542782b"
-    );
-    assert_eq!(
-        m.get(lib)
-            .and_then(|e| e.package(&m))
-            .map(|p| p.name.as_str()),
-        Some("libsqlite3-0")
-    );
+    assert_eq!(hex_of(&m, lib, HashAlg::Md5), "e11d70c96979a1328ae4e7e50542782b");
+    assert_eq!(m.get(lib).and_then(|e| e.package(&m)).map(|p| p.name.as_str()), Some("libsqlite3-0"));
 }
 
 #[test]
@@ -207,21 +159,11 @@ fn spdx_23_json_example() {
     // ./package/foo.c carries SHA1 and MD5.
     let foo = m.get("/package/foo.c").expect("foo.c");
     assert_eq!(foo.digests().count(), 2);
-    assert_eq!(
-        hex::encode(foo.digest(HashAlg::Md5).expect("md5")),
-        "624c1abb3664f4b35547e7c73864ad24"
-    );
+    assert_eq!(hex::encode(foo.digest(HashAlg::Md5).expect("md5")), "624c1abb3664f4b35547e7c73864ad24");
     // hasFiles of SPDXRef-Package (glibc) names DoapSource.
-    let doap = m
-        .get("/src/org/spdx/parser/DOAPProject.java")
-        .and_then(|e| e.package(&m));
+    let doap = m.get("/src/org/spdx/parser/DOAPProject.java").and_then(|e| e.package(&m));
     assert_eq!(doap.map(|p| p.name.as_str()), Some("glibc"));
-    assert!(
-        m.get("/package/foo.c")
-            .expect("foo.c")
-            .package(&m)
-            .is_none()
-    );
+    assert!(m.get("/package/foo.c").expect("foo.c").package(&m).is_none());
     // Jena's purl comes from externalRefs.
     assert!(
         m.packages()
@@ -238,21 +180,11 @@ fn spdx_23_tag_value_example_matches_the_json_one() {
     assert_eq!(tv.len(), 5);
     let mut a: Vec<_> = tv
         .files()
-        .map(|(p, e)| {
-            (
-                p.to_owned(),
-                e.digests().map(|d| d.to_string()).collect::<Vec<_>>(),
-            )
-        })
+        .map(|(p, e)| (p.to_owned(), e.digests().map(|d| d.to_string()).collect::<Vec<_>>()))
         .collect();
     let mut b: Vec<_> = js
         .files()
-        .map(|(p, e)| {
-            (
-                p.to_owned(),
-                e.digests().map(|d| d.to_string()).collect::<Vec<_>>(),
-            )
-        })
+        .map(|(p, e)| (p.to_owned(), e.digests().map(|d| d.to_string()).collect::<Vec<_>>()))
         .collect();
     a.sort();
     b.sort();
@@ -278,17 +210,8 @@ fn microsoft_sbom_tool_spdx_22_and_30() {
             "a097f77be3b9e1586fd2a2176a247bd3e7c83a3e"
         );
     }
-    assert!(
-        m3.warnings()
-            .iter()
-            .any(|w| w.contains("PackageVerificationCode")),
-        "{:?}",
-        m3.warnings()
-    );
-    assert_eq!(
-        m3.source().document_name.as_deref(),
-        Some("sbom-tool sample 4.0.3")
-    );
+    assert!(m3.warnings().iter().any(|w| w.contains("PackageVerificationCode")), "{:?}", m3.warnings());
+    assert_eq!(m3.source().document_name.as_deref(), Some("sbom-tool sample 4.0.3"));
 }
 
 #[test]
@@ -320,28 +243,14 @@ fn packages_only_sboms_load_and_say_so() {
         assert!(!m.packages().is_empty(), "{rel}");
     }
     // A few specific counts and identities.
-    assert_eq!(
-        load("kubernetes-sigs-bom/nginx.spdx").packages().len(),
-        1185
-    );
-    assert_eq!(
-        load("cyclonedx-bom-examples/OBOM-Example-1-Standalone/bom.json")
-            .packages()
-            .len(),
-        904
-    );
+    assert_eq!(load("kubernetes-sigs-bom/nginx.spdx").packages().len(), 1185);
+    assert_eq!(load("cyclonedx-bom-examples/OBOM-Example-1-Standalone/bom.json").packages().len(), 904);
     let juice = load("cyclonedx-bom-examples/juice-shop-via_npm-bare/bom.1.4.json");
     assert_eq!(juice.source().spec_version.as_deref(), Some("1.4"));
-    assert!(
-        juice.packages().len() > 278,
-        "nested components are packages too"
-    );
+    assert!(juice.packages().len() > 278, "nested components are packages too");
     let proton = load("cyclonedx-bom-examples/proton-bridge/proton-bridge-v1.8.0.bom.json");
     assert_eq!(
-        (
-            proton.source().format,
-            proton.source().spec_version.as_deref()
-        ),
+        (proton.source().format, proton.source().spec_version.as_deref()),
         (SbomFormat::CycloneDxJson, Some("1.2"))
     );
     let apko = load("chainguard-apko/golden/sbom-x86_64.spdx.json");
@@ -352,10 +261,7 @@ fn packages_only_sboms_load_and_say_so() {
     let spdx3 = load("spdx-spec/package_sbom.json");
     assert_eq!(spdx3.source().format, SbomFormat::Spdx3JsonLd);
     assert_eq!(
-        spdx3
-            .get("/myprogram")
-            .and_then(|e| e.package(&spdx3))
-            .map(|p| p.name.as_str()),
+        spdx3.get("/myprogram").and_then(|e| e.package(&spdx3)).map(|p| p.name.as_str()),
         Some("my-package")
     );
 }
@@ -366,39 +272,19 @@ fn dsse_jsonl_unwraps_the_cyclonedx_predicate() {
     let plain = load("aquasecurity-trivy/centos-7-cyclonedx.json");
     assert_eq!(m.source().format, SbomFormat::CycloneDxJson);
     assert_eq!(m.source().envelope, Some(Envelope::Dsse));
-    assert!(
-        m.warnings()
-            .iter()
-            .any(|w| w.contains("signatures were not checked")),
-        "{:?}",
-        m.warnings()
-    );
-    let names = |m: &Manifest| {
-        m.packages()
-            .iter()
-            .map(|p| p.name.clone())
-            .collect::<Vec<_>>()
-    };
+    assert!(m.warnings().iter().any(|w| w.contains("signatures were not checked")), "{:?}", m.warnings());
+    let names = |m: &Manifest| m.packages().iter().map(|p| p.name.clone()).collect::<Vec<_>>();
     assert_eq!(names(&m), names(&plain));
-    assert_eq!(
-        m.source().image_name.as_deref(),
-        plain.source().image_name.as_deref()
-    );
+    assert_eq!(m.source().image_name.as_deref(), plain.source().image_name.as_deref());
 }
 
 #[test]
 fn non_sboms_fail_with_an_explanation() {
     for (rel, expect) in NOT_SBOMS {
         let err = load_path(&samples().join(rel), &LoadOptions::default()).expect_err(rel);
-        assert!(
-            matches!(err, SbomError::UnknownFormat { .. }),
-            "{rel}: {err}"
-        );
+        assert!(matches!(err, SbomError::UnknownFormat { .. }), "{rel}: {err}");
         let msg = err.to_string();
-        assert!(
-            msg.contains(expect) && msg.contains(rel.rsplit('/').next().unwrap_or(rel)),
-            "{rel}: {msg}"
-        );
+        assert!(msg.contains(expect) && msg.contains(rel.rsplit('/').next().unwrap_or(rel)), "{rel}: {msg}");
     }
 }
 
@@ -415,9 +301,7 @@ fn several_sboms_merge_into_one_manifest() {
         Some("libsqlite3-0")
     );
     assert_eq!(
-        m.get("/etc/fstab")
-            .and_then(|e| e.package(&m))
-            .map(|p| p.name.as_str()),
+        m.get("/etc/fstab").and_then(|e| e.package(&m)).map(|p| p.name.as_str()),
         Some("alpine-baselayout-data")
     );
 }

@@ -1,4 +1,4 @@
-//! The exec program's [`KernelOffsets`], resolved from BTF.
+//! The programs' [`KernelOffsets`], resolved from BTF.
 //!
 //! Where kernels differ, each known layout is tried in turn (newest first)
 //! and the first that this kernel has wins; if none fits, start-up fails
@@ -39,6 +39,10 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         upid_ns: off("upid", "ns")?,
         pid_ns_inum: off("pid_namespace", "ns.inum")?,
         tp_filename_loc: off("trace_event_raw_sched_process_exec", "__data_loc_filename")?,
+        tp_cgroup_root: off("trace_event_raw_cgroup", "root")?,
+        tp_cgroup_level: off("trace_event_raw_cgroup", "level")?,
+        tp_cgroup_id: off("trace_event_raw_cgroup", "id")?,
+        tp_cgroup_path_loc: off("trace_event_raw_cgroup", "__data_loc_path")?,
     })
 }
 

@@ -181,6 +181,10 @@ fn running_kernel_offsets_match_bpftool() {
     check("upid", "nr", resolved.upid_nr);
     check("upid", "ns", resolved.upid_ns);
     check("trace_event_raw_sched_process_exec", "__data_loc_filename", resolved.tp_filename_loc);
+    check("trace_event_raw_cgroup", "root", resolved.tp_cgroup_root);
+    check("trace_event_raw_cgroup", "level", resolved.tp_cgroup_level);
+    check("trace_event_raw_cgroup", "id", resolved.tp_cgroup_id);
+    check("trace_event_raw_cgroup", "__data_loc_path", resolved.tp_cgroup_path_loc);
     // Nested: mnt_namespace.ns (struct ns_common) + ns_common.inum.
     let ns = raw.offset("mnt_namespace", "ns").expect("mnt_namespace.ns");
     let inum = raw.offset("ns_common", "inum").expect("ns_common.inum");

@@ -21,13 +21,7 @@ pub fn table(r: &Report, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "warning: {w}")?;
     }
     if !r.findings.is_empty() {
-        let width = r
-            .findings
-            .iter()
-            .map(|f| f.path.chars().count())
-            .max()
-            .unwrap_or(4)
-            .clamp(4, 60);
+        let width = r.findings.iter().map(|f| f.path.chars().count()).max().unwrap_or(4).clamp(4, 60);
         writeln!(
             out,
             "{:<10}  {:<width$}  {:<26}  {:<26}  NOTE",
@@ -73,11 +67,8 @@ pub fn table(r: &Report, out: &mut dyn Write) -> io::Result<()> {
         }
     }
     let s = &r.summary;
-    let sboms: Vec<String> = r
-        .sboms
-        .iter()
-        .map(|i| format!("{} ({}, {} files)", i.path, i.format, i.files))
-        .collect();
+    let sboms: Vec<String> =
+        r.sboms.iter().map(|i| format!("{} ({}, {} files)", i.path, i.format, i.files)).collect();
     writeln!(
         out,
         "checked {} executables and libraries of {} against {}",

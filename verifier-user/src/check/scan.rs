@@ -51,13 +51,8 @@ struct Pending {
 
 /// The strongest algorithm of `entry` this tool can compute.
 pub fn comparable_alg(entry: &FileEntry) -> Option<HashAlg> {
-    const ORDER: [HashAlg; 5] = [
-        HashAlg::Sha256,
-        HashAlg::Sha512,
-        HashAlg::Sha384,
-        HashAlg::Sha1,
-        HashAlg::Md5,
-    ];
+    const ORDER: [HashAlg; 5] =
+        [HashAlg::Sha256, HashAlg::Sha512, HashAlg::Sha384, HashAlg::Sha1, HashAlg::Md5];
     ORDER.into_iter().find(|a| entry.digest(*a).is_some())
 }
 
@@ -106,12 +101,8 @@ fn is_elf(path: &Path) -> bool {
 }
 
 fn walk(root: &Path, warnings: &mut Vec<String>) -> Result<(Tree, Vec<Found>), CheckError> {
-    let root_dev = fs::metadata(root)
-        .map_err(|error| CheckError::Rootfs {
-            path: root.to_owned(),
-            error,
-        })?
-        .dev();
+    let root_dev =
+        fs::metadata(root).map_err(|error| CheckError::Rootfs { path: root.to_owned(), error })?.dev();
     let mut tree = Tree::default();
     let mut found = Vec::new();
     let mut stack = vec![(root.to_owned(), String::new(), false)];
@@ -151,29 +142,11 @@ fn walk(root: &Path, warnings: &mut Vec<String>) -> Result<(Tree, Vec<Found>), C
             } else if ft.is_symlink() {
                 if let Ok(target) = fs::read_link(&fs_path) {
                     let target = escape_bytes(target.as_os_str().as_bytes());
-                    tree.insert(
-                        path,
-                        Node::Symlink {
-                            target,
-                            layer: None,
-                        },
-                    );
+                    tree.insert(path, Node::Symlink { target, layer: None });
                 }
             } else if ft.is_file() {
-                tree.insert(
-                    path.clone(),
-                    Node::File {
-                        job: found.len(),
-                        mode: meta.mode(),
-                        layer: None,
-                    },
-                );
-                found.push(Found {
-                    path,
-                    fs_path,
-                    not_utf8,
-                    mode: meta.mode(),
-                });
+                tree.insert(path.clone(), Node::File { job: found.len(), mode: meta.mode(), layer: None });
+                found.push(Found { path, fs_path, not_utf8, mode: meta.mode() });
             } else {
                 tree.insert(path, Node::Other);
             }
@@ -199,9 +172,7 @@ fn finding(kind: Kind, path: &str, entry: Option<&FileEntry>, manifest: &Manifes
         kind,
         path: path.to_owned(),
         path_not_utf8: false,
-        expected: entry
-            .map(|e| e.digests().map(|d| d.to_string()).collect())
-            .unwrap_or_default(),
+        expected: entry.map(|e| e.digests().map(|d| d.to_string()).collect()).unwrap_or_default(),
         actual: None,
         compared: None,
         weak: false,
@@ -237,10 +208,8 @@ pub fn run(
             }
         }
     }
-    let root_dir = Arc::new(Root::open(root).map_err(|error| CheckError::Rootfs {
-        path: root.to_owned(),
-        error,
-    })?);
+    let root_dir =
+        Arc::new(Root::open(root).map_err(|error| CheckError::Rootfs { path: root.to_owned(), error })?);
     let mut pool = HashPool::new(hash::default_threads(threads), Arc::new(|_| {}));
     let mut pending = Vec::new();
     for f in &found {
@@ -261,10 +230,7 @@ pub fn run(
             continue;
         }
         let alg = entry.and_then(comparable_alg);
-        let job = pool.submit(
-            Source::InRoot(Arc::clone(&root_dir), rel(root, &f.fs_path)),
-            algs_for(alg),
-        );
+        let job = pool.submit(Source::InRoot(Arc::clone(&root_dir), rel(root, &f.fs_path)), algs_for(alg));
         pending.push(Pending {
             job,
             path: f.path.clone(),
@@ -302,19 +268,15 @@ pub fn run(
             _ if looks_executable(path) || entry.has_digests() => {
                 let mut f = finding(Kind::Modified, path, Some(entry), manifest);
                 f.symlink_target = Some(target.clone());
-                f.detail = Some(format!(
-                    "symlink to {target} no longer reaches a regular file inside the rootfs"
-                ));
+                f.detail =
+                    Some(format!("symlink to {target} no longer reaches a regular file inside the rootfs"));
                 findings.push(f);
             }
             _ => {}
         }
     }
     let results = pool.finish();
-    let mut summary = Summary {
-        checked: pending.len(),
-        ..Summary::default()
-    };
+    let mut summary = Summary { checked: pending.len(), ..Summary::default() };
     for p in pending {
         let entry = p.sbom_path.as_deref().and_then(|s| manifest.get(s));
         let kind_if_bad = match (entry, p.alg) {
@@ -338,8 +300,7 @@ pub fn run(
         if let Some(kind) = kind_if_bad {
             f.kind = kind;
             if kind == Kind::NoHash {
-                f.detail =
-                    Some("the SBOM gives no digest this tool can compute for this file".into());
+                f.detail = Some("the SBOM gives no digest this tool can compute for this file".into());
             }
             findings.push(f);
             continue;

@@ -127,8 +127,7 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             // Write next to the target and rename, so a failed run never
             // leaves a truncated SBOM behind.
             let tmp = path.with_extension("partial");
-            let file = fs::File::create(&tmp)
-                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            let file = fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
             generate::write(&inv, format, &created, file)
                 .with_context(|| format!("writing {}", tmp.display()))?;
             fs::rename(&tmp, path)
@@ -155,11 +154,7 @@ pub(crate) fn print_warnings(warnings: &[String]) {
         let _ = writeln!(err, "verifier: warning: {w}");
     }
     if warnings.len() > 20 {
-        let _ = writeln!(
-            err,
-            "verifier: warning: ... and {} more",
-            warnings.len() - 20
-        );
+        let _ = writeln!(err, "verifier: warning: ... and {} more", warnings.len() - 20);
     }
 }
 

@@ -92,6 +92,16 @@ impl Resolver {
         self.cache.len()
     }
 
+    /// A cgroup was just created (the kernel's `cgroup_mkdir` record):
+    /// when its path names a container, remember it now, so the
+    /// container's first exec needs no lookup and races no exit. `path` is
+    /// relative to the cgroup2 root. Returns the container.
+    pub fn cgroup_created(&mut self, id: u64, path: &str) -> Option<super::ContainerRef> {
+        let container = container_from_cgroup_path(path, |leaf| self.runtime_of(leaf))?;
+        self.cache.insert(Key::Cgroup(id), Attribution::Container(container.clone()));
+        Some(container)
+    }
+
     /// Attributes an event to a container, the host, or neither.
     pub fn attribute(&mut self, cgroup_id: u64, tgid: u32, mnt_ns: u32) -> Attribution {
         let key = if cgroup_id != self.cgroup2_root_id && cgroup_id != 0 {

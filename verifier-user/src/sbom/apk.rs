@@ -118,23 +118,12 @@ pub(crate) fn read(r: impl BufRead, name: &str, opts: &LoadOptions) -> Result<Ma
             }
             b'R' => {
                 st.commit(&lines)?;
-                let path = if st.dir.is_empty() {
-                    value.to_owned()
-                } else {
-                    format!("{}/{value}", st.dir)
-                };
-                st.file = Some(PendingFile {
-                    path,
-                    digests: DigestBuf::default(),
-                    symlink: false,
-                });
+                let path = if st.dir.is_empty() { value.to_owned() } else { format!("{}/{value}", st.dir) };
+                st.file = Some(PendingFile { path, digests: DigestBuf::default(), symlink: false });
             }
             b'a' => {
                 if let Some(f) = st.file.as_mut() {
-                    let mode = value
-                        .rsplit(':')
-                        .next()
-                        .and_then(|m| u32::from_str_radix(m, 8).ok());
+                    let mode = value.rsplit(':').next().and_then(|m| u32::from_str_radix(m, 8).ok());
                     f.symlink = mode.is_some_and(|m| m & 0o777 == 0o777);
                 }
             }
@@ -146,12 +135,7 @@ pub(crate) fn read(r: impl BufRead, name: &str, opts: &LoadOptions) -> Result<Ma
                     _ => None,
                 }
                 .and_then(|alg| {
-                    Some((
-                        alg,
-                        base64::engine::general_purpose::STANDARD
-                            .decode(&value[2..])
-                            .ok()?,
-                    ))
+                    Some((alg, base64::engine::general_purpose::STANDARD.decode(&value[2..]).ok()?))
                 });
                 match decoded {
                     Some((alg, raw)) => {
@@ -187,8 +171,7 @@ mod tests {
             Some("18116125fc9546ab225dd6f4e850c35da243e8cd")
         );
         assert_eq!(
-            bb.package(&m)
-                .map(|p| (p.name.as_str(), p.version.as_deref())),
+            bb.package(&m).map(|p| (p.name.as_str(), p.version.as_deref())),
             Some(("busybox", Some("1.36-r0")))
         );
         // All-zero placeholder: no digest, a warning, not a mismatch.
@@ -196,12 +179,7 @@ mod tests {
         assert!(sh.is_symlink() && !sh.has_digests());
         assert!(!bb.is_symlink());
         assert!(!m.get("/etc/motd").expect("motd").has_digests());
-        assert_eq!(
-            m.get("/top")
-                .and_then(|e| e.package(&m))
-                .map(|p| p.name.as_str()),
-            Some("musl")
-        );
+        assert_eq!(m.get("/top").and_then(|e| e.package(&m)).map(|p| p.name.as_str()), Some("musl"));
         let w = m.warnings().join("\n");
         assert!(w.contains("placeholder") && w.contains("bin/sh"), "{w}");
         assert!(w.contains("not valid") && w.contains("Z:bogus"), "{w}");
@@ -209,19 +187,11 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_non_utf8_with_line_numbers() {
-        let err = load_reader(
-            &b"P:x\nthis is not apk\n"[..],
-            "db",
-            &LoadOptions::default(),
-        )
-        .expect_err("garbage");
+        let err =
+            load_reader(&b"P:x\nthis is not apk\n"[..], "db", &LoadOptions::default()).expect_err("garbage");
         assert!(err.to_string().contains("db: line 2"), "{err}");
-        let err = load_reader(
-            &b"P:x\nF:usr\nR:caf\xe9\n"[..],
-            "db",
-            &LoadOptions::default(),
-        )
-        .expect_err("latin-1");
+        let err =
+            load_reader(&b"P:x\nF:usr\nR:caf\xe9\n"[..], "db", &LoadOptions::default()).expect_err("latin-1");
         let s = err.to_string();
         assert!(s.contains("line 3 column 6") && s.contains("UTF-8"), "{s}");
     }

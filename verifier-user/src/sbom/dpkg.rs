@@ -29,12 +29,8 @@ fn package_name(file: &str) -> Option<&str> {
 pub(crate) fn read(r: impl BufRead, name: &str, opts: &LoadOptions) -> Result<Manifest, SbomError> {
     let mut lines = LineReader::new(r, name);
     let mut sink = Sink::new(SbomFormat::DpkgMd5sums, name);
-    let package = package_name(name).map(|n| {
-        sink.m.add_package(PackageRef {
-            name: n.to_owned(),
-            ..Default::default()
-        })
-    });
+    let package = package_name(name)
+        .map(|n| sink.m.add_package(PackageRef { name: n.to_owned(), ..Default::default() }));
     let mut digests = DigestBuf::default();
     while let Some(line) = lines.next_line()? {
         if line.trim().is_empty() {
@@ -63,10 +59,7 @@ pub(crate) fn read(r: impl BufRead, name: &str, opts: &LoadOptions) -> Result<Ma
 /// not depend on directory order).
 pub(crate) fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Manifest, SbomError> {
     let name = dir.display().to_string();
-    let io_err = |source| SbomError::Io {
-        file: name.clone(),
-        source,
-    };
+    let io_err = |source| SbomError::Io { file: name.clone(), source };
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map_err(io_err)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -76,14 +69,8 @@ pub(crate) fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Manifest, SbomE
     let mut merged: Option<Manifest> = None;
     for f in files {
         let fname = f.display().to_string();
-        let file = File::open(&f).map_err(|source| SbomError::Io {
-            file: fname.clone(),
-            source,
-        })?;
-        let opts = LoadOptions {
-            format: Some(SbomFormat::DpkgMd5sums),
-            ..opts.clone()
-        };
+        let file = File::open(&f).map_err(|source| SbomError::Io { file: fname.clone(), source })?;
+        let opts = LoadOptions { format: Some(SbomFormat::DpkgMd5sums), ..opts.clone() };
         let mut m = load_reader(file, &fname, &opts)?;
         m.source_mut().path = Some(f);
         match merged.as_mut() {
@@ -93,7 +80,9 @@ pub(crate) fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Manifest, SbomE
     }
     merged.ok_or_else(|| SbomError::UnknownFormat {
         file: name,
-        reason: "it is a directory with no *.md5sums files; pass an SBOM file, or a dpkg info/status.d directory".into(),
+        reason:
+            "it is a directory with no *.md5sums files; pass an SBOM file, or a dpkg info/status.d directory"
+                .into(),
     })
 }
 
@@ -107,12 +96,8 @@ mod tests {
         let text = "e11d70c96979a1328ae4e7e50542782b  usr/lib/x/libsqlite3.so.0.8.6\n\
                     00000000000000000000000000000000  usr/share/doc/placeholder\n\
                     9d8facc2fa9d2df52f1c7cb4e5fa4741 *usr/share/doc/README\n";
-        let m = load_reader(
-            text.as_bytes(),
-            "/x/libsqlite3-0:arm64.md5sums",
-            &LoadOptions::default(),
-        )
-        .expect("loads");
+        let m = load_reader(text.as_bytes(), "/x/libsqlite3-0:arm64.md5sums", &LoadOptions::default())
+            .expect("loads");
         assert_eq!(m.len(), 3);
         let e = m.get("/usr/lib/x/libsqlite3.so.0.8.6").expect("lib");
         assert_eq!(
@@ -120,16 +105,8 @@ mod tests {
             Some("e11d70c96979a1328ae4e7e50542782b")
         );
         assert_eq!(e.package(&m).map(|p| p.name.as_str()), Some("libsqlite3-0"));
-        assert!(
-            m.get("/usr/share/doc/README")
-                .expect("readme")
-                .has_digests()
-        );
-        assert!(
-            !m.get("/usr/share/doc/placeholder")
-                .expect("placeholder")
-                .has_digests()
-        );
+        assert!(m.get("/usr/share/doc/README").expect("readme").has_digests());
+        assert!(!m.get("/usr/share/doc/placeholder").expect("placeholder").has_digests());
         assert_eq!(package_name("a/b/libc6:amd64.md5sums"), Some("libc6"));
         assert_eq!(package_name("nope.txt"), None);
     }
@@ -142,38 +119,26 @@ mod tests {
             "e11d70c96979a1328ae4e7e50542782b  lib/libc.so.6\n",
         )
         .expect("write");
-        std::fs::write(
-            dir.path().join("bash.md5sums"),
-            "9d8facc2fa9d2df52f1c7cb4e5fa4741  bin/bash\n",
-        )
-        .expect("write");
+        std::fs::write(dir.path().join("bash.md5sums"), "9d8facc2fa9d2df52f1c7cb4e5fa4741  bin/bash\n")
+            .expect("write");
         std::fs::write(dir.path().join("bash.list"), "/bin/bash\n").expect("write");
         let m = super::super::load_path(dir.path(), &LoadOptions::default()).expect("loads");
         assert_eq!(m.len(), 2);
         assert_eq!(m.sources().len(), 2);
+        assert_eq!(m.get("/bin/bash").and_then(|e| e.package(&m)).map(|p| p.name.as_str()), Some("bash"));
         assert_eq!(
-            m.get("/bin/bash")
-                .and_then(|e| e.package(&m))
-                .map(|p| p.name.as_str()),
-            Some("bash")
-        );
-        assert_eq!(
-            m.get("/lib/libc.so.6")
-                .and_then(|e| e.package(&m))
-                .map(|p| p.name.as_str()),
+            m.get("/lib/libc.so.6").and_then(|e| e.package(&m)).map(|p| p.name.as_str()),
             Some("libc6")
         );
         let empty = tempfile::tempdir().expect("temp dir");
-        let err =
-            super::super::load_path(empty.path(), &LoadOptions::default()).expect_err("no md5sums");
+        let err = super::super::load_path(empty.path(), &LoadOptions::default()).expect_err("no md5sums");
         assert!(err.to_string().contains("no *.md5sums"), "{err}");
     }
 
     #[test]
     fn rejects_a_bad_line_by_number() {
         let text = "e11d70c96979a1328ae4e7e50542782b  usr/bin/a\nnot a sum\n";
-        let err =
-            load_reader(text.as_bytes(), "p.md5sums", &LoadOptions::default()).expect_err("bad");
+        let err = load_reader(text.as_bytes(), "p.md5sums", &LoadOptions::default()).expect_err("bad");
         assert!(err.to_string().starts_with("p.md5sums: line 2"), "{err}");
     }
 }

@@ -22,10 +22,7 @@ pub struct Location {
 
 impl Location {
     pub fn line(line: u64) -> Location {
-        Location {
-            line: Some(line),
-            ..Location::default()
-        }
+        Location { line: Some(line), ..Location::default() }
     }
 }
 
@@ -82,11 +79,7 @@ pub enum SbomError {
     #[error(
         "{file}: {at}: the document ends early ({message}); the file is truncated: copy or regenerate it"
     )]
-    Truncated {
-        file: String,
-        at: Location,
-        message: String,
-    },
+    Truncated { file: String, at: Location, message: String },
 }
 
 impl SbomError {
@@ -104,7 +97,6 @@ pub(crate) mod hint {
     pub const REGENERATE: &str = "regenerate the SBOM, or report the tool that wrote it";
     pub const NESTING: &str = "no real SBOM nests this deep; regenerate it";
     pub const DUPLICATE: &str = "a key may appear once per object; regenerate the SBOM";
-    pub const UTF8: &str =
-        "SBOM text must be UTF-8; regenerate it with a tool that escapes file names";
+    pub const UTF8: &str = "SBOM text must be UTF-8; regenerate it with a tool that escapes file names";
     pub const TOO_LONG: &str = "no real path or digest is this long; regenerate the SBOM";
 }

@@ -58,12 +58,7 @@ impl Links {
 /// Records the image an SBOM describes, from a package that is the image
 /// (purpose `CONTAINER`, a `pkg:oci/` or `pkg:docker/` purl, a CycloneDX
 /// `container` component). The first one wins.
-pub(crate) fn note_image(
-    src: &mut SbomSource,
-    name: &str,
-    purl: Option<&str>,
-    digest: Option<String>,
-) {
+pub(crate) fn note_image(src: &mut SbomSource, name: &str, purl: Option<&str>, digest: Option<String>) {
     if src.image_name.is_some() {
         return;
     }

@@ -61,8 +61,8 @@ use std::path::Path;
 
 pub use error::{Location, SbomError};
 pub use model::{
-    Digest, DigestRef, Digests, Envelope, FileEntry, HashAlg, Manifest, PackageRef, SbomFormat,
-    SbomSource, Strength,
+    Digest, DigestRef, Digests, Envelope, FileEntry, HashAlg, Manifest, PackageRef, SbomFormat, SbomSource,
+    Strength,
 };
 pub use path::normalize_path;
 
@@ -83,10 +83,7 @@ pub struct LoadOptions {
 /// distroless `/var/lib/dpkg/status.d`), merged.
 pub fn load_path(path: &Path, opts: &LoadOptions) -> Result<Manifest, SbomError> {
     let name = path.display().to_string();
-    let io_err = |source| SbomError::Io {
-        file: name.clone(),
-        source,
-    };
+    let io_err = |source| SbomError::Io { file: name.clone(), source };
     if path.is_dir() {
         return dpkg::load_dir(path, opts);
     }
@@ -99,21 +96,14 @@ pub fn load_path(path: &Path, opts: &LoadOptions) -> Result<Manifest, SbomError>
 /// Reads an SBOM from `r`; `name` names it in errors and warnings (a file
 /// name, `<stdin>`, an image reference). Reads through a `BufReader`, in
 /// bounded memory for JSON and line formats.
-pub fn load_reader(
-    mut r: impl Read,
-    name: &str,
-    opts: &LoadOptions,
-) -> Result<Manifest, SbomError> {
+pub fn load_reader(mut r: impl Read, name: &str, opts: &LoadOptions) -> Result<Manifest, SbomError> {
     // Detection looks at up to 64 KiB, read whole even from a reader that
     // hands out a few bytes at a time, then put back in front of the rest.
     let mut head = Vec::new();
     (&mut r)
         .take(64 * 1024)
         .read_to_end(&mut head)
-        .map_err(|source| SbomError::Io {
-            file: name.to_owned(),
-            source,
-        })?;
+        .map_err(|source| SbomError::Io { file: name.to_owned(), source })?;
     let format = match opts.format {
         Some(f) => Some(f),
         None => detect(&head, name)?,
@@ -138,14 +128,7 @@ pub fn load_bytes(bytes: &[u8], name: &str, opts: &LoadOptions) -> Result<Manife
     };
     match format {
         Some(SbomFormat::ApkInstalled | SbomFormat::DpkgMd5sums | SbomFormat::Spdx2TagValue) => {
-            load_reader(
-                bytes,
-                name,
-                &LoadOptions {
-                    format,
-                    ..opts.clone()
-                },
-            )
+            load_reader(bytes, name, &LoadOptions { format, ..opts.clone() })
         }
         Some(_) | None => json::read_slice(bytes, name, opts, format),
     }
@@ -157,20 +140,14 @@ fn detect(buf: &[u8], name: &str) -> Result<Option<SbomFormat>, SbomError> {
     let text = buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(buf);
     let start = text.iter().position(|b| !b.is_ascii_whitespace());
     let Some(start) = start else {
-        return Err(SbomError::UnknownFormat {
-            file: name.to_owned(),
-            reason: "the file is empty".into(),
-        });
+        return Err(SbomError::UnknownFormat { file: name.to_owned(), reason: "the file is empty".into() });
     };
     let text = &text[start..];
     if text[0] == b'{' {
         return Ok(None);
     }
     let first_line = text.split(|&b| b == b'\n').next().unwrap_or_default();
-    let is_tag_value = text
-        .split(|&b| b == b'\n')
-        .take(64)
-        .any(|l| l.starts_with(b"SPDXVersion:"));
+    let is_tag_value = text.split(|&b| b == b'\n').take(64).any(|l| l.starts_with(b"SPDXVersion:"));
     if is_tag_value {
         return Ok(Some(SbomFormat::Spdx2TagValue));
     }
@@ -180,10 +157,6 @@ fn detect(buf: &[u8], name: &str) -> Result<Option<SbomFormat>, SbomError> {
     if dpkg::looks_like_md5sums_line(first_line) {
         return Ok(Some(SbomFormat::DpkgMd5sums));
     }
-    let shown: String =
-        String::from_utf8_lossy(&first_line[..first_line.len().min(40)]).into_owned();
-    Err(SbomError::UnknownFormat {
-        file: name.to_owned(),
-        reason: format!("it starts with {shown:?}"),
-    })
+    let shown: String = String::from_utf8_lossy(&first_line[..first_line.len().min(40)]).into_owned();
+    Err(SbomError::UnknownFormat { file: name.to_owned(), reason: format!("it starts with {shown:?}") })
 }

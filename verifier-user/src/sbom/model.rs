@@ -167,10 +167,7 @@ pub struct Digest {
 
 impl Digest {
     pub fn as_ref(&self) -> DigestRef<'_> {
-        DigestRef {
-            alg: self.alg,
-            value: &self.value,
-        }
+        DigestRef { alg: self.alg, value: &self.value }
     }
 }
 
@@ -189,10 +186,7 @@ pub struct DigestRef<'a> {
 
 impl DigestRef<'_> {
     pub fn to_owned(&self) -> Digest {
-        Digest {
-            alg: self.alg,
-            value: self.value.into(),
-        }
+        Digest { alg: self.alg, value: self.value.into() }
     }
 
     pub fn hex(&self) -> String {
@@ -236,9 +230,7 @@ impl FileEntry {
     /// Returns an iterator rather than `&[Digest]`: keeping one boxed slice
     /// per digest would cost about 40 bytes per file more.
     pub fn digests(&self) -> Digests<'_> {
-        Digests {
-            rest: &self.digests,
-        }
+        Digests { rest: &self.digests }
     }
 
     /// The first SHA-256 stated for this file, the digest the agent checks.
@@ -498,19 +490,13 @@ impl Manifest {
     }
 
     fn path_at(&self, i: usize) -> &str {
-        let start = if i == 0 {
-            0
-        } else {
-            self.path_ends[i - 1] as usize
-        };
+        let start = if i == 0 { 0 } else { self.path_ends[i - 1] as usize };
         &self.path_bytes[start..self.path_ends[i] as usize]
     }
 
     fn find(&self, path: &str) -> Option<usize> {
         let h = self.hasher.hash_one(path);
-        self.index
-            .find(h, |&i| self.path_at(i as usize) == path)
-            .map(|&i| i as usize)
+        self.index.find(h, |&i| self.path_at(i as usize) == path).map(|&i| i as usize)
     }
 
     /// The entry for a normalized absolute path (`/usr/bin/x`). Use
@@ -806,17 +792,8 @@ mod tests {
         let mut m = Manifest::new(SbomSource::new(SbomFormat::Spdx2Json));
         let sha = [7u8; 32];
         let sha1 = [1u8; 20];
-        let pkg = m.add_package(PackageRef {
-            name: "busybox".into(),
-            ..Default::default()
-        });
-        m.add_normalized(
-            "/bin/busybox",
-            &buf(&[(HashAlg::Sha256, &sha)]),
-            Some(pkg),
-            false,
-        )
-        .expect("fits");
+        let pkg = m.add_package(PackageRef { name: "busybox".into(), ..Default::default() });
+        m.add_normalized("/bin/busybox", &buf(&[(HashAlg::Sha256, &sha)]), Some(pkg), false).expect("fits");
         // The same path again with an extra digest: merged, no conflict.
         let (i, conflict) = m
             .add_normalized(
@@ -827,8 +804,7 @@ mod tests {
             )
             .expect("fits");
         assert_eq!((i, conflict), (0, false));
-        m.add_normalized("/bin/sh", &buf(&[(HashAlg::Sha256, &sha)]), None, true)
-            .expect("fits");
+        m.add_normalized("/bin/sh", &buf(&[(HashAlg::Sha256, &sha)]), None, true).expect("fits");
         assert_eq!(m.len(), 2);
         let e = m.get("/bin/busybox").expect("present");
         assert_eq!(e.sha256(), Some(&sha));
@@ -838,31 +814,17 @@ mod tests {
         assert!(m.get("/bin/sh").expect("present").is_symlink());
         assert!(m.get("/bin/nope").is_none());
         assert_eq!(m.paths_with_sha256(&sha), vec!["/bin/busybox", "/bin/sh"]);
-        assert_eq!(
-            m.files().map(|(p, _)| p).collect::<Vec<_>>(),
-            ["/bin/busybox", "/bin/sh"]
-        );
+        assert_eq!(m.files().map(|(p, _)| p).collect::<Vec<_>>(), ["/bin/busybox", "/bin/sh"]);
     }
 
     #[test]
     fn conflicting_digests_are_kept_and_either_matches() {
         let mut a = Manifest::new(SbomSource::new(SbomFormat::Spdx2Json));
-        a.add_normalized("/bin/x", &buf(&[(HashAlg::Sha256, &[1; 32])]), None, false)
-            .expect("fits");
+        a.add_normalized("/bin/x", &buf(&[(HashAlg::Sha256, &[1; 32])]), None, false).expect("fits");
         let mut b = Manifest::new(SbomSource::new(SbomFormat::CycloneDxJson));
-        let p = b.add_package(PackageRef {
-            name: "x".into(),
-            ..Default::default()
-        });
-        b.add_normalized(
-            "/bin/x",
-            &buf(&[(HashAlg::Sha256, &[2; 32])]),
-            Some(p),
-            false,
-        )
-        .expect("fits");
-        b.add_normalized("/bin/y", &buf(&[(HashAlg::Md5, &[3; 16])]), Some(p), false)
-            .expect("fits");
+        let p = b.add_package(PackageRef { name: "x".into(), ..Default::default() });
+        b.add_normalized("/bin/x", &buf(&[(HashAlg::Sha256, &[2; 32])]), Some(p), false).expect("fits");
+        b.add_normalized("/bin/y", &buf(&[(HashAlg::Md5, &[3; 16])]), Some(p), false).expect("fits");
         b.warn("something dropped");
         a.merge(b);
         let e = a.get("/bin/x").expect("present");
@@ -874,40 +836,19 @@ mod tests {
         assert_eq!(a.len(), 2);
         assert_eq!(a.sources().len(), 2);
         assert!(
-            a.warnings()
-                .iter()
-                .any(|w| w.contains("different digests") && w.contains("/bin/x")),
+            a.warnings().iter().any(|w| w.contains("different digests") && w.contains("/bin/x")),
             "{:?}",
             a.warnings()
         );
-        assert!(
-            a.warnings()
-                .iter()
-                .any(|w| w.starts_with("CycloneDX JSON: something dropped"))
-        );
-        assert_eq!(
-            a.get("/bin/y").and_then(|e| e.best_digest()).map(|d| d.alg),
-            Some(HashAlg::Md5)
-        );
+        assert!(a.warnings().iter().any(|w| w.starts_with("CycloneDX JSON: something dropped")));
+        assert_eq!(a.get("/bin/y").and_then(|e| e.best_digest()).map(|d| d.alg), Some(HashAlg::Md5));
     }
 
     #[test]
     fn rewrite_paths_merges_collisions() {
         let mut m = Manifest::new(SbomSource::new(SbomFormat::Spdx2Json));
-        m.add_normalized(
-            "/root/usr/bin/a",
-            &buf(&[(HashAlg::Sha256, &[1; 32])]),
-            None,
-            false,
-        )
-        .expect("fits");
-        m.add_normalized(
-            "/usr/bin/a",
-            &buf(&[(HashAlg::Sha256, &[2; 32])]),
-            None,
-            false,
-        )
-        .expect("fits");
+        m.add_normalized("/root/usr/bin/a", &buf(&[(HashAlg::Sha256, &[1; 32])]), None, false).expect("fits");
+        m.add_normalized("/usr/bin/a", &buf(&[(HashAlg::Sha256, &[2; 32])]), None, false).expect("fits");
         let conflicts = m.rewrite_paths(|p| p.strip_prefix("/root").map(str::to_owned));
         assert_eq!(conflicts, 1);
         assert_eq!(m.len(), 1);

@@ -57,8 +57,8 @@ fn is_clean_absolute(p: &str) -> bool {
 /// Top-level directories of a Linux root filesystem: an SBOM whose paths all
 /// start with one of these was made from `/`, not from a scan directory.
 const STANDARD_TOP: &[&str] = &[
-    "bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "media", "mnt", "opt",
-    "proc", "root", "run", "sbin", "srv", "sys", "tmp", "usr", "var",
+    "bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "media", "mnt", "opt", "proc",
+    "root", "run", "sbin", "srv", "sys", "tmp", "usr", "var",
 ];
 
 /// Directories whose presence right below a prefix shows that the prefix is
@@ -97,11 +97,7 @@ pub(crate) fn detect_root_prefix<'a>(paths: impl Iterator<Item = &'a str> + Clon
             return PrefixGuess::None;
         }
         let limit = common.min(p.len());
-        let mut same = first.as_bytes()[..limit]
-            .iter()
-            .zip(p.as_bytes())
-            .take_while(|(a, b)| a == b)
-            .count();
+        let mut same = first.as_bytes()[..limit].iter().zip(p.as_bytes()).take_while(|(a, b)| a == b).count();
         // `first[..same]` must end at a component boundary in both paths.
         if !(same == common && p.as_bytes().get(same) == Some(&b'/')) {
             same = first[..same].rfind('/').unwrap_or(0);
@@ -116,11 +112,7 @@ pub(crate) fn detect_root_prefix<'a>(paths: impl Iterator<Item = &'a str> + Clon
         let hint = SCRATCH_TOP.contains(&comps[0])
             && (comps.iter().skip(1).any(|c| ROOTFS_MARKERS.contains(c))
                 || next_components(paths, common).any(|c| ROOTFS_MARKERS.contains(&c)));
-        return if hint {
-            PrefixGuess::Ambiguous(first[..common].to_owned())
-        } else {
-            PrefixGuess::None
-        };
+        return if hint { PrefixGuess::Ambiguous(first[..common].to_owned()) } else { PrefixGuess::None };
     }
     for k in 1..comps.len() {
         if ROOTFS_MARKERS.contains(&comps[k]) {
@@ -135,10 +127,7 @@ pub(crate) fn detect_root_prefix<'a>(paths: impl Iterator<Item = &'a str> + Clon
 
 /// The component right after the first `at` bytes of each path (a directory,
 /// not a file name).
-fn next_components<'a>(
-    paths: impl Iterator<Item = &'a str>,
-    at: usize,
-) -> impl Iterator<Item = &'a str> {
+fn next_components<'a>(paths: impl Iterator<Item = &'a str>, at: usize) -> impl Iterator<Item = &'a str> {
     paths.filter_map(move |p| {
         let rest = p.get(at + 1..)?;
         let (dir, _) = rest.split_once('/')?;
@@ -152,20 +141,12 @@ mod tests {
 
     #[test]
     fn normalizes_the_usual_spellings() {
-        for raw in [
-            "/usr/bin/x",
-            "./usr/bin/x",
-            "usr/bin/x",
-            "/usr//bin/./x",
-            "//usr/bin/x",
-            "usr/lib/../bin/x",
-        ] {
+        for raw in
+            ["/usr/bin/x", "./usr/bin/x", "usr/bin/x", "/usr//bin/./x", "//usr/bin/x", "usr/lib/../bin/x"]
+        {
             assert_eq!(normalize_path(raw).as_deref(), Some("/usr/bin/x"), "{raw}");
         }
-        assert_eq!(
-            normalize_path("/../../etc/passwd").as_deref(),
-            Some("/etc/passwd")
-        );
+        assert_eq!(normalize_path("/../../etc/passwd").as_deref(), Some("/etc/passwd"));
         assert_eq!(normalize_path("/usr/bin/").as_deref(), Some("/usr/bin"));
         assert_eq!(normalize_path("a b/c d").as_deref(), Some("/a b/c d"));
         for raw in ["", "/", "./", ".", "..", "a/..", "/x\0y"] {
@@ -193,20 +174,14 @@ mod tests {
         // All under /usr: that is part of the image, not a scan directory.
         assert_eq!(guess(&["/usr/bin/a", "/usr/lib/b"]), PrefixGuess::None);
         // An app-only image: /app is not followed by a rootfs.
-        assert_eq!(
-            guess(&["/app/server", "/app/static/x.js"]),
-            PrefixGuess::None
-        );
+        assert_eq!(guess(&["/app/server", "/app/static/x.js"]), PrefixGuess::None);
         // /tmp/rootfs could be either: a hint, no stripping.
         assert_eq!(
             guess(&["/tmp/rootfs/usr/bin/a", "/tmp/rootfs/etc/x"]),
             PrefixGuess::Ambiguous("/tmp/rootfs".into())
         );
         // Prefix that is a string prefix but not a directory prefix.
-        assert_eq!(
-            guess(&["/rootfs/usr/bin/a", "/rootfs2/usr/bin/a"]),
-            PrefixGuess::None
-        );
+        assert_eq!(guess(&["/rootfs/usr/bin/a", "/rootfs2/usr/bin/a"]), PrefixGuess::None);
         assert_eq!(guess(&[]), PrefixGuess::None);
         assert_eq!(guess(&["/x"]), PrefixGuess::None);
     }

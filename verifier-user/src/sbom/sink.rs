@@ -32,11 +32,7 @@ impl Counted {
     }
 
     fn describe(&self) -> String {
-        let more = if self.count > self.examples.len() {
-            ", ..."
-        } else {
-            ""
-        };
+        let more = if self.count > self.examples.len() { ", ..." } else { "" };
         format!("{}{more}", self.examples.join(", "))
     }
 }
@@ -89,13 +85,7 @@ impl Sink {
 
     /// Adds a digest given as an algorithm name and hex; drops (and counts)
     /// unknown algorithms, malformed hex and all-zero placeholders.
-    pub fn push_hex(
-        &mut self,
-        buf: &mut DigestBuf,
-        alg_name: &str,
-        hex_value: &str,
-        file_hint: &str,
-    ) {
+    pub fn push_hex(&mut self, buf: &mut DigestBuf, alg_name: &str, hex_value: &str, file_hint: &str) {
         let Some(alg) = HashAlg::parse(alg_name) else {
             self.unknown_alg_seen(alg_name);
             return;
@@ -105,8 +95,7 @@ impl Sink {
         let n = alg.digest_len();
         if !decode_hex(hex_value.as_bytes(), &mut raw[..n]) {
             let shown: String = hex_value.chars().take(80).collect();
-            self.bad_digest
-                .add(|| format!("{file_hint} ({alg} {shown:?})"));
+            self.bad_digest.add(|| format!("{file_hint} ({alg} {shown:?})"));
             return;
         }
         self.push_raw(buf, alg, &raw[..n], file_hint);
@@ -115,8 +104,7 @@ impl Sink {
     /// Adds raw digest bytes of the right length, unless all zero.
     pub fn push_raw(&mut self, buf: &mut DigestBuf, alg: HashAlg, raw: &[u8], file_hint: &str) {
         if raw.len() != alg.digest_len() {
-            self.bad_digest
-                .add(|| format!("{file_hint} ({alg}, {} bytes)", raw.len()));
+            self.bad_digest.add(|| format!("{file_hint} ({alg}, {} bytes)", raw.len()));
         } else if raw.iter().all(|&b| b == 0) {
             self.placeholder.add(|| file_hint.to_owned());
         } else {
@@ -133,9 +121,7 @@ impl Sink {
         };
         match value.value() {
             Ok(raw) => self.push_raw(buf, alg, raw, file_hint),
-            Err(text) => self
-                .bad_digest
-                .add(|| format!("{file_hint} ({alg} {text:?})")),
+            Err(text) => self.bad_digest.add(|| format!("{file_hint} ({alg} {text:?})")),
         }
     }
 
@@ -166,8 +152,7 @@ impl Sink {
             return Err(FileRefused::TooLong(raw_path.len()));
         }
         if !normalize_into(raw_path, &mut self.norm) {
-            self.no_path
-                .add(|| format!("{:?}", raw_path.chars().take(80).collect::<String>()));
+            self.no_path.add(|| format!("{:?}", raw_path.chars().take(80).collect::<String>()));
             return Ok(None);
         }
         match self.m.add_normalized(&self.norm, digests, package, symlink) {
@@ -244,11 +229,7 @@ impl Sink {
             ));
         }
         if !self.unknown_alg.is_empty() {
-            let algs: Vec<String> = self
-                .unknown_alg
-                .iter()
-                .map(|(a, n)| format!("{a} ({n})"))
-                .collect();
+            let algs: Vec<String> = self.unknown_alg.iter().map(|(a, n)| format!("{a} ({n})")).collect();
             m.warn(format!(
                 "digests with algorithms this tool does not compare were ignored: {}",
                 algs.join(", ")

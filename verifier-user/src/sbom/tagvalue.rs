@@ -49,10 +49,7 @@ impl State {
                 }
             }
             Element::File(f) => {
-                let index = self
-                    .sink
-                    .add_file(&f.path, &f.digests, None, false)
-                    .map_err(|e| e.message())?;
+                let index = self.sink.add_file(&f.path, &f.digests, None, false).map_err(|e| e.message())?;
                 if let Some(i) = index {
                     if let Some(id) = &f.id {
                         self.links.file(id, i);
@@ -110,32 +107,21 @@ pub(crate) fn read(r: impl BufRead, name: &str, opts: &LoadOptions) -> Result<Ma
             text_since = Some(line_no);
             continue;
         }
-        let value = value
-            .strip_prefix("<text>")
-            .and_then(|v| v.strip_suffix("</text>"))
-            .unwrap_or(value);
+        let value = value.strip_prefix("<text>").and_then(|v| v.strip_suffix("</text>")).unwrap_or(value);
         let too_long = |what: &str| format!("{what} is {} bytes long", value.len());
         if value.len() > 64 * 1024 {
             return Err(malformed(line_no, too_long(tag), hint::TOO_LONG));
         }
-        let ended = |st: &mut State| {
-            st.end_element()
-                .map_err(|m| malformed(line_no, m, hint::TOO_LONG))
-        };
+        let ended = |st: &mut State| st.end_element().map_err(|m| malformed(line_no, m, hint::TOO_LONG));
         match tag {
             "SPDXVersion" => st.sink.m.source_mut().spec_version = Some(value.to_owned()),
             "DocumentName" => st.sink.m.source_mut().document_name = Some(value.to_owned()),
             "DocumentNamespace" => st.sink.m.source_mut().namespace = Some(value.to_owned()),
             "PackageName" => {
                 ended(&mut st)?;
-                let index = st.sink.m.add_package(PackageRef {
-                    name: value.to_owned(),
-                    ..Default::default()
-                });
-                st.current = Element::Package {
-                    index,
-                    container: false,
-                };
+                let index =
+                    st.sink.m.add_package(PackageRef { name: value.to_owned(), ..Default::default() });
+                st.current = Element::Package { index, container: false };
                 st.positional_package = Some(index);
             }
             "FileName" => {
@@ -177,8 +163,7 @@ pub(crate) fn read(r: impl BufRead, name: &str, opts: &LoadOptions) -> Result<Ma
             "FileChecksum" => {
                 if let Element::File(f) = &mut st.current {
                     let (alg, hex_value) = value.split_once(':').unwrap_or((value, ""));
-                    st.sink
-                        .push_hex(&mut f.digests, alg.trim(), hex_value, &f.path);
+                    st.sink.push_hex(&mut f.digests, alg.trim(), hex_value, &f.path);
                 }
             }
             "Relationship" => {
@@ -195,15 +180,11 @@ pub(crate) fn read(r: impl BufRead, name: &str, opts: &LoadOptions) -> Result<Ma
     if let Some(start) = text_since {
         return Err(SbomError::Truncated {
             file: name.to_owned(),
-            at: Location {
-                line: Some(start),
-                ..Location::default()
-            },
+            at: Location { line: Some(start), ..Location::default() },
             message: "a <text> value starts here and never ends".into(),
         });
     }
-    st.end_element()
-        .map_err(|m| malformed(line_no, m, hint::TOO_LONG))?;
+    st.end_element().map_err(|m| malformed(line_no, m, hint::TOO_LONG))?;
     st.links.apply(&mut st.sink.m);
     for (file, package) in st.positional {
         st.sink.m.set_package_if_none(file, package);
@@ -236,10 +217,7 @@ mod tests {
         assert_eq!(bb.digests().count(), 2);
         assert!(bb.sha256().is_some() && bb.digest(HashAlg::Sha1).is_some());
         let p = bb.package(&m).expect("package");
-        assert_eq!(
-            (p.name.as_str(), p.purl.as_deref()),
-            ("busybox", Some("pkg:apk/alpine/busybox@1.36"))
-        );
+        assert_eq!((p.name.as_str(), p.purl.as_deref()), ("busybox", Some("pkg:apk/alpine/busybox@1.36")));
         // The explicit relationship wins over the position (after `other`).
         let motd = m.get("/etc/motd").expect("motd");
         assert!(!motd.has_digests());
@@ -251,8 +229,7 @@ mod tests {
     #[test]
     fn unterminated_text_is_truncation() {
         let doc = "SPDXVersion: SPDX-2.2\nPackageName: x\nPackageComment: <text>never\nends\n";
-        let err =
-            load_reader(doc.as_bytes(), "t.spdx", &LoadOptions::default()).expect_err("truncated");
+        let err = load_reader(doc.as_bytes(), "t.spdx", &LoadOptions::default()).expect_err("truncated");
         assert!(matches!(err, SbomError::Truncated { .. }), "{err}");
         assert!(err.to_string().contains("t.spdx: line 3"), "{err}");
     }
@@ -260,8 +237,7 @@ mod tests {
     #[test]
     fn line_without_tag_is_an_error() {
         let doc = "SPDXVersion: SPDX-2.2\nPackageName: x\ngarbage here\n";
-        let err =
-            load_reader(doc.as_bytes(), "t.spdx", &LoadOptions::default()).expect_err("garbage");
+        let err = load_reader(doc.as_bytes(), "t.spdx", &LoadOptions::default()).expect_err("garbage");
         assert!(
             err.to_string().contains("t.spdx: line 3") && err.to_string().contains("garbage here"),
             "{err}"

@@ -18,12 +18,7 @@ pub(crate) struct LineReader<R> {
 
 impl<R: BufRead> LineReader<R> {
     pub fn new(r: R, file: &str) -> LineReader<R> {
-        LineReader {
-            r,
-            buf: Vec::new(),
-            line: 0,
-            file: file.to_owned(),
-        }
+        LineReader { r, buf: Vec::new(), line: 0, file: file.to_owned() }
     }
 
     /// An error at the current line.
@@ -42,10 +37,7 @@ impl<R: BufRead> LineReader<R> {
         let n = (&mut self.r)
             .take(MAX_LINE as u64 + 1)
             .read_until(b'\n', &mut self.buf)
-            .map_err(|source| SbomError::Io {
-                file: self.file.clone(),
-                source,
-            })?;
+            .map_err(|source| SbomError::Io { file: self.file.clone(), source })?;
         if n == 0 {
             return Ok(None);
         }
@@ -56,20 +48,13 @@ impl<R: BufRead> LineReader<R> {
                 self.buf.pop();
             }
         } else if self.buf.len() > MAX_LINE {
-            return Err(self.malformed(
-                format!("the line is longer than {MAX_LINE} bytes"),
-                hint::TOO_LONG,
-            ));
+            return Err(self.malformed(format!("the line is longer than {MAX_LINE} bytes"), hint::TOO_LONG));
         }
         match std::str::from_utf8(&self.buf) {
             Ok(s) => Ok(Some(s)),
             Err(e) => Err(SbomError::Malformed {
                 file: self.file.clone(),
-                at: Location {
-                    line: Some(self.line),
-                    column: Some(e.valid_up_to() as u64 + 1),
-                    path: None,
-                },
+                at: Location { line: Some(self.line), column: Some(e.valid_up_to() as u64 + 1), path: None },
                 message: "the text is not valid UTF-8 (a file name in another encoding?)".into(),
                 hint: hint::UTF8,
             }),

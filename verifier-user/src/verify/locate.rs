@@ -16,13 +16,7 @@
 //! (there is no kernel identity for it: what is hashed is what the
 //! interpreter is reading).
 
-use std::{
-    fs::File,
-    io::Read as _,
-    os::unix::fs::MetadataExt as _,
-    path::Path,
-    sync::Arc,
-};
+use std::{fs::File, io::Read as _, os::unix::fs::MetadataExt as _, path::Path, sync::Arc};
 
 use verifier_common::event::FileIdentity;
 
@@ -114,7 +108,9 @@ pub fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
 
     if let Some(link) = exe_link.as_deref().filter(|l| !l.ends_with(b" (deleted)") && l.starts_with(b"/")) {
         match open_exact(&job.root, link, &job.identity) {
-            Ok((file, Match::Same)) => return hashed(job, cache, file, link.to_vec(), Via::ExeLink, script, buf),
+            Ok((file, Match::Same)) => {
+                return hashed(job, cache, file, link.to_vec(), Via::ExeLink, script, buf);
+            }
             Ok((_, m)) => tried.push(format!("the exe link target is {}", describe(m))),
             Err(e) => tried.push(format!("the exe link target: {e}")),
         }
@@ -156,7 +152,15 @@ fn describe(m: Match) -> &'static str {
     }
 }
 
-fn hashed(job: &Job, cache: &HashCache, file: File, path: Vec<u8>, via: Via, script: Option<Script>, buf: &mut [u8]) -> Outcome {
+fn hashed(
+    job: &Job,
+    cache: &HashCache,
+    file: File,
+    path: Vec<u8>,
+    via: Via,
+    script: Option<Script>,
+    buf: &mut [u8],
+) -> Outcome {
     let meta = match file.metadata() {
         Ok(m) => m,
         Err(e) => return Outcome::Unverifiable(format!("fstat: {e}")),

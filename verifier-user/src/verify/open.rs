@@ -81,7 +81,10 @@ pub fn canonicalize_in_root(root: &RootDir, path: &[u8], cwd: Option<&[u8]>) -> 
     let mut pending: Vec<Vec<u8>> = Vec::new();
     if !path.starts_with(b"/") {
         let Some(cwd) = cwd else {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "relative path and no working directory"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "relative path and no working directory",
+            ));
         };
         push_components(&mut pending, path);
         push_components(&mut pending, cwd);

@@ -59,7 +59,10 @@ fn relative_paths_need_and_use_the_working_directory() {
     let (_d, root) = rootfs();
     assert!(canonicalize_in_root(&root, b"sh", None).is_err());
     assert_eq!(canonicalize_in_root(&root, b"sh", Some(b"/bin")).expect("test fixture"), b"/bin/busybox");
-    assert_eq!(canonicalize_in_root(&root, b"../bin/sh", Some(b"/usr")).expect("test fixture"), b"/bin/busybox");
+    assert_eq!(
+        canonicalize_in_root(&root, b"../bin/sh", Some(b"/usr")).expect("test fixture"),
+        b"/bin/busybox"
+    );
 }
 
 #[test]

@@ -18,8 +18,8 @@
 //! (apk, dpkg), those are compared and the verdict records that the match
 //! is weak.
 
-use crate::sbom::{HashAlg, Manifest, PackageRef};
 use crate::sbom::generate::hash::{Algs, FileHashes};
+use crate::sbom::{HashAlg, Manifest, PackageRef};
 
 /// What was decided about one executed file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -72,7 +72,14 @@ pub struct Judgement {
 
 impl Judgement {
     fn new(verdict: Verdict, reason: impl Into<String>) -> Self {
-        Self { verdict, reason: reason.into(), expected: None, weak: false, package: None, listed_at: Vec::new() }
+        Self {
+            verdict,
+            reason: reason.into(),
+            expected: None,
+            weak: false,
+            package: None,
+            listed_at: Vec::new(),
+        }
     }
 }
 
@@ -100,7 +107,10 @@ pub fn judge(
     fileless: bool,
 ) -> Judgement {
     if fileless {
-        return Judgement::new(Verdict::Fileless, "executed from memory or a deleted file: no path in the image holds it");
+        return Judgement::new(
+            Verdict::Fileless,
+            "executed from memory or a deleted file: no path in the image holds it",
+        );
     }
     let Some(sha256) = hashes.sha256 else {
         return Judgement::new(Verdict::Unverifiable, "no SHA-256 was computed");
@@ -117,16 +127,25 @@ pub fn judge(
             if e.matches(HashAlg::Sha256, &sha256) {
                 return with(Judgement::new(Verdict::Ok, "SHA-256 matches the SBOM"));
             }
-            let mut j = Judgement::new(Verdict::ModifiedBinary, "the SBOM lists this path with another SHA-256");
+            let mut j =
+                Judgement::new(Verdict::ModifiedBinary, "the SBOM lists this path with another SHA-256");
             j.expected = Some(format!("sha256:{}", hex::encode(want)));
             return with(j);
         }
-        for (alg, got) in [(HashAlg::Sha1, hashes.sha1.map(|d| d.to_vec())), (HashAlg::Md5, hashes.md5.map(|d| d.to_vec()))] {
+        for (alg, got) in
+            [(HashAlg::Sha1, hashes.sha1.map(|d| d.to_vec())), (HashAlg::Md5, hashes.md5.map(|d| d.to_vec()))]
+        {
             let (Some(want), Some(got)) = (e.digest(alg), got) else { continue };
             let mut j = if e.matches(alg, &got) {
-                Judgement::new(Verdict::Ok, format!("{alg} matches the SBOM (the only digest it gives: weak)"))
+                Judgement::new(
+                    Verdict::Ok,
+                    format!("{alg} matches the SBOM (the only digest it gives: weak)"),
+                )
             } else {
-                let mut j = Judgement::new(Verdict::ModifiedBinary, format!("the SBOM lists this path with another {alg}"));
+                let mut j = Judgement::new(
+                    Verdict::ModifiedBinary,
+                    format!("the SBOM lists this path with another {alg}"),
+                );
                 j.expected = Some(format!("{}:{}", alg.name(), hex::encode(want)));
                 j
             };
@@ -140,7 +159,10 @@ pub fn judge(
     }
     let listed_at: Vec<String> = m.paths_with_sha256(&sha256).into_iter().map(str::to_owned).collect();
     if !listed_at.is_empty() {
-        let mut j = Judgement::new(Verdict::RelocatedBinary, "not listed at this path, but the SBOM lists these bytes elsewhere");
+        let mut j = Judgement::new(
+            Verdict::RelocatedBinary,
+            "not listed at this path, but the SBOM lists these bytes elsewhere",
+        );
         j.package = listed_at.first().and_then(|p| m.get(p)).and_then(|e| e.package(m)).cloned();
         j.listed_at = listed_at;
         return j;
@@ -149,9 +171,15 @@ pub fn judge(
         && let Some(shipped) = c.sha256_of(p)
     {
         if shipped == sha256 {
-            return Judgement::new(Verdict::SbomGap, "shipped in the image's layers, but the SBOM does not list it");
+            return Judgement::new(
+                Verdict::SbomGap,
+                "shipped in the image's layers, but the SBOM does not list it",
+            );
         }
-        let mut j = Judgement::new(Verdict::ModifiedBinary, "the image's layers hold other bytes at this path (not in the SBOM)");
+        let mut j = Judgement::new(
+            Verdict::ModifiedBinary,
+            "the image's layers hold other bytes at this path (not in the SBOM)",
+        );
         j.expected = Some(format!("sha256:{}", hex::encode(shipped)));
         return j;
     }

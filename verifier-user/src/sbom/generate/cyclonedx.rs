@@ -84,10 +84,7 @@ struct Property<'a> {
 }
 
 fn prop<'a>(name: &'static str, value: impl Into<std::borrow::Cow<'a, str>>) -> Property<'a> {
-    Property {
-        name,
-        value: value.into(),
-    }
+    Property { name, value: value.into() }
 }
 
 /// A UUID-shaped serial number from the content identity (version 5
@@ -98,29 +95,16 @@ fn serial(id: &[u8; 32]) -> String {
     b[6] = (b[6] & 0x0f) | 0x50;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
-    format!(
-        "urn:uuid:{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    format!("urn:uuid:{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
 fn file_component<'a>(i: usize, f: &'a FileRecord, inv: &'a Inventory) -> Component<'a> {
     let mut hashes = Vec::new();
     if let Some(h) = f.hashes.sha256 {
-        hashes.push(Hash {
-            alg: "SHA-256",
-            content: hex::encode(h),
-        });
+        hashes.push(Hash { alg: "SHA-256", content: hex::encode(h) });
     }
     if let Some(h) = f.hashes.sha1 {
-        hashes.push(Hash {
-            alg: "SHA-1",
-            content: hex::encode(h),
-        });
+        hashes.push(Hash { alg: "SHA-1", content: hex::encode(h) });
     }
     let mut properties = Vec::new();
     if let Some(t) = &f.symlink_target {
@@ -181,32 +165,19 @@ pub fn write<W: Write>(inv: &Inventory, created: &str, out: W) -> Result<(), Gen
         subject_props.push(prop("verifier:layer-digest", l.as_str()));
     }
     if let Some(d) = &subject.distro {
-        subject_props.push(prop(
-            "verifier:distro",
-            d.pretty_name.as_deref().unwrap_or(&d.id),
-        ));
+        subject_props.push(prop("verifier:distro", d.pretty_name.as_deref().unwrap_or(&d.id)));
     }
     let root = Component {
-        kind: if subject.is_image {
-            "container"
-        } else {
-            "operating-system"
-        },
+        kind: if subject.is_image { "container" } else { "operating-system" },
         bom_ref: "subject".into(),
         name: &subject.name,
-        version: subject
-            .manifest_digest
-            .as_deref()
-            .or(subject.config_digest.as_deref()),
+        version: subject.manifest_digest.as_deref().or(subject.config_digest.as_deref()),
         purl: spdx::oci_purl(inv),
         hashes: subject
             .manifest_digest
             .as_deref()
             .and_then(|d| d.strip_prefix("sha256:"))
-            .map(|h| Hash {
-                alg: "SHA-256",
-                content: h.to_owned(),
-            })
+            .map(|h| Hash { alg: "SHA-256", content: h.to_owned() })
             .into_iter()
             .collect(),
         properties: subject_props,
@@ -234,7 +205,5 @@ pub fn write<W: Write>(inv: &Inventory, created: &str, out: W) -> Result<(), Gen
     };
     let mut out = io::BufWriter::new(out);
     serde_json::to_writer_pretty(&mut out, &bom).map_err(|e| GenerateError::Write(e.into()))?;
-    out.write_all(b"\n")
-        .and_then(|()| out.flush())
-        .map_err(GenerateError::Write)
+    out.write_all(b"\n").and_then(|()| out.flush()).map_err(GenerateError::Write)
 }

@@ -36,18 +36,9 @@ pub struct Algs {
 
 impl Algs {
     /// SHA-256 only: what CycloneDX output and most checks need.
-    pub const SHA256: Self = Self {
-        sha256: true,
-        sha1: false,
-        sha384: false,
-        sha512: false,
-        md5: false,
-    };
+    pub const SHA256: Self = Self { sha256: true, sha1: false, sha384: false, sha512: false, md5: false };
     /// SHA-256 and SHA-1: SPDX 2.3 requires a SHA-1 for every file.
-    pub const SHA256_SHA1: Self = Self {
-        sha1: true,
-        ..Self::SHA256
-    };
+    pub const SHA256_SHA1: Self = Self { sha1: true, ..Self::SHA256 };
 }
 
 /// The digests of one file, plus what the first bytes said about it.
@@ -133,23 +124,12 @@ pub fn hash_path(path: &Path, algs: Algs, buf: &mut [u8]) -> Result<FileHashes, 
         // O_NONBLOCK: a FIFO swapped in after the walk must not hang us.
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
-        .map_err(|error| HashError::Open {
-            path: path.to_owned(),
-            error,
-        })?;
-    let meta = file.metadata().map_err(|error| HashError::Open {
-        path: path.to_owned(),
-        error,
-    })?;
+        .map_err(|error| HashError::Open { path: path.to_owned(), error })?;
+    let meta = file.metadata().map_err(|error| HashError::Open { path: path.to_owned(), error })?;
     if !meta.is_file() {
-        return Err(HashError::NotRegular {
-            path: path.to_owned(),
-        });
+        return Err(HashError::NotRegular { path: path.to_owned() });
     }
-    hash_reader(file, algs, buf).map_err(|error| HashError::Read {
-        what: path.display().to_string(),
-        error,
-    })
+    hash_reader(file, algs, buf).map_err(|error| HashError::Read { what: path.display().to_string(), error })
 }
 
 /// What a job hashes.
@@ -171,14 +151,8 @@ pub struct Root {
 
 impl Root {
     pub fn open(path: &Path) -> io::Result<Self> {
-        let dir = File::options()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-            .open(path)?;
-        Ok(Self {
-            path: path.to_owned(),
-            fd: dir.into(),
-        })
+        let dir = File::options().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(path)?;
+        Ok(Self { path: path.to_owned(), fd: dir.into() })
     }
 
     /// Opens `rel` beneath the root with `openat2(RESOLVE_IN_ROOT |
@@ -202,28 +176,14 @@ impl Root {
 }
 
 /// Hashes `rel` beneath `root` (see [`Root::open_file`]).
-pub fn hash_in_root(
-    root: &Root,
-    rel: &Path,
-    algs: Algs,
-    buf: &mut [u8],
-) -> Result<FileHashes, HashError> {
+pub fn hash_in_root(root: &Root, rel: &Path, algs: Algs, buf: &mut [u8]) -> Result<FileHashes, HashError> {
     let path = root.path.join(rel);
-    let file = root.open_file(rel).map_err(|error| HashError::Open {
-        path: path.clone(),
-        error,
-    })?;
-    let meta = file.metadata().map_err(|error| HashError::Open {
-        path: path.clone(),
-        error,
-    })?;
+    let file = root.open_file(rel).map_err(|error| HashError::Open { path: path.clone(), error })?;
+    let meta = file.metadata().map_err(|error| HashError::Open { path: path.clone(), error })?;
     if !meta.is_file() {
         return Err(HashError::NotRegular { path });
     }
-    hash_reader(file, algs, buf).map_err(|error| HashError::Read {
-        what: path.display().to_string(),
-        error,
-    })
+    hash_reader(file, algs, buf).map_err(|error| HashError::Read { what: path.display().to_string(), error })
 }
 
 /// Index of a job in [`HashPool::finish`]'s result vector.
@@ -275,11 +235,7 @@ impl HashPool {
         let (job_tx, job_rx) = mpsc::sync_channel::<(JobId, Source, Algs)>(threads * 16);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (result_tx, results) = mpsc::channel();
-        let budget = Arc::new(Budget {
-            in_flight: Mutex::new(0),
-            freed: Condvar::new(),
-            limit: 256 << 20,
-        });
+        let budget = Arc::new(Budget { in_flight: Mutex::new(0), freed: Condvar::new(), limit: 256 << 20 });
         let workers = (0..threads)
             .map(|_| {
                 let job_rx = Arc::clone(&job_rx);
@@ -295,12 +251,8 @@ impl HashPool {
                             Source::Path(path) => hash_path(&path, algs, &mut buf),
                             Source::InRoot(root, rel) => hash_in_root(&root, &rel, algs, &mut buf),
                             Source::Bytes(bytes) => {
-                                let r = hash_reader(bytes.as_slice(), algs, &mut buf).map_err(
-                                    |error| HashError::Read {
-                                        what: "layer entry".into(),
-                                        error,
-                                    },
-                                );
+                                let r = hash_reader(bytes.as_slice(), algs, &mut buf)
+                                    .map_err(|error| HashError::Read { what: "layer entry".into(), error });
                                 budget.release(bytes.len() as u64);
                                 r
                             }
@@ -315,15 +267,7 @@ impl HashPool {
                 })
             })
             .collect();
-        Self {
-            jobs: Some(job_tx),
-            results,
-            result_tx,
-            workers,
-            budget,
-            next: 0,
-            buf: Vec::new(),
-        }
+        Self { jobs: Some(job_tx), results, result_tx, workers, budget, next: 0, buf: Vec::new() }
     }
 
     /// Queues a job; blocks while the queue (or the byte budget) is full.
@@ -396,9 +340,7 @@ impl HashPool {
 
 /// Worker threads to use: `requested`, or one per available core.
 pub fn default_threads(requested: Option<usize>) -> usize {
-    requested
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()))
+    requested.filter(|&n| n > 0).unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 #[cfg(test)]
@@ -408,26 +350,14 @@ mod tests {
     #[test]
     fn known_vectors() {
         let mut buf = vec![0u8; 7]; // tiny buffer: exercises the multi-read path
-        let all = Algs {
-            sha256: true,
-            sha1: true,
-            sha384: true,
-            sha512: true,
-            md5: true,
-        };
+        let all = Algs { sha256: true, sha1: true, sha384: true, sha512: true, md5: true };
         let h = hash_reader(&b"abc"[..], all, &mut buf).expect("hash");
         assert_eq!(
             hex::encode(h.sha256.expect("sha256")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert_eq!(
-            hex::encode(h.sha1.expect("sha1")),
-            "a9993e364706816aba3e25717850c26c9cd0d89d"
-        );
-        assert_eq!(
-            hex::encode(h.md5.expect("md5")),
-            "900150983cd24fb0d6963f7d28e17f72"
-        );
+        assert_eq!(hex::encode(h.sha1.expect("sha1")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(hex::encode(h.md5.expect("md5")), "900150983cd24fb0d6963f7d28e17f72");
         assert_eq!(h.size, 3);
         assert!(!h.elf);
         let h = hash_reader(&b"\x7fELF\x02\x01"[..], Algs::SHA256, &mut buf).expect("hash");
@@ -445,9 +375,7 @@ mod tests {
         // `/up/etc/passwd` is the root's own /etc/passwd, which does not exist.
         assert!(root.open_file(Path::new("up/etc/passwd")).is_err());
         assert_eq!(
-            hash_in_root(&root, Path::new("up/inside"), Algs::SHA256, &mut buf)
-                .expect("inside")
-                .size,
+            hash_in_root(&root, Path::new("up/inside"), Algs::SHA256, &mut buf).expect("inside").size,
             2
         );
         // The last component is never followed.

@@ -32,10 +32,7 @@ pub fn is_image_dir(dir: &Path) -> bool {
 /// Where blobs are read from.
 pub enum Store {
     Dir(PathBuf),
-    Tar {
-        file: PathBuf,
-        members: HashMap<String, Member>,
-    },
+    Tar { file: PathBuf, members: HashMap<String, Member> },
 }
 
 #[derive(Debug, Clone)]
@@ -49,56 +46,34 @@ impl Store {
         if input.is_dir() {
             return Ok(Self::Dir(input.to_owned()));
         }
-        let io_err = |error| GenerateError::Input {
-            path: input.to_owned(),
-            error,
-        };
+        let io_err = |error| GenerateError::Input { path: input.to_owned(), error };
         let file = File::open(input).map_err(io_err)?;
         let mut archive = tar::Archive::new(file);
         let mut members = HashMap::new();
         let entries = archive
             .entries_with_seek()
-            .map_err(|_| GenerateError::NotRecognized {
-                path: input.to_owned(),
-            })?;
+            .map_err(|_| GenerateError::NotRecognized { path: input.to_owned() })?;
         for entry in entries {
-            let entry = entry.map_err(|_| GenerateError::NotRecognized {
-                path: input.to_owned(),
-            })?;
+            let entry = entry.map_err(|_| GenerateError::NotRecognized { path: input.to_owned() })?;
             let Ok(name) = super::tree::normalize(&entry.path_bytes()) else {
                 continue;
             };
             let name = name.trim_start_matches('/').to_owned();
             let kind = entry.header().entry_type();
             if kind.is_file() {
-                members.insert(
-                    name,
-                    Member::File {
-                        offset: entry.raw_file_position(),
-                        size: entry.size(),
-                    },
-                );
+                members.insert(name, Member::File { offset: entry.raw_file_position(), size: entry.size() });
             } else if (kind.is_symlink() || kind.is_hard_link())
                 && let Some(target) = entry.link_name_bytes()
             {
                 let target = String::from_utf8_lossy(&target).into_owned();
-                let target = if kind.is_symlink() {
-                    join_rel(&name, &target)
-                } else {
-                    target
-                };
+                let target = if kind.is_symlink() { join_rel(&name, &target) } else { target };
                 members.insert(name, Member::Link(target));
             }
         }
         if !members.contains_key("index.json") && !members.contains_key("manifest.json") {
-            return Err(GenerateError::NotRecognized {
-                path: input.to_owned(),
-            });
+            return Err(GenerateError::NotRecognized { path: input.to_owned() });
         }
-        Ok(Self::Tar {
-            file: input.to_owned(),
-            members,
-        })
+        Ok(Self::Tar { file: input.to_owned(), members })
     }
 
     /// How a member is named in messages.
@@ -122,10 +97,8 @@ impl Store {
         match self {
             Self::Dir(dir) => {
                 let path = dir.join(clean);
-                let file = File::open(&path).map_err(|error| GenerateError::Io {
-                    what: path.display().to_string(),
-                    error,
-                })?;
+                let file = File::open(&path)
+                    .map_err(|error| GenerateError::Io { what: path.display().to_string(), error })?;
                 Ok(Box::new(file))
             }
             Self::Tar { file, members } => {
@@ -134,10 +107,7 @@ impl Store {
                     match members.get(&key) {
                         Some(Member::Link(target)) => key.clone_from(target),
                         Some(Member::File { offset, size }) => {
-                            let io = |error| GenerateError::Io {
-                                what: self.describe(name),
-                                error,
-                            };
+                            let io = |error| GenerateError::Io { what: self.describe(name), error };
                             let mut f = File::open(file).map_err(io)?;
                             f.seek(SeekFrom::Start(*offset)).map_err(io)?;
                             return Ok(Box::new(f.take(*size)));
@@ -178,10 +148,7 @@ impl Store {
         self.open_blob(name)?
             .take(MAX_JSON)
             .read_to_end(&mut bytes)
-            .map_err(|error| GenerateError::Io {
-                what: self.describe(name),
-                error,
-            })?;
+            .map_err(|error| GenerateError::Io { what: self.describe(name), error })?;
         let actual = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
         if let Some(expected) = digest.filter(|d| d.starts_with("sha256:") && *d != actual) {
             return Err(GenerateError::Digest {
@@ -190,10 +157,8 @@ impl Store {
                 actual,
             });
         }
-        let value = serde_json::from_slice(&bytes).map_err(|error| GenerateError::Json {
-            what: self.describe(name),
-            error,
-        })?;
+        let value = serde_json::from_slice(&bytes)
+            .map_err(|error| GenerateError::Json { what: self.describe(name), error })?;
         Ok((value, actual))
     }
 }
@@ -311,25 +276,18 @@ pub fn plan(store: &Store, platform: Option<&str>) -> Result<Plan, GenerateError
     } else if store.has("manifest.json") {
         plan_docker(store)
     } else {
-        Err(GenerateError::Image(format!(
-            "{} has neither index.json nor manifest.json",
-            store.describe("")
-        )))
+        Err(GenerateError::Image(format!("{} has neither index.json nor manifest.json", store.describe(""))))
     }
 }
 
 fn blob_path(digest: &str) -> Result<String, GenerateError> {
     match digest.split_once(':') {
         Some((alg, hex))
-            if !alg.is_empty()
-                && !hex.is_empty()
-                && hex.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            if !alg.is_empty() && !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_alphanumeric()) =>
         {
             Ok(format!("blobs/{alg}/{hex}"))
         }
-        _ => Err(GenerateError::Image(format!(
-            "invalid digest {digest:?} in the image index or manifest"
-        ))),
+        _ => Err(GenerateError::Image(format!("invalid digest {digest:?} in the image index or manifest"))),
     }
 }
 
@@ -356,22 +314,18 @@ fn plan_oci(store: &Store, wanted: Option<&str>) -> Result<Plan, GenerateError> 
             .manifests
             .into_iter()
             .filter(|d| {
-                d.annotations
-                    .get("vnd.docker.reference.type")
-                    .is_none_or(|t| t != "attestation-manifest")
+                d.annotations.get("vnd.docker.reference.type").is_none_or(|t| t != "attestation-manifest")
                     && d.platform.as_ref().is_none_or(|p| p.os != "unknown")
             })
             .collect();
         let default = host_platform();
         let target = wanted.unwrap_or(&default);
-        let available: Vec<String> = candidates
-            .iter()
-            .filter_map(|d| d.platform.as_ref().map(Platform::text))
-            .collect();
+        let available: Vec<String> =
+            candidates.iter().filter_map(|d| d.platform.as_ref().map(Platform::text)).collect();
         let matching = |d: &Descriptor| {
-            d.platform.as_ref().is_some_and(|p| {
-                p.text() == target || format!("{}/{}", p.os, p.architecture) == target
-            })
+            d.platform
+                .as_ref()
+                .is_some_and(|p| p.text() == target || format!("{}/{}", p.os, p.architecture) == target)
         };
         let pick = if candidates.len() == 1
             && (wanted.is_none() || candidates[0].platform.is_none() || matching(&candidates[0]))
@@ -384,11 +338,7 @@ fn plan_oci(store: &Store, wanted: Option<&str>) -> Result<Plan, GenerateError> 
             return Err(GenerateError::Image(format!(
                 "no image manifest for platform {target} in {}; available: {}; choose one with --platform",
                 store.describe("index.json"),
-                if available.is_empty() {
-                    "none".to_owned()
-                } else {
-                    available.join(", ")
-                }
+                if available.is_empty() { "none".to_owned() } else { available.join(", ") }
             )));
         };
         name = name.or_else(|| {
@@ -399,20 +349,14 @@ fn plan_oci(store: &Store, wanted: Option<&str>) -> Result<Plan, GenerateError> 
         });
         if is_index(&d.media_type) && depth < 4 {
             depth += 1;
-            index = store
-                .json::<Index>(&blob_path(&d.digest)?, Some(&d.digest))?
-                .0;
+            index = store.json::<Index>(&blob_path(&d.digest)?, Some(&d.digest))?.0;
             continue;
         }
         break d;
     };
-    let (manifest, digest) =
-        store.json::<Manifest>(&blob_path(&chosen.digest)?, Some(&chosen.digest))?;
+    let (manifest, digest) = store.json::<Manifest>(&blob_path(&chosen.digest)?, Some(&chosen.digest))?;
     let config = store
-        .json::<Config>(
-            &blob_path(&manifest.config.digest)?,
-            Some(&manifest.config.digest),
-        )
+        .json::<Config>(&blob_path(&manifest.config.digest)?, Some(&manifest.config.digest))
         .map(|c| c.0)
         .unwrap_or_default();
     let platform = chosen.platform.as_ref().map(Platform::text).or_else(|| {
@@ -425,11 +369,7 @@ fn plan_oci(store: &Store, wanted: Option<&str>) -> Result<Plan, GenerateError> 
             .text()
         })
     });
-    let diff_ids = config
-        .rootfs
-        .as_ref()
-        .map(|r| r.diff_ids.clone())
-        .unwrap_or_default();
+    let diff_ids = config.rootfs.as_ref().map(|r| r.diff_ids.clone()).unwrap_or_default();
     let layers = manifest
         .layers
         .iter()
@@ -457,10 +397,7 @@ fn plan_docker(store: &Store) -> Result<Plan, GenerateError> {
     let (entries, _) = store.json::<Vec<DockerEntry>>("manifest.json", None)?;
     let count = entries.len();
     let Some(entry) = entries.into_iter().next() else {
-        return Err(GenerateError::Image(format!(
-            "{} lists no image",
-            store.describe("manifest.json")
-        )));
+        return Err(GenerateError::Image(format!("{} lists no image", store.describe("manifest.json"))));
     };
     if count > 1 {
         return Err(GenerateError::Image(format!(
@@ -469,17 +406,11 @@ fn plan_docker(store: &Store) -> Result<Plan, GenerateError> {
         )));
     }
     let (config, config_digest) = store.json::<Config>(&entry.config, None)?;
-    let diff_ids = config
-        .rootfs
-        .as_ref()
-        .map(|r| r.diff_ids.clone())
-        .unwrap_or_default();
+    let diff_ids = config.rootfs.as_ref().map(|r| r.diff_ids.clone()).unwrap_or_default();
     let mut layers = Vec::new();
     for (i, path) in entry.layers.iter().enumerate() {
         // Newer docker saves name layers by digest; older ones by ID.
-        let digest = path
-            .strip_prefix("blobs/sha256/")
-            .map(|hex| format!("sha256:{hex}"));
+        let digest = path.strip_prefix("blobs/sha256/").map(|hex| format!("sha256:{hex}"));
         layers.push(LayerRef {
             path: path.clone(),
             digest,
@@ -489,24 +420,13 @@ fn plan_docker(store: &Store) -> Result<Plan, GenerateError> {
     }
     let subject = Subject {
         is_image: true,
-        name: entry
-            .repo_tags
-            .and_then(|t| t.into_iter().next())
-            .unwrap_or_else(|| "image".into()),
+        name: entry.repo_tags.and_then(|t| t.into_iter().next()).unwrap_or_else(|| "image".into()),
         manifest_digest: None,
         config_digest: Some(config_digest),
         platform: (!config.os.is_empty()).then(|| {
-            Platform {
-                os: config.os,
-                architecture: config.architecture,
-                variant: config.variant,
-            }
-            .text()
+            Platform { os: config.os, architecture: config.architecture, variant: config.variant }.text()
         }),
-        layers: layers
-            .iter()
-            .filter_map(|l| l.digest.clone().or_else(|| l.diff_id.clone()))
-            .collect(),
+        layers: layers.iter().filter_map(|l| l.digest.clone().or_else(|| l.diff_id.clone())).collect(),
         distro: None,
     };
     Ok(Plan { subject, layers })

@@ -105,15 +105,10 @@ pub fn apply<R: Read>(
         blob: ctx.name.to_owned(),
         error,
     };
-    let mut digest = DigestReader {
-        inner: raw,
-        sha: sha2::Sha256::new(),
-    };
+    let mut digest = DigestReader { inner: raw, sha: sha2::Sha256::new() };
     let mut buffered = BufReader::with_capacity(256 * 1024, &mut digest);
     // An uncompressed layer's stored digest is its diff ID: check that too.
-    let plain = buffered
-        .fill_buf()
-        .is_ok_and(|head| !head.starts_with(&[0x1f, 0x8b]));
+    let plain = buffered.fill_buf().is_ok_and(|head| !head.starts_with(&[0x1f, 0x8b]));
     let expected = expected.or(ctx.diff_id.filter(|_| plain));
     let parsed = read_layer(&mut buffered, pool, captures, ctx, warnings);
     // Read to the end either way: the stored digest says whether a parse
@@ -174,11 +169,7 @@ fn read_changes<R: Read>(
             Ok(p) if p == "/" => continue,
             Ok(p) => p,
             Err(BadPath::NotUtf8) => {
-                warnings.non_utf8(&format!(
-                    "{} (layer {})",
-                    escape_bytes(&raw_path),
-                    ctx.index + 1
-                ));
+                warnings.non_utf8(&format!("{} (layer {})", escape_bytes(&raw_path), ctx.index + 1));
                 continue;
             }
             Err(BadPath::Escapes) => {
@@ -197,11 +188,7 @@ fn read_changes<R: Read>(
             continue;
         }
         if let Some(hidden) = base.strip_prefix(".wh.") {
-            let hidden = if dir == "/" {
-                format!("/{hidden}")
-            } else {
-                format!("{dir}/{hidden}")
-            };
+            let hidden = if dir == "/" { format!("/{hidden}") } else { format!("{dir}/{hidden}") };
             changes.push(Change::Whiteout(hidden));
             continue;
         }
@@ -214,10 +201,7 @@ fn read_changes<R: Read>(
             tar::EntryType::Symlink => match link.map(String::from_utf8) {
                 Some(Ok(target)) => Node::Symlink { target, layer },
                 _ => {
-                    warnings.non_utf8(&format!(
-                        "{path} (its link target, layer {})",
-                        ctx.index + 1
-                    ));
+                    warnings.non_utf8(&format!("{path} (its link target, layer {})", ctx.index + 1));
                     continue;
                 }
             },

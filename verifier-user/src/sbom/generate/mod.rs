@@ -82,13 +82,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self {
-            algs: Algs::SHA256_SHA1,
-            platform: None,
-            name: None,
-            threads: None,
-            progress: false,
-        }
+        Self { algs: Algs::SHA256_SHA1, platform: None, name: None, threads: None, progress: false }
     }
 }
 
@@ -105,29 +99,17 @@ pub enum GenerateError {
     #[error("reading {what} failed: {error}")]
     Io { what: String, error: io::Error },
     #[error("{what} is not valid JSON: {error}; the image is damaged, re-save it")]
-    Json {
-        what: String,
-        error: serde_json::Error,
-    },
+    Json { what: String, error: serde_json::Error },
     #[error("{0}")]
     Image(String),
     #[error(
         "layer {index} of {total} ({blob}) is corrupt or truncated: {error}; re-pull or re-save the image"
     )]
-    Layer {
-        index: usize,
-        total: usize,
-        blob: String,
-        error: io::Error,
-    },
+    Layer { index: usize, total: usize, blob: String, error: io::Error },
     #[error(
         "{what} has digest {actual}, but the image says {expected}: the image is damaged or was tampered with"
     )]
-    Digest {
-        what: String,
-        expected: String,
-        actual: String,
-    },
+    Digest { what: String, expected: String, actual: String },
     /// The underlying error is the source (so a closed stdout is seen as
     /// a broken pipe by `main`), not repeated in the message.
     #[error("writing the SBOM failed")]
@@ -187,30 +169,21 @@ pub struct Inventory {
 
 /// Scans `input` (rootfs dir, OCI layout, docker-archive dir, image tar).
 pub fn scan(input: &Path, opts: &Options) -> Result<Inventory, GenerateError> {
-    let meta = std::fs::metadata(input).map_err(|error| GenerateError::Input {
-        path: input.to_owned(),
-        error,
-    })?;
+    let meta =
+        std::fs::metadata(input).map_err(|error| GenerateError::Input { path: input.to_owned(), error })?;
     let progress = progress_bar(opts.progress);
     let bar = progress.clone();
     let threads = hash::default_threads(opts.threads);
     let mut warnings = Warnings::default();
     let (tree, results, captures, mut subject) = if meta.is_dir() && !image::is_image_dir(input) {
         if !rootfs::looks_like_rootfs(input) {
-            return Err(GenerateError::NotRecognized {
-                path: input.to_owned(),
-            });
+            return Err(GenerateError::NotRecognized { path: input.to_owned() });
         }
         let mut pool = HashPool::new(threads, Arc::new(move |n| bar.inc(n)));
         let (tree, captures) = rootfs::walk(input, &mut pool, opts.algs, &progress, &mut warnings)?;
-        let name = input
-            .canonicalize()
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
-        let subject = Subject {
-            name: name.unwrap_or_else(|| "rootfs".into()),
-            ..Subject::default()
-        };
+        let name =
+            input.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+        let subject = Subject { name: name.unwrap_or_else(|| "rootfs".into()), ..Subject::default() };
         (tree, pool.finish(), captures, subject)
     } else {
         let store = image::Store::open(input)?;
@@ -257,10 +230,7 @@ fn assemble(
     mut subject: Subject,
     mut warnings: Warnings,
 ) -> Inventory {
-    let mut stats = Stats {
-        non_utf8_names: warnings.non_utf8,
-        ..Stats::default()
-    };
+    let mut stats = Stats { non_utf8_names: warnings.non_utf8, ..Stats::default() };
     let mut files = Vec::new();
     let mut captured: BTreeMap<&str, &[u8]> = BTreeMap::new();
     for (path, node) in tree.iter() {
@@ -272,9 +242,7 @@ fn assemble(
                 (*job, *mode, *layer, None)
             }
             Node::Symlink { target, layer } => match tree.resolve(path) {
-                Some((_, Node::File { job, mode, .. })) => {
-                    (*job, *mode, *layer, Some(target.clone()))
-                }
+                Some((_, Node::File { job, mode, .. })) => (*job, *mode, *layer, Some(target.clone())),
                 Some((_, Node::Dir)) => continue,
                 _ => {
                     stats.dangling_symlinks += 1;
@@ -304,22 +272,11 @@ fn assemble(
         }
     }
     subject.distro = packages::distro(&captured);
-    let (packages, owners) = packages::collect(
-        &captured,
-        &tree,
-        subject.distro.as_ref(),
-        &mut warnings.list,
-    );
+    let (packages, owners) = packages::collect(&captured, &tree, subject.distro.as_ref(), &mut warnings.list);
     for file in &mut files {
         file.package = owners.get(file.path.as_str()).copied();
     }
-    Inventory {
-        subject,
-        files,
-        packages,
-        warnings: warnings.list,
-        stats,
-    }
+    Inventory { subject, files, packages, warnings: warnings.list, stats }
 }
 
 /// Warnings gathered while scanning, printed by the CLI.
@@ -391,13 +348,7 @@ pub fn content_id(inv: &Inventory) -> [u8; 32] {
     let mut h = sha2::Sha256::new();
     h.update(inv.subject.name.as_bytes());
     h.update([0]);
-    h.update(
-        inv.subject
-            .manifest_digest
-            .as_deref()
-            .unwrap_or("")
-            .as_bytes(),
-    );
+    h.update(inv.subject.manifest_digest.as_deref().unwrap_or("").as_bytes());
     for f in &inv.files {
         h.update(f.path.as_bytes());
         h.update([0]);

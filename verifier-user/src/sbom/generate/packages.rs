@@ -53,17 +53,12 @@ pub fn is_captured(path: &str) -> bool {
 
 /// Reads os-release (`/etc` first, then `/usr/lib`).
 pub fn distro(captured: &BTreeMap<&str, &[u8]>) -> Option<Distro> {
-    let text = captured
-        .get("/etc/os-release")
-        .or_else(|| captured.get("/usr/lib/os-release"))?;
+    let text = captured.get("/etc/os-release").or_else(|| captured.get("/usr/lib/os-release"))?;
     let text = String::from_utf8_lossy(text);
     let mut fields = HashMap::new();
     for line in text.lines() {
         if let Some((k, v)) = line.split_once('=') {
-            fields.insert(
-                k.trim(),
-                v.trim().trim_matches('"').trim_matches('\'').to_owned(),
-            );
+            fields.insert(k.trim(), v.trim().trim_matches('"').trim_matches('\'').to_owned());
         }
     }
     Some(Distro {
@@ -94,22 +89,14 @@ fn purl(
     arch: Option<&str>,
     distro: Option<&Distro>,
 ) -> String {
-    let mut p = format!(
-        "pkg:{kind}/{}/{}@{}",
-        purl_encode(namespace),
-        purl_encode(name),
-        purl_encode(version)
-    );
+    let mut p =
+        format!("pkg:{kind}/{}/{}@{}", purl_encode(namespace), purl_encode(name), purl_encode(version));
     let mut q = Vec::new();
     if let Some(a) = arch {
         q.push(format!("arch={}", purl_encode(a)));
     }
     if let Some(d) = distro {
-        let v = d
-            .version_id
-            .as_deref()
-            .map(|v| format!("-{v}"))
-            .unwrap_or_default();
+        let v = d.version_id.as_deref().map(|v| format!("-{v}")).unwrap_or_default();
         q.push(format!("distro={}", purl_encode(&format!("{}{v}", d.id))));
     }
     if !q.is_empty() {
@@ -135,27 +122,18 @@ pub fn collect(
     let ns = distro.map_or("debian", |d| d.id.as_str());
     let mut deb_files: HashMap<String, Vec<String>> = HashMap::new();
     for (path, bytes) in captured {
-        let Some(rest) = path
-            .strip_prefix(DPKG_INFO)
-            .or_else(|| path.strip_prefix(DPKG_STATUS_D))
-        else {
+        let Some(rest) = path.strip_prefix(DPKG_INFO).or_else(|| path.strip_prefix(DPKG_STATUS_D)) else {
             continue;
         };
-        let Some(stem) = rest
-            .strip_suffix(".list")
-            .or_else(|| rest.strip_suffix(".md5sums"))
-        else {
+        let Some(stem) = rest.strip_suffix(".list").or_else(|| rest.strip_suffix(".md5sums")) else {
             continue;
         };
         let name = stem.split_once(':').map_or(stem, |(n, _)| n).to_owned();
         let text = String::from_utf8_lossy(bytes);
         let files = deb_files.entry(name).or_default();
         for line in text.lines() {
-            let p = if path.ends_with(".md5sums") {
-                line.split_once("  ").map_or("", |(_, p)| p)
-            } else {
-                line
-            };
+            let p =
+                if path.ends_with(".md5sums") { line.split_once("  ").map_or("", |(_, p)| p) } else { line };
             if !p.is_empty() {
                 files.push(normalize_listed(p));
             }
@@ -212,17 +190,12 @@ pub fn collect(
 }
 
 fn normalize_listed(p: &str) -> String {
-    super::tree::normalize(p.as_bytes())
-        .unwrap_or_else(|_| format!("/{}", p.trim_start_matches('/')))
+    super::tree::normalize(p.as_bytes()).unwrap_or_else(|_| format!("/{}", p.trim_start_matches('/')))
 }
 
 /// Parses an apk `installed` database: blank-line separated records of
 /// `X:value` lines; `F:` a directory, `R:` a file in it.
-pub fn parse_apk(
-    text: &str,
-    namespace: &str,
-    distro: Option<&Distro>,
-) -> Vec<(Package, Vec<String>)> {
+pub fn parse_apk(text: &str, namespace: &str, distro: Option<&Distro>) -> Vec<(Package, Vec<String>)> {
     let mut out = Vec::new();
     for record in text.split("\n\n") {
         let (mut name, mut version, mut arch) = (None, None, None);
@@ -243,17 +216,7 @@ pub fn parse_apk(
         }
         if let (Some(name), Some(version)) = (name, version) {
             let purl = purl("apk", namespace, &name, &version, arch.as_deref(), distro);
-            out.push((
-                Package {
-                    kind: "apk",
-                    name,
-                    version,
-                    arch,
-                    purl,
-                    listed_files: 0,
-                },
-                files,
-            ));
+            out.push((Package { kind: "apk", name, version, arch, purl, listed_files: 0 }, files));
         }
     }
     out
@@ -272,9 +235,7 @@ pub fn parse_dpkg_status(text: &str, namespace: &str, distro: Option<&Distro>) -
                 fields.insert(k.trim(), v.trim());
             }
         }
-        let installed = fields
-            .get("Status")
-            .is_none_or(|s| s.split_whitespace().last() == Some("installed"));
+        let installed = fields.get("Status").is_none_or(|s| s.split_whitespace().last() == Some("installed"));
         let (Some(name), Some(version)) = (fields.get("Package"), fields.get("Version")) else {
             continue;
         };
@@ -305,25 +266,15 @@ mod tests {
         let pkgs = parse_apk(db, "alpine", None);
         assert_eq!(pkgs.len(), 2);
         assert_eq!(pkgs[0].0.purl, "pkg:apk/alpine/musl@1.2.5-r0?arch=x86_64");
-        assert_eq!(
-            pkgs[0].1,
-            vec!["/lib/ld-musl-x86_64.so.1", "/lib/libc.musl-x86_64.so.1"]
-        );
+        assert_eq!(pkgs[0].1, vec!["/lib/ld-musl-x86_64.so.1", "/lib/libc.musl-x86_64.so.1"]);
     }
 
     #[test]
     fn dpkg_status_skips_removed_and_encodes_epochs() {
         let status = "Package: libc6\nStatus: install ok installed\nVersion: 1:2.36-9+deb12u4\nArchitecture: amd64\nDescription: x\n more\n\nPackage: gone\nStatus: deinstall ok config-files\nVersion: 1\n";
-        let d = Distro {
-            id: "debian".into(),
-            version_id: Some("12".into()),
-            pretty_name: None,
-        };
+        let d = Distro { id: "debian".into(), version_id: Some("12".into()), pretty_name: None };
         let pkgs = parse_dpkg_status(status, "debian", Some(&d));
         assert_eq!(pkgs.len(), 1);
-        assert_eq!(
-            pkgs[0].purl,
-            "pkg:deb/debian/libc6@1%3A2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12"
-        );
+        assert_eq!(pkgs[0].purl, "pkg:deb/debian/libc6@1%3A2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12");
     }
 }

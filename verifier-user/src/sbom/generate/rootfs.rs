@@ -32,9 +32,7 @@ const MAX_CAPTURE: u64 = 256 << 20;
 /// A directory counts as a rootfs when it has one of the usual top-level
 /// directories (or links to them, as merged-/usr layouts have).
 pub fn looks_like_rootfs(dir: &Path) -> bool {
-    ["bin", "etc", "lib", "sbin", "usr"]
-        .iter()
-        .any(|d| fs::symlink_metadata(dir.join(d)).is_ok())
+    ["bin", "etc", "lib", "sbin", "usr"].iter().any(|d| fs::symlink_metadata(dir.join(d)).is_ok())
 }
 
 /// Walks `root`; returns the tree and the bytes of the package databases.
@@ -45,16 +43,10 @@ pub fn walk(
     progress: &indicatif::ProgressBar,
     warnings: &mut Warnings,
 ) -> Result<(Tree, HashMap<JobId, Vec<u8>>), GenerateError> {
-    let root_dev = fs::metadata(root)
-        .map_err(|error| GenerateError::Input {
-            path: root.to_owned(),
-            error,
-        })?
-        .dev();
-    let root_dir = Arc::new(Root::open(root).map_err(|error| GenerateError::Input {
-        path: root.to_owned(),
-        error,
-    })?);
+    let root_dev =
+        fs::metadata(root).map_err(|error| GenerateError::Input { path: root.to_owned(), error })?.dev();
+    let root_dir =
+        Arc::new(Root::open(root).map_err(|error| GenerateError::Input { path: root.to_owned(), error })?);
     let mut tree = Tree::default();
     let mut seen_inodes: HashMap<(u64, u64), JobId> = HashMap::new();
     let mut stack: Vec<(PathBuf, String)> = vec![(root.to_owned(), String::new())];
@@ -103,16 +95,8 @@ pub fn walk(
                 stack.push((fs_path, path));
             } else if ft.is_symlink() {
                 match fs::read_link(&fs_path).map(|t| t.into_os_string().into_string()) {
-                    Ok(Ok(target)) => tree.insert(
-                        path,
-                        Node::Symlink {
-                            target,
-                            layer: None,
-                        },
-                    ),
-                    Ok(Err(_)) => {
-                        warnings.non_utf8(&format!("{} (its link target)", fs_path.display()))
-                    }
+                    Ok(Ok(target)) => tree.insert(path, Node::Symlink { target, layer: None }),
+                    Ok(Err(_)) => warnings.non_utf8(&format!("{} (its link target)", fs_path.display())),
                     Err(err) => warnings.push(format!("{} skipped: {err}", fs_path.display())),
                 }
             } else if ft.is_file() {
@@ -129,14 +113,7 @@ pub fn walk(
                         job
                     }
                 };
-                tree.insert(
-                    path,
-                    Node::File {
-                        job,
-                        mode: meta.mode() & 0o7777,
-                        layer: None,
-                    },
-                );
+                tree.insert(path, Node::File { job, mode: meta.mode() & 0o7777, layer: None });
             } else {
                 tree.insert(path, Node::Other);
             }
@@ -170,10 +147,7 @@ fn read_captures(root: &Path, tree: &Tree, warnings: &mut Warnings) -> HashMap<J
             Ok(bytes) => {
                 out.insert(*job, bytes);
             }
-            Err(err) => warnings.push(format!(
-                "package database {} not read: {err}",
-                fs_path.display()
-            )),
+            Err(err) => warnings.push(format!("package database {} not read: {err}", fs_path.display())),
         }
     }
     out

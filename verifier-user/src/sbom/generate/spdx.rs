@@ -123,10 +123,7 @@ fn rel(from: &str, kind: &'static str, to: &str) -> Relationship {
 /// `pkg:oci/<name>@sha256%3A<hex>?repository_url=..&tag=..&arch=..`.
 pub fn oci_purl(inv: &Inventory) -> Option<String> {
     let s = &inv.subject;
-    let digest = s
-        .manifest_digest
-        .as_deref()
-        .or(s.config_digest.as_deref())?;
+    let digest = s.manifest_digest.as_deref().or(s.config_digest.as_deref())?;
     let (repo, tag) = match s.name.rsplit_once(':') {
         Some((r, t)) if !t.contains('/') => (r, Some(t)),
         _ => (s.name.as_str(), None),
@@ -142,16 +139,8 @@ pub fn oci_purl(inv: &Inventory) -> Option<String> {
     if let Some(arch) = s.platform.as_deref().and_then(|p| p.split('/').nth(1)) {
         q.push(format!("arch={}", purl_encode(arch)));
     }
-    let query = if q.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", q.join("&"))
-    };
-    Some(format!(
-        "pkg:oci/{}@{}{query}",
-        purl_encode(&short),
-        purl_encode(digest)
-    ))
+    let query = if q.is_empty() { String::new() } else { format!("?{}", q.join("&")) };
+    Some(format!("pkg:oci/{}@{}{query}", purl_encode(&short), purl_encode(digest)))
 }
 
 /// The skipped-entry counts, for document comments.
@@ -172,9 +161,8 @@ pub fn write<W: Write>(inv: &Inventory, created: &str, out: W) -> Result<(), Gen
     let id = hex::encode(&content_id(inv)[..16]);
     let subject = &inv.subject;
     let mut relationships = vec![rel("SPDXRef-DOCUMENT", "DESCRIBES", ROOT)];
-    relationships.extend(
-        (0..inv.packages.len()).map(|i| rel(ROOT, "CONTAINS", &format!("SPDXRef-Package-{i}"))),
-    );
+    relationships
+        .extend((0..inv.packages.len()).map(|i| rel(ROOT, "CONTAINS", &format!("SPDXRef-Package-{i}"))));
     let mut pkg_sha1s: Vec<Vec<String>> = vec![Vec::new(); inv.packages.len()];
     let mut root_sha1s = Vec::new();
     let mut files = Vec::with_capacity(inv.files.len());
@@ -183,16 +171,10 @@ pub fn write<W: Write>(inv: &Inventory, created: &str, out: W) -> Result<(), Gen
         let mut checksums = Vec::new();
         let sha1 = f.hashes.sha1.map(hex::encode);
         if let Some(h) = &sha1 {
-            checksums.push(Checksum {
-                algorithm: "SHA1",
-                checksum_value: h.clone(),
-            });
+            checksums.push(Checksum { algorithm: "SHA1", checksum_value: h.clone() });
         }
         if let Some(h) = f.hashes.sha256 {
-            checksums.push(Checksum {
-                algorithm: "SHA256",
-                checksum_value: hex::encode(h),
-            });
+            checksums.push(Checksum { algorithm: "SHA256", checksum_value: hex::encode(h) });
         }
         let owner = match f.package {
             Some(p) => {
@@ -216,28 +198,20 @@ pub fn write<W: Write>(inv: &Inventory, created: &str, out: W) -> Result<(), Gen
         });
     }
     let mut packages = Vec::with_capacity(inv.packages.len() + 1);
-    let root_version = subject
-        .manifest_digest
-        .as_deref()
-        .or(subject.config_digest.as_deref());
+    let root_version = subject.manifest_digest.as_deref().or(subject.config_digest.as_deref());
     let mut root_comment = Vec::new();
     if let Some(p) = &subject.platform {
         root_comment.push(format!("platform {p}"));
     }
     if subject.manifest_digest.is_none() && subject.config_digest.is_some() {
-        root_comment.push(
-            "version is the image config digest (image ID); the archive has no manifest digest"
-                .into(),
-        );
+        root_comment
+            .push("version is the image config digest (image ID); the archive has no manifest digest".into());
     }
     if !subject.layers.is_empty() {
         root_comment.push(format!("layers: {}", subject.layers.join(", ")));
     }
     if let Some(d) = &subject.distro {
-        root_comment.push(format!(
-            "distro {}",
-            d.pretty_name.as_deref().unwrap_or(&d.id)
-        ));
+        root_comment.push(format!("distro {}", d.pretty_name.as_deref().unwrap_or(&d.id)));
     }
     packages.push(Package {
         spdx_id: ROOT.to_owned(),
@@ -250,20 +224,13 @@ pub fn write<W: Write>(inv: &Inventory, created: &str, out: W) -> Result<(), Gen
             .manifest_digest
             .as_deref()
             .and_then(|d| d.strip_prefix("sha256:"))
-            .map(|h| Checksum {
-                algorithm: "SHA256",
-                checksum_value: h.to_owned(),
-            })
+            .map(|h| Checksum { algorithm: "SHA256", checksum_value: h.to_owned() })
             .into_iter()
             .collect(),
         license_concluded: NOASSERTION,
         license_declared: NOASSERTION,
         copyright_text: NOASSERTION,
-        primary_package_purpose: Some(if subject.is_image {
-            "CONTAINER"
-        } else {
-            "OPERATING-SYSTEM"
-        }),
+        primary_package_purpose: Some(if subject.is_image { "CONTAINER" } else { "OPERATING-SYSTEM" }),
         external_refs: oci_purl(inv).map(purl_ref).into_iter().collect(),
         comment: (!root_comment.is_empty()).then(|| root_comment.join("; ")),
     });
@@ -282,22 +249,13 @@ pub fn write<W: Write>(inv: &Inventory, created: &str, out: W) -> Result<(), Gen
             copyright_text: NOASSERTION,
             primary_package_purpose: Some("LIBRARY"),
             external_refs: vec![purl_ref(p.purl.clone())],
-            comment: Some(format!(
-                "{} package; its database lists {} paths",
-                p.kind, p.listed_files
-            )),
+            comment: Some(format!("{} package; its database lists {} paths", p.kind, p.listed_files)),
         });
     }
     let safe_name: String = subject
         .name
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-._".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || "-._".contains(c) { c } else { '-' })
         .collect();
     let doc = Document {
         spdx_version: "SPDX-2.3",
@@ -316,17 +274,11 @@ pub fn write<W: Write>(inv: &Inventory, created: &str, out: W) -> Result<(), Gen
     };
     let mut out = io::BufWriter::new(out);
     serde_json::to_writer_pretty(&mut out, &doc).map_err(|e| GenerateError::Write(e.into()))?;
-    out.write_all(b"\n")
-        .and_then(|()| out.flush())
-        .map_err(GenerateError::Write)
+    out.write_all(b"\n").and_then(|()| out.flush()).map_err(GenerateError::Write)
 }
 
 fn purl_ref(locator: String) -> ExternalRef {
-    ExternalRef {
-        reference_category: "PACKAGE-MANAGER",
-        reference_type: "purl",
-        reference_locator: locator,
-    }
+    ExternalRef { reference_category: "PACKAGE-MANAGER", reference_type: "purl", reference_locator: locator }
 }
 
 /// SPDX 2.3 section 7.9: SHA-1 over the sorted, concatenated lowercase hex
@@ -340,7 +292,5 @@ fn verification_code(mut sha1s: Vec<String>) -> Option<VerificationCode> {
     for s in &sha1s {
         h.update(s.as_bytes());
     }
-    Some(VerificationCode {
-        package_verification_code_value: hex::encode(h.finalize()),
-    })
+    Some(VerificationCode { package_verification_code_value: hex::encode(h.finalize()) })
 }

@@ -78,11 +78,7 @@ impl Tree {
 
     /// Removes everything below `dir`, keeping `dir` (an opaque whiteout).
     pub fn clear_below(&mut self, dir: &str) {
-        let prefix = if dir == "/" {
-            "/".to_owned()
-        } else {
-            format!("{dir}/")
-        };
+        let prefix = if dir == "/" { "/".to_owned() } else { format!("{dir}/") };
         let doomed: Vec<String> = self
             .nodes
             .range(prefix.clone()..)
@@ -177,18 +173,11 @@ mod tests {
     use super::*;
 
     fn file(job: JobId) -> Node {
-        Node::File {
-            job,
-            mode: 0o755,
-            layer: None,
-        }
+        Node::File { job, mode: 0o755, layer: None }
     }
 
     fn link(target: &str) -> Node {
-        Node::Symlink {
-            target: target.into(),
-            layer: None,
-        }
+        Node::Symlink { target: target.into(), layer: None }
     }
 
     #[test]
@@ -211,14 +200,8 @@ mod tests {
         t.insert("/escape".into(), link("../../../../usr/bin/sh"));
         t.insert("/loop".into(), link("/loop"));
         t.insert("/dangling".into(), link("/nowhere"));
-        assert_eq!(
-            t.resolve("/bin/sh").map(|(p, _)| p).as_deref(),
-            Some("/usr/bin/busybox")
-        );
-        assert_eq!(
-            t.resolve("/escape").map(|(p, _)| p).as_deref(),
-            Some("/usr/bin/busybox")
-        );
+        assert_eq!(t.resolve("/bin/sh").map(|(p, _)| p).as_deref(), Some("/usr/bin/busybox"));
+        assert_eq!(t.resolve("/escape").map(|(p, _)| p).as_deref(), Some("/usr/bin/busybox"));
         assert!(t.resolve("/loop").is_none());
         assert!(t.resolve("/dangling").is_none());
         assert!(t.resolve("/usr/bin/busybox/x").is_none());

@@ -71,18 +71,13 @@ pub(crate) fn metadata(ctx: &mut Ctx, m: Metadata) -> Result<(), Fail> {
     check_len("name", c.name.as_ref())?;
     check_len("version", c.version.as_ref())?;
     check_len("purl", c.purl.as_ref())?;
-    let is_image =
-        c.kind.as_deref() == Some("container") || c.purl.as_deref().is_some_and(is_image_purl);
+    let is_image = c.kind.as_deref() == Some("container") || c.purl.as_deref().is_some_and(is_image_purl);
     if let (true, Some(name)) = (is_image, c.name) {
         let digest = c.version.filter(|v| v.starts_with("sha256:")).or_else(|| {
-            c.hashes
-                .iter()
-                .find_map(|h| match (&h.alg, h.content.value()) {
-                    (Alg::Known(HashAlg::Sha256), Ok(v)) => {
-                        Some(format!("sha256:{}", hex::encode(v)))
-                    }
-                    _ => None,
-                })
+            c.hashes.iter().find_map(|h| match (&h.alg, h.content.value()) {
+                (Alg::Known(HashAlg::Sha256), Ok(v)) => Some(format!("sha256:{}", hex::encode(v))),
+                _ => None,
+            })
         });
         note_image(ctx.sink.m.source_mut(), &name, c.purl.as_deref(), digest);
     }
@@ -115,10 +110,7 @@ impl<'de> Visitor<'de> for Components<'_> {
         let mut i = 0;
         loop {
             self.ctx.stack.push(Seg::Index(i));
-            let Some(files) = seq.next_element_seed(Component {
-                ctx: &mut *self.ctx,
-            })?
-            else {
+            let Some(files) = seq.next_element_seed(Component { ctx: &mut *self.ctx })? else {
                 self.ctx.stack.pop();
                 return Ok(unclaimed);
             };
@@ -262,13 +254,9 @@ impl<'de> Visitor<'de> for Component<'_> {
                 Field::Version => version = map.next_value()?,
                 Field::Purl => purl = map.next_value()?,
                 Field::Hashes => hashes = map.next_value::<Option<_>>()?.unwrap_or_default(),
-                Field::Properties => {
-                    properties = map.next_value::<Option<_>>()?.unwrap_or_default()
-                }
+                Field::Properties => properties = map.next_value::<Option<_>>()?.unwrap_or_default(),
                 Field::Evidence => evidence = map.next_value()?,
-                Field::Components => {
-                    children = map.next_value_seed(Components { ctx: &mut *ctx })?
-                }
+                Field::Components => children = map.next_value_seed(Components { ctx: &mut *ctx })?,
                 Field::Other => {}
             }
             ctx.stack.pop();
@@ -286,23 +274,13 @@ impl<'de> Visitor<'de> for Component<'_> {
                 .filter_map(|p| p.value)
                 .collect();
             if extra.is_empty() {
-                extra.extend(
-                    evidence
-                        .into_iter()
-                        .flat_map(|e| e.occurrences)
-                        .filter_map(|o| o.location),
-                );
+                extra.extend(evidence.into_iter().flat_map(|e| e.occurrences).filter_map(|o| o.location));
             }
-            let paths = if extra.is_empty() {
-                name.as_slice()
-            } else {
-                extra.as_slice()
-            };
+            let paths = if extra.is_empty() { name.as_slice() } else { extra.as_slice() };
             let hint_path = paths.first().map_or("", String::as_str);
             ctx.digests.clear();
             for h in &hashes {
-                ctx.sink
-                    .push_decoded(&mut ctx.digests, &h.alg, &h.content, hint_path);
+                ctx.sink.push_decoded(&mut ctx.digests, &h.alg, &h.content, hint_path);
             }
             for p in paths {
                 match ctx.sink.add_file(p, &ctx.digests, None, false) {
@@ -325,11 +303,7 @@ impl<'de> Visitor<'de> for Component<'_> {
                 "a component with nested file components has no name, version or purl",
             ));
         }
-        let package = ctx.sink.m.add_package(PackageRef {
-            name: name.unwrap_or_default(),
-            version,
-            purl,
-        });
+        let package = ctx.sink.m.add_package(PackageRef { name: name.unwrap_or_default(), version, purl });
         for f in children {
             ctx.sink.m.set_package_if_none(f, package);
         }

@@ -57,15 +57,7 @@ struct Src<R> {
 
 impl<R: Read> Src<R> {
     fn new(r: R) -> Src<R> {
-        Src {
-            r,
-            buf: vec![0; CHUNK],
-            pos: 0,
-            end: 0,
-            eof: false,
-            line: 1,
-            col: 1,
-        }
+        Src { r, buf: vec![0; CHUNK], pos: 0, end: 0, eof: false, line: 1, col: 1 }
     }
 
     /// Reads more; false at the end of input. Moves the unread bytes to the
@@ -121,11 +113,7 @@ impl<R: Read> Src<R> {
     /// The next byte that is not whitespace, not consumed; `None` at the end.
     fn peek(&mut self) -> Result<Option<u8>, ScanErr> {
         loop {
-            let ws = self
-                .avail()
-                .iter()
-                .take_while(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
-                .count();
+            let ws = self.avail().iter().take_while(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t')).count();
             self.consume(ws);
             if let Some(&b) = self.avail().first() {
                 return Ok(Some(b));
@@ -239,9 +227,7 @@ pub(crate) fn read(
                 // `.intoto.jsonl`: another envelope.
                 Some(_) if ctx.kind.envelope.is_some() => {}
                 Some(_) => {
-                    return Err(ScanErr::Syntax(
-                        "trailing characters after the document".into(),
-                    ));
+                    return Err(ScanErr::Syntax("trailing characters after the document".into()));
                 }
             }
         }
@@ -257,17 +243,9 @@ fn scan_error<R>(ctx: &mut Ctx, src: &Src<R>, e: ScanErr) -> SbomError {
         return f;
     }
     let file = ctx.sink.file.clone();
-    let at = Location {
-        line: Some(src.line),
-        column: Some(src.col),
-        path: ctx.path(),
-    };
+    let at = Location { line: Some(src.line), column: Some(src.col), path: ctx.path() };
     match e {
-        ScanErr::Eof => SbomError::Truncated {
-            file,
-            at,
-            message: "EOF while parsing".into(),
-        },
+        ScanErr::Eof => SbomError::Truncated { file, at, message: "EOF while parsing".into() },
         ScanErr::Syntax(message) => SbomError::Malformed {
             file,
             at,
@@ -295,10 +273,7 @@ fn value_error<R>(ctx: &mut Ctx, src: &Src<R>, e: serde_json::Error) -> ScanErr 
                 (Some(l), _) => at.line = Some(line + l - 1),
                 (None, _) => at.column = Some(col),
             }
-            at.line = at
-                .line
-                .map(|l| if l == 1 { line } else { l })
-                .or(Some(line));
+            at.line = at.line.map(|l| if l == 1 { line } else { l }).or(Some(line));
         }
         ctx.fatal = Some(err);
     }
@@ -307,11 +282,7 @@ fn value_error<R>(ctx: &mut Ctx, src: &Src<R>, e: serde_json::Error) -> ScanErr 
 
 /// Our own check failed at the current place.
 fn fatal<R>(ctx: &mut Ctx, src: &Src<R>, f: super::Fail) -> ScanErr {
-    let at = Location {
-        line: Some(src.line),
-        column: Some(src.col),
-        path: ctx.path(),
-    };
+    let at = Location { line: Some(src.line), column: Some(src.col), path: ctx.path() };
     ctx.fatal.get_or_insert(SbomError::Malformed {
         file: ctx.sink.file.clone(),
         at,
@@ -324,9 +295,7 @@ fn fatal<R>(ctx: &mut Ctx, src: &Src<R>, f: super::Fail) -> ScanErr {
 /// One JSON object of the document: the top level, or a wrapped predicate.
 fn object<R: Read>(src: &mut Src<R>, ctx: &mut Ctx) -> Result<(), ScanErr> {
     if src.expect_peek()? != b'{' {
-        return Err(ScanErr::Syntax(
-            "expected an SBOM document (a JSON object)".into(),
-        ));
+        return Err(ScanErr::Syntax("expected an SBOM document (a JSON object)".into()));
     }
     src.consume(1);
     let mut seen = 0u64;
@@ -375,10 +344,7 @@ fn object<R: Read>(src: &mut Src<R>, ctx: &mut Ctx) -> Result<(), ScanErr> {
             return Err(fatal(ctx, src, f));
         }
         match (key, start) {
-            (
-                Key::Files | Key::Packages | Key::Relationships | Key::Components | Key::Graph,
-                b'[',
-            )
+            (Key::Files | Key::Packages | Key::Relationships | Key::Components | Key::Graph, b'[')
             | (Key::Artifacts | Key::ArtifactRelationships, b'[') => list(src, ctx, key)?,
             (Key::Predicate | Key::Data | Key::DsseEnvelope, b'{') => {
                 if key == Key::DsseEnvelope {
@@ -396,12 +362,7 @@ fn object<R: Read>(src: &mut Src<R>, ctx: &mut Ctx) -> Result<(), ScanErr> {
             _ => {
                 let len = src.scan(true)?;
                 let mut de = serde_json::Deserializer::from_slice(&src.avail()[..len]);
-                let r = Value {
-                    ctx: &mut *ctx,
-                    key,
-                }
-                .deserialize(&mut de)
-                .and_then(|()| de.end());
+                let r = Value { ctx: &mut *ctx, key }.deserialize(&mut de).and_then(|()| de.end());
                 if let Err(e) = r {
                     return Err(value_error(ctx, src, e));
                 }
@@ -429,9 +390,7 @@ fn list<R: Read>(src: &mut Src<R>, ctx: &mut Ctx, key: Key) -> Result<(), ScanEr
         }
         if i > 0 {
             if c != b',' {
-                return Err(ScanErr::Syntax(
-                    "expected `,` or `]` after an element".into(),
-                ));
+                return Err(ScanErr::Syntax("expected `,` or `]` after an element".into()));
             }
             src.consume(1);
             c = src.expect_peek()?;
@@ -467,18 +426,10 @@ fn element(
     match key {
         Key::Files => apply(ctx, spdx2::File::deserialize(de)?, spdx2::file),
         Key::Packages => apply(ctx, spdx2::Package::deserialize(de)?, spdx2::package),
-        Key::Relationships => apply(
-            ctx,
-            spdx2::Relationship::deserialize(de)?,
-            spdx2::relationship,
-        ),
+        Key::Relationships => apply(ctx, spdx2::Relationship::deserialize(de)?, spdx2::relationship),
         Key::Graph => apply(ctx, spdx3::Element::deserialize(de)?, spdx3::element),
         Key::Artifacts => apply(ctx, syft::Artifact::deserialize(de)?, syft::artifact),
-        Key::ArtifactRelationships => apply(
-            ctx,
-            syft::Relationship::deserialize(de)?,
-            syft::relationship,
-        ),
+        Key::ArtifactRelationships => apply(ctx, syft::Relationship::deserialize(de)?, syft::relationship),
         Key::Components => cdx::Component::seed(ctx).deserialize(de).map(drop),
         _ => Err(serde_json::Error::custom("not a list key")),
     }

@@ -85,11 +85,7 @@ pub(crate) struct Hex {
 
 impl Default for Hex {
     fn default() -> Hex {
-        Hex {
-            bytes: [0; 64],
-            len: 0,
-            bad: Some("".into()),
-        }
+        Hex { bytes: [0; 64], len: 0, bad: Some("".into()) }
     }
 }
 
@@ -122,16 +118,9 @@ impl<'de> Deserialize<'de> for Hex {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Hex, E> {
                 let v = v.trim();
-                let mut h = Hex {
-                    bytes: [0; 64],
-                    len: 0,
-                    bad: None,
-                };
+                let mut h = Hex { bytes: [0; 64], len: 0, bad: None };
                 let n = v.len() / 2;
-                if !v.len().is_multiple_of(2)
-                    || n > 64
-                    || !decode_hex(v.as_bytes(), &mut h.bytes[..n])
-                {
+                if !v.len().is_multiple_of(2) || n > 64 || !decode_hex(v.as_bytes(), &mut h.bytes[..n]) {
                     h.bad = Some(v.chars().take(80).collect::<String>().into());
                 } else {
                     h.len = n as u8;

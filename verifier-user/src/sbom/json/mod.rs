@@ -55,10 +55,7 @@ pub(crate) struct Fail {
 
 impl From<FileRefused> for Fail {
     fn from(e: FileRefused) -> Fail {
-        Fail {
-            message: e.message(),
-            hint: hint::TOO_LONG,
-        }
+        Fail { message: e.message(), hint: hint::TOO_LONG }
     }
 }
 
@@ -66,10 +63,7 @@ impl From<FileRefused> for Fail {
 pub(crate) fn check_len(what: &str, s: Option<&String>) -> Result<(), Fail> {
     match s {
         Some(s) if s.len() > MAX_FIELD => Err(Fail {
-            message: format!(
-                "a {what} is {} bytes long (at most {MAX_FIELD} accepted)",
-                s.len()
-            ),
+            message: format!("a {what} is {} bytes long (at most {MAX_FIELD} accepted)", s.len()),
             hint: hint::TOO_LONG,
         }),
         _ => Ok(()),
@@ -196,21 +190,11 @@ impl Ctx {
                 } else {
                     "the file is not valid JSON: regenerate it, or check that it was not altered"
                 };
-                SbomError::Malformed {
-                    file,
-                    at,
-                    message,
-                    hint,
-                }
+                SbomError::Malformed { file, at, message, hint }
             }
             Category::Data => {
                 let hint = self.hint.take().unwrap_or(hint::REGENERATE);
-                SbomError::Malformed {
-                    file,
-                    at,
-                    message,
-                    hint,
-                }
+                SbomError::Malformed { file, at, message, hint }
             }
         }
     }
@@ -226,12 +210,7 @@ pub(crate) struct Each<'c, T, F> {
 
 impl<'c, T, F> Each<'c, T, F> {
     pub fn new(ctx: &'c mut Ctx, what: &'static str, f: F) -> Self {
-        Each {
-            ctx,
-            f,
-            what,
-            _t: PhantomData,
-        }
+        Each { ctx, f, what, _t: PhantomData }
     }
 }
 
@@ -383,12 +362,8 @@ impl<'de> Visitor<'de> for Doc<'_> {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
-            ctx.enter_key(key, &mut seen)
-                .map_err(|f| ctx.fail::<A::Error>(f))?;
-            map.next_value_seed(Value {
-                ctx: &mut *ctx,
-                key,
-            })?;
+            ctx.enter_key(key, &mut seen).map_err(|f| ctx.fail::<A::Error>(f))?;
+            map.next_value_seed(Value { ctx: &mut *ctx, key })?;
             ctx.stack.pop();
         }
         Ok(())
@@ -445,9 +420,7 @@ impl<'de> DeserializeSeed<'de> for Value<'_> {
             }
             Key::Files => Each::new(ctx, "files", spdx2::file).deserialize(d)?,
             Key::Packages => Each::new(ctx, "packages", spdx2::package).deserialize(d)?,
-            Key::Relationships => {
-                Each::new(ctx, "relationships", spdx2::relationship).deserialize(d)?
-            }
+            Key::Relationships => Each::new(ctx, "relationships", spdx2::relationship).deserialize(d)?,
             Key::BomFormat => {
                 let v = string(d)?;
                 ctx.kind.cdx |= v.is_some_and(|v| v.eq_ignore_ascii_case("cyclonedx"));
@@ -493,8 +466,7 @@ impl<'de> DeserializeSeed<'de> for Value<'_> {
             Key::Payload => {
                 ctx.kind.envelope.get_or_insert(Envelope::Dsse);
                 let b64 = String::deserialize(d)?;
-                payload(ctx, &b64)
-                    .map_err(|()| D::Error::custom("the payload could not be read"))?;
+                payload(ctx, &b64).map_err(|()| D::Error::custom("the payload could not be read"))?;
             }
             Key::Signatures => {
                 IgnoredAny::deserialize(d)?;
@@ -527,9 +499,7 @@ impl<'de> DeserializeSeed<'de> for Value<'_> {
                 let subjects: Vec<Subject> = Option::deserialize(d)?.unwrap_or_default();
                 for s in subjects {
                     if let (Some(name), Some(digest)) = (s.name, s.digest.get("sha256")) {
-                        ctx.kind
-                            .subject
-                            .get_or_insert((name, format!("sha256:{digest}")));
+                        ctx.kind.subject.get_or_insert((name, format!("sha256:{digest}")));
                     }
                 }
             }
@@ -583,26 +553,18 @@ impl<'de> Visitor<'de> for Nested<'_> {
         Doc { ctx: self.ctx }.visit_map(map)
     }
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
-        read_embedded(
-            self.ctx,
-            v.as_bytes(),
-            "in the JSON text of the predicate: ",
-        )
-        .map_err(|()| E::custom("the embedded document could not be read"))
+        read_embedded(self.ctx, v.as_bytes(), "in the JSON text of the predicate: ")
+            .map_err(|()| E::custom("the embedded document could not be read"))
     }
 }
 
 /// Decodes a DSSE payload (base64 of an in-toto statement) and reads it.
 fn payload(ctx: &mut Ctx, b64: &str) -> Result<(), ()> {
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    let decoded = [STANDARD, URL_SAFE, STANDARD_NO_PAD, URL_SAFE_NO_PAD]
-        .iter()
-        .find_map(|e| e.decode(b64).ok());
+    let decoded =
+        [STANDARD, URL_SAFE, STANDARD_NO_PAD, URL_SAFE_NO_PAD].iter().find_map(|e| e.decode(b64).ok());
     let Some(bytes) = decoded else {
-        let at = Location {
-            path: ctx.path(),
-            ..Location::default()
-        };
+        let at = Location { path: ctx.path(), ..Location::default() };
         ctx.fatal.get_or_insert(SbomError::Malformed {
             file: ctx.sink.file.clone(),
             at,
@@ -612,10 +574,7 @@ fn payload(ctx: &mut Ctx, b64: &str) -> Result<(), ()> {
         return Err(());
     };
     if ctx.wrap_depth >= MAX_WRAP_DEPTH {
-        let at = Location {
-            path: ctx.path(),
-            ..Location::default()
-        };
+        let at = Location { path: ctx.path(), ..Location::default() };
         ctx.fatal.get_or_insert(SbomError::Malformed {
             file: ctx.sink.file.clone(),
             at,
@@ -635,10 +594,7 @@ fn payload(ctx: &mut Ctx, b64: &str) -> Result<(), ()> {
 fn read_embedded(ctx: &mut Ctx, bytes: &[u8], within: &str) -> Result<(), ()> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let depth = ctx.stack.len();
-    match (Doc { ctx: &mut *ctx })
-        .deserialize(&mut de)
-        .and_then(|()| de.end())
-    {
+    match (Doc { ctx: &mut *ctx }).deserialize(&mut de).and_then(|()| de.end()) {
         Ok(()) => Ok(()),
         Err(e) => {
             let err = ctx.error_from(e, within);
@@ -669,12 +625,7 @@ pub(crate) fn read_slice(
     opts: &LoadOptions,
     hinted: Option<SbomFormat>,
 ) -> Result<Manifest, SbomError> {
-    read_with(
-        serde_json::Deserializer::from_slice(bytes),
-        name,
-        opts,
-        hinted,
-    )
+    read_with(serde_json::Deserializer::from_slice(bytes), name, opts, hinted)
 }
 
 fn read_with<'de, R: serde_json::de::Read<'de>>(
@@ -729,15 +680,9 @@ fn finish(
                 k.predicate_type.as_deref().unwrap_or("no predicateType")
             )
         } else {
-            format!(
-                "a JSON object with keys {:?} and none that SPDX, CycloneDX or Syft use",
-                ctx.other_keys
-            )
+            format!("a JSON object with keys {:?} and none that SPDX, CycloneDX or Syft use", ctx.other_keys)
         };
-        return Err(SbomError::UnknownFormat {
-            file: name.to_owned(),
-            reason,
-        });
+        return Err(SbomError::UnknownFormat { file: name.to_owned(), reason });
     };
     let envelope = k.envelope;
     let signed = k.signed;
@@ -750,11 +695,7 @@ fn finish(
         note_image(src, &name, None, Some(digest));
     }
     if envelope.is_some() {
-        let what = if signed {
-            "its signatures were not checked"
-        } else {
-            "it carries no signature"
-        };
+        let what = if signed { "its signatures were not checked" } else { "it carries no signature" };
         ctx.sink.m.warn(format!(
             "the SBOM came wrapped in an attestation and {what} (signature checking is not built yet): trust it \
              only as far as you trust where the file came from"

@@ -45,18 +45,13 @@ pub(crate) fn file(ctx: &mut Ctx, f: File<'_>) -> Result<(), Fail> {
         return Ok(());
     }
     let symlink = kind == Some("SymbolicLink");
-    let path = f
-        .file_name
-        .or_else(|| f.location.and_then(|l| l.path).map(Cow::Owned))
-        .unwrap_or_default();
+    let path = f.file_name.or_else(|| f.location.and_then(|l| l.path).map(Cow::Owned)).unwrap_or_default();
     ctx.digests.clear();
     for c in &f.checksums {
-        ctx.sink
-            .push_decoded(&mut ctx.digests, &c.algorithm, &c.value, &path);
+        ctx.sink.push_decoded(&mut ctx.digests, &c.algorithm, &c.value, &path);
     }
     for d in &f.digests {
-        ctx.sink
-            .push_decoded(&mut ctx.digests, &d.algorithm, &d.value, &path);
+        ctx.sink.push_decoded(&mut ctx.digests, &d.algorithm, &d.value, &path);
     }
     let index = ctx.sink.add_file(&path, &ctx.digests, None, symlink)?;
     if let (Some(i), Some(id)) = (index, f.spdx_id.or(f.id)) {
@@ -98,33 +93,19 @@ pub(crate) fn package(ctx: &mut Ctx, p: Package) -> Result<(), Fail> {
     let purl = p
         .external_refs
         .into_iter()
-        .find(|r| {
-            r.kind
-                .as_deref()
-                .is_some_and(|k| k.eq_ignore_ascii_case("purl"))
-        })
+        .find(|r| r.kind.as_deref().is_some_and(|k| k.eq_ignore_ascii_case("purl")))
         .and_then(|r| r.locator);
     check_len("purl", purl.as_ref())?;
     let name = p.name.unwrap_or_default();
-    let is_image =
-        p.purpose.as_deref() == Some("CONTAINER") || purl.as_deref().is_some_and(is_image_purl);
+    let is_image = p.purpose.as_deref() == Some("CONTAINER") || purl.as_deref().is_some_and(is_image_purl);
     if is_image {
-        let digest = p
-            .checksums
-            .iter()
-            .find_map(|c| match (&c.algorithm, c.value.value()) {
-                (Alg::Known(super::super::HashAlg::Sha256), Ok(v)) => {
-                    Some(format!("sha256:{}", hex::encode(v)))
-                }
-                _ => None,
-            });
+        let digest = p.checksums.iter().find_map(|c| match (&c.algorithm, c.value.value()) {
+            (Alg::Known(super::super::HashAlg::Sha256), Ok(v)) => Some(format!("sha256:{}", hex::encode(v))),
+            _ => None,
+        });
         note_image(ctx.sink.m.source_mut(), &name, purl.as_deref(), digest);
     }
-    let index = ctx.sink.m.add_package(PackageRef {
-        name,
-        version: p.version,
-        purl,
-    });
+    let index = ctx.sink.m.add_package(PackageRef { name, version: p.version, purl });
     if let Some(id) = p.spdx_id {
         check_len("SPDXID", Some(&id))?;
         ctx.links.package(&id, index);

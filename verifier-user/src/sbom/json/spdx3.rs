@@ -85,8 +85,7 @@ pub(crate) fn element(ctx: &mut Ctx, mut e: Element) -> Result<(), Fail> {
                     // Signatures and other methods are not digests.
                     Some(_) => continue,
                 }
-                ctx.sink
-                    .push_decoded(&mut ctx.digests, &h.algorithm, &h.value, &path);
+                ctx.sink.push_decoded(&mut ctx.digests, &h.algorithm, &h.value, &path);
             }
             let index = ctx.sink.add_file(&path, &ctx.digests, None, false)?;
             if let (Some(i), Some(id)) = (index, e.id) {
@@ -103,20 +102,13 @@ pub(crate) fn element(ctx: &mut Ctx, mut e: Element) -> Result<(), Fail> {
             if is_image {
                 note_image(ctx.sink.m.source_mut(), &name, purl.as_deref(), None);
             }
-            let index = ctx.sink.m.add_package(PackageRef {
-                name,
-                version: e.package_version,
-                purl,
-            });
+            let index = ctx.sink.m.add_package(PackageRef { name, version: e.package_version, purl });
             if let Some(id) = e.id {
                 ctx.links.package(&id, index);
             }
         }
         "Relationship" => {
-            let contains = e
-                .relationship_type
-                .as_deref()
-                .is_some_and(|t| t.eq_ignore_ascii_case("contains"));
+            let contains = e.relationship_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("contains"));
             if let (true, Some(from)) = (contains, e.from) {
                 for to in &e.to {
                     ctx.links.contains(&from, to);

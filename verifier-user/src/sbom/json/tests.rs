@@ -31,11 +31,7 @@ impl std::io::Read for OneByte<'_> {
 /// in-memory path, which must agree.
 fn load(doc: &str) -> Result<Manifest, SbomError> {
     let streamed = load_reader(doc.as_bytes(), "test.json", &LoadOptions::default());
-    let trickled = load_reader(
-        OneByte(doc.as_bytes()),
-        "test.json",
-        &LoadOptions::default(),
-    );
+    let trickled = load_reader(OneByte(doc.as_bytes()), "test.json", &LoadOptions::default());
     match (&streamed, &trickled) {
         (Ok(a), Ok(b)) => assert_eq!((a.len(), a.packages().len()), (b.len(), b.packages().len())),
         (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
@@ -46,24 +42,12 @@ fn load(doc: &str) -> Result<Manifest, SbomError> {
         (Ok(a), Ok(b)) => assert_eq!(a.len(), b.len()),
         // serde_json's stream and slice readers differ by one in columns.
         (Err(a), Err(b)) => {
-            assert_eq!(
-                std::mem::discriminant(a),
-                std::mem::discriminant(b),
-                "{a} vs {b}"
-            );
+            assert_eq!(std::mem::discriminant(a), std::mem::discriminant(b), "{a} vs {b}");
             // Paths agree except at the nesting limit, which the streaming
             // path (a fresh parser per element) meets one level later.
-            assert_eq!(
-                a.location().map(|l| l.line),
-                b.location().map(|l| l.line),
-                "{a} vs {b}"
-            );
+            assert_eq!(a.location().map(|l| l.line), b.location().map(|l| l.line), "{a} vs {b}");
             if !a.to_string().contains("recursion limit") {
-                assert_eq!(
-                    a.location().map(|l| &l.path),
-                    b.location().map(|l| &l.path),
-                    "{a} vs {b}"
-                );
+                assert_eq!(a.location().map(|l| &l.path), b.location().map(|l| &l.path), "{a} vs {b}");
             }
         }
         _ => panic!("stream and slice disagree: {streamed:?} vs {sliced:?}"),
@@ -97,23 +81,15 @@ fn spdx_quirks_lowercase_null_zero_sha1_duplicates_conflicts() {
     assert!(a.has_conflict());
     assert!(a.matches(HashAlg::Sha256, &hex::decode(SHA256_A).expect("hex")));
     assert!(a.matches(HashAlg::Sha256, &hex::decode(SHA256_B).expect("hex")));
-    assert!(
-        a.digest(HashAlg::Sha1).is_none(),
-        "an all-zero SHA-1 is no digest"
-    );
+    assert!(a.digest(HashAlg::Sha1).is_none(), "an all-zero SHA-1 is no digest");
     assert!(!m.get("/usr/bin/b").expect("b").has_digests());
     let c = m.get("/usr/bin/c").expect("c");
     assert!(!c.has_conflict(), "the same digest twice is no conflict");
     assert_eq!(c.digests().count(), 1);
     let w = m.warnings().join("\n");
-    for expect in [
-        "different digests",
-        "/usr/bin/a",
-        "placeholder",
-        "MD2 (1)",
-        "not valid",
-        "no usable digest",
-    ] {
+    for expect in
+        ["different digests", "/usr/bin/a", "placeholder", "MD2 (1)", "not valid", "no usable digest"]
+    {
         assert!(w.contains(expect), "{expect:?} missing in {w}");
     }
 }
@@ -128,31 +104,19 @@ fn scan_directory_prefix_is_stripped_or_taken_from_options() {
     let m = load(&doc).expect("loads");
     assert!(m.get("/tmp/x/rootfs/usr/bin/a").is_some());
     assert!(
-        m.warnings()
-            .iter()
-            .any(|w| w.contains("/tmp/x/rootfs") && w.contains("root prefix")),
+        m.warnings().iter().any(|w| w.contains("/tmp/x/rootfs") && w.contains("root prefix")),
         "{:?}",
         m.warnings()
     );
-    let opts = LoadOptions {
-        root_prefix: Some("/tmp/x/rootfs/".into()),
-        ..LoadOptions::default()
-    };
+    let opts = LoadOptions { root_prefix: Some("/tmp/x/rootfs/".into()), ..LoadOptions::default() };
     let m = load_reader(doc.as_bytes(), "t", &opts).expect("loads");
     assert!(m.get("/usr/bin/a").expect("stripped").sha256().is_some());
     assert!(m.get("/etc/passwd").is_some());
     // `rootfs/...` (not a standard top-level dir, a rootfs below): stripped.
-    let doc =
-        spdx_files(r#"{"fileName": "rootfs/usr/bin/a"}, {"fileName": "rootfs/etc/os-release"}"#);
+    let doc = spdx_files(r#"{"fileName": "rootfs/usr/bin/a"}, {"fileName": "rootfs/etc/os-release"}"#);
     let m = load(&doc).expect("loads");
     assert!(m.get("/usr/bin/a").is_some() && m.get("/etc/os-release").is_some());
-    assert!(
-        m.warnings()
-            .iter()
-            .any(|w| w.contains("started with /rootfs")),
-        "{:?}",
-        m.warnings()
-    );
+    assert!(m.warnings().iter().any(|w| w.contains("started with /rootfs")), "{:?}", m.warnings());
 }
 
 #[test]
@@ -170,22 +134,12 @@ fn spdx_packages_by_has_files_and_relationships() {
                           "externalRefs": [{{"referenceType": "purl", "referenceLocator": "pkg:oci/y@sha256%3A{SHA256_B}?repository_url=cgr.dev/x/y"}}]}}]}}"#
     );
     let m = load(&doc).expect("loads");
-    let pkg = |p: &str| {
-        m.get(p)
-            .and_then(|e| e.package(&m))
-            .map(|p| (p.name.clone(), p.purl.clone()))
-    };
-    assert_eq!(
-        pkg("/bin/one"),
-        Some(("one".into(), Some("pkg:apk/wolfi/one@1".into())))
-    );
+    let pkg = |p: &str| m.get(p).and_then(|e| e.package(&m)).map(|p| (p.name.clone(), p.purl.clone()));
+    assert_eq!(pkg("/bin/one"), Some(("one".into(), Some("pkg:apk/wolfi/one@1".into()))));
     assert_eq!(pkg("/bin/two").map(|p| p.0), Some("two".into()));
     assert_eq!(pkg("/bin/three").map(|p| p.0), Some("two".into()));
     assert_eq!(m.source().image_name.as_deref(), Some("cgr.dev/x/y"));
-    assert_eq!(
-        m.source().image_digest.as_deref(),
-        Some(format!("sha256:{SHA256_B}").as_str())
-    );
+    assert_eq!(m.source().image_digest.as_deref(), Some(format!("sha256:{SHA256_B}").as_str()));
 }
 
 #[test]
@@ -211,43 +165,18 @@ fn cyclonedx_files_nested_components_properties_and_evidence() {
     assert_eq!(m.source().format, SbomFormat::CycloneDxJson);
     assert_eq!(m.source().spec_version.as_deref(), Some("1.6"));
     assert_eq!(m.source().image_name.as_deref(), Some("alpine"));
-    assert_eq!(
-        m.len(),
-        6,
-        "{:?}",
-        m.files().map(|(p, _)| p).collect::<Vec<_>>()
-    );
+    assert_eq!(m.len(), 6, "{:?}", m.files().map(|(p, _)| p).collect::<Vec<_>>());
     assert!(m.get("/usr/bin/top").expect("top").sha256().is_some());
     assert!(m.get("/ignored-name").is_none());
-    assert!(
-        m.get("/usr/lib/libz.so.1")
-            .expect("libz")
-            .digest(HashAlg::Sha1)
-            .is_some()
-    );
-    assert!(
-        m.get("/lib/libz.so.1")
-            .expect("libz 2")
-            .digest(HashAlg::Sha1)
-            .is_some()
-    );
+    assert!(m.get("/usr/lib/libz.so.1").expect("libz").digest(HashAlg::Sha1).is_some());
+    assert!(m.get("/lib/libz.so.1").expect("libz 2").digest(HashAlg::Sha1).is_some());
     let ld = m.get("/lib/ld-musl.so.1").expect("from evidence");
     assert!(ld.digest(HashAlg::Sha512).is_some());
     assert_eq!(ld.package(&m).map(|p| p.name.as_str()), Some("musl"));
-    let inner = m
-        .get("/lib/inner.so")
-        .and_then(|e| e.package(&m))
-        .map(|p| p.name.as_str());
-    assert_eq!(
-        inner,
-        Some("inner"),
-        "the nearest enclosing component owns a file"
-    );
+    let inner = m.get("/lib/inner.so").and_then(|e| e.package(&m)).map(|p| p.name.as_str());
+    assert_eq!(inner, Some("inner"), "the nearest enclosing component owns a file");
     // A library's own hash is a package digest, not a file in the image.
-    assert!(
-        m.paths_with_sha256(&hex::decode(SHA256_B).expect("hex").try_into().expect("32"))
-            .is_empty()
-    );
+    assert!(m.paths_with_sha256(&hex::decode(SHA256_B).expect("hex").try_into().expect("32")).is_empty());
     assert_eq!(
         m.paths_with_sha256(&hex::decode(SHA256_A).expect("hex").try_into().expect("32")),
         ["/usr/bin/top"]
@@ -272,10 +201,7 @@ fn spdx3_json_ld_files_packages_contains() {
     assert_eq!(m.len(), 1);
     let sh = m.get("/bin/sh").expect("sh");
     assert!(sh.sha256().is_some());
-    assert_eq!(
-        sh.package(&m).and_then(|p| p.version.as_deref()),
-        Some("1.36")
-    );
+    assert_eq!(sh.package(&m).and_then(|p| p.version.as_deref()), Some("1.36"));
 }
 
 fn dsse(statement: &str) -> String {
@@ -308,29 +234,16 @@ fn dsse_envelope_sigstore_bundle_and_legacy_cosign_predicate() {
         ),
         (statement(), Envelope::InToto),
         // Two envelopes in JSON lines.
-        (
-            format!("{}\n{}\n", dsse(&statement()), dsse(&statement())),
-            Envelope::Dsse,
-        ),
+        (format!("{}\n{}\n", dsse(&statement()), dsse(&statement())), Envelope::Dsse),
     ] {
         let m = load(&doc).expect("loads");
         assert_eq!(m.source().format, SbomFormat::Spdx2Json);
         assert_eq!(m.source().envelope, Some(envelope));
         assert_eq!(m.len(), 1);
         assert!(m.get("/bin/x").expect("x").sha256().is_some());
-        assert_eq!(
-            m.source().image_name.as_deref(),
-            Some("registry.example/app")
-        );
-        assert_eq!(
-            m.source().image_digest.as_deref(),
-            Some(format!("sha256:{SHA256_B}").as_str())
-        );
-        assert!(
-            m.warnings().iter().any(|w| w.contains("signature")),
-            "{:?}",
-            m.warnings()
-        );
+        assert_eq!(m.source().image_name.as_deref(), Some("registry.example/app"));
+        assert_eq!(m.source().image_digest.as_deref(), Some(format!("sha256:{SHA256_B}").as_str()));
+        assert!(m.warnings().iter().any(|w| w.contains("signature")), "{:?}", m.warnings());
     }
     // cosign's old custom predicate: the SBOM as a JSON string in `Data`.
     let inner = serde_json::to_string(&spdx_files(r#"{"fileName": "/bin/y"}"#)).expect("json");
@@ -343,26 +256,18 @@ fn dsse_envelope_sigstore_bundle_and_legacy_cosign_predicate() {
 #[test]
 fn bad_payloads_are_explained() {
     let e = err(r#"{"payloadType": "x", "payload": "!!!not base64!!!"}"#);
-    assert!(
-        e.contains("test.json") && e.contains("payload") && e.contains("not valid base64"),
-        "{e}"
-    );
+    assert!(e.contains("test.json") && e.contains("payload") && e.contains("not valid base64"), "{e}");
     // An error inside the decoded payload names the place inside it.
     let broken = statement().replace(r#""fileName": "/bin/x""#, r#""fileName": 42"#);
     let e = err(&dsse(&broken));
     assert!(
-        e.contains("decoded DSSE payload")
-            && e.contains("predicate.files[0]")
-            && e.contains("invalid type"),
+        e.contains("decoded DSSE payload") && e.contains("predicate.files[0]") && e.contains("invalid type"),
         "{e}"
     );
     let e = err(&dsse(
         r#"{"_type": "https://in-toto.io/Statement/v1", "predicateType": "https://slsa.dev/provenance/v1", "predicate": {"buildDefinition": {}}}"#,
     ));
-    assert!(
-        e.contains("https://slsa.dev/provenance/v1") && e.contains("not an SBOM"),
-        "{e}"
-    );
+    assert!(e.contains("https://slsa.dev/provenance/v1") && e.contains("not an SBOM"), "{e}");
 }
 
 #[test]
@@ -379,34 +284,16 @@ fn truncated_document() {
 
 #[test]
 fn wrong_types_name_the_place() {
-    let e = err(&spdx_files(
-        r#"{"fileName": "/bin/a"}, {"fileName": ["/bin/b"]}"#,
-    ));
-    assert!(
-        e.contains("files[1]") && e.contains("invalid type: sequence"),
-        "{e}"
-    );
+    let e = err(&spdx_files(r#"{"fileName": "/bin/a"}, {"fileName": ["/bin/b"]}"#));
+    assert!(e.contains("files[1]") && e.contains("invalid type: sequence"), "{e}");
     let e = err(r#"{"spdxVersion": "SPDX-2.3", "files": {"fileName": "/x"}}"#);
-    assert!(
-        e.contains("at files") && e.contains("expected a list of files"),
-        "{e}"
-    );
-    let e =
-        err(r#"{"bomFormat": "CycloneDX", "components": [{"type": "file", "hashes": "nope"}]}"#);
-    assert!(
-        e.contains("components[0].hashes") && e.contains("invalid type"),
-        "{e}"
-    );
+    assert!(e.contains("at files") && e.contains("expected a list of files"), "{e}");
+    let e = err(r#"{"bomFormat": "CycloneDX", "components": [{"type": "file", "hashes": "nope"}]}"#);
+    assert!(e.contains("components[0].hashes") && e.contains("invalid type"), "{e}");
     let e = err(r#"["not", "an", "object"]"#);
-    assert!(
-        e.contains("test.json") && e.contains("not an SBOM format") && e.contains("starts with"),
-        "{e}"
-    );
+    assert!(e.contains("test.json") && e.contains("not an SBOM format") && e.contains("starts with"), "{e}");
     let e = err(r#"{"predicate": [1, 2]}"#);
-    assert!(
-        e.contains("at predicate") && e.contains("expected an SBOM object"),
-        "{e}"
-    );
+    assert!(e.contains("at predicate") && e.contains("expected an SBOM object"), "{e}");
 }
 
 #[test]
@@ -420,28 +307,16 @@ fn deep_nesting_is_refused_not_a_stack_overflow() {
     );
     assert_eq!(load(&deep).expect("loads").len(), 1);
     // Deep nesting where we read is refused at serde_json's limit (128).
-    let deep = format!(
-        r#"{{"predicate": {}{}}}"#,
-        r#"{"predicate": "#.repeat(200),
-        "}".repeat(200)
-    );
+    let deep = format!(r#"{{"predicate": {}{}}}"#, r#"{"predicate": "#.repeat(200), "}".repeat(200));
     let e = err(&deep);
-    assert!(
-        e.contains("nest too deep") || e.contains("recursion limit"),
-        "{e}"
-    );
+    assert!(e.contains("nest too deep") || e.contains("recursion limit"), "{e}");
     // Nested CycloneDX components, each a level deeper.
     let mut comps = String::from(r#"{"type": "file", "name": "/x"}"#);
     for _ in 0..1000 {
         comps = format!(r#"{{"type": "library", "name": "l", "components": [{comps}]}}"#);
     }
-    let e = err(&format!(
-        r#"{{"bomFormat": "CycloneDX", "components": [{comps}]}}"#
-    ));
-    assert!(
-        e.contains("recursion limit") && e.contains("nests this deep"),
-        "{e}"
-    );
+    let e = err(&format!(r#"{{"bomFormat": "CycloneDX", "components": [{comps}]}}"#));
+    assert!(e.contains("recursion limit") && e.contains("nests this deep"), "{e}");
 }
 
 #[test]
@@ -450,13 +325,8 @@ fn huge_strings_are_refused() {
     let e = err(&spdx_files(&format!(r#"{{"fileName": "/{long}"}}"#)));
     assert!(e.contains("files[0]") && e.contains("bytes long"), "{e}");
     let name = "n".repeat(100_000);
-    let e = err(&format!(
-        r#"{{"spdxVersion": "SPDX-2.3", "packages": [{{"name": "{name}"}}]}}"#
-    ));
-    assert!(
-        e.contains("packages[0]") && e.contains("package name is 100000 bytes"),
-        "{e}"
-    );
+    let e = err(&format!(r#"{{"spdxVersion": "SPDX-2.3", "packages": [{{"name": "{name}"}}]}}"#));
+    assert!(e.contains("packages[0]") && e.contains("package name is 100000 bytes"), "{e}");
     // A digest far too long is dropped with a warning, not kept.
     let m = load(&spdx_files(&format!(
         r#"{{"fileName": "/a", "checksums": [{{"algorithm": "SHA256", "checksumValue": "{}"}}]}}"#,
@@ -473,10 +343,7 @@ fn non_utf8_and_bad_escapes() {
     doc[at] = 0xe9;
     let e = load_reader(&doc[..], "latin1.json", &LoadOptions::default()).expect_err("latin-1");
     let s = e.to_string();
-    assert!(
-        s.contains("latin1.json") && s.contains("line 1 column") && s.contains("UTF-8"),
-        "{s}"
-    );
+    assert!(s.contains("latin1.json") && s.contains("line 1 column") && s.contains("UTF-8"), "{s}");
     let e = err(&spdx_files(r#"{"fileName": "/bin/\ud800"}"#));
     assert!(e.contains("escape") && e.contains("files[0]"), "{e}");
 }
@@ -484,31 +351,18 @@ fn non_utf8_and_bad_escapes() {
 #[test]
 fn duplicate_keys_are_refused() {
     let e = err(r#"{"spdxVersion": "SPDX-2.3", "files": [], "files": []}"#);
-    assert!(
-        e.contains("`files` appears twice") && e.contains("line 1"),
-        "{e}"
-    );
+    assert!(e.contains("`files` appears twice") && e.contains("line 1"), "{e}");
     let e = err(&spdx_files(r#"{"fileName": "/a", "fileName": "/b"}"#));
-    assert!(
-        e.contains("duplicate field `fileName`") && e.contains("files[0]"),
-        "{e}"
-    );
-    let e = err(
-        r#"{"bomFormat": "CycloneDX", "components": [{"type": "file", "name": "/a", "name": "/b"}]}"#,
-    );
-    assert!(
-        e.contains("`name` appears twice") && e.contains("components[0]"),
-        "{e}"
-    );
+    assert!(e.contains("duplicate field `fileName`") && e.contains("files[0]"), "{e}");
+    let e =
+        err(r#"{"bomFormat": "CycloneDX", "components": [{"type": "file", "name": "/a", "name": "/b"}]}"#);
+    assert!(e.contains("`name` appears twice") && e.contains("components[0]"), "{e}");
 }
 
 #[test]
 fn syntax_errors_and_trailing_garbage() {
     let e = err(r#"{"spdxVersion": "SPDX-2.3",, "files": []}"#);
-    assert!(
-        e.contains("line 1 column") && e.contains("not valid JSON"),
-        "{e}"
-    );
+    assert!(e.contains("line 1 column") && e.contains("not valid JSON"), "{e}");
     let e = err(r#"{"spdxVersion": "SPDX-2.3", "files": []} trailing"#);
     assert!(e.contains("trailing characters"), "{e}");
     let e = err(r#"{"some": "json"}"#);
