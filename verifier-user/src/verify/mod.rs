@@ -2,11 +2,14 @@
 //! the container, prove it is the same file the kernel saw, hash it, and
 //! judge it against the image's SBOM.
 //!
+//! - [`engine`]: the event-loop side: decisions cached per image, jobs
+//!   coalesced, nothing cached that was not proven;
 //! - [`open`]: race-free resolution beneath a container root;
 //! - [`locate`]: one exec on a worker thread (find, prove, hash);
 //! - [`pool`]: the bounded hashing threads and the hash cache by identity;
 //! - [`verdict`]: the policy from digests and SBOM to a verdict.
 
+pub mod engine;
 pub mod locate;
 pub mod open;
 pub mod pool;

@@ -71,7 +71,8 @@ pub struct Judgement {
 }
 
 impl Judgement {
-    fn new(verdict: Verdict, reason: impl Into<String>) -> Self {
+    /// A verdict with its reason and nothing else known.
+    pub fn new(verdict: Verdict, reason: impl Into<String>) -> Self {
         Self {
             verdict,
             reason: reason.into(),

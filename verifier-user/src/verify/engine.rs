@@ -1,0 +1,240 @@
+//! The verification engine on the event loop: from an exec of a known
+//! container to a decision, hashing on the pool only when nothing is known.
+//!
+//! Three levels of memory, cheapest first:
+//! - decisions by (image, file identity, executed name): a repeated exec of
+//!   a file already judged for this image costs one hash-map lookup;
+//! - requests in flight by the same key: a burst of execs of one new file
+//!   waits for one job, not one job each;
+//! - the hash cache by identity ([`super::pool::HashCache`]): a file shared
+//!   by several images is read once.
+//!
+//! Nothing is cached that was not proven: an unverifiable outcome, a
+//! fileless exec, or an exec of a script (whose bytes have no kernel
+//! identity) is worked out again next time.
+
+use std::{collections::HashMap, path::Path, sync::Arc};
+
+use verifier_common::event::FileIdentity;
+
+use super::{
+    locate::{Job, Located, Outcome, Via},
+    open::RootDir,
+    pool::{Done, HashCache, Pool},
+    verdict::{ImageContent, Judgement, Verdict, algs_for, judge},
+};
+use crate::{events::ExecEvent, sbom::Manifest};
+
+/// What the engine needs to know about a container's image.
+pub struct Context {
+    /// Identifies the baseline (one per image): decisions are shared by
+    /// every container with the same key.
+    pub key: u64,
+    pub root: Arc<RootDir>,
+    pub manifest: Arc<Manifest>,
+    pub content: Option<Arc<dyn ImageContent + Send + Sync>>,
+}
+
+/// The decision about one executed file.
+#[derive(Debug)]
+pub struct Decision {
+    pub judgement: Judgement,
+    /// Canonical path inside the container (exact bytes).
+    pub path: Vec<u8>,
+    pub via: Option<Via>,
+    pub sha256: Option<[u8; 32]>,
+    /// The script, when a `#!` script was run (its own judgement).
+    pub script: Option<ScriptDecision>,
+}
+
+#[derive(Debug)]
+pub struct ScriptDecision {
+    pub path: Vec<u8>,
+    pub sha256: Option<[u8; 32]>,
+    pub judgement: Judgement,
+}
+
+impl Decision {
+    /// Whether this needs an alert (the executable's or the script's
+    /// verdict is not `ok`).
+    pub fn is_drift(&self) -> bool {
+        self.judgement.verdict != Verdict::Ok
+            || self.script.as_ref().is_some_and(|s| s.judgement.verdict != Verdict::Ok)
+    }
+}
+
+/// Counters for the stats record and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct VerifyStats {
+    /// Execs given to the engine.
+    pub execs: u64,
+    /// Answered from the decision cache.
+    pub decision_hits: u64,
+    /// Jobs sent to the hashing pool.
+    pub jobs: u64,
+    /// Execs that waited on a job already in flight for the same file.
+    pub coalesced: u64,
+    /// Execs not verified because the hashing queue was full (reported
+    /// as `unverifiable`, never passed).
+    pub queue_full: u64,
+    /// Files over the size cap (reported as `unverifiable`).
+    pub too_large: u64,
+}
+
+/// (baseline key, file identity, executed name).
+pub type Key = (u64, FileIdentity, Vec<u8>);
+
+struct Waiting {
+    ctx: Arc<Context>,
+    events: Vec<ExecEvent>,
+}
+
+/// The engine. Lives on the event loop; hashing happens on the pool.
+pub struct Engine {
+    pool: Pool<Key>,
+    decisions: HashMap<Key, Arc<Decision>>,
+    max_decisions: usize,
+    inflight: HashMap<Key, Waiting>,
+    proc_root: Arc<Path>,
+    max_bytes: u64,
+    pub stats: VerifyStats,
+}
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub workers: usize,
+    pub queue: usize,
+    pub max_bytes: u64,
+    pub proc_root: std::path::PathBuf,
+    /// Files whose digests are remembered.
+    pub hash_cache: usize,
+    /// Decisions remembered.
+    pub decisions: usize,
+}
+
+impl Engine {
+    /// Starts the pool; outcomes come back on `done` and go to
+    /// [`Engine::complete`].
+    pub fn new(
+        cfg: &EngineConfig,
+        done: tokio::sync::mpsc::UnboundedSender<Done<(u64, FileIdentity, Vec<u8>)>>,
+    ) -> std::io::Result<Self> {
+        let cache = Arc::new(HashCache::new(cfg.hash_cache));
+        Ok(Self {
+            pool: Pool::new(cfg.workers, cfg.queue, cache, done)?,
+            decisions: HashMap::new(),
+            max_decisions: cfg.decisions,
+            inflight: HashMap::new(),
+            proc_root: Arc::from(cfg.proc_root.as_path()),
+            max_bytes: cfg.max_bytes,
+            stats: VerifyStats::default(),
+        })
+    }
+
+    /// Takes an exec of a container whose baseline is `ctx`. Returns the
+    /// decision now when it is known (or when the exec cannot be verified
+    /// at all); otherwise queues the work and returns `None`: the decision
+    /// comes out of [`Engine::complete`].
+    pub fn submit(&mut self, ctx: &Arc<Context>, event: ExecEvent) -> Option<(ExecEvent, Arc<Decision>)> {
+        self.stats.execs += 1;
+        let Some(identity) = event.exe else {
+            let d = unverifiable(&event.filename, "the kernel could not read the executed file's identity");
+            return Some((event, d));
+        };
+        let key: Key = (ctx.key, identity, event.filename.clone());
+        if let Some(d) = self.decisions.get(&key) {
+            self.stats.decision_hits += 1;
+            return Some((event, d.clone()));
+        }
+        if let Some(w) = self.inflight.get_mut(&key) {
+            self.stats.coalesced += 1;
+            w.events.push(event);
+            return None;
+        }
+        let path_guess = std::str::from_utf8(&event.filename).ok();
+        let job = Job {
+            root: ctx.root.clone(),
+            proc_root: self.proc_root.clone(),
+            tgid: event.tgid,
+            filename: event.filename.clone(),
+            identity,
+            algs: algs_for(&ctx.manifest, path_guess),
+            max_bytes: self.max_bytes,
+        };
+        match self.pool.try_submit(key.clone(), job) {
+            Ok(()) => {
+                self.stats.jobs += 1;
+                self.inflight.insert(key, Waiting { ctx: ctx.clone(), events: vec![event] });
+                None
+            }
+            Err(_) => {
+                self.stats.queue_full += 1;
+                let d = unverifiable(&event.filename, "the hashing queue was full (see --hash-queue)");
+                Some((event, d))
+            }
+        }
+    }
+
+    /// Turns a finished job into decisions for every exec that waited on it.
+    pub fn complete(&mut self, key: Key, outcome: Outcome) -> Vec<(ExecEvent, Arc<Decision>)> {
+        let Some(waiting) = self.inflight.remove(&key) else { return Vec::new() };
+        let (decision, cacheable) = match outcome {
+            Outcome::Unverifiable(why) => (unverifiable(&key.2, &why), false),
+            Outcome::Located(l) => self.decide(&waiting.ctx, *l),
+        };
+        if cacheable {
+            if self.decisions.len() >= self.max_decisions {
+                self.decisions.clear();
+            }
+            self.decisions.insert(key, decision.clone());
+        }
+        waiting.events.into_iter().map(|e| (e, decision.clone())).collect()
+    }
+
+    /// Execs waiting for a job.
+    pub fn in_flight(&self) -> usize {
+        self.inflight.values().map(|w| w.events.len()).sum()
+    }
+
+    fn decide(&mut self, ctx: &Context, l: Located) -> (Arc<Decision>, bool) {
+        let path = std::str::from_utf8(&l.path).ok();
+        let fileless = l.unlinked || l.path.starts_with(b"/memfd:");
+        let judgement = match &l.hashes {
+            Some(h) => judge(&ctx.manifest, ctx.content.as_deref().map(|c| c as &dyn ImageContent), path, h, fileless),
+            None if fileless => judge(&ctx.manifest, None, path, &Default::default(), true),
+            None => {
+                self.stats.too_large += 1;
+                Judgement::new(
+                    Verdict::Unverifiable,
+                    format!("larger than the hashing cap of {} bytes (--max-hash-bytes)", self.max_bytes),
+                )
+            }
+        };
+        let script = l.script.map(|s| {
+            let sp = std::str::from_utf8(&s.path).ok();
+            let judgement = match &s.hashes {
+                Some(h) => judge(&ctx.manifest, ctx.content.as_deref().map(|c| c as &dyn ImageContent), sp, h, false),
+                None => Judgement::new(Verdict::Unverifiable, "the script could not be read back"),
+            };
+            ScriptDecision { path: s.path, sha256: s.hashes.and_then(|h| h.sha256), judgement }
+        });
+        let cacheable = !fileless && script.is_none() && l.hashes.is_some();
+        let sha256 = l.hashes.as_ref().and_then(|h| h.sha256);
+        (Arc::new(Decision { judgement, path: l.path, via: Some(l.via), sha256, script }), cacheable)
+    }
+}
+
+fn unverifiable(filename: &[u8], why: &str) -> Arc<Decision> {
+    Arc::new(Decision {
+        judgement: Judgement::new(Verdict::Unverifiable, why),
+        path: filename.to_vec(),
+        via: None,
+        sha256: None,
+        script: None,
+    })
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -1,0 +1,129 @@
+//! The engine on real processes: first sight goes to the pool, repeats
+//! come from the decision cache, a burst of one new file is one job.
+
+use std::{
+    fs,
+    os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
+    path::Path,
+    process::Command,
+};
+
+use sha2::Digest as _;
+
+use super::*;
+use crate::sbom::{LoadOptions, load_bytes};
+
+fn manifest_with(path: &str, sha256: &[u8]) -> Manifest {
+    let doc = serde_json::json!({
+        "spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "name": "t", "dataLicense": "CC0-1.0",
+        "documentNamespace": "https://example.com/t",
+        "creationInfo": {"created": "2026-01-01T00:00:00Z", "creators": ["Tool: test"]},
+        "files": [{"SPDXID": "SPDXRef-f", "fileName": path,
+                   "checksums": [{"algorithm": "SHA256", "checksumValue": hex::encode(sha256)}]}]
+    });
+    load_bytes(doc.to_string().as_bytes(), "t.spdx.json", &LoadOptions { root_prefix: Some(String::new()), format: None })
+        .expect("SPDX")
+}
+
+fn event_for(pid: u32, bin: &Path) -> ExecEvent {
+    let m = fs::metadata(bin).expect("stat");
+    ExecEvent {
+        unix_ns: 0,
+        pid,
+        tgid: pid,
+        ppid: 1,
+        ns_pid: pid,
+        uid: 0,
+        gid: 0,
+        cgroup_id: 1,
+        mnt_ns: 1,
+        pid_ns: 1,
+        comm: b"sleeper".to_vec(),
+        filename: bin.as_os_str().as_bytes().to_vec(),
+        filename_truncated: false,
+        exe: Some(FileIdentity {
+            ino: m.ino(),
+            size: m.size() as i64,
+            ctime_sec: m.ctime(),
+            ctime_nsec: m.ctime_nsec() as u32,
+            dev: libc::major(m.dev()) << 20 | libc::minor(m.dev()),
+        }),
+    }
+}
+
+fn engine() -> (Engine, tokio::sync::mpsc::UnboundedReceiver<Done<Key>>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let cfg = EngineConfig {
+        workers: 1,
+        queue: 8,
+        max_bytes: 1 << 30,
+        proc_root: "/proc".into(),
+        hash_cache: 64,
+        decisions: 64,
+    };
+    (Engine::new(&cfg, tx).expect("pool"), rx)
+}
+
+fn judge_running(listed_sha: Option<&[u8]>) -> (Verdict, VerifyStats) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = dir.path().join("sleeper");
+    fs::copy("/bin/sleep", &bin).expect("copy");
+    let real: [u8; 32] = sha2::Sha256::digest(fs::read(&bin).expect("read")).into();
+    let mut child = Command::new(&bin).arg("30").spawn().expect("spawn");
+    while fs::read_link(format!("/proc/{}/exe", child.id())).map_or(true, |p| p != bin) {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let path = bin.to_str().expect("utf-8 temp path");
+    let ctx = Arc::new(Context {
+        key: 1,
+        root: Arc::new(RootDir::open(Path::new("/")).expect("root")),
+        manifest: Arc::new(manifest_with(path, listed_sha.unwrap_or(&real))),
+        content: None,
+    });
+    let (mut engine, mut rx) = engine();
+    // A burst of three execs of the same new file: one job.
+    for _ in 0..3 {
+        assert!(engine.submit(&ctx, event_for(child.id(), &bin)).is_none(), "first sight is queued");
+    }
+    assert_eq!(engine.in_flight(), 3);
+    let (key, outcome) = rx.blocking_recv().expect("outcome");
+    let decided = engine.complete(key, outcome);
+    assert_eq!(decided.len(), 3, "every waiting exec gets the decision");
+    let verdict = decided[0].1.judgement.verdict;
+    assert_eq!(decided[0].1.sha256, Some(real));
+    // Seen again: answered at once from the decision cache.
+    let again = engine.submit(&ctx, event_for(child.id(), &bin)).expect("cached");
+    assert_eq!(again.1.judgement.verdict, verdict);
+    child.kill().ok();
+    child.wait().ok();
+    (verdict, engine.stats.clone())
+}
+
+#[test]
+fn first_sight_hashes_once_then_the_cache_answers() {
+    let (verdict, stats) = judge_running(None);
+    assert_eq!(verdict, Verdict::Ok);
+    assert_eq!((stats.execs, stats.jobs, stats.coalesced, stats.decision_hits), (4, 1, 2, 1), "{stats:?}");
+}
+
+#[test]
+fn a_listed_path_with_other_bytes_is_modified() {
+    let (verdict, _) = judge_running(Some(&[7u8; 32]));
+    assert_eq!(verdict, Verdict::ModifiedBinary);
+}
+
+#[test]
+fn no_kernel_identity_is_unverifiable_at_once() {
+    let ctx = Arc::new(Context {
+        key: 1,
+        root: Arc::new(RootDir::open(Path::new("/")).expect("root")),
+        manifest: Arc::new(manifest_with("/bin/x", &[0u8; 32])),
+        content: None,
+    });
+    let (mut engine, _rx) = engine();
+    let mut ev = event_for(std::process::id(), Path::new("/proc/self/exe"));
+    ev.exe = None;
+    let (_, d) = engine.submit(&ctx, ev).expect("immediate");
+    assert_eq!(d.judgement.verdict, Verdict::Unverifiable);
+    assert!(d.is_drift());
+}
