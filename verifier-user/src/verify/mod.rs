@@ -2,6 +2,8 @@
 //! the container, prove it is the same file the kernel saw, hash it, and
 //! judge it against the image's SBOM.
 //!
+//! - [`containers`]: per-container baselines, execs waiting (bounded) for
+//!   their container to be resolved;
 //! - [`engine`]: the event-loop side: decisions cached per image, jobs
 //!   coalesced, nothing cached that was not proven;
 //! - [`open`]: race-free resolution beneath a container root;
@@ -9,6 +11,7 @@
 //! - [`pool`]: the bounded hashing threads and the hash cache by identity;
 //! - [`verdict`]: the policy from digests and SBOM to a verdict.
 
+pub mod containers;
 pub mod engine;
 pub mod locate;
 pub mod open;
