@@ -1,10 +1,11 @@
 //! Shared pieces of the root integration tests, the demo and the
-//! benchmarks: a busybox OCI bundle, a runc driver, the agent as a child
+//! benchmarks: a busybox OCI bundle (and test images with SBOMs), a runc driver, the agent as a child
 //! process, and an exec storm. Everything here is real: the kernel loads the
 //! real programs, runc runs real containers.
 
 pub mod agent;
 pub mod bundle;
+pub mod image;
 pub mod runc;
 pub mod storm;
 
