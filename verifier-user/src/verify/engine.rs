@@ -181,7 +181,7 @@ impl Engine {
         let Some(waiting) = self.inflight.remove(&key) else { return Vec::new() };
         let (decision, cacheable) = match outcome {
             Outcome::Unverifiable(why) => (unverifiable(&key.2, &why), false),
-            Outcome::Located(l) => self.decide(&waiting.ctx, *l),
+            Outcome::Located(l) => self.decide(&waiting.ctx, *l, &key.2),
         };
         if cacheable {
             if self.decisions.len() >= self.max_decisions {
@@ -197,9 +197,9 @@ impl Engine {
         self.inflight.values().map(|w| w.events.len()).sum()
     }
 
-    fn decide(&mut self, ctx: &Context, l: Located) -> (Arc<Decision>, bool) {
+    fn decide(&mut self, ctx: &Context, l: Located, filename: &[u8]) -> (Arc<Decision>, bool) {
         let path = std::str::from_utf8(&l.path).ok();
-        let fileless = l.unlinked || l.path.starts_with(b"/memfd:");
+        let fileless = l.unlinked || l.path.starts_with(b"/memfd:") || runs_from_descriptor(filename);
         let judgement = match &l.hashes {
             Some(h) => judge(&ctx.manifest, ctx.content.as_deref().map(|c| c as &dyn ImageContent), path, h, fileless),
             None if fileless => judge(&ctx.manifest, None, path, &Default::default(), true),
@@ -223,6 +223,18 @@ impl Engine {
         let sha256 = l.hashes.as_ref().and_then(|h| h.sha256);
         (Arc::new(Decision { judgement, path: l.path, via: Some(l.via), sha256, script }), cacheable)
     }
+}
+
+/// `execveat(fd, "", AT_EMPTY_PATH)` and `fexecve` name the file
+/// `/dev/fd/N`; `/proc/<pid>/fd/N` is the explicit spelling. Either way the
+/// file was run from a descriptor, not a path of the image.
+pub fn runs_from_descriptor(filename: &[u8]) -> bool {
+    if filename.starts_with(b"/dev/fd/") || filename.starts_with(b"/proc/self/fd/") {
+        return true;
+    }
+    let Some(rest) = filename.strip_prefix(b"/proc/") else { return false };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    digits > 0 && rest[digits..].starts_with(b"/fd/")
 }
 
 fn unverifiable(filename: &[u8], why: &str) -> Arc<Decision> {

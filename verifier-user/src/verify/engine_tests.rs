@@ -127,3 +127,13 @@ fn no_kernel_identity_is_unverifiable_at_once() {
     assert_eq!(d.judgement.verdict, Verdict::Unverifiable);
     assert!(d.is_drift());
 }
+
+#[test]
+fn descriptor_paths_are_fileless_names() {
+    for yes in [&b"/dev/fd/3"[..], b"/proc/self/fd/7", b"/proc/1234/fd/0"] {
+        assert!(runs_from_descriptor(yes), "{}", String::from_utf8_lossy(yes));
+    }
+    for no in [&b"/bin/sh"[..], b"/proc/self/exe", b"/proc/x/fd/1", b"/dev/fdx"] {
+        assert!(!runs_from_descriptor(no), "{}", String::from_utf8_lossy(no));
+    }
+}
