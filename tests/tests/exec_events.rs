@@ -26,8 +26,8 @@ fn assert_counters_balance(stats: &Value) {
     let n = |v: &Value| v.as_u64().expect("counter is a number");
     assert_eq!(
         n(&k["seen"]),
-        n(&k["sent"]) + n(&k["dropped"]) + n(&k["filtered"]),
-        "seen = sent + dropped + filtered: {stats}"
+        n(&k["sent"]) + n(&k["dropped"]) + n(&k["filtered"]) + n(&k["fast_path"]),
+        "seen = sent + dropped + filtered + fast_path: {stats}"
     );
     assert_eq!(n(&k["sent"]), n(&stats["user"]["received"]), "every sent record reached userspace: {stats}");
     assert_eq!(n(&stats["user"]["decode_errors"]), 0, "{stats}");
@@ -162,17 +162,23 @@ fn agent_mounts_tracefs_and_detaches_on_sigterm() {
     assert!(attached >= 1, "our program is loaded while the agent runs");
     agent.stop().expect("clean stop");
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    // The kernel frees a detached program after an RCU grace period: allow
+    // it a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while count_exec_programs() != attached - 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert_eq!(count_exec_programs(), attached - 1, "SIGTERM unloads the program");
 }
 
-/// Tracepoint programs named like ours that the kernel has loaded.
+/// Exec programs (a raw tracepoint) named like ours that the kernel has loaded.
 fn count_exec_programs() -> usize {
     let out = Command::new("bpftool").args(["prog", "show", "--json"]).output().expect("bpftool");
     let progs: Vec<Value> = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
     progs
         .iter()
         .filter(|p| {
-            p["type"] == "tracepoint"
+            p["type"] == "raw_tracepoint"
                 && p["name"].as_str().is_some_and(|n| "sched_process_exec".starts_with(n))
         })
         .count()
@@ -200,4 +206,31 @@ fn a_lone_exec_is_reported_while_the_agent_runs() {
     eprintln!("lone exec reported after {latency:?}");
     assert!(latency.is_some(), "the exec was printed while the agent ran, not only at shutdown");
     agent.stop().expect("stops");
+}
+
+#[test]
+fn a_script_is_flagged_with_its_interpreter_as_exe() {
+    require_root!();
+    let _lock = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join(unique("script"));
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").expect("write script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let marker = storm::marker_program(dir.path(), &unique("binary")).expect("marker");
+    let agent = Agent::start(&["--stats-interval", "0"]).expect("agent starts");
+    assert!(Command::new(&script).status().expect("run script").success());
+    assert!(Command::new(&marker).status().expect("run marker").success());
+    let records = agent.stop().expect("agent stops");
+    let find = |p: &std::path::Path| {
+        execs(&records)
+            .find(|r| r["filename"] == p.to_str().expect("utf-8"))
+            .unwrap_or_else(|| panic!("{} not reported: {records:?}", p.display()))
+            .clone()
+    };
+    let s = find(&script);
+    assert_eq!(s["script"], true, "{s}");
+    let sh = std::fs::metadata("/bin/sh").expect("stat /bin/sh");
+    assert_eq!(s["exe"]["ino"].as_u64(), Some(sh.ino()), "exe is the interpreter: {s}");
+    let b = find(&marker);
+    assert!(b.get("script").is_none(), "a binary is no script: {b}");
 }

@@ -2,8 +2,9 @@
 //!
 //! The invariant the tests hold the kernel to: every exec the program runs
 //! for is counted in `Seen`, and each seen exec is either `Filtered` (host
-//! process while only containers are watched), `Sent` (a record reached the
-//! ring buffer) or `Dropped` (the ring buffer was full). Nothing is lost
+//! process while only containers are watched), `FastPath` (a file already
+//! verified for its container), `Sent` (a record reached the ring buffer) or
+//! `Dropped` (the ring buffer was full). Nothing is lost
 //! without a count. New-cgroup records have their own sent/dropped pair.
 
 /// Index of a counter in the `COUNTERS` per-CPU array.
@@ -25,10 +26,13 @@ pub enum Counter {
     CgroupSent = 5,
     /// A new-cgroup record was lost (ring buffer full).
     CgroupDropped = 6,
+    /// Verified in the kernel: a file already judged `ok` for the exec's
+    /// container (the `VERIFIED` map), so no record was sent.
+    FastPath = 7,
 }
 
 /// Number of counters (the `COUNTERS` map's `max_entries`).
-pub const COUNTER_COUNT: u32 = 7;
+pub const COUNTER_COUNT: u32 = 8;
 
 impl Counter {
     /// All counters, in index order.
@@ -40,6 +44,7 @@ impl Counter {
         Counter::IdentityErrors,
         Counter::CgroupSent,
         Counter::CgroupDropped,
+        Counter::FastPath,
     ];
 
     /// Stable name used in JSON stats records and metrics.
@@ -52,6 +57,7 @@ impl Counter {
             Counter::IdentityErrors => "identity_errors",
             Counter::CgroupSent => "cgroup_sent",
             Counter::CgroupDropped => "cgroup_dropped",
+            Counter::FastPath => "fast_path",
         }
     }
 }

@@ -24,6 +24,9 @@ pub const FLAG_FILENAME_TRUNCATED: u16 = 1 << 1;
 pub const FLAG_NO_NAMESPACES: u16 = 1 << 2;
 /// The parent's tgid could not be read.
 pub const FLAG_NO_PARENT: u16 = 1 << 3;
+/// A `#!` script (or binfmt_misc) was run: `exe` is the interpreter and the
+/// file name is the script's. Never verified in the kernel's fast path.
+pub const FLAG_SCRIPT: u16 = 1 << 4;
 
 /// Identity of the executed file, as the kernel saw it. Userspace compares
 /// it with `fstat` of what it opens, so a file replaced after the exec is

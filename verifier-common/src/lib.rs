@@ -13,6 +13,7 @@
 
 pub mod counters;
 pub mod event;
+pub mod fastpath;
 pub mod offsets;
 
 #[cfg(feature = "user")]

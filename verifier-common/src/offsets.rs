@@ -54,9 +54,12 @@ pub struct KernelOffsets {
     pub upid_ns: u32,
     /// `pid_namespace.ns.inum`
     pub pid_ns_inum: u32,
-    /// `trace_event_raw_sched_process_exec.__data_loc_filename`: where in
-    /// the tracepoint record the file name's data_loc word sits.
-    pub tp_filename_loc: u32,
+    /// `linux_binprm.filename` (`const char *`): the path given to exec.
+    pub bprm_filename: u32,
+    /// `linux_binprm.interp` (`const char *`): the same pointer as
+    /// `filename` unless a `#!` script (or binfmt_misc) switched to an
+    /// interpreter.
+    pub bprm_interp: u32,
     /// `trace_event_raw_cgroup.root` (hierarchy id, int)
     pub tp_cgroup_root: u32,
     /// `trace_event_raw_cgroup.level` (int)
@@ -83,8 +86,8 @@ pub struct ProgramConfig {
     pub _pad: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 26 * 4);
-const _: () = assert!(size_of::<ProgramConfig>() == 30 * 4);
+const _: () = assert!(size_of::<KernelOffsets>() == 27 * 4);
+const _: () = assert!(size_of::<ProgramConfig>() == 31 * 4);
 
 impl ProgramConfig {
     /// All-zero configuration: the program's compiled-in default, replaced
@@ -113,7 +116,8 @@ impl ProgramConfig {
                 upid_nr: 0,
                 upid_ns: 0,
                 pid_ns_inum: 0,
-                tp_filename_loc: 0,
+                bprm_filename: 0,
+                bprm_interp: 0,
                 tp_cgroup_root: 0,
                 tp_cgroup_level: 0,
                 tp_cgroup_id: 0,

@@ -1,40 +1,43 @@
-//! `sched:sched_process_exec`: one record per successful exec.
+//! `sched_process_exec`, as a raw tracepoint: one record per successful
+//! exec, unless the kernel fast path already knows the file is good.
 //!
-//! Checked against the tracepoint format of Linux 6.x
-//! (`/sys/kernel/tracing/events/sched/sched_process_exec/format`):
+//! Checked against the tracepoint prototype of Linux 6.x
+//! (`include/trace/events/sched.h`, `btf_trace_sched_process_exec`):
 //!
 //! ```text
-//! field:__data_loc char[] filename; offset:8; size:4;
-//! field:pid_t pid;                  offset:12; size:4;
-//! field:pid_t old_pid;              offset:16; size:4;
+//! TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 //! ```
 //!
-//! The data_loc offset is not assumed: it comes from BTF
-//! (`trace_event_raw_sched_process_exec`) with the struct offsets. The
-//! tracepoint fires after the new image is installed, so `current->mm` is
-//! the new mm and `mm->exe_file` is the file that was executed.
+//! A raw tracepoint rather than the `sched:sched_process_exec` trace event
+//! because only `bprm` tells a `#!` script from a binary: for a script,
+//! `bprm->interp` points at the interpreter's name while `bprm->filename`
+//! stays the script's, and `current->mm->exe_file` is the interpreter. A
+//! script must never be answered by the fast path from its interpreter's
+//! identity. The program runs after the new image is installed, so
+//! `current->mm->exe_file` is the file that was executed. Field offsets
+//! (`linux_binprm`, `task_struct`, ...) come from BTF via `CONFIG`.
 
 use aya_ebpf::{
-    EbpfContext as _,
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
         bpf_get_current_uid_gid, bpf_ktime_get_ns, generated::bpf_probe_read_kernel_str,
     },
-    macros::tracepoint,
-    programs::TracePointContext,
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
 };
 use verifier_common::{
     counters::Counter,
     event::{
         ExecHeader, FILENAME_MAX, FLAG_FILENAME_TRUNCATED, FLAG_NO_EXE_FILE, FLAG_NO_NAMESPACES,
-        FLAG_NO_PARENT, FileIdentity, HEADER_SIZE, KIND_EXEC,
+        FLAG_NO_PARENT, FLAG_SCRIPT, FileIdentity, HEADER_SIZE, KIND_EXEC,
     },
+    fastpath::VerifiedKey,
     offsets::KernelOffsets,
 };
 
 use crate::{
     kernel::{read, read_ptr},
-    maps::{CONFIG, EVENTS, SCRATCH, count},
+    maps::{CONFIG, EVENTS, SCRATCH, VERIFIED, WATCHED, count},
 };
 
 /// `bpf_ringbuf_query` / `bpf_ringbuf_output` flags (include/uapi/linux/bpf.h).
@@ -42,14 +45,14 @@ const BPF_RB_AVAIL_DATA: u64 = 0;
 const BPF_RB_NO_WAKEUP: u64 = 1;
 const BPF_RB_FORCE_WAKEUP: u64 = 2;
 
-#[tracepoint(category = "sched", name = "sched_process_exec")]
-pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
     match try_sched_process_exec(&ctx) {
         Ok(()) | Err(_) => 0,
     }
 }
 
-fn try_sched_process_exec(ctx: &TracePointContext) -> Result<(), i64> {
+fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     count(Counter::Seen);
     let config = CONFIG.load();
     let off = &config.offsets;
@@ -74,6 +77,11 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Result<(), i64> {
     // SAFETY: map value pointer for this CPU, valid for the program's run.
     let scratch = unsafe { &mut *scratch };
 
+    let bprm: u64 = ctx.arg(2);
+    let name_ptr = read_ptr(bprm, off.bprm_filename)?;
+    if read_ptr(bprm, off.bprm_interp)? != name_ptr {
+        flags |= FLAG_SCRIPT;
+    }
     let exe = match exe_identity(task, off) {
         Ok(id) => id,
         Err(_) => {
@@ -82,6 +90,21 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Result<(), i64> {
             FileIdentity::default()
         }
     };
+    // SAFETY: helper without arguments.
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    // Fast path: a file already verified for this container's image.
+    if flags & (FLAG_NO_EXE_FILE | FLAG_SCRIPT) == 0
+        // SAFETY: the value is copied out at once; the agent only inserts
+        // and deletes whole entries.
+        && let Some(&slot) = unsafe { WATCHED.get(&cgroup_id) }
+    {
+        let key = VerifiedKey { identity: exe, slot, _pad: 0 };
+        // SAFETY: as above.
+        if unsafe { VERIFIED.get(&key) }.is_some() {
+            count(Counter::FastPath);
+            return Ok(());
+        }
+    }
     let ppid = match read_ptr(task, off.task_real_parent).and_then(|p| read::<u32>(p, off.task_tgid)) {
         Ok(ppid) => ppid,
         Err(_) => {
@@ -90,10 +113,6 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Result<(), i64> {
         }
     };
 
-    // File name from the tracepoint record: data_loc = len << 16 | offset.
-    // SAFETY: probe-read of the tracepoint record.
-    let loc: u32 = unsafe { ctx.read_at(off.tp_filename_loc as usize) }.map_err(i64::from)?;
-    let name_ptr = (ctx.as_ptr() as u64) + u64::from(loc & 0xffff);
     // SAFETY: the helper bounds the copy by the buffer length and validates
     // the source address.
     let copied = unsafe {
@@ -121,8 +140,7 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Result<(), i64> {
         _pad0: 0,
         // SAFETY: helpers without arguments.
         ktime_ns: unsafe { bpf_ktime_get_ns() },
-        // SAFETY: as above.
-        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        cgroup_id,
         pid: pid_tgid as u32,
         tgid: (pid_tgid >> 32) as u32,
         ppid,

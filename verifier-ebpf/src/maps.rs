@@ -4,12 +4,13 @@
 use aya_ebpf::{
     Global,
     macros::map,
-    maps::{PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use verifier_common::{
     DEFAULT_RING_BYTES,
     counters::{COUNTER_COUNT, Counter},
     event::{CgroupScratch, ExecScratch},
+    fastpath::{VERIFIED_MAX, VerifiedKey, WATCHED_MAX},
     offsets::ProgramConfig,
 };
 
@@ -33,6 +34,15 @@ pub static SCRATCH: PerCpuArray<ExecScratch> = PerCpuArray::with_max_entries(1, 
 /// Per-CPU new-cgroup record under construction (`MAP_CGROUP_SCRATCH`).
 #[map]
 pub static CGROUP_SCRATCH: PerCpuArray<CgroupScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Containers whose execs are verified: cgroup id -> baseline slot
+/// (`MAP_WATCHED`). Written by the agent.
+#[map]
+pub static WATCHED: HashMap<u64, u32> = HashMap::with_max_entries(WATCHED_MAX, 0);
+
+/// Files verified `ok` per baseline (`MAP_VERIFIED`). Written by the agent.
+#[map]
+pub static VERIFIED: LruHashMap<VerifiedKey, u32> = LruHashMap::with_max_entries(VERIFIED_MAX, 0);
 
 /// Adds one to a per-CPU counter. Tracepoint programs do not migrate while
 /// they run, so a plain add on this CPU's slot is exact.

@@ -118,7 +118,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     let loaded = tokio::task::spawn_blocking(move || loader::load(crate::EBPF_OBJECT, &opts))
         .await
         .context("loader thread")??;
-    let loader::Loaded { ebpf, events, counters, config } = loaded;
+    let loader::Loaded { ebpf, events, counters, config, fast_path: _ } = loaded;
 
     let mut roots = default_state_roots();
     roots.extend(args.runc_roots.iter().map(|dir| StateRoot {
@@ -146,7 +146,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     };
     write_line(&mut out, &ready)?;
     out.flush()?;
-    tracing::info!("attached to sched/sched_process_exec; printing execs");
+    tracing::info!("attached to sched_process_exec and cgroup/cgroup_mkdir; printing execs");
 
     // SAFETY: the ring buffer owns its map fd; it stays open and the same
     // for as long as the AsyncFd owns the ring buffer.
@@ -265,6 +265,7 @@ fn stats<'a>(
         identity_errors: sum(Counter::IdentityErrors),
         cgroup_sent: sum(Counter::CgroupSent),
         cgroup_dropped: sum(Counter::CgroupDropped),
+        fast_path: sum(Counter::FastPath),
         per_cpu: Counter::ALL.iter().map(|&c| (c.name(), per_cpu[c as usize].clone())).collect(),
     };
     state.user.cgroups_cached = state.resolver.cached() as u64;

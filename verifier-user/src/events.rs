@@ -7,7 +7,7 @@
 
 use verifier_common::{
     decode::{DecodeError, ExecRecord, comm_bytes, decode},
-    event::{FLAG_FILENAME_TRUNCATED, FLAG_NO_EXE_FILE, FileIdentity},
+    event::{FLAG_FILENAME_TRUNCATED, FLAG_NO_EXE_FILE, FLAG_SCRIPT, FileIdentity},
 };
 
 /// Converts `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) to Unix time.
@@ -67,6 +67,9 @@ pub struct ExecEvent {
     /// Exactly the bytes the kernel had (may be non-UTF-8).
     pub filename: Vec<u8>,
     pub filename_truncated: bool,
+    /// A `#!` script was run: `filename` is the script, `exe` its
+    /// interpreter.
+    pub script: bool,
     /// `None` when the kernel could not read `mm->exe_file`.
     pub exe: Option<FileIdentity>,
 }
@@ -94,6 +97,7 @@ impl ExecEvent {
             comm: comm_bytes(&h.comm).to_vec(),
             filename: r.filename.to_vec(),
             filename_truncated: h.flags & FLAG_FILENAME_TRUNCATED != 0,
+            script: h.flags & FLAG_SCRIPT != 0,
             exe: (h.flags & FLAG_NO_EXE_FILE == 0).then_some(h.exe),
         }
     }

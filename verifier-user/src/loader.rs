@@ -1,8 +1,9 @@
 //! Loads and attaches the kernel programs.
 //!
 //! Order matters and each step fails with what to do: tracefs must be
-//! mounted (tracepoint attach looks up the event id there; a fresh node may
-//! not have it), offsets must resolve from BTF, then the object is loaded
+//! mounted (the cgroup_mkdir tracepoint's attach looks up the event id
+//! there; a fresh node may not have it; the exec hook is a raw tracepoint
+//! and needs none), offsets must resolve from BTF, then the object is loaded
 //! with those offsets as its one global and attached. Dropping [`Loaded`]
 //! detaches everything, which is the agent's clean shutdown.
 
@@ -10,12 +11,14 @@ use std::{os::unix::fs::MetadataExt as _, path::Path};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{RawTracePoint, TracePoint},
 };
 use verifier_common::{
     GLOBAL_CONFIG, MAP_COUNTERS, MAP_EVENTS, PROG_CGROUP_MKDIR, PROG_EXEC,
     counters::{COUNTER_COUNT, Counter},
+    event::FileIdentity,
+    fastpath::{MAP_VERIFIED, MAP_WATCHED, VerifiedKey},
     offsets::ProgramConfig,
 };
 
@@ -41,10 +44,12 @@ pub enum LoaderError {
     RingSize(u32),
     #[error("loading the eBPF object failed (are you root, with CAP_BPF and CAP_PERFMON?)")]
     Load(#[source] aya::EbpfError),
-    #[error("eBPF program {PROG_EXEC}: {what}")]
+    #[error("eBPF program: {what}")]
     Program { what: &'static str, source: aya::programs::ProgramError },
     #[error("eBPF map {name}")]
     Map { name: &'static str, source: aya::maps::MapError },
+    #[error("updating eBPF map {name}")]
+    MapWrite { name: &'static str, source: aya::maps::MapError },
     #[error("eBPF map {0} is missing from the object")]
     MissingMap(&'static str),
 }
@@ -83,6 +88,42 @@ pub struct Loaded {
     pub events: RingBuf<MapData>,
     pub counters: KernelCounters,
     pub config: ProgramConfig,
+    pub fast_path: FastPath,
+}
+
+/// The agent's side of the kernel fast path (see
+/// `verifier_common::fastpath`): which containers are verified against
+/// which baseline, and which files were found good.
+pub struct FastPath {
+    watched: HashMap<MapData, u64, u32>,
+    verified: HashMap<MapData, VerifiedKey, u32>,
+}
+
+impl FastPath {
+    /// Execs in `cgroup_id` are verified against baseline `slot`.
+    pub fn watch(&mut self, cgroup_id: u64, slot: u32) -> Result<(), LoaderError> {
+        self.watched
+            .insert(cgroup_id, slot, 0)
+            .map_err(|source| LoaderError::MapWrite { name: MAP_WATCHED, source })
+    }
+
+    /// Stops watching a container (its cgroup is gone).
+    pub fn unwatch(&mut self, cgroup_id: u64) {
+        let _ = self.watched.remove(&cgroup_id);
+    }
+
+    /// The file `identity` is good for baseline `slot`: its next execs in
+    /// watched containers of that baseline stay in the kernel.
+    pub fn verified(&mut self, identity: FileIdentity, slot: u32) -> Result<(), LoaderError> {
+        self.verified
+            .insert(VerifiedKey { identity, slot, _pad: 0 }, 1, 0)
+            .map_err(|source| LoaderError::MapWrite { name: MAP_VERIFIED, source })
+    }
+
+    /// Forgets a verified file (a baseline changed).
+    pub fn forget(&mut self, identity: FileIdentity, slot: u32) {
+        let _ = self.verified.remove(&VerifiedKey { identity, slot, _pad: 0 });
+    }
 }
 
 /// Reads the per-CPU counters.
@@ -189,15 +230,16 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
         .load(object)
         .map_err(LoaderError::Load)?;
 
-    let program: &mut TracePoint = ebpf
+    let program: &mut RawTracePoint = ebpf
         .program_mut(PROG_EXEC)
         .ok_or(LoaderError::MissingMap(PROG_EXEC))?
         .try_into()
-        .map_err(|source| LoaderError::Program { what: "not a tracepoint", source })?;
+        .map_err(|source| LoaderError::Program { what: "not a raw tracepoint", source })?;
     program.load().map_err(|source| LoaderError::Program { what: "verifier rejected it", source })?;
-    program
-        .attach("sched", "sched_process_exec")
-        .map_err(|source| LoaderError::Program { what: "attach to sched/sched_process_exec", source })?;
+    program.attach("sched_process_exec").map_err(|source| LoaderError::Program {
+        what: "attach to raw tracepoint sched_process_exec",
+        source,
+    })?;
     let program: &mut TracePoint = ebpf
         .program_mut(PROG_CGROUP_MKDIR)
         .ok_or(LoaderError::MissingMap(PROG_CGROUP_MKDIR))?
@@ -215,5 +257,17 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
     let counters = ebpf.take_map(MAP_COUNTERS).ok_or(LoaderError::MissingMap(MAP_COUNTERS))?;
     let counters =
         PerCpuArray::try_from(counters).map_err(|source| LoaderError::Map { name: MAP_COUNTERS, source })?;
-    Ok(Loaded { ebpf, events, counters: KernelCounters(counters), config })
+    let take_hash =
+        |ebpf: &mut Ebpf, name: &'static str| ebpf.take_map(name).ok_or(LoaderError::MissingMap(name));
+    let watched = HashMap::try_from(take_hash(&mut ebpf, MAP_WATCHED)?)
+        .map_err(|source| LoaderError::Map { name: MAP_WATCHED, source })?;
+    let verified = HashMap::try_from(take_hash(&mut ebpf, MAP_VERIFIED)?)
+        .map_err(|source| LoaderError::Map { name: MAP_VERIFIED, source })?;
+    Ok(Loaded {
+        ebpf,
+        events,
+        counters: KernelCounters(counters),
+        config,
+        fast_path: FastPath { watched, verified },
+    })
 }

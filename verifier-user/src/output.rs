@@ -78,6 +78,9 @@ pub struct ExecJson<'a> {
     pub filename_hex: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub filename_truncated: bool,
+    /// A `#!` script: `filename` is the script, `exe` the interpreter.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub script: bool,
     pub exe: Option<ExeJson>,
     pub cgroup_id: u64,
     pub mnt_ns: u32,
@@ -107,6 +110,7 @@ impl<'a> ExecJson<'a> {
             filename: filename.into_owned(),
             filename_hex: (!exact).then(|| hex::encode(&ev.filename)),
             filename_truncated: ev.filename_truncated,
+            script: ev.script,
             exe: ev.exe.map(|id| ExeJson {
                 dev: format!("{}:{}", id.dev_major(), id.dev_minor()),
                 st_dev: kernel_dev_to_user(id.dev),
@@ -141,6 +145,7 @@ pub struct KernelStats {
     pub identity_errors: u64,
     pub cgroup_sent: u64,
     pub cgroup_dropped: u64,
+    pub fast_path: u64,
     /// Same counters per CPU (index = CPU).
     pub per_cpu: std::collections::BTreeMap<&'static str, Vec<u64>>,
 }
@@ -226,6 +231,7 @@ mod tests {
             comm: b"sh".to_vec(),
             filename: name.to_vec(),
             filename_truncated: false,
+            script: false,
             exe: None,
         }
     }

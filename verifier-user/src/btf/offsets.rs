@@ -12,7 +12,9 @@ use super::{Btf, BtfError};
 pub fn resolve(btf: &Btf) -> Result<KernelOffsets, BtfError> {
     let off = |s: &str, m: &str| btf.member_offset(s, m);
     // Missing structs first, so the error names the most basic thing absent.
-    for strukt in ["task_struct", "mm_struct", "file", "inode", "super_block", "nsproxy", "pid"] {
+    for strukt in
+        ["task_struct", "mm_struct", "file", "inode", "super_block", "nsproxy", "pid", "linux_binprm"]
+    {
         btf.struct_size(strukt)?;
     }
     let (ctime_sec, ctime_nsec) = inode_ctime(btf)?;
@@ -38,7 +40,8 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         upid_nr: off("upid", "nr")?,
         upid_ns: off("upid", "ns")?,
         pid_ns_inum: off("pid_namespace", "ns.inum")?,
-        tp_filename_loc: off("trace_event_raw_sched_process_exec", "__data_loc_filename")?,
+        bprm_filename: off("linux_binprm", "filename")?,
+        bprm_interp: off("linux_binprm", "interp")?,
         tp_cgroup_root: off("trace_event_raw_cgroup", "root")?,
         tp_cgroup_level: off("trace_event_raw_cgroup", "level")?,
         tp_cgroup_id: off("trace_event_raw_cgroup", "id")?,

@@ -180,7 +180,8 @@ fn running_kernel_offsets_match_bpftool() {
     check("pid", "numbers", resolved.pid_numbers);
     check("upid", "nr", resolved.upid_nr);
     check("upid", "ns", resolved.upid_ns);
-    check("trace_event_raw_sched_process_exec", "__data_loc_filename", resolved.tp_filename_loc);
+    check("linux_binprm", "filename", resolved.bprm_filename);
+    check("linux_binprm", "interp", resolved.bprm_interp);
     check("trace_event_raw_cgroup", "root", resolved.tp_cgroup_root);
     check("trace_event_raw_cgroup", "level", resolved.tp_cgroup_level);
     check("trace_event_raw_cgroup", "id", resolved.tp_cgroup_id);

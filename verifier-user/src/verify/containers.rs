@@ -197,6 +197,8 @@ mod tests {
             comm: Vec::new(),
             filename: b"/bin/true".to_vec(),
             filename_truncated: false,
+            script: false,
+            script: false,
             exe: None,
         }
     }

@@ -201,7 +201,13 @@ impl Engine {
         let path = std::str::from_utf8(&l.path).ok();
         let fileless = l.unlinked || l.path.starts_with(b"/memfd:") || runs_from_descriptor(filename);
         let judgement = match &l.hashes {
-            Some(h) => judge(&ctx.manifest, ctx.content.as_deref().map(|c| c as &dyn ImageContent), path, h, fileless),
+            Some(h) => judge(
+                &ctx.manifest,
+                ctx.content.as_deref().map(|c| c as &dyn ImageContent),
+                path,
+                h,
+                fileless,
+            ),
             None if fileless => judge(&ctx.manifest, None, path, &Default::default(), true),
             None => {
                 self.stats.too_large += 1;
@@ -214,7 +220,9 @@ impl Engine {
         let script = l.script.map(|s| {
             let sp = std::str::from_utf8(&s.path).ok();
             let judgement = match &s.hashes {
-                Some(h) => judge(&ctx.manifest, ctx.content.as_deref().map(|c| c as &dyn ImageContent), sp, h, false),
+                Some(h) => {
+                    judge(&ctx.manifest, ctx.content.as_deref().map(|c| c as &dyn ImageContent), sp, h, false)
+                }
                 None => Judgement::new(Verdict::Unverifiable, "the script could not be read back"),
             };
             ScriptDecision { path: s.path, sha256: s.hashes.and_then(|h| h.sha256), judgement }

@@ -21,8 +21,12 @@ fn manifest_with(path: &str, sha256: &[u8]) -> Manifest {
         "files": [{"SPDXID": "SPDXRef-f", "fileName": path,
                    "checksums": [{"algorithm": "SHA256", "checksumValue": hex::encode(sha256)}]}]
     });
-    load_bytes(doc.to_string().as_bytes(), "t.spdx.json", &LoadOptions { root_prefix: Some(String::new()), format: None })
-        .expect("SPDX")
+    load_bytes(
+        doc.to_string().as_bytes(),
+        "t.spdx.json",
+        &LoadOptions { root_prefix: Some(String::new()), format: None },
+    )
+    .expect("SPDX")
 }
 
 fn event_for(pid: u32, bin: &Path) -> ExecEvent {
@@ -41,6 +45,7 @@ fn event_for(pid: u32, bin: &Path) -> ExecEvent {
         comm: b"sleeper".to_vec(),
         filename: bin.as_os_str().as_bytes().to_vec(),
         filename_truncated: false,
+        script: false,
         exe: Some(FileIdentity {
             ino: m.ino(),
             size: m.size() as i64,
