@@ -198,7 +198,6 @@ mod tests {
             filename: b"/bin/true".to_vec(),
             filename_truncated: false,
             script: false,
-            script: false,
             exe: None,
         }
     }
