@@ -45,6 +45,9 @@ pub struct Decision {
     pub sha256: Option<[u8; 32]>,
     /// The script, when a `#!` script was run (its own judgement).
     pub script: Option<ScriptDecision>,
+    /// Proven `ok` for this file identity: its next execs may be answered
+    /// by the kernel fast path.
+    pub trusted: bool,
 }
 
 #[derive(Debug)]
@@ -229,7 +232,8 @@ impl Engine {
         });
         let cacheable = !fileless && script.is_none() && l.hashes.is_some();
         let sha256 = l.hashes.as_ref().and_then(|h| h.sha256);
-        (Arc::new(Decision { judgement, path: l.path, via: Some(l.via), sha256, script }), cacheable)
+        let trusted = cacheable && judgement.verdict == Verdict::Ok;
+        (Arc::new(Decision { judgement, path: l.path, via: Some(l.via), sha256, script, trusted }), cacheable)
     }
 }
 
@@ -252,6 +256,7 @@ fn unverifiable(filename: &[u8], why: &str) -> Arc<Decision> {
         via: None,
         sha256: None,
         script: None,
+        trusted: false,
     })
 }
 

@@ -95,6 +95,7 @@ fn judge_running(listed_sha: Option<&[u8]>) -> (Verdict, VerifyStats) {
     let decided = engine.complete(key, outcome);
     assert_eq!(decided.len(), 3, "every waiting exec gets the decision");
     let verdict = decided[0].1.judgement.verdict;
+    assert_eq!(decided[0].1.trusted, verdict == Verdict::Ok, "only a proven ok may enter the fast path");
     assert_eq!(decided[0].1.sha256, Some(real));
     // Seen again: answered at once from the decision cache.
     let again = engine.submit(&ctx, event_for(child.id(), &bin)).expect("cached");
