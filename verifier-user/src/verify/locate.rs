@@ -168,7 +168,7 @@ fn hashed(
     let unlinked = meta.nlink() == 0;
     let hashes = if meta.size() > job.max_bytes {
         None
-    } else if let Some(h) = cache.get(&job.identity, job.algs) {
+    } else if let Some(h) = cache.get(&cache_key(&file, &job.identity), job.algs) {
         Some(h)
     } else {
         let h = match hash_reader(&file, job.algs, buf) {
@@ -182,10 +182,26 @@ fn hashed(
             Ok(_) => return Outcome::Unverifiable("the file changed while it was being hashed".into()),
             Err(e) => return Outcome::Unverifiable(format!("fstat after hashing: {e}")),
         }
-        cache.put(job.identity, h.clone());
+        cache.put(cache_key(&file, &job.identity), h.clone());
         Some(h)
     };
     Outcome::Located(Box::new(Located { path, via, unlinked, hashes, script }))
+}
+
+/// Device number standing for "some overlay mount" in cache keys.
+const ANY_OVERLAY: u32 = u32::MAX;
+
+/// The hash cache key of a proven file. Every container gets its own
+/// overlay mount, hence its own device number, over the same image layers:
+/// keyed by the overlay's device, an image's files would be hashed again in
+/// each container. A file on overlayfs reports the inode number and ctime
+/// of the underlying layer file, so it is keyed without the device: two
+/// different files would need the same inode number, size and ctime to the
+/// nanosecond (which the kernel sets, not the user) to share a key.
+fn cache_key(file: &File, id: &FileIdentity) -> FileIdentity {
+    let on_overlay = nix::sys::statfs::fstatfs(file)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC);
+    if on_overlay { FileIdentity { dev: ANY_OVERLAY, ..*id } } else { *id }
 }
 
 fn starts_with_shebang(file: &mut File) -> bool {
