@@ -121,3 +121,48 @@ fn files_over_the_cap_are_found_but_not_hashed() {
     child.kill().ok();
     child.wait().ok();
 }
+
+#[test]
+fn overlay_files_of_one_layer_share_a_cache_key_across_mounts() {
+    use nix::mount::{MsFlags, mount, umount};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    for sub in ["lower", "u1", "w1", "m1", "u2", "w2", "m2"] {
+        fs::create_dir(d.join(sub)).expect("mkdir");
+    }
+    fs::write(d.join("lower/tool"), b"shipped bytes").expect("write");
+    for i in ["1", "2"] {
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            d.join("lower").display(),
+            d.join(format!("u{i}")).display(),
+            d.join(format!("w{i}")).display()
+        );
+        if let Err(e) = mount(
+            Some("overlay"),
+            &d.join(format!("m{i}")),
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(opts.as_str()),
+        ) {
+            eprintln!("skipped: cannot mount overlayfs here ({e}); needs root and the overlay module");
+            return;
+        }
+    }
+    let key = |p: &Path| {
+        let f = File::open(p).expect("open");
+        cache_key(&f, &identity_of(p))
+    };
+    let (k1, k2) = (key(&d.join("m1/tool")), key(&d.join("m2/tool")));
+    let dev = |p: &Path| fs::metadata(p).expect("stat").dev();
+    assert_ne!(dev(&d.join("m1/tool")), dev(&d.join("m2/tool")), "each overlay mount is its own device");
+    assert_eq!(k1, k2, "one layer file, one cache key");
+    // Written in one container: copied up, a new file with its own key.
+    fs::write(d.join("m2/tool"), b"changed").expect("write through overlay");
+    assert_ne!(key(&d.join("m2/tool")), k1);
+    // A plain file keeps its device in the key.
+    let plain = d.join("lower/tool");
+    assert_eq!(key(&plain), identity_of(&plain));
+    umount(&d.join("m1")).ok();
+    umount(&d.join("m2")).ok();
+}
