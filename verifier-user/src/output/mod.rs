@@ -10,6 +10,8 @@
 //! not UTF-8 are printed lossily in `filename` *and* exactly, hex-encoded,
 //! in `filename_hex`; JSON escaping takes care of newlines and quotes.
 
+pub mod verification;
+
 use serde::Serialize;
 
 use crate::{
@@ -89,6 +91,9 @@ pub struct ExecJson<'a> {
     pub container: Option<&'a ContainerRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attribution_error: Option<&'static str>,
+    /// With drift verification on: the decision about the executed file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<verification::VerificationJson>,
 }
 
 impl<'a> ExecJson<'a> {
@@ -131,6 +136,7 @@ impl<'a> ExecJson<'a> {
                 Attribution::Unknown(why) => Some(why),
                 _ => None,
             },
+            verification: None,
         }
     }
 }

@@ -1,0 +1,92 @@
+//! The `verification` object of an exec record: what the agent decided
+//! about the executed file, when drift verification is on.
+
+use serde::Serialize;
+
+use crate::{
+    sbom::PackageRef,
+    verify::{engine::Decision, locate::Via, verdict::Judgement},
+};
+
+/// `exec.verification`.
+#[derive(Debug, Serialize)]
+pub struct VerificationJson {
+    /// `ok`, `unknown-binary`, `modified-binary`, `fileless`,
+    /// `unverifiable`, `relocated-binary`, `sbom-gap`; absent when skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<&'static str>,
+    /// Why (one sentence), or why the exec was not verified.
+    pub reason: String,
+    /// The canonical path inside the container that was judged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_hex: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// `alg:hex` the SBOM (or the image's layers) expected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    /// Only a SHA-1/MD5 was available to compare.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub weak: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<PackageJson>,
+    /// `relocated-binary`: where the SBOM lists these bytes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub listed_at: Vec<String>,
+    /// How the file was reached: `path`, `exe-link`, `proc-exe`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<Via>,
+    /// The script of a `#!` exec, judged on its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script: Option<Box<VerificationJson>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PackageJson {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purl: Option<String>,
+}
+
+impl From<&PackageRef> for PackageJson {
+    fn from(p: &PackageRef) -> Self {
+        Self { name: p.name.clone(), version: p.version.clone(), purl: p.purl.clone() }
+    }
+}
+
+impl VerificationJson {
+    /// The exec was not verified (no SBOM for the image, ...).
+    pub fn skipped(reason: &str) -> Self {
+        Self::judged(None, reason.to_owned(), &[], None, None)
+    }
+
+    pub fn from_decision(d: &Decision) -> Self {
+        let mut v = Self::judged(Some(&d.judgement), d.judgement.reason.clone(), &d.path, d.sha256, d.via);
+        v.script = d.script.as_ref().map(|s| {
+            Box::new(Self::judged(Some(&s.judgement), s.judgement.reason.clone(), &s.path, s.sha256, None))
+        });
+        v
+    }
+
+    fn judged(j: Option<&Judgement>, reason: String, path: &[u8], sha: Option<[u8; 32]>, via: Option<Via>) -> Self {
+        let text = String::from_utf8_lossy(path);
+        let exact = matches!(text, std::borrow::Cow::Borrowed(_));
+        Self {
+            verdict: j.map(|j| j.verdict.name()),
+            reason,
+            path: (!path.is_empty()).then(|| text.into_owned()),
+            path_hex: (!exact).then(|| hex::encode(path)),
+            sha256: sha.map(hex::encode),
+            expected: j.and_then(|j| j.expected.clone()),
+            weak: j.is_some_and(|j| j.weak),
+            package: j.and_then(|j| j.package.as_ref()).map(PackageJson::from),
+            listed_at: j.map(|j| j.listed_at.clone()).unwrap_or_default(),
+            via,
+            script: None,
+        }
+    }
+}
