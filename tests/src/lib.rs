@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod bundle;
+pub mod containerd;
 pub mod image;
 pub mod runc;
 pub mod storm;

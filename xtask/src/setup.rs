@@ -1,7 +1,8 @@
 //! `cargo xtask setup`: make this machine able to build and test.
 //!
 //! Every step checks before it acts, so a second run does nothing:
-//! - Debian packages the tests use (runc, busybox-static, bpftool, ...);
+//! - Debian packages the tests use (runc, busybox-static, bpftool, containerd,
+//!   umoci);
 //! - the nightly toolchain's rust-src (eBPF is built with
 //!   `-Z build-std=core`);
 //! - bpf-linker 0.13.0 built against the nightly toolchain's *own* libLLVM
@@ -21,7 +22,7 @@ use anyhow::Context as _;
 
 use crate::util::{self, output, root};
 
-const APT_PACKAGES: &[&str] = &["runc", "busybox-static", "bpftool"];
+const APT_PACKAGES: &[&str] = &["runc", "busybox-static", "bpftool", "containerd", "umoci"];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// `~/.cargo/bin` (or `$CARGO_HOME/bin`).
