@@ -6,6 +6,7 @@
 //! - [`loader`]: load and attach the kernel programs, mount tracefs;
 //! - [`events`]: ring buffer records to [`events::ExecEvent`];
 //! - [`container`]: which container (and runtime) a process belongs to;
+//! - [`containerd`]: containerd's API (container -> image -> digest);
 //! - [`output`]: the versioned JSON records the agent prints;
 //! - [`agent`]: the event loop tying these together;
 //! - [`sbom`]: SBOM readers, the manifest model and `sbom generate`;
@@ -17,6 +18,7 @@ pub mod btf;
 pub mod check;
 pub mod cli;
 pub mod container;
+pub mod containerd;
 pub mod events;
 pub mod loader;
 pub mod output;
