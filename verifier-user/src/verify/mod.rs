@@ -6,6 +6,8 @@
 //!   their container to be resolved;
 //! - [`engine`]: the event-loop side: decisions cached per image, jobs
 //!   coalesced, nothing cached that was not proven;
+//! - [`layers`]: a container's overlay layers (what the image shipped, what
+//!   it wrote);
 //! - [`open`]: race-free resolution beneath a container root;
 //! - [`locate`]: one exec on a worker thread (find, prove, hash);
 //! - [`pool`]: the bounded hashing threads and the hash cache by identity;
@@ -13,6 +15,7 @@
 
 pub mod containers;
 pub mod engine;
+pub mod layers;
 pub mod locate;
 pub mod open;
 pub mod pool;

@@ -64,6 +64,12 @@ impl RootDir {
         Ok(File::from(self.open_beneath(rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?))
     }
 
+    /// Opens `rel` without following its last component (`O_PATH`): for
+    /// `fstat` of what is there, whatever it is.
+    pub fn open_path(&self, rel: &[u8]) -> io::Result<File> {
+        Ok(File::from(self.open_beneath(rel, OFlag::O_PATH)?))
+    }
+
     fn open_beneath(&self, rel: &[u8], flags: OFlag) -> io::Result<OwnedFd> {
         let how = OpenHow::new()
             .flags(flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
