@@ -29,10 +29,15 @@ pub enum Counter {
     /// Verified in the kernel: a file already judged `ok` for the exec's
     /// container (the `VERIFIED` map), so no record was sent.
     FastPath = 7,
+    /// A verified file was opened for writing in its container: evicted
+    /// from the fast path, record sent.
+    WriteSent = 8,
+    /// As above, but the record was lost (ring buffer full).
+    WriteDropped = 9,
 }
 
 /// Number of counters (the `COUNTERS` map's `max_entries`).
-pub const COUNTER_COUNT: u32 = 8;
+pub const COUNTER_COUNT: u32 = 10;
 
 impl Counter {
     /// All counters, in index order.
@@ -45,6 +50,8 @@ impl Counter {
         Counter::CgroupSent,
         Counter::CgroupDropped,
         Counter::FastPath,
+        Counter::WriteSent,
+        Counter::WriteDropped,
     ];
 
     /// Stable name used in JSON stats records and metrics.
@@ -58,6 +65,8 @@ impl Counter {
             Counter::CgroupSent => "cgroup_sent",
             Counter::CgroupDropped => "cgroup_dropped",
             Counter::FastPath => "fast_path",
+            Counter::WriteSent => "write_sent",
+            Counter::WriteDropped => "write_dropped",
         }
     }
 }

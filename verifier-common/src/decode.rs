@@ -9,6 +9,7 @@ use core::fmt;
 
 use crate::event::{
     CGROUP_HEADER_SIZE, CgroupHeader, ExecHeader, FILENAME_MAX, HEADER_SIZE, KIND_CGROUP_MKDIR, KIND_EXEC,
+    KIND_WRITE_OPEN, WRITE_RECORD_SIZE, WriteRecord,
 };
 
 /// A decoded exec record, borrowing the file name from the ring buffer.
@@ -32,6 +33,7 @@ pub struct CgroupRecord<'a> {
 pub enum Record<'a> {
     Exec(ExecRecord<'a>),
     CgroupMkdir(CgroupRecord<'a>),
+    WriteOpen(WriteRecord),
 }
 
 /// Why a record could not be decoded.
@@ -100,6 +102,14 @@ pub fn decode_any(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
                 return Err(DecodeError::BadFilenameLength { claimed, available: rest.len() });
             }
             Ok(Record::CgroupMkdir(CgroupRecord { header, path: &rest[..claimed] }))
+        }
+        KIND_WRITE_OPEN => {
+            if bytes.len() < WRITE_RECORD_SIZE {
+                return Err(DecodeError::Truncated { len: bytes.len() });
+            }
+            // SAFETY: at least WRITE_RECORD_SIZE bytes of a repr(C)
+            // plain-old-data struct; unaligned read.
+            Ok(Record::WriteOpen(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) }))
         }
         kind => Err(DecodeError::UnknownKind { kind }),
     }
@@ -223,6 +233,19 @@ mod tests {
         let mut odd = cgroup_record(b"x", 1);
         odd[0] = 9;
         assert_eq!(decode_any(&odd).err(), Some(DecodeError::UnknownKind { kind: 9 }));
+    }
+
+    #[test]
+    fn write_records_decode_and_truncation_is_an_error() {
+        let rec =
+            WriteRecord { kind: KIND_WRITE_OPEN, fd: 3, ino: 99, dev: 7, slot: 2, ..Default::default() };
+        // SAFETY: WriteRecord is repr(C) plain-old-data.
+        let bytes: [u8; WRITE_RECORD_SIZE] = unsafe { core::mem::transmute(rec) };
+        match decode_any(&bytes) {
+            Ok(Record::WriteOpen(w)) => assert_eq!((w.fd, w.ino, w.dev, w.slot), (3, 99, 7, 2)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(decode_any(&bytes[..63]).err(), Some(DecodeError::Truncated { len: 63 }));
     }
 
     #[test]

@@ -11,6 +11,8 @@
 pub const KIND_EXEC: u16 = 1;
 /// Record kind of a new cgroup ([`CgroupHeader`]).
 pub const KIND_CGROUP_MKDIR: u16 = 2;
+/// Record kind of a write-open of a verified file ([`WriteRecord`]).
+pub const KIND_WRITE_OPEN: u16 = 3;
 
 /// Largest file name carried, in bytes, matching the kernel's `PATH_MAX`
 /// (4096 including the terminating NUL).
@@ -145,6 +147,37 @@ pub struct CgroupScratch {
     pub header: CgroupHeader,
     pub path: [u8; FILENAME_MAX],
 }
+
+/// A file verified `ok` for a watched container was opened for writing
+/// there (`syscalls:sys_exit_open*`): the kernel dropped it from the fast
+/// path and tells the agent, which reports `image-file-written`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteRecord {
+    /// Always [`KIND_WRITE_OPEN`].
+    pub kind: u16,
+    pub flags: u16,
+    /// The descriptor the open returned.
+    pub fd: i32,
+    pub ktime_ns: u64,
+    pub cgroup_id: u64,
+    pub pid: u32,
+    pub tgid: u32,
+    /// Inode number and device (kernel encoding) of the opened file.
+    pub ino: u64,
+    pub dev: u32,
+    /// Baseline slot the file was verified for.
+    pub slot: u32,
+    pub comm: [u8; 16],
+}
+
+#[cfg(feature = "user")]
+// SAFETY: plain-old-data, repr(C), every bit pattern valid, explicit padding.
+unsafe impl aya::Pod for WriteRecord {}
+
+/// Size of [`WriteRecord`] on the wire.
+pub const WRITE_RECORD_SIZE: usize = size_of::<WriteRecord>();
+const _: () = assert!(WRITE_RECORD_SIZE == 64);
 
 #[cfg(feature = "user")]
 // SAFETY: plain-old-data, repr(C), every bit pattern valid, explicit padding.

@@ -20,6 +20,10 @@ use crate::event::FileIdentity;
 pub const MAP_WATCHED: &str = "WATCHED";
 /// [`VerifiedKey`] -> `u32` (always 1).
 pub const MAP_VERIFIED: &str = "VERIFIED";
+/// [`InodeKey`] -> `u32` (always 1): the inodes of verified files, without
+/// ctime, so that a write-open with `O_TRUNC` (which moves ctime before
+/// the program sees the file) is still recognised.
+pub const MAP_VERIFIED_INODES: &str = "VERIFIED_INODES";
 /// Containers watched at once.
 pub const WATCHED_MAX: u32 = 16_384;
 /// Verified files remembered (least recently used go first).
@@ -35,6 +39,22 @@ pub struct VerifiedKey {
 }
 
 const _: () = assert!(size_of::<VerifiedKey>() == 40);
+
+/// Key of the `VERIFIED_INODES` map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct InodeKey {
+    pub ino: u64,
+    /// Kernel encoding, as [`FileIdentity::dev`].
+    pub dev: u32,
+    pub slot: u32,
+}
+
+const _: () = assert!(size_of::<InodeKey>() == 16);
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C) plain-old-data, no padding, any bit pattern valid.
+unsafe impl aya::Pod for InodeKey {}
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C) plain-old-data, explicit padding, any bit pattern valid.

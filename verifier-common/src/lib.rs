@@ -31,6 +31,13 @@ pub const GLOBAL_CONFIG: &str = "CONFIG";
 pub const PROG_EXEC: &str = "sched_process_exec";
 /// Name of the new-cgroup program in the object file.
 pub const PROG_CGROUP_MKDIR: &str = "cgroup_mkdir";
+/// Programs on `syscalls:sys_exit_{openat,openat2,open,creat}`.
+pub const PROGS_WRITE_OPEN: [(&str, &str); 4] = [
+    ("sys_exit_openat", "sys_exit_openat"),
+    ("sys_exit_openat2", "sys_exit_openat2"),
+    ("sys_exit_open", "sys_exit_open"),
+    ("sys_exit_creat", "sys_exit_creat"),
+];
 /// Per-CPU scratch for new-cgroup records.
 pub const MAP_CGROUP_SCRATCH: &str = "CGROUP_SCRATCH";
 

@@ -60,6 +60,19 @@ pub struct KernelOffsets {
     /// `filename` unless a `#!` script (or binfmt_misc) switched to an
     /// interpreter.
     pub bprm_interp: u32,
+    /// `task_struct.files` (pointer to `files_struct`)
+    pub task_files: u32,
+    /// `files_struct.fdt` (pointer to `fdtable`)
+    pub files_fdt: u32,
+    /// `fdtable.fd` (`struct file **`)
+    pub fdtable_fd: u32,
+    /// `fdtable.max_fds` (unsigned int)
+    pub fdtable_max_fds: u32,
+    /// `file.f_mode` (`fmode_t`, 32 bits)
+    pub file_f_mode: u32,
+    /// `syscall_trace_exit.ret` (long): the syscall's return value in a
+    /// `syscalls:sys_exit_*` record.
+    pub tp_sys_exit_ret: u32,
     /// `trace_event_raw_cgroup.root` (hierarchy id, int)
     pub tp_cgroup_root: u32,
     /// `trace_event_raw_cgroup.level` (int)
@@ -86,8 +99,8 @@ pub struct ProgramConfig {
     pub _pad: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 27 * 4);
-const _: () = assert!(size_of::<ProgramConfig>() == 31 * 4);
+const _: () = assert!(size_of::<KernelOffsets>() == 33 * 4);
+const _: () = assert!(size_of::<ProgramConfig>() == 37 * 4);
 
 impl ProgramConfig {
     /// All-zero configuration: the program's compiled-in default, replaced
@@ -118,6 +131,12 @@ impl ProgramConfig {
                 pid_ns_inum: 0,
                 bprm_filename: 0,
                 bprm_interp: 0,
+                task_files: 0,
+                files_fdt: 0,
+                fdtable_fd: 0,
+                fdtable_max_fds: 0,
+                file_f_mode: 0,
+                tp_sys_exit_ret: 0,
                 tp_cgroup_root: 0,
                 tp_cgroup_level: 0,
                 tp_cgroup_id: 0,

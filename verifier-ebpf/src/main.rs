@@ -17,6 +17,8 @@ mod exec;
 mod kernel;
 #[cfg(target_arch = "bpf")]
 mod maps;
+#[cfg(target_arch = "bpf")]
+mod write;
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {

@@ -10,7 +10,7 @@ use verifier_common::{
     DEFAULT_RING_BYTES,
     counters::{COUNTER_COUNT, Counter},
     event::{CgroupScratch, ExecScratch},
-    fastpath::{VERIFIED_MAX, VerifiedKey, WATCHED_MAX},
+    fastpath::{InodeKey, VERIFIED_MAX, VerifiedKey, WATCHED_MAX},
     offsets::ProgramConfig,
 };
 
@@ -43,6 +43,12 @@ pub static WATCHED: HashMap<u64, u32> = HashMap::with_max_entries(WATCHED_MAX, 0
 /// Files verified `ok` per baseline (`MAP_VERIFIED`). Written by the agent.
 #[map]
 pub static VERIFIED: LruHashMap<VerifiedKey, u32> = LruHashMap::with_max_entries(VERIFIED_MAX, 0);
+
+/// Inodes of verified files per baseline (`MAP_VERIFIED_INODES`): what a
+/// write-open is checked against. Written by the agent, entries removed by
+/// the write-open programs.
+#[map]
+pub static VERIFIED_INODES: LruHashMap<InodeKey, u32> = LruHashMap::with_max_entries(VERIFIED_MAX, 0);
 
 /// Adds one to a per-CPU counter. Tracepoint programs do not migrate while
 /// they run, so a plain add on this CPU's slot is exact.

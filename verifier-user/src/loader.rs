@@ -15,10 +15,10 @@ use aya::{
     programs::{RawTracePoint, TracePoint},
 };
 use verifier_common::{
-    GLOBAL_CONFIG, MAP_COUNTERS, MAP_EVENTS, PROG_CGROUP_MKDIR, PROG_EXEC,
+    GLOBAL_CONFIG, MAP_COUNTERS, MAP_EVENTS, PROG_CGROUP_MKDIR, PROG_EXEC, PROGS_WRITE_OPEN,
     counters::{COUNTER_COUNT, Counter},
     event::FileIdentity,
-    fastpath::{MAP_VERIFIED, MAP_WATCHED, VerifiedKey},
+    fastpath::{InodeKey, MAP_VERIFIED, MAP_VERIFIED_INODES, MAP_WATCHED, VerifiedKey},
     offsets::ProgramConfig,
 };
 
@@ -97,6 +97,7 @@ pub struct Loaded {
 pub struct FastPath {
     watched: HashMap<MapData, u64, u32>,
     verified: HashMap<MapData, VerifiedKey, u32>,
+    inodes: HashMap<MapData, InodeKey, u32>,
 }
 
 impl FastPath {
@@ -115,6 +116,9 @@ impl FastPath {
     /// The file `identity` is good for baseline `slot`: its next execs in
     /// watched containers of that baseline stay in the kernel.
     pub fn verified(&mut self, identity: FileIdentity, slot: u32) -> Result<(), LoaderError> {
+        self.inodes
+            .insert(InodeKey { ino: identity.ino, dev: identity.dev, slot }, 1, 0)
+            .map_err(|source| LoaderError::MapWrite { name: MAP_VERIFIED_INODES, source })?;
         self.verified
             .insert(VerifiedKey { identity, slot, _pad: 0 }, 1, 0)
             .map_err(|source| LoaderError::MapWrite { name: MAP_VERIFIED, source })
@@ -252,6 +256,24 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
         .attach("cgroup", "cgroup_mkdir")
         .map_err(|source| LoaderError::Program { what: "attach to cgroup/cgroup_mkdir", source })?;
 
+    // Write-open hooks (image-file-written): one per open syscall this
+    // architecture has; a missing one is said, not fatal.
+    for (prog, event) in PROGS_WRITE_OPEN {
+        let program: &mut TracePoint = ebpf
+            .program_mut(prog)
+            .ok_or(LoaderError::MissingMap(prog))?
+            .try_into()
+            .map_err(|source| LoaderError::Program { what: "not a tracepoint", source })?;
+        program
+            .load()
+            .map_err(|source| LoaderError::Program { what: "verifier rejected a write-open hook", source })?;
+        if let Err(e) = program.attach("syscalls", event) {
+            tracing::warn!(
+                "write-open hook syscalls/{event} not attached ({e}); writes through it go unreported"
+            );
+        }
+    }
+
     let events = ebpf.take_map(MAP_EVENTS).ok_or(LoaderError::MissingMap(MAP_EVENTS))?;
     let events = RingBuf::try_from(events).map_err(|source| LoaderError::Map { name: MAP_EVENTS, source })?;
     let counters = ebpf.take_map(MAP_COUNTERS).ok_or(LoaderError::MissingMap(MAP_COUNTERS))?;
@@ -263,11 +285,13 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
         .map_err(|source| LoaderError::Map { name: MAP_WATCHED, source })?;
     let verified = HashMap::try_from(take_hash(&mut ebpf, MAP_VERIFIED)?)
         .map_err(|source| LoaderError::Map { name: MAP_VERIFIED, source })?;
+    let inodes = HashMap::try_from(take_hash(&mut ebpf, MAP_VERIFIED_INODES)?)
+        .map_err(|source| LoaderError::Map { name: MAP_VERIFIED_INODES, source })?;
     Ok(Loaded {
         ebpf,
         events,
         counters: KernelCounters(counters),
         config,
-        fast_path: FastPath { watched, verified },
+        fast_path: FastPath { watched, verified, inodes },
     })
 }

@@ -232,6 +232,10 @@ fn drain(
                 }
                 continue;
             }
+            Ok(Record::WriteOpen(_)) => {
+                state.user.write_opens += 1;
+                continue;
+            }
             Err(err) => {
                 state.user.received += 1;
                 state.user.decode_errors += 1;
@@ -266,6 +270,8 @@ fn stats<'a>(
         cgroup_sent: sum(Counter::CgroupSent),
         cgroup_dropped: sum(Counter::CgroupDropped),
         fast_path: sum(Counter::FastPath),
+        write_sent: sum(Counter::WriteSent),
+        write_dropped: sum(Counter::WriteDropped),
         per_cpu: Counter::ALL.iter().map(|&c| (c.name(), per_cpu[c as usize].clone())).collect(),
     };
     state.user.cgroups_cached = state.resolver.cached() as u64;
@@ -277,7 +283,7 @@ fn stats<'a>(
         node: &state.node,
         is_final,
         uptime_sec: state.started.elapsed().as_secs_f64(),
-        lost: kernel.dropped + kernel.cgroup_dropped + state.user.decode_errors,
+        lost: kernel.dropped + kernel.cgroup_dropped + kernel.write_dropped + state.user.decode_errors,
         kernel,
         user: state.user.clone(),
         max_rss_kib,

@@ -182,6 +182,12 @@ fn running_kernel_offsets_match_bpftool() {
     check("upid", "ns", resolved.upid_ns);
     check("linux_binprm", "filename", resolved.bprm_filename);
     check("linux_binprm", "interp", resolved.bprm_interp);
+    check("task_struct", "files", resolved.task_files);
+    check("files_struct", "fdt", resolved.files_fdt);
+    check("fdtable", "fd", resolved.fdtable_fd);
+    check("fdtable", "max_fds", resolved.fdtable_max_fds);
+    check("file", "f_mode", resolved.file_f_mode);
+    check("syscall_trace_exit", "ret", resolved.tp_sys_exit_ret);
     check("trace_event_raw_cgroup", "root", resolved.tp_cgroup_root);
     check("trace_event_raw_cgroup", "level", resolved.tp_cgroup_level);
     check("trace_event_raw_cgroup", "id", resolved.tp_cgroup_id);

@@ -152,6 +152,8 @@ pub struct KernelStats {
     pub cgroup_sent: u64,
     pub cgroup_dropped: u64,
     pub fast_path: u64,
+    pub write_sent: u64,
+    pub write_dropped: u64,
     /// Same counters per CPU (index = CPU).
     pub per_cpu: std::collections::BTreeMap<&'static str, Vec<u64>>,
 }
@@ -174,6 +176,8 @@ pub struct UserStats {
     /// Of those, cgroups recognised as a container's, attributed before
     /// their first exec.
     pub containers_started: u64,
+    /// Write-opens of verified files the kernel reported.
+    pub write_opens: u64,
 }
 
 /// `verifier.stats.v1`: periodic and final.

@@ -72,7 +72,13 @@ impl VerificationJson {
         v
     }
 
-    fn judged(j: Option<&Judgement>, reason: String, path: &[u8], sha: Option<[u8; 32]>, via: Option<Via>) -> Self {
+    fn judged(
+        j: Option<&Judgement>,
+        reason: String,
+        path: &[u8],
+        sha: Option<[u8; 32]>,
+        via: Option<Via>,
+    ) -> Self {
         let text = String::from_utf8_lossy(path);
         let exact = matches!(text, std::borrow::Cow::Borrowed(_));
         Self {

@@ -1,0 +1,135 @@
+//! `syscalls:sys_exit_{openat,openat2,open,creat}`: a file verified `ok`
+//! for a watched container, opened for writing there.
+//!
+//! Checked against the format of these trace events on Linux 6.x
+//! (`/sys/kernel/tracing/events/syscalls/sys_exit_openat/format`):
+//!
+//! ```text
+//! field:int __syscall_nr; offset:8;  size:4;
+//! field:long ret;         offset:16; size:8;
+//! ```
+//!
+//! (`struct syscall_trace_exit`; the offset of `ret` comes from BTF.) At
+//! the syscall's exit the descriptor is installed, so the program reads
+//! `current->files->fdt->fd[ret]`, keeps it only if opened with
+//! `FMODE_WRITE`, and looks its inode up in `VERIFIED_INODES` for the
+//! container's baseline slot. A hit is evicted from the fast path (the
+//! next exec of that file goes to userspace, which re-hashes it) and
+//! reported. Unwatched containers and the host cost one map lookup.
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_ktime_get_ns,
+    },
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use verifier_common::{
+    counters::Counter,
+    event::{FileIdentity, KIND_WRITE_OPEN, WriteRecord},
+    fastpath::{InodeKey, VerifiedKey},
+};
+
+use crate::{
+    kernel::{read, read_ptr},
+    maps::{CONFIG, EVENTS, VERIFIED, VERIFIED_INODES, WATCHED, count},
+};
+
+/// `FMODE_WRITE` (include/linux/fs.h): the file was opened for writing.
+const FMODE_WRITE: u32 = 1 << 1;
+
+#[tracepoint(category = "syscalls", name = "sys_exit_openat")]
+pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
+    write_open(&ctx)
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_openat2")]
+pub fn sys_exit_openat2(ctx: TracePointContext) -> u32 {
+    write_open(&ctx)
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_open")]
+pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
+    write_open(&ctx)
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_creat")]
+pub fn sys_exit_creat(ctx: TracePointContext) -> u32 {
+    write_open(&ctx)
+}
+
+#[inline(always)]
+fn write_open(ctx: &TracePointContext) -> u32 {
+    match try_write_open(ctx) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+#[inline(always)]
+fn try_write_open(ctx: &TracePointContext) -> Result<(), i64> {
+    // SAFETY: helper without arguments.
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    // SAFETY: the value is copied out at once.
+    let Some(&slot) = (unsafe { WATCHED.get(&cgroup_id) }) else {
+        return Ok(());
+    };
+    let off = &CONFIG.load().offsets;
+    // SAFETY: probe-read of the tracepoint record at a BTF offset.
+    let ret: i64 = unsafe { ctx.read_at(off.tp_sys_exit_ret as usize) }.map_err(i64::from)?;
+    if ret < 0 {
+        return Ok(());
+    }
+    // SAFETY: the current task pointer, only read through probe-reads.
+    let task = unsafe { bpf_get_current_task() };
+    let fdt = read_ptr(read_ptr(task, off.task_files)?, off.files_fdt)?;
+    if ret as u64 >= u64::from(read::<u32>(fdt, off.fdtable_max_fds)?) {
+        return Ok(());
+    }
+    let file = read_ptr(read_ptr(fdt, off.fdtable_fd)? + (ret as u64) * 8, 0)?;
+    if read::<u32>(file, off.file_f_mode)? & FMODE_WRITE == 0 {
+        return Ok(());
+    }
+    let inode = read_ptr(file, off.file_f_inode)?;
+    let key = InodeKey {
+        ino: read::<u64>(inode, off.inode_i_ino)?,
+        dev: read::<u32>(read_ptr(inode, off.inode_i_sb)?, off.sb_s_dev)?,
+        slot,
+    };
+    // SAFETY: lookup only; the agent inserts whole entries.
+    if unsafe { VERIFIED_INODES.get(&key) }.is_none() {
+        return Ok(());
+    }
+    let _ = VERIFIED_INODES.remove(&key);
+    // Without O_TRUNC nothing has changed yet: drop the exact identity from
+    // the fast path too (with O_TRUNC the ctime already moved, and the old
+    // identity can never match again).
+    let identity = FileIdentity {
+        ino: key.ino,
+        size: read::<i64>(inode, off.inode_i_size)?,
+        ctime_sec: read::<i64>(inode, off.inode_ctime_sec)?,
+        ctime_nsec: read::<u32>(inode, off.inode_ctime_nsec)? & 0x7fff_ffff,
+        dev: key.dev,
+    };
+    let _ = VERIFIED.remove(&VerifiedKey { identity, slot, _pad: 0 });
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let record = WriteRecord {
+        kind: KIND_WRITE_OPEN,
+        flags: 0,
+        fd: ret as i32,
+        // SAFETY: helper without arguments.
+        ktime_ns: unsafe { bpf_ktime_get_ns() },
+        cgroup_id,
+        pid: pid_tgid as u32,
+        tgid: (pid_tgid >> 32) as u32,
+        ino: key.ino,
+        dev: key.dev,
+        slot,
+        comm: bpf_get_current_comm().unwrap_or([0; 16]),
+    };
+    match EVENTS.output::<WriteRecord>(&record, 0) {
+        Ok(()) => count(Counter::WriteSent),
+        Err(_) => count(Counter::WriteDropped),
+    }
+    Ok(())
+}
