@@ -11,6 +11,7 @@
 //! - [`open`]: race-free resolution beneath a container root;
 //! - [`locate`]: one exec on a worker thread (find, prove, hash);
 //! - [`pool`]: the bounded hashing threads and the hash cache by identity;
+//! - [`source`]: container -> runtime state -> image -> SBOM manifest;
 //! - [`verdict`]: the policy from digests and SBOM to a verdict.
 
 pub mod containers;
@@ -19,4 +20,5 @@ pub mod layers;
 pub mod locate;
 pub mod open;
 pub mod pool;
+pub mod source;
 pub mod verdict;
