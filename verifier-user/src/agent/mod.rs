@@ -8,6 +8,8 @@
 //! drain what is left in the ring buffer, print the final counters, drop the
 //! programs (which detaches them).
 
+pub mod drift;
+
 use std::{
     io::{BufWriter, Write as _},
     path::PathBuf,
@@ -33,7 +35,7 @@ use crate::{
     },
     events::{Clock, ExecEvent},
     loader::{self, KernelCounters, LoadOptions},
-    output::{self, ExecJson, KernelStats, ReadyJson, StatsJson, UserStats},
+    output::{self, ExecJson, KernelStats, ReadyJson, StatsJson, UserStats, verification::VerificationJson},
 };
 
 /// Options of `verifier agent`.
@@ -82,6 +84,9 @@ pub struct AgentArgs {
     /// Kernel BTF to take struct offsets from.
     #[arg(long, default_value = crate::btf::VMLINUX_BTF, value_name = "FILE")]
     pub btf: PathBuf,
+
+    #[command(flatten, next_help_heading = "Drift verification (on with --sbom or --sbom-store)")]
+    pub drift: drift::DriftArgs,
 }
 
 /// Runs the agent until a signal or `--duration`.
@@ -100,6 +105,7 @@ struct State {
     resolver: Resolver,
     user: UserStats,
     started: Instant,
+    drift: Option<drift::Drift>,
 }
 
 async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
@@ -118,7 +124,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     let loaded = tokio::task::spawn_blocking(move || loader::load(crate::EBPF_OBJECT, &opts))
         .await
         .context("loader thread")??;
-    let loader::Loaded { ebpf, events, counters, config, fast_path: _ } = loaded;
+    let loader::Loaded { ebpf, events, counters, config, fast_path } = loaded;
 
     let mut roots = default_state_roots();
     roots.extend(args.runc_roots.iter().map(|dir| StateRoot {
@@ -126,12 +132,19 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
         runtime: Runtime::Runc,
         namespaced: false,
     }));
+    let drift = if args.drift.enabled() {
+        let source = drift::source(&args.drift, roots.clone());
+        Some(drift::Drift::new(&args.drift, source, fast_path).context("starting the hashing threads")?)
+    } else {
+        None
+    };
     let mut state = State {
         node,
         clock: Clock::new(),
         resolver: Resolver::new(roots, config.host_mnt_ns),
         user: UserStats::default(),
         started: Instant::now(),
+        drift,
     };
     let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     let ready = ReadyJson {
@@ -176,9 +189,16 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
                 out.flush()?;
             }
             _ = poll.tick() => {
+                let expired = state.drift.as_mut().map(drift::Drift::tick).unwrap_or_default();
+                emit_verified(&mut state, &mut out, expired)?;
                 if drain(ring.get_mut(), &mut state, &mut out)? {
                     out.flush()?;
                 }
+            }
+            Some(wake) = next_drift(&mut state.drift) => {
+                let done = state.drift.as_mut().map(|d| d.wake(wake)).unwrap_or_default();
+                emit_verified(&mut state, &mut out, done)?;
+                out.flush()?;
             }
             _ = ticker.tick(), if args.stats_interval > 0 => {
                 write_line(&mut out, &stats(&counters, &mut state, false)?)?;
@@ -226,14 +246,22 @@ fn drain(
             Ok(Record::CgroupMkdir(rec)) => {
                 state.user.cgroups_created += 1;
                 if let Ok(path) = std::str::from_utf8(rec.path)
-                    && state.resolver.cgroup_created(rec.header.id, path).is_some()
+                    && let Some(c) = state.resolver.cgroup_created(rec.header.id, path)
                 {
                     state.user.containers_started += 1;
+                    if let Some(d) = state.drift.as_mut() {
+                        d.container_created(rec.header.id, c);
+                    }
                 }
                 continue;
             }
-            Ok(Record::WriteOpen(_)) => {
+            Ok(Record::WriteOpen(rec)) => {
                 state.user.write_opens += 1;
+                if let Some(d) = state.drift.as_mut() {
+                    let written = d.write_open(&rec, &state.clock);
+                    let attribution = state.resolver.attribute(rec.cgroup_id, rec.tgid, 0);
+                    write_line(out, &drift::WrittenJson::new(&written, &state.node, &attribution))?;
+                }
                 continue;
             }
             Err(err) => {
@@ -248,10 +276,43 @@ fn drain(
         if matches!(attribution, Attribution::Unknown(_)) {
             state.user.unattributed += 1;
         }
+        if let (Some(d), Attribution::Container(c)) = (state.drift.as_mut(), &attribution) {
+            let verified = d.exec(event, c);
+            emit_verified(state, out, verified)?;
+            continue;
+        }
         write_line(out, &ExecJson::new(&event, &state.node, &attribution))?;
         state.user.printed += 1;
     }
     Ok((state.user.received, state.user.cgroups_created) != before)
+}
+
+/// Waits for the drift side, if there is one.
+async fn next_drift(d: &mut Option<drift::Drift>) -> Option<drift::Wake> {
+    match d {
+        Some(d) => d.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Prints exec records with their verification.
+fn emit_verified(
+    state: &mut State,
+    out: &mut impl std::io::Write,
+    verified: Vec<drift::Verified>,
+) -> anyhow::Result<()> {
+    for v in verified {
+        let attribution = state.resolver.attribute(v.event.cgroup_id, v.event.tgid, v.event.mnt_ns);
+        let mut record = ExecJson::new(&v.event, &state.node, &attribution);
+        record.verification = match (&v.decision, &v.skipped) {
+            (Some(d), _) => Some(VerificationJson::from_decision(d)),
+            (None, Some(why)) => Some(VerificationJson::skipped(why)),
+            (None, None) => None,
+        };
+        write_line(out, &record)?;
+        state.user.printed += 1;
+    }
+    Ok(())
 }
 
 fn stats<'a>(
@@ -284,6 +345,7 @@ fn stats<'a>(
         is_final,
         uptime_sec: state.started.elapsed().as_secs_f64(),
         lost: kernel.dropped + kernel.cgroup_dropped + kernel.write_dropped + state.user.decode_errors,
+        verify: state.drift.as_ref().map(drift::Drift::stats),
         kernel,
         user: state.user.clone(),
         max_rss_kib,

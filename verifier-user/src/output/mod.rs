@@ -198,6 +198,9 @@ pub struct StatsJson<'a> {
     pub lost: u64,
     /// Peak resident set size of the agent, KiB.
     pub max_rss_kib: u64,
+    /// Drift verification counters (with verification on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<crate::agent::drift::DriftStats>,
 }
 
 /// `verifier.ready.v1`: printed once the programs are attached.

@@ -1,0 +1,424 @@
+//! Drift verification inside the agent: exec events of containers go to
+//! the container's baseline (image -> SBOM), the engine decides, drift
+//! becomes an alert, and files proven good enter the kernel fast path.
+//!
+//! Everything here runs on the agent's single event-loop thread except the
+//! blocking parts: container resolution (runtime state, SBOM parsing) on
+//! tokio's blocking pool, hashing on the engine's own threads. Their results
+//! come back over channels that the event loop selects on
+//! ([`Drift::next`]).
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use crate::{
+    container::ContainerRef,
+    events::ExecEvent,
+    loader::FastPath,
+    verify::{
+        containers::{Admit, ContainerInfo, Containers, Resolved},
+        engine::{Decision, Engine, EngineConfig, Key},
+        locate::Outcome,
+        source::{SbomRule, Source},
+    },
+};
+
+/// Options of `verifier agent` for drift verification. Verification is on
+/// when `--images` or `--sbom-store` is given.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DriftArgs {
+    /// Verify containers whose image name, image digest, container id or
+    /// name matches PATTERN (`*` wildcards) against the SBOM FILE (any
+    /// format `verifier sbom` reads). Repeatable; first match wins.
+    #[arg(long = "sbom", value_name = "PATTERN=FILE")]
+    pub sboms: Vec<SbomRule>,
+
+    /// Directory of SBOMs keyed by image digest: `DIR/sha256-<hex>/` (every
+    /// file in it, merged) or `DIR/sha256-<hex>.<ext>`. Re-read when a
+    /// file changes.
+    #[arg(long, value_name = "DIR")]
+    pub sbom_store: Option<PathBuf>,
+
+    /// containerd's API socket, for the image of containerd containers.
+    #[arg(long, default_value = crate::containerd::DEFAULT_SOCKET, value_name = "PATH")]
+    pub containerd_socket: PathBuf,
+
+    /// Threads hashing executed files.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub hash_workers: usize,
+
+    /// Execs waiting to be hashed; past this they are reported
+    /// `unverifiable` (never passed).
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub hash_queue: usize,
+
+    /// Files larger than this are not hashed (reported `unverifiable`).
+    #[arg(long, default_value_t = 256 << 20, value_name = "BYTES")]
+    pub max_hash_bytes: u64,
+
+    /// How long a new container's execs wait for its image to be
+    /// resolved before they are reported `unverifiable`.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub resolve_wait_ms: u64,
+
+    /// Do not let the kernel answer execs of files already verified (every
+    /// exec then goes through userspace; for measuring).
+    #[arg(long)]
+    pub no_fast_path: bool,
+}
+
+impl DriftArgs {
+    pub fn enabled(&self) -> bool {
+        !self.sboms.is_empty() || self.sbom_store.is_some()
+    }
+}
+
+/// An exec with what was decided about it.
+pub struct Verified {
+    pub event: ExecEvent,
+    pub info: Option<Arc<ContainerInfo>>,
+    pub decision: Option<Arc<Decision>>,
+    /// The container was not verified, and why (no SBOM, not resolved).
+    pub skipped: Option<String>,
+}
+
+/// Something for the event loop to act on.
+pub enum Wake {
+    Hashed(Key, Outcome),
+    Resolved(u64, Resolved),
+}
+
+type ResolvedMsg = (u64, Resolved);
+
+/// (dev, ino, slot) -> (path, SHA-256) of the files in the fast path.
+type TrustedFiles = HashMap<(u32, u64, u32), (Vec<u8>, Option<[u8; 32]>)>;
+
+/// The drift side of the agent.
+pub struct Drift {
+    source: Arc<Source>,
+    containers: Containers,
+    engine: Engine,
+    done_rx: UnboundedReceiver<(Key, Outcome)>,
+    resolved_tx: UnboundedSender<ResolvedMsg>,
+    resolved_rx: UnboundedReceiver<ResolvedMsg>,
+    fast_path: Option<FastPath>,
+    slots: HashMap<u64, u32>,
+    cgroup_slots: HashMap<u64, u32>,
+    infos: HashMap<u64, Arc<ContainerInfo>>,
+    wait: Duration,
+    /// Files in the fast path, by (dev, ino, slot): what a write-open names.
+    trusted: TrustedFiles,
+    pub fast_path_inserted: u64,
+    pub fast_path_errors: u64,
+}
+
+impl Drift {
+    pub fn new(args: &DriftArgs, source: Arc<Source>, fast_path: FastPath) -> std::io::Result<Self> {
+        let (done_tx, done_rx) = unbounded_channel();
+        let (resolved_tx, resolved_rx) = unbounded_channel();
+        let cfg = EngineConfig {
+            workers: args.hash_workers,
+            queue: args.hash_queue,
+            max_bytes: args.max_hash_bytes,
+            proc_root: "/proc".into(),
+            hash_cache: 65_536,
+            decisions: 65_536,
+        };
+        let wait = Duration::from_millis(args.resolve_wait_ms);
+        Ok(Self {
+            source,
+            containers: Containers::new(wait, 4096),
+            engine: Engine::new(&cfg, done_tx)?,
+            done_rx,
+            resolved_tx,
+            resolved_rx,
+            fast_path: (!args.no_fast_path).then_some(fast_path),
+            slots: HashMap::new(),
+            cgroup_slots: HashMap::new(),
+            infos: HashMap::new(),
+            wait,
+            trusted: HashMap::new(),
+            fast_path_inserted: 0,
+            fast_path_errors: 0,
+        })
+    }
+
+    /// A container's cgroup appeared: start resolving it now.
+    pub fn container_created(&mut self, cgroup_id: u64, container: ContainerRef) {
+        if self.containers.created(cgroup_id) {
+            self.spawn_resolve(cgroup_id, container, None);
+        }
+    }
+
+    /// An exec in a container. Returns what can be said now (possibly
+    /// several: nothing is reordered within a container).
+    pub fn exec(&mut self, event: ExecEvent, container: &ContainerRef) -> Vec<Verified> {
+        let (cgroup_id, pid) = (event.cgroup_id, event.tgid);
+        match self.containers.admit(event) {
+            Admit::Now(event, r) => self.with_resolution(event, &r),
+            Admit::Wait { start } => {
+                if start {
+                    self.spawn_resolve(cgroup_id, container.clone(), Some(pid));
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Waits for the next hashing or resolution result.
+    pub async fn next(&mut self) -> Option<Wake> {
+        tokio::select! {
+            Some((key, outcome)) = self.done_rx.recv() => Some(Wake::Hashed(key, outcome)),
+            Some((id, r)) = self.resolved_rx.recv() => Some(Wake::Resolved(id, r)),
+            else => None,
+        }
+    }
+
+    /// Acts on a result from [`Drift::next`].
+    pub fn wake(&mut self, wake: Wake) -> Vec<Verified> {
+        match wake {
+            Wake::Hashed(key, outcome) => {
+                let decided = self.engine.complete(key, outcome);
+                decided.into_iter().map(|(e, d)| self.decided(e, d)).collect()
+            }
+            Wake::Resolved(cgroup_id, r) => {
+                if let Resolved::Verify(ctx, _) = &r {
+                    let slot = slot_for(&mut self.slots, ctx.key);
+                    self.cgroup_slots.insert(cgroup_id, slot);
+                    if let Some(fp) = self.fast_path.as_mut()
+                        && fp.watch(cgroup_id, slot).is_err()
+                    {
+                        self.fast_path_errors += 1;
+                    }
+                }
+                let (r, waiting) = self.containers.resolved(cgroup_id, r);
+                let mut out = Vec::new();
+                for e in waiting {
+                    out.extend(self.with_resolution(e, &r));
+                }
+                out
+            }
+        }
+    }
+
+    /// Execs whose container took too long to resolve.
+    pub fn tick(&mut self) -> Vec<Verified> {
+        let why = format!("the container's image was not resolved within {} ms", self.wait.as_millis());
+        self.containers
+            .expire(Instant::now())
+            .into_iter()
+            .map(|event| Verified { event, info: None, decision: Some(unresolved(&why)), skipped: None })
+            .collect()
+    }
+
+    fn with_resolution(&mut self, event: ExecEvent, r: &Resolved) -> Vec<Verified> {
+        match r {
+            Resolved::Verify(ctx, info) => {
+                self.infos.entry(event.cgroup_id).or_insert_with(|| info.clone());
+                match self.engine.submit(ctx, event) {
+                    Some((e, d)) => vec![self.decided(e, d)],
+                    None => Vec::new(),
+                }
+            }
+            Resolved::NoBaseline(info, why) => {
+                vec![Verified { event, info: Some(info.clone()), decision: None, skipped: Some(why.clone()) }]
+            }
+            Resolved::Failed(why) => vec![Verified {
+                event,
+                info: None,
+                decision: Some(unresolved(&format!("the container could not be resolved: {why}"))),
+                skipped: None,
+            }],
+        }
+    }
+
+    fn decided(&mut self, event: ExecEvent, d: Arc<Decision>) -> Verified {
+        if d.trusted
+            && !event.script
+            && let (Some(fp), Some(identity)) = (self.fast_path.as_mut(), event.exe)
+        {
+            // The slot of the baseline this container is verified against.
+            if let Some(&slot) = self.cgroup_slots.get(&event.cgroup_id) {
+                match fp.verified(identity, slot) {
+                    Ok(()) => {
+                        self.fast_path_inserted += 1;
+                        if self.trusted.len() >= 65_536 {
+                            self.trusted.clear();
+                        }
+                        self.trusted.insert((identity.dev, identity.ino, slot), (d.path.clone(), d.sha256));
+                    }
+                    Err(_) => self.fast_path_errors += 1,
+                }
+            }
+        }
+        let info = self.infos.get(&event.cgroup_id).cloned();
+        Verified { event, info, decision: Some(d), skipped: None }
+    }
+
+    fn spawn_resolve(&self, cgroup_id: u64, container: ContainerRef, pid: Option<u32>) {
+        let source = self.source.clone();
+        let tx = self.resolved_tx.clone();
+        let deadline = Instant::now() + self.wait;
+        tokio::task::spawn_blocking(move || {
+            let r = resolve(&source, &container, pid, deadline);
+            let _ = tx.send((cgroup_id, r));
+        });
+    }
+}
+
+fn slot_for(slots: &mut HashMap<u64, u32>, key: u64) -> u32 {
+    let next = slots.len() as u32 + 1;
+    *slots.entry(key).or_insert(next)
+}
+
+fn unresolved(why: &str) -> Arc<Decision> {
+    use crate::verify::verdict::{Judgement, Verdict};
+    Arc::new(Decision {
+        judgement: Judgement::new(Verdict::Unverifiable, why),
+        path: Vec::new(),
+        via: None,
+        sha256: None,
+        script: None,
+        trusted: false,
+    })
+}
+
+/// Resolves a container (blocking), retrying until `deadline` while the
+/// runtime has not written its state yet.
+fn resolve(source: &Source, container: &ContainerRef, pid: Option<u32>, deadline: Instant) -> Resolved {
+    loop {
+        match source.resolve(container, pid) {
+            Ok(r) => return r,
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!("container {} not resolved yet: {}", container.id, e.0);
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            Err(e) => return Resolved::Failed(e.0),
+        }
+    }
+}
+
+/// Builds the container source from the agent's options.
+pub fn source(args: &DriftArgs, state_roots: Vec<crate::container::resolver::StateRoot>) -> Arc<Source> {
+    let containerd =
+        crate::containerd::Containerd::new(args.containerd_socket.clone(), tokio::runtime::Handle::current());
+    Arc::new(Source::new(crate::verify::source::SourceConfig {
+        rules: args.sboms.clone(),
+        store: args.sbom_store.clone(),
+        state_roots,
+        proc_root: "/proc".into(),
+        containerd: Some(Arc::new(containerd)),
+        containerd_state: "/run/containerd".into(),
+    }))
+}
+
+/// A verified file opened for writing in its container.
+pub struct Written {
+    pub record: verifier_common::event::WriteRecord,
+    pub unix_ns: i128,
+    /// Path and digest it was verified with, when still remembered.
+    pub path: Option<Vec<u8>>,
+    pub sha256: Option<[u8; 32]>,
+    pub info: Option<Arc<ContainerInfo>>,
+}
+
+impl Drift {
+    /// The kernel reported a write-open of a file in the fast path.
+    pub fn write_open(
+        &mut self,
+        rec: &verifier_common::event::WriteRecord,
+        clock: &crate::events::Clock,
+    ) -> Written {
+        let known = self.trusted.remove(&(rec.dev, rec.ino, rec.slot));
+        Written {
+            record: *rec,
+            unix_ns: clock.unix_ns(rec.ktime_ns),
+            path: known.as_ref().map(|k| k.0.clone()),
+            sha256: known.and_then(|k| k.1),
+            info: self.infos.get(&rec.cgroup_id).cloned(),
+        }
+    }
+
+    /// Counters for the stats record.
+    pub fn stats(&self) -> DriftStats {
+        DriftStats {
+            engine: self.engine.stats.clone(),
+            containers: self.containers.stats.clone(),
+            in_flight: self.engine.in_flight() as u64,
+            fast_path_inserted: self.fast_path_inserted,
+            fast_path_errors: self.fast_path_errors,
+        }
+    }
+}
+
+/// `stats.verify`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DriftStats {
+    #[serde(flatten)]
+    pub engine: crate::verify::engine::VerifyStats,
+    #[serde(flatten)]
+    pub containers: crate::verify::containers::ContainerStats,
+    pub in_flight: u64,
+    pub fast_path_inserted: u64,
+    pub fast_path_errors: u64,
+}
+
+/// `verifier.write.v1`: a file the image shipped (verified `ok` earlier)
+/// opened for writing inside its container.
+#[derive(serde::Serialize)]
+pub struct WrittenJson<'a> {
+    pub schema: &'static str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub time: String,
+    pub node: &'a str,
+    pub verdict: &'static str,
+    pub pid: u32,
+    pub tgid: u32,
+    pub comm: String,
+    pub fd: i32,
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_hex: Option<String>,
+    /// The digest the file had when it was verified.
+    pub sha256_verified: Option<String>,
+    pub ino: u64,
+    pub cgroup_id: u64,
+    pub container: Option<&'a ContainerRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+impl<'a> WrittenJson<'a> {
+    pub fn new(w: &Written, node: &'a str, attribution: &'a crate::container::Attribution) -> Self {
+        let text = w.path.as_deref().map(String::from_utf8_lossy);
+        let exact = text.as_ref().is_none_or(|t| matches!(t, std::borrow::Cow::Borrowed(_)));
+        Self {
+            schema: "verifier.write.v1",
+            kind: "write",
+            time: crate::output::rfc3339(w.unix_ns),
+            node,
+            verdict: "image-file-written",
+            pid: w.record.pid,
+            tgid: w.record.tgid,
+            comm: String::from_utf8_lossy(verifier_common::decode::comm_bytes(&w.record.comm)).into_owned(),
+            fd: w.record.fd,
+            path: text.map(std::borrow::Cow::into_owned),
+            path_hex: (!exact).then(|| w.path.as_deref().map(hex::encode)).flatten(),
+            sha256_verified: w.sha256.map(hex::encode),
+            ino: w.record.ino,
+            cgroup_id: w.record.cgroup_id,
+            container: match attribution {
+                crate::container::Attribution::Container(c) => Some(c),
+                _ => None,
+            },
+            image: w.info.as_ref().and_then(|i| i.image_name.clone().or(i.image_digest.clone())),
+        }
+    }
+}
