@@ -13,8 +13,9 @@ use anyhow::{Context as _, bail};
 use crate::{agent::verifier_bin, bundle::Bundle};
 
 /// Path, inside the image, of a second static binary (a marked copy of
-/// busybox with its own digest) that tests overwrite in place.
-pub const TOOL: &str = "/usr/local/bin/tool";
+/// busybox with its own digest) that tests overwrite in place. Named like
+/// an applet: busybox picks what to run from the name it was called by.
+pub const TOOL: &str = "/opt/tool/true";
 
 /// A busybox bundle plus [`TOOL`], running `args`.
 pub fn busybox_with_tool(dir: &Path, args: &[&str]) -> anyhow::Result<Bundle> {

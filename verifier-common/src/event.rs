@@ -29,6 +29,10 @@ pub const FLAG_NO_PARENT: u16 = 1 << 3;
 /// A `#!` script (or binfmt_misc) was run: `exe` is the interpreter and the
 /// file name is the script's. Never verified in the kernel's fast path.
 pub const FLAG_SCRIPT: u16 = 1 << 4;
+/// The executed file had no name at exec time (`i_nlink == 0`): a memfd or
+/// a deleted file. Known in the kernel, so it holds even when the process
+/// is gone before userspace looks.
+pub const FLAG_EXE_UNLINKED: u16 = 1 << 5;
 
 /// Identity of the executed file, as the kernel saw it. Userspace compares
 /// it with `fstat` of what it opens, so a file replaced after the exec is

@@ -31,6 +31,8 @@ pub struct KernelOffsets {
     pub inode_i_sb: u32,
     /// `inode.i_size` (loff_t)
     pub inode_i_size: u32,
+    /// `inode.i_nlink` (unsigned int, in an anonymous union)
+    pub inode_i_nlink: u32,
     /// seconds of the inode's ctime (`i_ctime_sec`, or `__i_ctime.tv_sec` on
     /// older kernels)
     pub inode_ctime_sec: u32,
@@ -99,8 +101,8 @@ pub struct ProgramConfig {
     pub _pad: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 33 * 4);
-const _: () = assert!(size_of::<ProgramConfig>() == 37 * 4);
+const _: () = assert!(size_of::<KernelOffsets>() == 34 * 4);
+const _: () = assert!(size_of::<ProgramConfig>() == 38 * 4);
 
 impl ProgramConfig {
     /// All-zero configuration: the program's compiled-in default, replaced
@@ -118,6 +120,7 @@ impl ProgramConfig {
                 inode_i_ino: 0,
                 inode_i_sb: 0,
                 inode_i_size: 0,
+                inode_i_nlink: 0,
                 inode_ctime_sec: 0,
                 inode_ctime_nsec: 0,
                 sb_s_dev: 0,

@@ -28,8 +28,8 @@ use aya_ebpf::{
 use verifier_common::{
     counters::Counter,
     event::{
-        ExecHeader, FILENAME_MAX, FLAG_FILENAME_TRUNCATED, FLAG_NO_EXE_FILE, FLAG_NO_NAMESPACES,
-        FLAG_NO_PARENT, FLAG_SCRIPT, FileIdentity, HEADER_SIZE, KIND_EXEC,
+        ExecHeader, FILENAME_MAX, FLAG_EXE_UNLINKED, FLAG_FILENAME_TRUNCATED, FLAG_NO_EXE_FILE,
+        FLAG_NO_NAMESPACES, FLAG_NO_PARENT, FLAG_SCRIPT, FileIdentity, HEADER_SIZE, KIND_EXEC,
     },
     fastpath::VerifiedKey,
     offsets::KernelOffsets,
@@ -83,7 +83,12 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
         flags |= FLAG_SCRIPT;
     }
     let exe = match exe_identity(task, off) {
-        Ok(id) => id,
+        Ok((id, nlink)) => {
+            if nlink == 0 {
+                flags |= FLAG_EXE_UNLINKED;
+            }
+            id
+        }
         Err(_) => {
             flags |= FLAG_NO_EXE_FILE;
             count(Counter::IdentityErrors);
@@ -93,7 +98,7 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     // SAFETY: helper without arguments.
     let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     // Fast path: a file already verified for this container's image.
-    if flags & (FLAG_NO_EXE_FILE | FLAG_SCRIPT) == 0
+    if flags & (FLAG_NO_EXE_FILE | FLAG_SCRIPT | FLAG_EXE_UNLINKED) == 0
         // SAFETY: the value is copied out at once; the agent only inserts
         // and deletes whole entries.
         && let Some(&slot) = unsafe { WATCHED.get(&cgroup_id) }
@@ -174,22 +179,27 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     Ok(())
 }
 
-/// `current->mm->exe_file->f_inode`: inode number, device, size, ctime.
+/// `current->mm->exe_file->f_inode`: inode number, device, size, ctime,
+/// and its link count.
 #[inline(always)]
-fn exe_identity(task: u64, off: &KernelOffsets) -> Result<FileIdentity, i64> {
+fn exe_identity(task: u64, off: &KernelOffsets) -> Result<(FileIdentity, u32), i64> {
     let mm = read_ptr(task, off.task_mm)?;
     let file = read_ptr(mm, off.mm_exe_file)?;
     let inode = read_ptr(file, off.file_f_inode)?;
     let sb = read_ptr(inode, off.inode_i_sb)?;
-    Ok(FileIdentity {
-        ino: read::<u64>(inode, off.inode_i_ino)?,
-        size: read::<i64>(inode, off.inode_i_size)?,
-        ctime_sec: read::<i64>(inode, off.inode_ctime_sec)?,
-        // Bit 31 of i_ctime_nsec is I_CTIME_QUERIED on 6.13+ (multigrain
-        // timestamps), not part of the time; valid nanoseconds never set it.
-        ctime_nsec: read::<u32>(inode, off.inode_ctime_nsec)? & 0x7fff_ffff,
-        dev: read::<u32>(sb, off.sb_s_dev)?,
-    })
+    let nlink = read::<u32>(inode, off.inode_i_nlink)?;
+    Ok((
+        FileIdentity {
+            ino: read::<u64>(inode, off.inode_i_ino)?,
+            size: read::<i64>(inode, off.inode_i_size)?,
+            ctime_sec: read::<i64>(inode, off.inode_ctime_sec)?,
+            // Bit 31 of i_ctime_nsec is I_CTIME_QUERIED on 6.13+ (multigrain
+            // timestamps), not part of the time; valid nanoseconds never set it.
+            ctime_nsec: read::<u32>(inode, off.inode_ctime_nsec)? & 0x7fff_ffff,
+            dev: read::<u32>(sb, off.sb_s_dev)?,
+        },
+        nlink,
+    ))
 }
 
 /// Mount namespace inum, pid namespace inum and the pid inside it.

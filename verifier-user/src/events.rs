@@ -7,7 +7,7 @@
 
 use verifier_common::{
     decode::{DecodeError, ExecRecord, comm_bytes, decode},
-    event::{FLAG_FILENAME_TRUNCATED, FLAG_NO_EXE_FILE, FLAG_SCRIPT, FileIdentity},
+    event::{FLAG_EXE_UNLINKED, FLAG_FILENAME_TRUNCATED, FLAG_NO_EXE_FILE, FLAG_SCRIPT, FileIdentity},
 };
 
 /// Converts `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) to Unix time.
@@ -70,6 +70,8 @@ pub struct ExecEvent {
     /// A `#!` script was run: `filename` is the script, `exe` its
     /// interpreter.
     pub script: bool,
+    /// The executed file had no name at exec time (memfd, deleted file).
+    pub exe_unlinked: bool,
     /// `None` when the kernel could not read `mm->exe_file`.
     pub exe: Option<FileIdentity>,
 }
@@ -98,6 +100,7 @@ impl ExecEvent {
             filename: r.filename.to_vec(),
             filename_truncated: h.flags & FLAG_FILENAME_TRUNCATED != 0,
             script: h.flags & FLAG_SCRIPT != 0,
+            exe_unlinked: h.flags & FLAG_EXE_UNLINKED != 0,
             exe: (h.flags & FLAG_NO_EXE_FILE == 0).then_some(h.exe),
         }
     }

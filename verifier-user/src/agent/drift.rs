@@ -345,6 +345,21 @@ impl Drift {
         }
     }
 
+    /// Execs waiting for hashing or for their container.
+    pub fn pending(&self) -> usize {
+        self.engine.in_flight() + self.containers.waiting()
+    }
+
+    /// Everything still waiting, released as unverifiable with `why`.
+    pub fn abandon(&mut self, why: &str) -> Vec<Verified> {
+        let mut events = self.containers.expire_all();
+        events.extend(self.engine.abandon());
+        events
+            .into_iter()
+            .map(|event| Verified { event, info: None, decision: Some(unresolved(why)), skipped: None })
+            .collect()
+    }
+
     /// Counters for the stats record.
     pub fn stats(&self) -> DriftStats {
         DriftStats {

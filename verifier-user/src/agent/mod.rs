@@ -209,9 +209,12 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
             () = &mut until_deadline => break,
         }
     }
-    // Shutdown: detach first so no new records arrive, then drain the rest.
+    // Shutdown: detach first so no new records arrive, then drain the rest,
+    // then let verifications in flight finish (bounded): nothing received
+    // goes unreported.
     drop(ebpf);
     drain(ring.get_mut(), &mut state, &mut out)?;
+    finish_drift(&mut state, &mut out).await?;
     write_line(&mut out, &stats(&counters, &mut state, true)?)?;
     out.flush()?;
     Ok(())
@@ -285,6 +288,26 @@ fn drain(
         state.user.printed += 1;
     }
     Ok((state.user.received, state.user.cgroups_created) != before)
+}
+
+/// At shutdown: up to 3 s for hashing and resolutions in flight; execs
+/// still waiting after that are reported unverifiable.
+async fn finish_drift(state: &mut State, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    let Some(mut d) = state.drift.take() else { return Ok(()) };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while d.pending() > 0 {
+        match tokio::time::timeout_at(deadline, d.next()).await {
+            Ok(Some(wake)) => {
+                let done = d.wake(wake);
+                emit_verified(state, out, done)?;
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let rest = d.abandon("the agent stopped before this exec could be verified");
+    emit_verified(state, out, rest)?;
+    state.drift = Some(d);
+    Ok(())
 }
 
 /// Waits for the drift side, if there is one.

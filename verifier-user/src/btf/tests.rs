@@ -183,6 +183,7 @@ fn running_kernel_offsets_match_bpftool() {
     check("linux_binprm", "filename", resolved.bprm_filename);
     check("linux_binprm", "interp", resolved.bprm_interp);
     check("task_struct", "files", resolved.task_files);
+    check("inode", "i_nlink", resolved.inode_i_nlink);
     check("files_struct", "fdt", resolved.files_fdt);
     check("fdtable", "fd", resolved.fdtable_fd);
     check("fdtable", "max_fds", resolved.fdtable_max_fds);

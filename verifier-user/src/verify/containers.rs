@@ -156,6 +156,29 @@ impl Containers {
         out
     }
 
+    /// Execs waiting for their container to be resolved.
+    pub fn waiting(&self) -> usize {
+        self.states
+            .values()
+            .map(|s| match s {
+                State::Resolving { waiting, .. } => waiting.len(),
+                State::Done(_) => 0,
+            })
+            .sum()
+    }
+
+    /// Every waiting exec, released (shutdown).
+    pub fn expire_all(&mut self) -> Vec<ExecEvent> {
+        let mut out = Vec::new();
+        for state in self.states.values_mut() {
+            if let State::Resolving { waiting, .. } = state {
+                out.append(waiting);
+            }
+        }
+        self.stats.wait_expired += out.len() as u64;
+        out
+    }
+
     /// Forgets a container (its cgroup is gone).
     pub fn remove(&mut self, cgroup_id: u64) {
         self.states.remove(&cgroup_id);
@@ -198,6 +221,8 @@ mod tests {
             filename: b"/bin/true".to_vec(),
             filename_truncated: false,
             script: false,
+            exe_unlinked: false,
+            exe_unlinked: false,
             exe: None,
         }
     }

@@ -182,9 +182,27 @@ impl Engine {
     /// Turns a finished job into decisions for every exec that waited on it.
     pub fn complete(&mut self, key: Key, outcome: Outcome) -> Vec<(ExecEvent, Arc<Decision>)> {
         let Some(waiting) = self.inflight.remove(&key) else { return Vec::new() };
+        // The kernel saw no name for the file (memfd, deleted), or it ran
+        // from a descriptor: fileless, whether or not it can still be hashed.
+        let fileless = waiting.events.iter().any(|e| e.exe_unlinked) || runs_from_descriptor(&key.2);
         let (decision, cacheable) = match outcome {
+            Outcome::Unverifiable(why) if fileless => {
+                let mut d = Judgement::new(Verdict::Fileless, "executed from memory or a deleted file");
+                d.reason = format!("{} (not hashed: {why})", d.reason);
+                (
+                    Arc::new(Decision {
+                        judgement: d,
+                        path: key.2.clone(),
+                        via: None,
+                        sha256: None,
+                        script: None,
+                        trusted: false,
+                    }),
+                    false,
+                )
+            }
             Outcome::Unverifiable(why) => (unverifiable(&key.2, &why), false),
-            Outcome::Located(l) => self.decide(&waiting.ctx, *l, &key.2),
+            Outcome::Located(l) => self.decide(&waiting.ctx, *l, fileless),
         };
         if cacheable {
             if self.decisions.len() >= self.max_decisions {
@@ -195,14 +213,20 @@ impl Engine {
         waiting.events.into_iter().map(|e| (e, decision.clone())).collect()
     }
 
+    /// Gives up on every job in flight (shutdown): their execs, to be
+    /// reported unverifiable.
+    pub fn abandon(&mut self) -> Vec<ExecEvent> {
+        self.inflight.drain().flat_map(|(_, w)| w.events).collect()
+    }
+
     /// Execs waiting for a job.
     pub fn in_flight(&self) -> usize {
         self.inflight.values().map(|w| w.events.len()).sum()
     }
 
-    fn decide(&mut self, ctx: &Context, l: Located, filename: &[u8]) -> (Arc<Decision>, bool) {
+    fn decide(&mut self, ctx: &Context, l: Located, fileless: bool) -> (Arc<Decision>, bool) {
         let path = std::str::from_utf8(&l.path).ok();
-        let fileless = l.unlinked || l.path.starts_with(b"/memfd:") || runs_from_descriptor(filename);
+        let fileless = fileless || l.unlinked || l.path.starts_with(b"/memfd:");
         let judgement = match &l.hashes {
             Some(h) => judge(
                 &ctx.manifest,

@@ -46,6 +46,7 @@ fn event_for(pid: u32, bin: &Path) -> ExecEvent {
         filename: bin.as_os_str().as_bytes().to_vec(),
         filename_truncated: false,
         script: false,
+        exe_unlinked: false,
         exe: Some(FileIdentity {
             ino: m.ino(),
             size: m.size() as i64,
