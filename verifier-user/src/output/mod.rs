@@ -245,6 +245,7 @@ mod tests {
             filename: name.to_vec(),
             filename_truncated: false,
             script: false,
+            exe_unlinked: false,
             exe: None,
         }
     }

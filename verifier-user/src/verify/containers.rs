@@ -222,7 +222,6 @@ mod tests {
             filename_truncated: false,
             script: false,
             exe_unlinked: false,
-            exe_unlinked: false,
             exe: None,
         }
     }
