@@ -1,13 +1,16 @@
-//! `cargo xtask demo`: the agent watching a real container.
+//! `cargo xtask demo`: the agent verifying a real container against its
+//! image's SBOM.
 //!
-//! Builds a busybox-static image (an OCI bundle under target/demo), starts
-//! the agent in containers-only mode, runs the image with runc, execs a few
-//! programs in it, and prints what the agent reported: every exec
-//! attributed to the container, with the executed file's identity.
+//! Builds a busybox-static image (an OCI bundle under target/demo), writes
+//! its SBOM with `verifier sbom generate`, starts the agent with that SBOM
+//! for the container, runs the image with runc, execs a few of the image's
+//! programs (verified `ok`, then answered in the kernel), then drops a new
+//! binary into the container and runs it: a drift alert. Prints what the
+//! agent reported.
 
-use std::path::Path;
+use std::{process::Command, time::Duration};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use serde_json::Value;
 use verifier_tests::{
     agent::{Agent, execs, final_stats},
@@ -29,10 +32,23 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     let bundle = Bundle::busybox(&dir.join("bundle"), &["sleep", "3600"])?;
     eprintln!("demo: image  {} (busybox-static rootfs)", bundle.rootfs().display());
+    let sbom = dir.join("image.spdx.json");
+    let status = Command::new(verifier_bin())
+        .args(["sbom", "generate", "-o"])
+        .arg(&sbom)
+        .arg(bundle.rootfs())
+        .status()
+        .context("running verifier sbom generate")?;
+    if !status.success() {
+        bail!("sbom generate failed: {status}");
+    }
+    eprintln!("demo: sbom   {} (verifier sbom generate: SHA-256 of every file)", sbom.display());
 
-    let agent = Agent::start_bin(&verifier_bin(), &["--containers-only", "--stats-interval", "0"])?;
-    eprintln!("demo: agent  attached (pid {}), watching containers only", agent.pid());
     let id = format!("verifier-demo-{}", std::process::id());
+    let rule = format!("{id}={}", sbom.display());
+    let agent =
+        Agent::start_bin(&verifier_bin(), &["--containers-only", "--stats-interval", "0", "--sbom", &rule])?;
+    eprintln!("demo: agent  attached (pid {}), verifying container {id} against the SBOM", agent.pid());
     let container = Container::run(&bundle.dir, &id)?;
     eprintln!("demo: runc   started container {id} (init pid {})", container.pid()?);
     for cmd in [&["/bin/ls", "/"][..], &["/bin/cat", "/etc/os-release"], &["/bin/sh", "-c", "id && uname -r"]]
@@ -40,6 +56,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         eprintln!("demo: runc   exec {}", cmd.join(" "));
         container.exec(cmd)?;
     }
+    let drop_in = "mkdir -p /tmp/x && cat /bin/busybox > /tmp/x/true && echo >> /tmp/x/true && chmod +x /tmp/x/true && /tmp/x/true";
+    eprintln!("demo: runc   exec sh -c '{drop_in}'   <- a binary that is not in the image");
+    container.exec(&["sh", "-c", drop_in])?;
+    std::thread::sleep(Duration::from_millis(500));
     drop(container);
     let records = agent.stop()?;
 
@@ -50,56 +70,48 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "\n{:<28} {:<8} {:>7} {:>7}  {:<18} {:<10} exe (dev ino size)",
-        "container", "runtime", "pid", "ns_pid", "filename", "comm"
+        "\n{:<17} {:>7}  {:<18} {:<16} {:<14} sha256",
+        "verdict", "pid", "filename", "judged path", "via"
     );
     for r in execs(&records).filter(|r| r["container"]["id"] == id.as_str()) {
+        let v = &r["verification"];
         println!(
-            "{:<28} {:<8} {:>7} {:>7}  {:<18} {:<10} {} {} {}",
-            r["container"]["id"].as_str().unwrap_or("-"),
-            r["container"]["runtime"].as_str().unwrap_or("-"),
+            "{:<17} {:>7}  {:<18} {:<16} {:<14} {}",
+            v["verdict"].as_str().unwrap_or("-"),
             r["pid"],
-            r["ns_pid"],
             r["filename"].as_str().unwrap_or("?"),
-            r["comm"].as_str().unwrap_or("?"),
-            r["exe"]["dev"].as_str().unwrap_or("-"),
-            r["exe"]["ino"],
-            r["exe"]["size"],
+            v["path"].as_str().unwrap_or("-"),
+            v["via"].as_str().unwrap_or("-"),
+            v["sha256"].as_str().map_or("-", |h| &h[..16]),
         );
     }
     let stats = final_stats(&records)?;
-    show_identity(&bundle.rootfs(), &records, &id)?;
     println!(
-        "\nkernel: seen {} sent {} dropped {} filtered(host) {}; agent received {}, lost {}, peak RSS {} KiB",
+        "\nkernel: seen {} sent {} fast-path {} dropped {} filtered(host) {}; agent received {}, lost {}, peak RSS {} KiB",
         stats["kernel"]["seen"],
         stats["kernel"]["sent"],
+        stats["kernel"]["fast_path"],
         stats["kernel"]["dropped"],
         stats["kernel"]["filtered"],
         stats["user"]["received"],
         stats["lost"],
         stats["max_rss_kib"]
     );
-    println!("\none full record (schema: docs/schema.md):");
-    if let Some(r) = execs(&records).find(|r| r["container"]["id"] == id.as_str()) {
-        println!("{}", serde_json::to_string_pretty(r)?);
+    println!("(fast-path: execs of files already verified, answered in the kernel without a record)");
+    let alert = execs(&records)
+        .find(|r| r["container"]["id"] == id.as_str() && r["verification"]["verdict"] == "unknown-binary");
+    match alert {
+        Some(r) => {
+            println!("\nthe drift record (schema: docs/schema.md):\n{}", serde_json::to_string_pretty(r)?)
+        }
+        None => bail!("the dropped-in binary was not reported as unknown-binary: {}", summary(&records)),
     }
     Ok(())
 }
 
-/// Shows that the kernel's identity of /bin/ls is the busybox binary in the
-/// image (the symlink resolved), as `stat` sees it.
-fn show_identity(rootfs: &Path, records: &[Value], id: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::MetadataExt as _;
-    let busybox = std::fs::metadata(rootfs.join("bin/busybox")).context("stat busybox")?;
-    let ls = execs(records).find(|r| r["filename"] == "/bin/ls" && r["container"]["id"] == id);
-    if let Some(ls) = ls {
-        let same = ls["exe"]["ino"].as_u64() == Some(busybox.ino());
-        println!(
-            "\n/bin/ls in the container is a symlink to busybox: kernel saw inode {}, stat of rootfs/bin/busybox says {} ({})",
-            ls["exe"]["ino"],
-            busybox.ino(),
-            if same { "same file" } else { "MISMATCH" }
-        );
-    }
-    Ok(())
+fn summary(records: &[Value]) -> String {
+    execs(records)
+        .map(|r| format!("{} {}", r["filename"], r["verification"]["verdict"]))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

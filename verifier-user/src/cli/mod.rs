@@ -23,7 +23,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the agent: load the eBPF programs and print one JSON line per exec.
+    /// Run the agent: watch every exec, verify container execs against their image's SBOM.
     ///
     /// Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN). Output schema:
     /// docs/schema.md. Stops cleanly on SIGINT/SIGTERM and prints final
@@ -46,8 +46,18 @@ Examples:
   verifier agent --duration 60 --stats-interval 5  a one-minute sample with counters every 5 s
   verifier agent | jq 'select(.container) | [.container.id, .filename]'
 
-Records: ready (once), exec (per exec), stats (periodic and final, with kernel
-seen/sent/dropped/filtered counters). Lost events are counted in stats.lost.";
+  verifier sbom generate ./rootfs -o app.spdx.json
+  verifier agent --containers-only --sbom 'registry.example/app:*=app.spdx.json'
+      verify every exec of containers of that image against its SBOM
+  verifier agent --sbom-store /var/lib/verifier/sboms
+      SBOMs per image digest: sboms/sha256-<hex>/*.json (merged) or sboms/sha256-<hex>.spdx.json
+  verifier agent --sbom-store DIR | jq 'select(.verification.verdict? and .verification.verdict != \"ok\")'
+      the drift only
+
+Records: ready (once), exec (per exec, with verification.verdict when
+verifying), write (a verified file opened for writing), stats (periodic and
+final, with kernel seen/sent/dropped/filtered/fast_path counters). Lost
+events are counted in stats.lost. Schema: docs/schema.md.";
 
 /// Sets up `tracing` on stderr, so stdout carries only records.
 pub fn init_tracing(cli: &Cli) {
