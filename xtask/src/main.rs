@@ -8,6 +8,7 @@
 //! - `bench`: exec-storm slowdown with and without the agent.
 
 mod bench;
+mod bench_drift;
 mod demo;
 mod setup;
 mod util;
@@ -37,6 +38,9 @@ enum Cmd {
     },
     /// Exec-storm benchmark: slowdown with the agent against none, in one run.
     Bench(bench::BenchArgs),
+    /// Drift benchmark: exec storms in a container, steady state and first
+    /// sight, with report latency.
+    BenchDrift(bench_drift::BenchDriftArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,6 +63,11 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             util::build_release()?;
             bench::run(&args)
+        }
+        Cmd::BenchDrift(args) => {
+            setup::run()?;
+            util::build_release()?;
+            bench_drift::run(&args)
         }
     }
 }

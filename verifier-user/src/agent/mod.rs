@@ -332,6 +332,10 @@ fn emit_verified(
             (None, Some(why)) => Some(VerificationJson::skipped(why)),
             (None, None) => None,
         };
+        if let Some(j) = record.verification.as_mut() {
+            let now = state.clock.unix_ns(0) + now_mono_ns();
+            j.latency_us = u64::try_from((now - v.event.unix_ns) / 1000).ok();
+        }
         write_line(out, &record)?;
         state.user.printed += 1;
     }

@@ -41,6 +41,10 @@ pub struct VerificationJson {
     /// The script of a `#!` exec, judged on its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub script: Option<Box<VerificationJson>>,
+    /// Microseconds from the exec (kernel time) to this record: what the
+    /// verdict cost, including waiting for the container and hashing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -93,6 +97,7 @@ impl VerificationJson {
             listed_at: j.map(|j| j.listed_at.clone()).unwrap_or_default(),
             via,
             script: None,
+            latency_us: None,
         }
     }
 }

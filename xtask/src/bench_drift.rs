@@ -1,0 +1,152 @@
+//! `cargo xtask bench-drift`: what verification costs an exec-heavy
+//! container, and how fast drift is reported.
+//!
+//! One runc container (busybox image plus a tiny static ELF that exits at
+//! once, listed in the SBOM). An exec storm inside it, a busybox `sh` loop,
+//! runs alternately with no agent, with the observe-only agent, and with
+//! the verifying agent (steady state: the file is verified once, then
+//! answered in the kernel fast path). Then a first-sight storm: every exec
+//! is a new, unlisted binary (each hashed and reported `unknown-binary`),
+//! with the report latency of each (exec to record, p50/p99). Ratios are
+//! against the no-agent rate of the same round. Nothing here asserts.
+
+use std::{os::unix::fs::PermissionsExt as _, process::Command, time::Instant};
+
+use anyhow::{Context as _, bail};
+use verifier_tests::{
+    agent::{Agent, execs, final_stats},
+    bundle::Bundle,
+    runc::Container,
+    storm::tiny_elf,
+};
+
+use crate::util::{root, verifier_bin};
+
+#[derive(clap::Args)]
+pub struct BenchDriftArgs {
+    /// Execs per steady-state measurement.
+    #[arg(long, default_value_t = 3000)]
+    execs: u32,
+    /// New binaries in the first-sight storm.
+    #[arg(long, default_value_t = 500)]
+    new: u32,
+    /// Alternating rounds.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+}
+
+fn storm(container: &Container, program: &str, n: u32) -> anyhow::Result<f64> {
+    let script = format!("i=0; while [ $i -lt {n} ]; do {program}; i=$((i+1)); done");
+    let started = Instant::now();
+    container.exec(&["sh", "-c", &script])?;
+    Ok(f64::from(n) / started.elapsed().as_secs_f64())
+}
+
+pub fn run(args: &BenchDriftArgs) -> anyhow::Result<()> {
+    if !cfg!(target_arch = "x86_64") {
+        bail!("bench-drift uses a hand-made x86-64 ELF; run it on x86-64");
+    }
+    let dir = root().join("target/bench-drift");
+    let _ = std::fs::remove_dir_all(&dir);
+    let bundle = Bundle::busybox(&dir.join("bundle"), &["sleep", "3600"])?;
+    let rootfs = bundle.rootfs();
+    std::fs::create_dir_all(rootfs.join("opt/bin"))?;
+    std::fs::write(rootfs.join("opt/bin/tiny"), tiny_elf(b"listed"))?;
+    std::fs::set_permissions(rootfs.join("opt/bin/tiny"), std::fs::Permissions::from_mode(0o755))?;
+    let sbom = dir.join("image.spdx.json");
+    let ok =
+        Command::new(verifier_bin()).args(["sbom", "generate", "-o"]).arg(&sbom).arg(&rootfs).status()?;
+    if !ok.success() {
+        bail!("sbom generate failed");
+    }
+    // Unlisted binaries for the first-sight storm, added after the SBOM.
+    std::fs::create_dir_all(rootfs.join("opt/new"))?;
+    for i in 0..args.new {
+        let p = rootfs.join(format!("opt/new/n{i}"));
+        std::fs::write(&p, tiny_elf(format!("new {i}").as_bytes()))?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let id = format!("verifier-bench-{}", std::process::id());
+    let container = Container::run(&bundle.dir, &id)?;
+    let rule = format!("{id}={}", sbom.display());
+    let observe = ["--containers-only", "--stats-interval", "0"];
+    let verify = ["--containers-only", "--stats-interval", "0", "--sbom", rule.as_str()];
+
+    println!("exec storm inside a runc container, {} execs per run, {} rounds", args.execs, args.rounds);
+    println!(
+        "{:>5} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10} {:>6} {:>8}",
+        "round", "none/s", "observe/s", "verify/s", "obs x", "ver x", "fast_path", "lost", "rss KiB"
+    );
+    let (mut none_t, mut obs_t, mut ver_t) = (0.0, 0.0, 0.0);
+    for round in 1..=args.rounds {
+        let none = storm(&container, "/opt/bin/tiny", args.execs)?;
+        let agent = Agent::start(&observe)?;
+        let obs = storm(&container, "/opt/bin/tiny", args.execs)?;
+        let obs_records = agent.stop()?;
+        let agent = Agent::start(&verify)?;
+        storm(&container, "/opt/bin/tiny", 1)?; // first sight: verified, enters the fast path
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let ver = storm(&container, "/opt/bin/tiny", args.execs)?;
+        let records = agent.stop()?;
+        let stats = final_stats(&records)?;
+        let lost = stats["lost"].as_u64().unwrap_or(u64::MAX)
+            + final_stats(&obs_records)?["lost"].as_u64().unwrap_or(u64::MAX);
+        println!(
+            "{round:>5} {none:>10.0} {obs:>10.0} {ver:>10.0} {:>8.3} {:>8.3} {:>10} {lost:>6} {:>8}",
+            none / obs,
+            none / ver,
+            stats["kernel"]["fast_path"],
+            stats["max_rss_kib"]
+        );
+        none_t += none;
+        obs_t += obs;
+        ver_t += ver;
+    }
+    println!(
+        "steady state: slowdown {:.3}x observe-only, {:.3}x verifying ({:+.1}% vs observe-only)",
+        none_t / obs_t,
+        none_t / ver_t,
+        (obs_t / ver_t - 1.0) * 100.0
+    );
+
+    // First sight: every exec a new binary.
+    let script_none = storm_new(&container, args.new)?;
+    let agent = Agent::start(&verify)?;
+    storm(&container, "/bin/true", 1)?; // resolve the container first
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let with = storm_new(&container, args.new)?;
+    let records = agent.stop()?;
+    let stats = final_stats(&records)?;
+    let mut latencies: Vec<u64> = execs(&records)
+        .filter(|r| r["verification"]["verdict"] == "unknown-binary")
+        .filter_map(|r| r["verification"]["latency_us"].as_u64())
+        .collect();
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "first sight: {} new binaries, {:.0} exec/s without agent, {:.0} with: slowdown {:.3}x; {} reported unknown-binary; latency p50 {:.1} ms, p99 {:.1} ms; lost {}",
+        args.new,
+        script_none,
+        with,
+        script_none / with,
+        latencies.len(),
+        pct(0.5) as f64 / 1000.0,
+        pct(0.99) as f64 / 1000.0,
+        stats["lost"]
+    );
+    drop(container);
+    Ok(())
+}
+
+/// Runs each of the `n` unlisted binaries once.
+fn storm_new(container: &Container, n: u32) -> anyhow::Result<f64> {
+    let script = format!("i=0; while [ $i -lt {n} ]; do /opt/new/n$i; i=$((i+1)); done");
+    let started = Instant::now();
+    container.exec(&["sh", "-c", &script]).context("first-sight storm")?;
+    Ok(f64::from(n) / started.elapsed().as_secs_f64())
+}
