@@ -41,3 +41,47 @@ fn containerd_exec_is_attributed_with_the_overlay_file_identity() {
     assert!(stats["user"]["containers_started"].as_u64() >= Some(1), "{stats}");
     drop(container);
 }
+
+#[test]
+fn containerd_execs_are_verified_against_the_sbom_store_by_image_digest() {
+    require_root!();
+    let _lock = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    containerd::ensure_daemon(&dir.path().join("containerd.log")).expect("containerd runs");
+    let bundle = Bundle::busybox(&dir.path().join("src"), &["sleep", "60"]).expect("rootfs");
+    let image =
+        OciImage::from_rootfs(&bundle.rootfs(), &dir.path().join("oci"), "drift", &["/bin/sleep", "60"])
+            .expect("OCI image");
+    let digest = image.manifest_digest().expect("digest");
+    let reference = image.import("localhost/verifier-test/drift").expect("import");
+    // The store: one SBOM (made from the same rootfs) under the digest.
+    let store = dir.path().join("store");
+    let slot = store.join(digest.replace(':', "-"));
+    std::fs::create_dir_all(&slot).expect("store dir");
+    verifier_tests::image::generate_sbom(&bundle, &slot.join("image.cdx.json"), "cyclonedx-json")
+        .expect("sbom");
+    let store_arg = store.to_str().expect("utf-8").to_owned();
+    let agent = Agent::start(&["--stats-interval", "0", "--containers-only", "--sbom-store", &store_arg])
+        .expect("agent starts");
+    let id = format!("vt-ctrd-drift-{}", std::process::id());
+    let container = CtrContainer::run(&reference, &id, &[]).expect("ctr run");
+    container.exec(&["/bin/ls", "/"]).expect("image binary");
+    container
+        .exec(&["sh", "-c", "mkdir -p /tmp/x && cat /bin/busybox > /tmp/x/true && echo >> /tmp/x/true && chmod +x /tmp/x/true && /tmp/x/true"])
+        .expect("dropped binary");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let records = agent.stop().expect("agent stops");
+    let verdict = |f: &str| {
+        execs(&records)
+            .find(|r| r["container"]["id"] == id.as_str() && r["filename"] == f)
+            .map(|r| r["verification"].clone())
+            .unwrap_or_else(|| panic!("{f} not reported: {records:?}"))
+    };
+    let ls = verdict("/bin/ls");
+    assert_eq!(ls["verdict"], "ok", "{ls}");
+    assert_eq!(ls["path"], "/bin/busybox", "{ls}");
+    let dropped = verdict("/tmp/x/true");
+    assert_eq!(dropped["verdict"], "unknown-binary", "{dropped}");
+    // The new file sits in the container's writable (overlay upper) layer.
+    drop(container);
+}

@@ -32,6 +32,34 @@ pub enum Verdict {
     Unverifiable,
     RelocatedBinary,
     SbomGap,
+    /// A file the image shipped (verified `ok` before) was opened for writing.
+    ImageFileWritten,
+    /// A file not in the SBOM was mapped executable (a shared library).
+    LibraryDrift,
+}
+
+/// How much a verdict matters to whoever reads the alert stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    /// The name used in records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
 }
 
 impl Verdict {
@@ -45,6 +73,31 @@ impl Verdict {
             Verdict::Unverifiable => "unverifiable",
             Verdict::RelocatedBinary => "relocated-binary",
             Verdict::SbomGap => "sbom-gap",
+            Verdict::ImageFileWritten => "image-file-written",
+            Verdict::LibraryDrift => "library-drift",
+        }
+    }
+
+    /// Whether this verdict is drift (goes on the alert stream).
+    pub fn is_drift(self) -> bool {
+        self != Verdict::Ok
+    }
+
+    /// The default severity: running what the image never shipped, or
+    /// shipped bytes changed, is high; fileless is critical (nothing on disk
+    /// to inspect); a copy of a shipped tool or an SBOM gap is low; a file
+    /// that could not be checked is medium (policy decides).
+    pub fn severity(self) -> Severity {
+        match self {
+            Verdict::Ok => Severity::Info,
+            Verdict::SbomGap => Severity::Low,
+            Verdict::RelocatedBinary => Severity::Low,
+            Verdict::Unverifiable => Severity::Medium,
+            Verdict::ImageFileWritten => Severity::Medium,
+            Verdict::UnknownBinary => Severity::High,
+            Verdict::ModifiedBinary => Severity::High,
+            Verdict::LibraryDrift => Severity::High,
+            Verdict::Fileless => Severity::Critical,
         }
     }
 }
