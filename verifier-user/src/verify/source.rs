@@ -92,6 +92,9 @@ pub struct RuntimeMeta {
     pub image_name: Option<String>,
     pub image_digest: Option<String>,
     pub rootfs: Option<PathBuf>,
+    /// The container's first process (runc `init_process_pid`): alive as
+    /// long as the container, so its `/proc/<pid>/root` outlives a short exec.
+    pub init_pid: Option<u32>,
     pub pod_name: Option<String>,
     pub pod_namespace: Option<String>,
 }
@@ -141,7 +144,10 @@ impl Source {
             pod_namespace: meta.pod_namespace.clone(),
             ..ContainerInfo::default()
         };
-        let layers = pid.and_then(|p| Layers::of_process(&self.cfg.proc_root, p));
+        // The exec's own pid first (it may have exited by now), then the
+        // container's init, which lives as long as the container.
+        let pids: Vec<u32> = pid.into_iter().chain(meta.init_pid).collect();
+        let layers = pids.iter().find_map(|&p| Layers::of_process(&self.cfg.proc_root, p));
         info.writable_layer = layers.as_ref().and_then(|l| l.upper().map(Path::to_path_buf));
         let files = self.sbom_files(c, &meta);
         if files.is_empty() {
@@ -155,12 +161,12 @@ impl Source {
             Ok(m) => m,
             Err(e) => return Ok(Resolved::Failed(e)),
         };
-        let root = match pid.map(|p| RootDir::open(&self.cfg.proc_root.join(p.to_string()).join("root"))) {
+        let by_pid = pids
+            .iter()
+            .find_map(|p| RootDir::open(&self.cfg.proc_root.join(p.to_string()).join("root")).ok());
+        let root = match by_pid.map(Ok).or_else(|| meta.rootfs.as_deref().map(RootDir::open)) {
             Some(Ok(r)) => r,
-            _ => match meta.rootfs.as_deref().map(RootDir::open) {
-                Some(Ok(r)) => r,
-                _ => return Err(NotYet(format!("no root directory known yet for container {}", c.id))),
-            },
+            _ => return Err(NotYet(format!("no root directory known yet for container {}", c.id))),
         };
         info.sbom_sources = files.iter().map(|f| f.display().to_string()).collect();
         info.sbom_format = Some(manifest.source().format.name().to_owned());
@@ -180,15 +186,23 @@ impl Source {
         {
             let rec = client.container(&ns, &c.id).map_err(|e| NotYet(e.to_string()))?;
             let label = |k: &str| rec.labels.get(k).cloned();
+            // The shim's runc state gives the rootfs and the init pid.
+            let state = self.runc_state(c).ok();
             return Ok(RuntimeMeta {
                 name: label("io.kubernetes.container.name").or(label("nerdctl/name")),
                 image_name: Some(rec.image),
                 image_digest: rec.image_digest,
-                rootfs: None,
+                rootfs: state.as_ref().and_then(|s| s.rootfs.clone()),
+                init_pid: state.and_then(|s| s.init_pid),
                 pod_name: label("io.kubernetes.pod.name"),
                 pod_namespace: label("io.kubernetes.pod.namespace"),
             });
         }
+        self.runc_state(c)
+    }
+
+    /// The runc `state.json` of `c` under the configured state roots.
+    fn runc_state(&self, c: &ContainerRef) -> Result<RuntimeMeta, NotYet> {
         for root in &self.cfg.state_roots {
             let dirs: Vec<PathBuf> = if root.namespaced {
                 std::fs::read_dir(&root.dir)
@@ -300,8 +314,11 @@ pub fn runc_meta(state: &[u8]) -> Result<RuntimeMeta, String> {
         .filter_map(|l| l.as_str()?.strip_prefix("bundle="))
         .next()
         .map(PathBuf::from);
-    let mut meta =
-        RuntimeMeta { rootfs: config["rootfs"].as_str().map(PathBuf::from), ..RuntimeMeta::default() };
+    let mut meta = RuntimeMeta {
+        rootfs: config["rootfs"].as_str().map(PathBuf::from),
+        init_pid: state["init_process_pid"].as_u64().and_then(|p| u32::try_from(p).ok()).filter(|&p| p > 0),
+        ..RuntimeMeta::default()
+    };
     let Some(bundle) = bundle else { return Ok(meta) };
     if let Ok(text) = std::fs::read(bundle.join("config.json"))
         && let Ok(spec) = serde_json::from_slice::<serde_json::Value>(&text)

@@ -33,7 +33,7 @@ fn runc_state(dir: &Path, id: &str, annotations: serde_json::Value, umoci_digest
     }
     let state = dir.join("state").join(id);
     fs::create_dir_all(&state).expect("mkdir");
-    let json = serde_json::json!({"id": id, "config": {
+    let json = serde_json::json!({"id": id, "init_process_pid": 4242, "config": {
         "rootfs": bundle.join("rootfs"), "labels": [format!("bundle={}", bundle.display())]}});
     fs::write(state.join("state.json"), json.to_string()).expect("state");
     dir.join("state")
@@ -85,6 +85,7 @@ fn runc_bundles_name_their_image_by_annotation_or_umoci() {
     assert_eq!(meta.image_name.as_deref(), Some("demo:1"));
     assert_eq!(meta.image_digest.as_deref(), Some("sha256:aa"), "from umoci.json");
     assert_eq!(meta.rootfs, Some(dir.path().join("bundle/rootfs")));
+    assert_eq!(meta.init_pid, Some(4242), "the init pid keeps the root reachable after a short exec");
     assert!(runc_meta(b"{not json").expect_err("bad").contains("state.json"));
 }
 
