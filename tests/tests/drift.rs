@@ -85,7 +85,7 @@ fn a_thousand_image_execs_raise_nothing_and_stay_in_the_kernel() {
     let n = |x: &Value| x.as_u64().expect("number");
     assert_eq!(
         n(&k["seen"]),
-        n(&k["sent"]) + n(&k["dropped"]) + n(&k["filtered"]) + n(&k["fast_path"]),
+        n(&k["sent"]) + n(&k["dropped"]) + n(&k["filtered"]) + n(&k["fast_path"]) + n(&k["throttled"]),
         "{stats}"
     );
     assert_eq!(stats["lost"], 0, "{stats}");

@@ -26,7 +26,7 @@ fn assert_counters_balance(stats: &Value) {
     let n = |v: &Value| v.as_u64().expect("counter is a number");
     assert_eq!(
         n(&k["seen"]),
-        n(&k["sent"]) + n(&k["dropped"]) + n(&k["filtered"]) + n(&k["fast_path"]),
+        n(&k["sent"]) + n(&k["dropped"]) + n(&k["filtered"]) + n(&k["fast_path"]) + n(&k["throttled"]),
         "seen = sent + dropped + filtered + fast_path: {stats}"
     );
     assert_eq!(n(&k["sent"]), n(&stats["user"]["received"]), "every sent record reached userspace: {stats}");

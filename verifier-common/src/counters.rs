@@ -34,10 +34,13 @@ pub enum Counter {
     WriteSent = 8,
     /// As above, but the record was lost (ring buffer full).
     WriteDropped = 9,
+    /// Not sent: the exec's container was past its exec limit in this
+    /// window (counted per container in the `THROTTLE` map too).
+    Throttled = 10,
 }
 
 /// Number of counters (the `COUNTERS` map's `max_entries`).
-pub const COUNTER_COUNT: u32 = 10;
+pub const COUNTER_COUNT: u32 = 11;
 
 impl Counter {
     /// All counters, in index order.
@@ -52,6 +55,7 @@ impl Counter {
         Counter::FastPath,
         Counter::WriteSent,
         Counter::WriteDropped,
+        Counter::Throttled,
     ];
 
     /// Stable name used in JSON stats records and metrics.
@@ -67,6 +71,7 @@ impl Counter {
             Counter::FastPath => "fast_path",
             Counter::WriteSent => "write_sent",
             Counter::WriteDropped => "write_dropped",
+            Counter::Throttled => "throttled",
         }
     }
 }

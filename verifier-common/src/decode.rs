@@ -11,6 +11,7 @@ use crate::event::{
     CGROUP_HEADER_SIZE, CgroupHeader, ExecHeader, FILENAME_MAX, HEADER_SIZE, KIND_CGROUP_MKDIR, KIND_EXEC,
     KIND_WRITE_OPEN, WRITE_RECORD_SIZE, WriteRecord,
 };
+use crate::throttle::{KIND_THROTTLE, THROTTLE_RECORD_SIZE, ThrottleRecord};
 
 /// A decoded exec record, borrowing the file name from the ring buffer.
 #[derive(Clone, Copy, Debug)]
@@ -34,6 +35,7 @@ pub enum Record<'a> {
     Exec(ExecRecord<'a>),
     CgroupMkdir(CgroupRecord<'a>),
     WriteOpen(WriteRecord),
+    Throttle(ThrottleRecord),
 }
 
 /// Why a record could not be decoded.
@@ -110,6 +112,14 @@ pub fn decode_any(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             // SAFETY: at least WRITE_RECORD_SIZE bytes of a repr(C)
             // plain-old-data struct; unaligned read.
             Ok(Record::WriteOpen(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) }))
+        }
+        KIND_THROTTLE => {
+            if bytes.len() < THROTTLE_RECORD_SIZE {
+                return Err(DecodeError::Truncated { len: bytes.len() });
+            }
+            // SAFETY: at least THROTTLE_RECORD_SIZE bytes of a repr(C)
+            // plain-old-data struct; unaligned read.
+            Ok(Record::Throttle(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) }))
         }
         kind => Err(DecodeError::UnknownKind { kind }),
     }
@@ -246,6 +256,24 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(decode_any(&bytes[..63]).err(), Some(DecodeError::Truncated { len: 63 }));
+    }
+
+    #[test]
+    fn throttle_records_decode_and_truncation_is_an_error() {
+        let rec = ThrottleRecord {
+            kind: KIND_THROTTLE,
+            limit: 50,
+            cgroup_id: 77,
+            ktime_ns: 5,
+            ..Default::default()
+        };
+        // SAFETY: ThrottleRecord is repr(C) plain-old-data without padding.
+        let bytes: [u8; THROTTLE_RECORD_SIZE] = unsafe { core::mem::transmute(rec) };
+        match decode_any(&bytes) {
+            Ok(Record::Throttle(t)) => assert_eq!((t.limit, t.cgroup_id, t.ktime_ns), (50, 77, 5)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(decode_any(&bytes[..55]).err(), Some(DecodeError::Truncated { len: 55 }));
     }
 
     #[test]

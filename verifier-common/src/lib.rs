@@ -15,6 +15,7 @@ pub mod counters;
 pub mod event;
 pub mod fastpath;
 pub mod offsets;
+pub mod throttle;
 
 #[cfg(feature = "user")]
 pub mod decode;

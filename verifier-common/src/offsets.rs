@@ -98,7 +98,9 @@ pub struct ProgramConfig {
     /// buffer (0: on every record). Between wake-ups the agent drains on a
     /// short timer, so a quiet node still sees events within that period.
     pub wakeup_bytes: u32,
-    pub _pad: u32,
+    /// Execs a container may send per window before the rest of the window
+    /// is throttled (0: no throttle). See [`crate::throttle`].
+    pub exec_limit: u32,
 }
 
 const _: () = assert!(size_of::<KernelOffsets>() == 34 * 4);
@@ -148,7 +150,7 @@ impl ProgramConfig {
             containers_only: 0,
             host_mnt_ns: 0,
             wakeup_bytes: 0,
-            _pad: 0,
+            exec_limit: 0,
         }
     }
 }

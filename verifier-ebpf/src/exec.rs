@@ -110,6 +110,11 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
             return Ok(());
         }
     }
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if mnt_ns != config.host_mnt_ns && crate::throttle::throttled(cgroup_id, now, config.exec_limit) {
+        return Ok(());
+    }
     let ppid = match read_ptr(task, off.task_real_parent).and_then(|p| read::<u32>(p, off.task_tgid)) {
         Ok(ppid) => ppid,
         Err(_) => {
@@ -143,8 +148,7 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
         flags,
         filename_len: name_len as u16,
         _pad0: 0,
-        // SAFETY: helpers without arguments.
-        ktime_ns: unsafe { bpf_ktime_get_ns() },
+        ktime_ns: now,
         cgroup_id,
         pid: pid_tgid as u32,
         tgid: (pid_tgid >> 32) as u32,

@@ -11,7 +11,7 @@ use std::{os::unix::fs::MetadataExt as _, path::Path};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{RawTracePoint, TracePoint},
 };
 use verifier_common::{
@@ -20,6 +20,7 @@ use verifier_common::{
     event::FileIdentity,
     fastpath::{InodeKey, MAP_VERIFIED, MAP_VERIFIED_INODES, MAP_WATCHED, VerifiedKey},
     offsets::ProgramConfig,
+    throttle::{MAP_THROTTLE, MAP_THROTTLE_SUPPRESSED},
 };
 
 use crate::btf::{self, Btf, BtfError};
@@ -68,7 +69,15 @@ pub struct LoadOptions {
     pub btf_path: std::path::PathBuf,
     /// Wake the agent once this many bytes wait in the ring (0: every record).
     pub wakeup_bytes: u32,
+    /// Execs per second a container may send before the rest of that
+    /// second is throttled in the kernel (0: never).
+    pub exec_limit: u32,
 }
+
+/// Default per-container exec limit: far above what any real workload
+/// starts per second (a busy CI job runs a few hundred), low enough that a
+/// fork-and-exec loop cannot fill the ring buffer for everyone else.
+pub const DEFAULT_EXEC_LIMIT: u32 = 5_000;
 
 impl Default for LoadOptions {
     fn default() -> Self {
@@ -77,6 +86,7 @@ impl Default for LoadOptions {
             ring_bytes: verifier_common::DEFAULT_RING_BYTES,
             btf_path: btf::VMLINUX_BTF.into(),
             wakeup_bytes: DEFAULT_WAKEUP_BYTES,
+            exec_limit: DEFAULT_EXEC_LIMIT,
         }
     }
 }
@@ -89,6 +99,8 @@ pub struct Loaded {
     pub counters: KernelCounters,
     pub config: ProgramConfig,
     pub fast_path: FastPath,
+    /// Per-container throttle state (read-only for the agent).
+    pub throttle: crate::agent::throttle::ThrottleMaps,
 }
 
 /// The agent's side of the kernel fast path (see
@@ -221,7 +233,7 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
         host_mnt_ns: host_mnt_ns(),
         // Never wait for more than a quarter of the ring.
         wakeup_bytes: opts.wakeup_bytes.min(opts.ring_bytes / 4),
-        _pad: 0,
+        exec_limit: opts.exec_limit,
     };
     drop(kernel_btf);
     tracing::debug!(?config, "kernel offsets from BTF");
@@ -287,11 +299,18 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
         .map_err(|source| LoaderError::Map { name: MAP_VERIFIED, source })?;
     let inodes = HashMap::try_from(take_hash(&mut ebpf, MAP_VERIFIED_INODES)?)
         .map_err(|source| LoaderError::Map { name: MAP_VERIFIED_INODES, source })?;
+    let throttle = crate::agent::throttle::ThrottleMaps {
+        state: HashMap::try_from(take_hash(&mut ebpf, MAP_THROTTLE)?)
+            .map_err(|source| LoaderError::Map { name: MAP_THROTTLE, source })?,
+        suppressed: PerCpuHashMap::try_from(take_hash(&mut ebpf, MAP_THROTTLE_SUPPRESSED)?)
+            .map_err(|source| LoaderError::Map { name: MAP_THROTTLE_SUPPRESSED, source })?,
+    };
     Ok(Loaded {
         ebpf,
         events,
         counters: KernelCounters(counters),
         config,
         fast_path: FastPath { watched, verified, inodes },
+        throttle,
     })
 }

@@ -9,6 +9,7 @@
 //! programs (which detaches them).
 
 pub mod drift;
+pub mod throttle;
 
 use std::{
     io::{BufWriter, Write as _},
@@ -81,6 +82,13 @@ pub struct AgentArgs {
     #[arg(long = "runc-root", value_name = "DIR")]
     pub runc_roots: Vec<PathBuf>,
 
+    /// Execs per second one container may send before the kernel throttles
+    /// the rest of that second (0: never). Throttled execs are counted and
+    /// reported as throttle start/stop records with how many were not
+    /// verified; fast-pathed execs of verified files never count.
+    #[arg(long, default_value_t = loader::DEFAULT_EXEC_LIMIT, value_name = "PER_SEC")]
+    pub exec_limit: u32,
+
     /// Kernel BTF to take struct offsets from.
     #[arg(long, default_value = crate::btf::VMLINUX_BTF, value_name = "FILE")]
     pub btf: PathBuf,
@@ -106,6 +114,7 @@ struct State {
     user: UserStats,
     started: Instant,
     drift: Option<drift::Drift>,
+    throttles: throttle::Throttles,
 }
 
 async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
@@ -120,11 +129,12 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
         ring_bytes: args.ring_bytes,
         btf_path: args.btf.clone(),
         wakeup_bytes: args.wakeup_bytes,
+        exec_limit: args.exec_limit,
     };
     let loaded = tokio::task::spawn_blocking(move || loader::load(crate::EBPF_OBJECT, &opts))
         .await
         .context("loader thread")??;
-    let loader::Loaded { ebpf, events, counters, config, fast_path } = loaded;
+    let loader::Loaded { ebpf, events, counters, config, fast_path, throttle } = loaded;
 
     let mut roots = default_state_roots();
     roots.extend(args.runc_roots.iter().map(|dir| StateRoot {
@@ -145,6 +155,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
         user: UserStats::default(),
         started: Instant::now(),
         drift,
+        throttles: throttle::Throttles::new(throttle, args.exec_limit),
     };
     let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     let ready = ReadyJson {
@@ -179,6 +190,8 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     tokio::pin!(until_deadline);
     let mut poll = tokio::time::interval(Duration::from_millis(args.poll_ms.max(1)));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut throttle_tick = tokio::time::interval(Duration::from_millis(250));
+    throttle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
         tokio::select! {
@@ -200,6 +213,9 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
                 emit_verified(&mut state, &mut out, done)?;
                 out.flush()?;
             }
+            _ = throttle_tick.tick() => {
+                sweep_throttles(&counters, &mut state, &mut out, false)?;
+            }
             _ = ticker.tick(), if args.stats_interval > 0 => {
                 write_line(&mut out, &stats(&counters, &mut state, false)?)?;
                 out.flush()?;
@@ -215,6 +231,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     drop(ebpf);
     drain(ring.get_mut(), &mut state, &mut out)?;
     finish_drift(&mut state, &mut out).await?;
+    sweep_throttles(&counters, &mut state, &mut out, true)?;
     write_line(&mut out, &stats(&counters, &mut state, true)?)?;
     out.flush()?;
     Ok(())
@@ -267,6 +284,12 @@ fn drain(
                 }
                 continue;
             }
+            Ok(Record::Throttle(rec)) => {
+                if let Some(change) = state.throttles.started(&rec) {
+                    emit_throttle(state, out, &change)?;
+                }
+                continue;
+            }
             Err(err) => {
                 state.user.received += 1;
                 state.user.decode_errors += 1;
@@ -288,6 +311,37 @@ fn drain(
         state.user.printed += 1;
     }
     Ok((state.user.received, state.user.cgroups_created) != before)
+}
+
+/// Reports throttle episodes that ended (all of them when `all`).
+fn sweep_throttles(
+    counters: &KernelCounters,
+    state: &mut State,
+    out: &mut impl std::io::Write,
+    all: bool,
+) -> anyhow::Result<()> {
+    let per_cpu = counters.read().context("reading kernel counters")?;
+    let throttled = per_cpu[Counter::Throttled as usize].iter().sum::<u64>();
+    let now = u64::try_from(now_mono_ns()).unwrap_or(0);
+    let changes = state.throttles.sweep(now, throttled, all);
+    for c in &changes {
+        emit_throttle(state, out, c)?;
+    }
+    if !changes.is_empty() {
+        out.flush()?;
+    }
+    Ok(())
+}
+
+fn emit_throttle(
+    state: &mut State,
+    out: &mut impl std::io::Write,
+    c: &throttle::Change,
+) -> anyhow::Result<()> {
+    let attribution = state.resolver.attribute(c.cgroup_id, c.pid.unwrap_or(0), 0);
+    let unix_ns = state.clock.unix_ns(c.ktime_ns);
+    let record = throttle::ThrottleJson::new(c, unix_ns, state.throttles.limit, &state.node, &attribution);
+    write_line(out, &record)
 }
 
 /// At shutdown: up to 3 s for hashing and resolutions in flight; execs
@@ -360,9 +414,12 @@ fn stats<'a>(
         fast_path: sum(Counter::FastPath),
         write_sent: sum(Counter::WriteSent),
         write_dropped: sum(Counter::WriteDropped),
+        throttled: sum(Counter::Throttled),
         per_cpu: Counter::ALL.iter().map(|&c| (c.name(), per_cpu[c as usize].clone())).collect(),
     };
     state.user.cgroups_cached = state.resolver.cached() as u64;
+    state.user.throttle_episodes = state.throttles.episodes;
+    state.user.throttle_active = state.throttles.active() as u64;
     let max_rss_kib = peak_rss_kib();
     Ok(StatsJson {
         schema: output::SCHEMA_STATS,

@@ -154,6 +154,9 @@ pub struct KernelStats {
     pub fast_path: u64,
     pub write_sent: u64,
     pub write_dropped: u64,
+    /// Execs not sent because their container was past `--exec-limit`
+    /// (see the `throttle` records).
+    pub throttled: u64,
     /// Same counters per CPU (index = CPU).
     pub per_cpu: std::collections::BTreeMap<&'static str, Vec<u64>>,
 }
@@ -178,6 +181,10 @@ pub struct UserStats {
     pub containers_started: u64,
     /// Write-opens of verified files the kernel reported.
     pub write_opens: u64,
+    /// Throttle episodes that ended (a `throttle` stop record each).
+    pub throttle_episodes: u64,
+    /// Containers being throttled now.
+    pub throttle_active: u64,
 }
 
 /// `verifier.stats.v1`: periodic and final.

@@ -1,0 +1,223 @@
+//! Throttle episodes: start from the kernel's record, stop from the
+//! kernel's map (see `verifier_common::throttle`).
+//!
+//! The kernel sends one record when a container goes past its exec limit.
+//! The agent then watches that container's map entry and reports the
+//! episode's end once a whole window passed without a suppressed exec,
+//! with the exact number of execs that were not sent. A start record lost
+//! to a full ring buffer is found all the same: whenever the kernel's
+//! `throttled` counter moves and no episode explains it, the agent scans
+//! the map for entries with unreported suppressions.
+
+use std::collections::HashMap;
+
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuHashMap};
+use verifier_common::throttle::{ThrottleRecord, ThrottleState, WINDOW_NS};
+
+/// The kernel's throttle maps, read-only for the agent.
+pub struct ThrottleMaps {
+    pub state: BpfHashMap<MapData, u64, ThrottleState>,
+    pub suppressed: PerCpuHashMap<MapData, u64, u64>,
+}
+
+impl ThrottleMaps {
+    /// Execs suppressed in `cgroup_id`, summed over CPUs.
+    fn suppressed(&self, cgroup_id: u64) -> u64 {
+        self.suppressed.get(&cgroup_id, 0).map_or(0, |v| v.iter().sum())
+    }
+
+    fn last_suppressed_ns(&self, cgroup_id: u64) -> Option<u64> {
+        self.state.get(&cgroup_id, 0).ok().map(|s| s.last_suppressed_ns)
+    }
+}
+
+/// A throttle episode in progress.
+#[derive(Clone, Debug)]
+struct Episode {
+    started_ns: u64,
+    /// The cgroup's suppressed total when the episode began.
+    base: u64,
+}
+
+/// One start or stop, for the output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub cgroup_id: u64,
+    pub started: bool,
+    /// Monotonic (`bpf_ktime_get_ns`) time of the change.
+    pub ktime_ns: u64,
+    /// For a stop: execs not sent during the episode.
+    pub suppressed: u64,
+    /// For a stop: how long the episode lasted.
+    pub duration_ns: u64,
+    /// For a start: the exec that tripped it, when the kernel said.
+    pub pid: Option<u32>,
+    pub comm: Option<[u8; 16]>,
+}
+
+/// The agent's view of the throttle.
+pub struct Throttles {
+    maps: ThrottleMaps,
+    pub limit: u32,
+    active: HashMap<u64, Episode>,
+    /// Suppressions already reported, per cgroup.
+    reported: HashMap<u64, u64>,
+    /// The `throttled` counter total at the last sweep.
+    counter_seen: u64,
+    /// Episodes ended, and execs suppressed in them (for stats).
+    pub episodes: u64,
+    pub suppressed_reported: u64,
+}
+
+impl Throttles {
+    pub fn new(maps: ThrottleMaps, limit: u32) -> Self {
+        Self {
+            maps,
+            limit,
+            active: HashMap::new(),
+            reported: HashMap::new(),
+            counter_seen: 0,
+            episodes: 0,
+            suppressed_reported: 0,
+        }
+    }
+
+    /// The kernel's start record.
+    pub fn started(&mut self, rec: &ThrottleRecord) -> Option<Change> {
+        if self.active.contains_key(&rec.cgroup_id) {
+            return None;
+        }
+        // Suppressions before the one that sent this record are another
+        // episode's, already reported (or about to be found by a sweep).
+        let base = *self.reported.get(&rec.cgroup_id).unwrap_or(&0);
+        self.active.insert(rec.cgroup_id, Episode { started_ns: rec.ktime_ns, base });
+        Some(Change {
+            cgroup_id: rec.cgroup_id,
+            started: true,
+            ktime_ns: rec.ktime_ns,
+            suppressed: 0,
+            duration_ns: 0,
+            pid: Some(rec.tgid),
+            comm: Some(rec.comm),
+        })
+    }
+
+    /// Ends quiet episodes and finds unannounced ones. `now_ns` is
+    /// `CLOCK_MONOTONIC` (what `bpf_ktime_get_ns` reads); `counter` the
+    /// kernel's `throttled` total.
+    pub fn sweep(&mut self, now_ns: u64, counter: u64, all: bool) -> Vec<Change> {
+        let mut out = Vec::new();
+        if counter > self.counter_seen && counter > self.suppressed_reported + self.in_active() {
+            // Suppressions no start record told of: scan the map.
+            let found: Vec<u64> = self.maps.suppressed.keys().flatten().collect();
+            for cgroup_id in found {
+                let reported = *self.reported.get(&cgroup_id).unwrap_or(&0);
+                if self.maps.suppressed(cgroup_id) > reported && !self.active.contains_key(&cgroup_id) {
+                    let started_ns = self.maps.last_suppressed_ns(cgroup_id).unwrap_or(now_ns);
+                    self.active.insert(cgroup_id, Episode { started_ns, base: reported });
+                    out.push(Change {
+                        cgroup_id,
+                        started: true,
+                        ktime_ns: started_ns,
+                        suppressed: 0,
+                        duration_ns: 0,
+                        pid: None,
+                        comm: None,
+                    });
+                }
+            }
+        }
+        self.counter_seen = counter;
+        let ids: Vec<u64> = self.active.keys().copied().collect();
+        for cgroup_id in ids {
+            let last = self.maps.last_suppressed_ns(cgroup_id);
+            let quiet = last.is_none_or(|l| now_ns.saturating_sub(l) >= WINDOW_NS);
+            if !(quiet || all) {
+                continue;
+            }
+            let Some(ep) = self.active.remove(&cgroup_id) else { continue };
+            let total = self.maps.suppressed(cgroup_id).max(ep.base);
+            let suppressed = total.saturating_sub(ep.base);
+            self.reported.insert(cgroup_id, total);
+            self.episodes += 1;
+            self.suppressed_reported += suppressed;
+            let last = last.unwrap_or(now_ns);
+            out.push(Change {
+                cgroup_id,
+                started: false,
+                ktime_ns: now_ns,
+                suppressed,
+                duration_ns: last.saturating_sub(ep.started_ns),
+                pid: None,
+                comm: None,
+            });
+        }
+        out
+    }
+
+    /// Suppressions inside episodes not yet ended (not yet in `reported`).
+    fn in_active(&self) -> u64 {
+        self.active.iter().map(|(id, ep)| self.maps.suppressed(*id).saturating_sub(ep.base)).sum()
+    }
+
+    /// Episodes in progress.
+    pub fn active(&self) -> usize {
+        self.active.len()
+    }
+}
+
+/// A `verifier.throttle.v1` record.
+#[derive(serde::Serialize)]
+pub struct ThrottleJson<'a> {
+    pub schema: &'static str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub time: String,
+    pub node: &'a str,
+    /// `start` or `stop`.
+    pub state: &'static str,
+    pub cgroup_id: u64,
+    pub container: Option<&'a crate::container::ContainerRef>,
+    /// Execs per second the container may send.
+    pub limit_per_sec: u32,
+    /// Start: the exec that went past the limit (when the kernel said).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+    /// Stop: execs of the episode that were neither reported nor verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
+
+impl<'a> ThrottleJson<'a> {
+    pub fn new(
+        c: &Change,
+        unix_ns: i128,
+        limit: u32,
+        node: &'a str,
+        attribution: &'a crate::container::Attribution,
+    ) -> Self {
+        Self {
+            schema: "verifier.throttle.v1",
+            kind: "throttle",
+            time: crate::output::rfc3339(unix_ns),
+            node,
+            state: if c.started { "start" } else { "stop" },
+            cgroup_id: c.cgroup_id,
+            container: match attribution {
+                crate::container::Attribution::Container(c) => Some(c),
+                _ => None,
+            },
+            limit_per_sec: limit,
+            pid: c.pid,
+            comm: c
+                .comm
+                .map(|b| String::from_utf8_lossy(verifier_common::decode::comm_bytes(&b)).into_owned()),
+            suppressed: (!c.started).then_some(c.suppressed),
+            duration_ms: (!c.started).then_some(c.duration_ns / 1_000_000),
+        }
+    }
+}
