@@ -194,6 +194,107 @@ fn hostile_names_and_links_are_handled_inside_the_root() {
     assert_eq!(long.1["verification"]["path"], long.1["filename"], "and resolved whole");
 }
 
+#[test]
+fn a_file_swapped_between_exec_and_hash_is_never_ok() {
+    require_root!();
+    let _lock = exclusive();
+    let s = setup(&[]);
+    // Run other bytes under a listed path, then put the shipped file back
+    // at once: by the time the agent opens the path, it holds the bytes the
+    // SBOM lists, but not the file that ran.
+    let script = format!(
+        "cat /bin/busybox > /tmp/evil; echo >> /tmp/evil; chmod +x /tmp/evil; cp -p {TOOL} /tmp/orig; \
+         i=0; while [ $i -lt 20 ]; do mv /tmp/evil {TOOL}; {TOOL}; mv {TOOL} /tmp/evil; \
+         cp -p /tmp/orig {TOOL}; i=$((i+1)); done"
+    );
+    s.container.exec(&["sh", "-c", &script]).expect("swap loop");
+    std::thread::sleep(Duration::from_millis(1000));
+    let records = s.agent.stop().expect("agent stops");
+    let runs: Vec<_> = verdicts(&records, &s.id).into_iter().filter(|(_, r)| r["filename"] == TOOL).collect();
+    assert_eq!(runs.len(), 20, "every swapped exec reported: {runs:?}");
+    for (verdict, r) in &runs {
+        assert_ne!(*verdict, "ok", "a swapped file passed: {r}");
+        let sha = r["verification"]["sha256"].as_str();
+        assert!(
+            matches!(*verdict, "unverifiable" | "modified-binary" | "relocated-binary"),
+            "{verdict}: {r}"
+        );
+        // When it was hashed, it was the file that ran (not the shipped one).
+        if let Some(sha) = sha {
+            assert_ne!(Some(sha), runs_shipped_digest(&records, &s.id).as_deref(), "{r}");
+        }
+    }
+}
+
+/// The SHA-256 an `ok` exec of the tool had, if any was reported.
+fn runs_shipped_digest(records: &[Value], id: &str) -> Option<String> {
+    verdicts(records, id)
+        .into_iter()
+        .find(|(v, r)| *v == "ok" && r["verification"]["path"] == TOOL)
+        .and_then(|(_, r)| r["verification"]["sha256"].as_str().map(str::to_owned))
+}
+
+#[test]
+fn a_symlink_out_of_the_root_is_resolved_inside_it() {
+    require_root!();
+    let _lock = exclusive();
+    let s = setup(&[]);
+    // `..` past the container's root stays at its root: in the container
+    // this link names /tmp/esc/true. Followed from the host, it would leave
+    // the rootfs and land on the host file made below, the image's own tool
+    // (which would pass).
+    let host_dir = tempfile::tempdir_in("/tmp").expect("host dir");
+    let name = host_dir.path().file_name().and_then(|n| n.to_str()).expect("name").to_owned();
+    std::fs::write(host_dir.path().join("true"), b"not what ran").expect("host decoy");
+    let script = format!(
+        "mkdir -p /tmp/{name} /tmp/up && cp /bin/busybox /tmp/{name}/true && \
+         echo >> /tmp/{name}/true && ln -s ../../../../../../../../tmp/{name}/true /tmp/up/true && /tmp/up/true"
+    );
+    s.container.exec(&["sh", "-c", &script]).expect("escape exec");
+    let (r, _) = wait_for_verdict(&s.agent, &s.id, "/tmp/up/true", Instant::now());
+    assert_eq!(r["verification"]["verdict"], "unknown-binary", "{r}");
+    assert_eq!(r["verification"]["path"], format!("/tmp/{name}/true"), "resolved inside the root: {r}");
+    assert_eq!(r["verification"]["via"], "path", "{r}");
+    let decoy = sha256_hex(b"not what ran");
+    assert_ne!(r["verification"]["sha256"], decoy.as_str(), "the host file was not read: {r}");
+}
+
+#[test]
+fn an_sbom_written_by_dpkg_verifies_the_image() {
+    require_root!();
+    let _lock = exclusive();
+    // Debian's own record of busybox-static's files (MD5 per path), written
+    // by dpkg when the package was installed on this machine: the image's
+    // /bin/busybox is that file.
+    let md5sums = std::path::Path::new("/var/lib/dpkg/info/busybox-static.md5sums");
+    assert!(md5sums.is_file(), "busybox-static is installed by `cargo xtask setup`");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = image::busybox_with_tool(dir.path(), &["sleep", "120"]).expect("bundle");
+    let id = unique("vt-dpkg");
+    let rule = format!("{id}={}", md5sums.display());
+    let agent =
+        Agent::start(&["--stats-interval", "0", "--containers-only", "--sbom", &rule]).expect("agent starts");
+    let container = Container::run(&bundle.dir, &id).expect("runc run");
+    container.exec(&["/bin/ls", "/"]).expect("ls");
+    container.exec(&[TOOL]).expect("tool");
+    std::thread::sleep(Duration::from_millis(500));
+    let records = agent.stop().expect("agent stops");
+    let v = verdicts(&records, &id);
+    let (sleep_verdict, sleep) = v.iter().find(|(_, r)| r["filename"] == "/bin/sleep").expect("entrypoint");
+    assert_eq!(*sleep_verdict, "ok", "{sleep}");
+    let j = &sleep["verification"];
+    assert_eq!(j["path"], "/bin/busybox", "{j}");
+    assert_eq!(j["weak"], true, "MD5 is all dpkg records: said so: {j}");
+    assert_eq!(j["package"]["name"], "busybox-static", "{j}");
+    let (tool_verdict, tool) = v.iter().find(|(_, r)| r["filename"] == TOOL).expect("tool");
+    assert_eq!(*tool_verdict, "unknown-binary", "dpkg does not list the added tool: {tool}");
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex_of(&sha2::Sha256::digest(b))
+}
+
 fn hex_of(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }

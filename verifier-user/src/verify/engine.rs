@@ -23,7 +23,7 @@ use super::{
     pool::{Done, HashCache, Pool},
     verdict::{ImageContent, Judgement, Verdict, algs_for, judge},
 };
-use crate::{events::ExecEvent, sbom::Manifest};
+use crate::{events::ExecEvent, sbom::Manifest, sbom::generate::hash::Algs};
 
 /// What the engine needs to know about a container's image.
 pub struct Context {
@@ -33,6 +33,10 @@ pub struct Context {
     pub root: Arc<RootDir>,
     pub manifest: Arc<Manifest>,
     pub content: Option<Arc<dyn ImageContent + Send + Sync>>,
+    /// Weak digests some listed paths have instead of a SHA-256 (dpkg,
+    /// apk): computed for every file, since the path that ran is only
+    /// known once the file is found ([`weak_algs`]).
+    pub weak: Algs,
 }
 
 /// The decision about one executed file.
@@ -162,7 +166,12 @@ impl Engine {
             tgid: event.tgid,
             filename: event.filename.clone(),
             identity,
-            algs: algs_for(&ctx.manifest, path_guess),
+            algs: {
+                let mut a = algs_for(&ctx.manifest, path_guess);
+                a.sha1 |= ctx.weak.sha1;
+                a.md5 |= ctx.weak.md5;
+                a
+            },
             max_bytes: self.max_bytes,
         };
         match self.pool.try_submit(key.clone(), job) {

@@ -150,6 +150,19 @@ pub fn algs_for(m: &Manifest, path: Option<&str>) -> Algs {
     algs
 }
 
+/// The weak digests a manifest gives some paths instead of a SHA-256.
+pub fn weak_algs(m: &Manifest) -> Algs {
+    let mut algs = Algs { sha256: false, sha1: false, sha384: false, sha512: false, md5: false };
+    for (_, e) in m.files().filter(|(_, e)| e.sha256().is_none()) {
+        algs.sha1 |= e.digest(HashAlg::Sha1).is_some();
+        algs.md5 |= e.digest(HashAlg::Md5).is_some();
+        if algs.sha1 && algs.md5 {
+            break;
+        }
+    }
+    algs
+}
+
 /// Judges the file that ran. `path` is its canonical path in the container
 /// (`None` when not valid UTF-8, which no SBOM can list); `fileless` says it
 /// was unlinked or run from a descriptor.
