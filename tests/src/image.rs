@@ -105,3 +105,41 @@ os.execve(fd, ["sleep", secs], {})
     }
     Ok(())
 }
+
+/// Maps each of `paths` (paths inside the container) with `PROT_EXEC`, as
+/// the dynamic loader maps a shared library, from a process that joins the
+/// cgroup and mount namespace of `container_pid`; keeps the mappings for
+/// `hold_ms` so they can be looked up. python3 does it (every module it
+/// needs is imported before it joins, so its own loading is not counted).
+pub fn mmap_exec_in(container_pid: u32, paths: &[&str], hold_ms: u32) -> anyhow::Result<()> {
+    let procs = cgroup2_dir_of(container_pid)?.join("cgroup.procs");
+    let script = r#"
+import ctypes, mmap, os, sys, time
+procs, pid, hold = sys.argv[1:4]
+paths = sys.argv[4:]
+libc = ctypes.CDLL(None, use_errno=True)
+mnt = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
+with open(procs, "w") as f:
+    f.write(str(os.getpid()))
+if libc.setns(mnt, 0x00020000) != 0:
+    raise OSError(ctypes.get_errno(), "setns(CLONE_NEWNS)")
+kept = []
+for p in paths:
+    fd = os.open(p, os.O_RDONLY)
+    kept.append(mmap.mmap(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_EXEC))
+    os.close(fd)
+time.sleep(int(hold) / 1000)
+"#;
+    let status = Command::new("python3")
+        .args(["-c", script])
+        .arg(&procs)
+        .arg(container_pid.to_string())
+        .arg(hold_ms.to_string())
+        .args(paths)
+        .status()
+        .context("running python3 for the executable mappings")?;
+    if !status.success() {
+        bail!("mmap in the container failed: {status}");
+    }
+    Ok(())
+}

@@ -290,6 +290,43 @@ fn an_sbom_written_by_dpkg_verifies_the_image() {
     assert_eq!(*tool_verdict, "unknown-binary", "dpkg does not list the added tool: {tool}");
 }
 
+#[test]
+fn code_mapped_from_a_file_not_in_the_sbom_is_library_drift() {
+    require_root!();
+    let _lock = exclusive();
+    let s = setup(&[]);
+    s.container
+        .exec(&[
+            "sh",
+            "-c",
+            "mkdir -p /tmp/lib && cat /bin/busybox > /tmp/lib/evil.so && echo >> /tmp/lib/evil.so",
+        ])
+        .expect("drop a library");
+    let pid = s.container.pid().expect("pid");
+    // The image's own file (listed, and already verified), then one the
+    // image never shipped.
+    image::mmap_exec_in(pid, &["/bin/busybox", "/tmp/lib/evil.so"], 1500).expect("map as code");
+    image::mmap_exec_in(pid, &["/bin/busybox"], 300).expect("map again");
+    let records = s.agent.stop().expect("agent stops");
+    let libs: Vec<&Value> =
+        records.iter().filter(|r| r["type"] == "library" && r["container"]["id"] == s.id.as_str()).collect();
+    let by_path = |p: &str| {
+        libs.iter()
+            .find(|r| r["verification"]["path"] == p)
+            .unwrap_or_else(|| panic!("no library record for {p}: {libs:?}"))
+    };
+    let evil = by_path("/tmp/lib/evil.so");
+    assert_eq!(evil["schema"], "verifier.library.v1", "{evil}");
+    assert_eq!(evil["verification"]["verdict"], "library-drift", "{evil}");
+    assert_eq!(evil["verification"]["file_verdict"], "unknown-binary", "{evil}");
+    // busybox was verified when the container ran it: its mappings are
+    // answered in the kernel, no record, no alert.
+    assert!(libs.iter().all(|r| r["verification"]["path"] != "/bin/busybox"), "{libs:?}");
+    let stats = final_stats(&records).expect("stats");
+    assert!(stats["kernel"]["mmap_fast_path"].as_u64() >= Some(2), "{stats}");
+    assert_eq!(stats["kernel"]["mmap_dropped"], 0, "{stats}");
+}
+
 fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest as _;
     hex_of(&sha2::Sha256::digest(b))

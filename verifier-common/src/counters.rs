@@ -37,10 +37,17 @@ pub enum Counter {
     /// Not sent: the exec's container was past its exec limit in this
     /// window (counted per container in the `THROTTLE` map too).
     Throttled = 10,
+    /// A file mapped executable in a watched container was already verified
+    /// (fast path): nothing sent.
+    MmapFastPath = 11,
+    /// An unverified executable mapping was reported.
+    MmapSent = 12,
+    /// As above, but the record was lost (ring buffer full).
+    MmapDropped = 13,
 }
 
 /// Number of counters (the `COUNTERS` map's `max_entries`).
-pub const COUNTER_COUNT: u32 = 11;
+pub const COUNTER_COUNT: u32 = 14;
 
 impl Counter {
     /// All counters, in index order.
@@ -56,6 +63,9 @@ impl Counter {
         Counter::WriteSent,
         Counter::WriteDropped,
         Counter::Throttled,
+        Counter::MmapFastPath,
+        Counter::MmapSent,
+        Counter::MmapDropped,
     ];
 
     /// Stable name used in JSON stats records and metrics.
@@ -72,6 +82,9 @@ impl Counter {
             Counter::WriteSent => "write_sent",
             Counter::WriteDropped => "write_dropped",
             Counter::Throttled => "throttled",
+            Counter::MmapFastPath => "mmap_fast_path",
+            Counter::MmapSent => "mmap_sent",
+            Counter::MmapDropped => "mmap_dropped",
         }
     }
 }

@@ -9,7 +9,7 @@ use core::fmt;
 
 use crate::event::{
     CGROUP_HEADER_SIZE, CgroupHeader, ExecHeader, FILENAME_MAX, HEADER_SIZE, KIND_CGROUP_MKDIR, KIND_EXEC,
-    KIND_WRITE_OPEN, WRITE_RECORD_SIZE, WriteRecord,
+    KIND_MMAP_EXEC, KIND_WRITE_OPEN, MMAP_RECORD_SIZE, MmapRecord, WRITE_RECORD_SIZE, WriteRecord,
 };
 use crate::throttle::{KIND_THROTTLE, THROTTLE_RECORD_SIZE, ThrottleRecord};
 
@@ -36,6 +36,7 @@ pub enum Record<'a> {
     CgroupMkdir(CgroupRecord<'a>),
     WriteOpen(WriteRecord),
     Throttle(ThrottleRecord),
+    MmapExec(MmapRecord),
 }
 
 /// Why a record could not be decoded.
@@ -120,6 +121,14 @@ pub fn decode_any(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             // SAFETY: at least THROTTLE_RECORD_SIZE bytes of a repr(C)
             // plain-old-data struct; unaligned read.
             Ok(Record::Throttle(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) }))
+        }
+        KIND_MMAP_EXEC => {
+            if bytes.len() < MMAP_RECORD_SIZE {
+                return Err(DecodeError::Truncated { len: bytes.len() });
+            }
+            // SAFETY: at least MMAP_RECORD_SIZE bytes of a repr(C)
+            // plain-old-data struct; unaligned read.
+            Ok(Record::MmapExec(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) }))
         }
         kind => Err(DecodeError::UnknownKind { kind }),
     }

@@ -13,6 +13,8 @@ pub const KIND_EXEC: u16 = 1;
 pub const KIND_CGROUP_MKDIR: u16 = 2;
 /// Record kind of a write-open of a verified file ([`WriteRecord`]).
 pub const KIND_WRITE_OPEN: u16 = 3;
+/// [`MmapRecord`]: a file mapped executable in a watched container.
+pub const KIND_MMAP_EXEC: u16 = 5;
 
 /// Largest file name carried, in bytes, matching the kernel's `PATH_MAX`
 /// (4096 including the terminating NUL).
@@ -182,6 +184,37 @@ unsafe impl aya::Pod for WriteRecord {}
 /// Size of [`WriteRecord`] on the wire.
 pub const WRITE_RECORD_SIZE: usize = size_of::<WriteRecord>();
 const _: () = assert!(WRITE_RECORD_SIZE == 64);
+
+/// A file was mapped with `PROT_EXEC` (`syscalls:sys_enter_mmap`) in a
+/// watched container and is not in the kernel fast path: a shared library
+/// (or any code) the agent has not verified for this container's image.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MmapRecord {
+    /// Always [`KIND_MMAP_EXEC`].
+    pub kind: u16,
+    pub flags: u16,
+    /// The descriptor being mapped.
+    pub fd: i32,
+    pub ktime_ns: u64,
+    pub cgroup_id: u64,
+    pub pid: u32,
+    pub tgid: u32,
+    /// The mapped file, as the kernel had it.
+    pub identity: FileIdentity,
+    /// Baseline slot of the container.
+    pub slot: u32,
+    pub _pad: u32,
+    pub comm: [u8; 16],
+}
+
+/// Size of [`MmapRecord`] on the wire.
+pub const MMAP_RECORD_SIZE: usize = size_of::<MmapRecord>();
+const _: () = assert!(MMAP_RECORD_SIZE == 88);
+
+#[cfg(feature = "user")]
+// SAFETY: plain-old-data, repr(C), every bit pattern valid, explicit padding.
+unsafe impl aya::Pod for MmapRecord {}
 
 #[cfg(feature = "user")]
 // SAFETY: plain-old-data, repr(C), every bit pattern valid, explicit padding.

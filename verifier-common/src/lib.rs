@@ -39,6 +39,8 @@ pub const PROGS_WRITE_OPEN: [(&str, &str); 4] = [
     ("sys_exit_open", "sys_exit_open"),
     ("sys_exit_creat", "sys_exit_creat"),
 ];
+/// Program on `syscalls:sys_enter_mmap` (library drift).
+pub const PROG_MMAP_EXEC: &str = "sys_enter_mmap";
 /// Per-CPU scratch for new-cgroup records.
 pub const MAP_CGROUP_SCRATCH: &str = "CGROUP_SCRATCH";
 

@@ -75,6 +75,9 @@ pub struct KernelOffsets {
     /// `syscall_trace_exit.ret` (long): the syscall's return value in a
     /// `syscalls:sys_exit_*` record.
     pub tp_sys_exit_ret: u32,
+    /// `syscall_trace_enter.args` (`unsigned long[]`): the arguments in a
+    /// `syscalls:sys_enter_*` record.
+    pub tp_sys_enter_args: u32,
     /// `trace_event_raw_cgroup.root` (hierarchy id, int)
     pub tp_cgroup_root: u32,
     /// `trace_event_raw_cgroup.level` (int)
@@ -103,8 +106,8 @@ pub struct ProgramConfig {
     pub exec_limit: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 34 * 4);
-const _: () = assert!(size_of::<ProgramConfig>() == 38 * 4);
+const _: () = assert!(size_of::<KernelOffsets>() == 35 * 4);
+const _: () = assert!(size_of::<ProgramConfig>() == 39 * 4);
 
 impl ProgramConfig {
     /// All-zero configuration: the program's compiled-in default, replaced
@@ -142,6 +145,7 @@ impl ProgramConfig {
                 fdtable_max_fds: 0,
                 file_f_mode: 0,
                 tp_sys_exit_ret: 0,
+                tp_sys_enter_args: 0,
                 tp_cgroup_root: 0,
                 tp_cgroup_level: 0,
                 tp_cgroup_id: 0,

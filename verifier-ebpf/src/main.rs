@@ -18,6 +18,8 @@ mod kernel;
 #[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
+mod mmap;
+#[cfg(target_arch = "bpf")]
 mod throttle;
 #[cfg(target_arch = "bpf")]
 mod write;

@@ -32,7 +32,7 @@ use verifier_common::{
 };
 
 use crate::{
-    kernel::{read, read_ptr},
+    kernel::{fd_file, read, read_ptr},
     maps::{CONFIG, EVENTS, VERIFIED, VERIFIED_INODES, WATCHED, count},
 };
 
@@ -82,11 +82,7 @@ fn try_write_open(ctx: &TracePointContext) -> Result<(), i64> {
     }
     // SAFETY: the current task pointer, only read through probe-reads.
     let task = unsafe { bpf_get_current_task() };
-    let fdt = read_ptr(read_ptr(task, off.task_files)?, off.files_fdt)?;
-    if ret as u64 >= u64::from(read::<u32>(fdt, off.fdtable_max_fds)?) {
-        return Ok(());
-    }
-    let file = read_ptr(read_ptr(fdt, off.fdtable_fd)? + (ret as u64) * 8, 0)?;
+    let file = fd_file(task, ret as u64, off)?;
     if read::<u32>(file, off.file_f_mode)? & FMODE_WRITE == 0 {
         return Ok(());
     }

@@ -74,6 +74,9 @@ pub struct ExecEvent {
     pub exe_unlinked: bool,
     /// `None` when the kernel could not read `mm->exe_file`.
     pub exe: Option<FileIdentity>,
+    /// Not an exec: a file mapped executable (a shared library); `exe` is
+    /// the mapped file, `filename` empty (found from `/proc/<pid>/maps`).
+    pub library: bool,
 }
 
 impl ExecEvent {
@@ -102,6 +105,30 @@ impl ExecEvent {
             script: h.flags & FLAG_SCRIPT != 0,
             exe_unlinked: h.flags & FLAG_EXE_UNLINKED != 0,
             exe: (h.flags & FLAG_NO_EXE_FILE == 0).then_some(h.exe),
+            library: false,
+        }
+    }
+
+    /// An executable mapping of a file (`sys_enter_mmap` with `PROT_EXEC`).
+    pub fn from_mmap(r: &verifier_common::event::MmapRecord, clock: &Clock) -> Self {
+        Self {
+            unix_ns: clock.unix_ns(r.ktime_ns),
+            pid: r.pid,
+            tgid: r.tgid,
+            ppid: 0,
+            ns_pid: 0,
+            uid: 0,
+            gid: 0,
+            cgroup_id: r.cgroup_id,
+            mnt_ns: 0,
+            pid_ns: 0,
+            comm: comm_bytes(&r.comm).to_vec(),
+            filename: Vec::new(),
+            filename_truncated: false,
+            script: false,
+            exe_unlinked: false,
+            exe: Some(r.identity),
+            library: true,
         }
     }
 }

@@ -15,7 +15,7 @@ use aya::{
     programs::{RawTracePoint, TracePoint},
 };
 use verifier_common::{
-    GLOBAL_CONFIG, MAP_COUNTERS, MAP_EVENTS, PROG_CGROUP_MKDIR, PROG_EXEC, PROGS_WRITE_OPEN,
+    GLOBAL_CONFIG, MAP_COUNTERS, MAP_EVENTS, PROG_CGROUP_MKDIR, PROG_EXEC, PROG_MMAP_EXEC, PROGS_WRITE_OPEN,
     counters::{COUNTER_COUNT, Counter},
     event::FileIdentity,
     fastpath::{InodeKey, MAP_VERIFIED, MAP_VERIFIED_INODES, MAP_WATCHED, VerifiedKey},
@@ -284,6 +284,19 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
                 "write-open hook syscalls/{event} not attached ({e}); writes through it go unreported"
             );
         }
+    }
+
+    // Library drift: a missing hook is said, not fatal.
+    let program: &mut TracePoint = ebpf
+        .program_mut(PROG_MMAP_EXEC)
+        .ok_or(LoaderError::MissingMap(PROG_MMAP_EXEC))?
+        .try_into()
+        .map_err(|source| LoaderError::Program { what: "not a tracepoint", source })?;
+    program
+        .load()
+        .map_err(|source| LoaderError::Program { what: "verifier rejected sys_enter_mmap", source })?;
+    if let Err(e) = program.attach("syscalls", "sys_enter_mmap") {
+        tracing::warn!("syscalls/sys_enter_mmap not attached ({e}); library drift goes unreported");
     }
 
     let events = ebpf.take_map(MAP_EVENTS).ok_or(LoaderError::MissingMap(MAP_EVENTS))?;

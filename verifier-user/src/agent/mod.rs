@@ -284,6 +284,16 @@ fn drain(
                 }
                 continue;
             }
+            Ok(Record::MmapExec(rec)) => {
+                state.user.library_maps += 1;
+                let event = ExecEvent::from_mmap(&rec, &state.clock);
+                let attribution = state.resolver.attribute(event.cgroup_id, event.tgid, 0);
+                if let (Some(d), Attribution::Container(c)) = (state.drift.as_mut(), &attribution) {
+                    let verified = d.exec(event, c);
+                    emit_verified(state, out, verified)?;
+                }
+                continue;
+            }
             Ok(Record::Throttle(rec)) => {
                 if let Some(change) = state.throttles.started(&rec) {
                     emit_throttle(state, out, &change)?;
@@ -386,6 +396,13 @@ fn emit_verified(
             (None, Some(why)) => Some(VerificationJson::skipped(why)),
             (None, None) => None,
         };
+        if v.event.library {
+            record.schema = output::SCHEMA_LIBRARY;
+            record.kind = "library";
+            if let Some(j) = record.verification.as_mut() {
+                j.as_library();
+            }
+        }
         if let Some(j) = record.verification.as_mut() {
             let now = state.clock.unix_ns(0) + now_mono_ns();
             j.latency_us = u64::try_from((now - v.event.unix_ns) / 1000).ok();
@@ -415,6 +432,9 @@ fn stats<'a>(
         write_sent: sum(Counter::WriteSent),
         write_dropped: sum(Counter::WriteDropped),
         throttled: sum(Counter::Throttled),
+        mmap_fast_path: sum(Counter::MmapFastPath),
+        mmap_sent: sum(Counter::MmapSent),
+        mmap_dropped: sum(Counter::MmapDropped),
         per_cpu: Counter::ALL.iter().map(|&c| (c.name(), per_cpu[c as usize].clone())).collect(),
     };
     state.user.cgroups_cached = state.resolver.cached() as u64;
@@ -428,7 +448,11 @@ fn stats<'a>(
         node: &state.node,
         is_final,
         uptime_sec: state.started.elapsed().as_secs_f64(),
-        lost: kernel.dropped + kernel.cgroup_dropped + kernel.write_dropped + state.user.decode_errors,
+        lost: kernel.dropped
+            + kernel.cgroup_dropped
+            + kernel.write_dropped
+            + kernel.mmap_dropped
+            + state.user.decode_errors,
         verify: state.drift.as_ref().map(drift::Drift::stats),
         kernel,
         user: state.user.clone(),

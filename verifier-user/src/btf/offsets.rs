@@ -49,6 +49,7 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         fdtable_max_fds: off("fdtable", "max_fds")?,
         file_f_mode: off("file", "f_mode")?,
         tp_sys_exit_ret: off("syscall_trace_exit", "ret")?,
+        tp_sys_enter_args: off("syscall_trace_enter", "args")?,
         tp_cgroup_root: off("trace_event_raw_cgroup", "root")?,
         tp_cgroup_level: off("trace_event_raw_cgroup", "level")?,
         tp_cgroup_id: off("trace_event_raw_cgroup", "id")?,

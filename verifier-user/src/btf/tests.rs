@@ -189,6 +189,7 @@ fn running_kernel_offsets_match_bpftool() {
     check("fdtable", "max_fds", resolved.fdtable_max_fds);
     check("file", "f_mode", resolved.file_f_mode);
     check("syscall_trace_exit", "ret", resolved.tp_sys_exit_ret);
+    check("syscall_trace_enter", "args", resolved.tp_sys_enter_args);
     check("trace_event_raw_cgroup", "root", resolved.tp_cgroup_root);
     check("trace_event_raw_cgroup", "level", resolved.tp_cgroup_level);
     check("trace_event_raw_cgroup", "id", resolved.tp_cgroup_id);

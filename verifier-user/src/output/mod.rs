@@ -21,6 +21,8 @@ use crate::{
 
 pub const SCHEMA_EXEC: &str = "verifier.exec.v1";
 pub const SCHEMA_STATS: &str = "verifier.stats.v1";
+/// A file mapped executable in a verified container (same fields as an exec).
+pub const SCHEMA_LIBRARY: &str = "verifier.library.v1";
 pub const SCHEMA_READY: &str = "verifier.ready.v1";
 
 /// RFC 3339 UTC timestamp with nanoseconds, from Unix nanoseconds.
@@ -157,6 +159,11 @@ pub struct KernelStats {
     /// Execs not sent because their container was past `--exec-limit`
     /// (see the `throttle` records).
     pub throttled: u64,
+    /// Executable file mappings in verified containers: answered in the
+    /// kernel (file already verified) / reported / lost.
+    pub mmap_fast_path: u64,
+    pub mmap_sent: u64,
+    pub mmap_dropped: u64,
     /// Same counters per CPU (index = CPU).
     pub per_cpu: std::collections::BTreeMap<&'static str, Vec<u64>>,
 }
@@ -185,6 +192,8 @@ pub struct UserStats {
     pub throttle_episodes: u64,
     /// Containers being throttled now.
     pub throttle_active: u64,
+    /// Executable-mapping records received (library verification).
+    pub library_maps: u64,
 }
 
 /// `verifier.stats.v1`: periodic and final.
@@ -253,6 +262,7 @@ mod tests {
             filename_truncated: false,
             script: false,
             exe_unlinked: false,
+            library: false,
             exe: None,
         }
     }

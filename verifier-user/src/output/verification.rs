@@ -11,6 +11,10 @@ use crate::{
 /// `exec.verification`.
 #[derive(Debug, Serialize)]
 pub struct VerificationJson {
+    /// For a library: the file's own verdict (`unknown-binary`, ...) when
+    /// `verdict` is `library-drift`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_verdict: Option<&'static str>,
     /// `ok`, `unknown-binary`, `modified-binary`, `fileless`,
     /// `unverifiable`, `relocated-binary`, `sbom-gap`; absent when skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,6 +72,19 @@ impl VerificationJson {
         Self::judged(None, reason.to_owned(), &[], None, None)
     }
 
+    /// For a file mapped executable: anything but `ok` is `library-drift`
+    /// (code the image's SBOM does not vouch for), keeping the file's own
+    /// verdict in `file_verdict`.
+    pub fn as_library(&mut self) {
+        if let Some(v) = self.verdict
+            && v != "ok"
+        {
+            self.file_verdict = Some(v);
+            self.verdict = Some(crate::verify::verdict::Verdict::LibraryDrift.name());
+            self.reason = format!("mapped as code: {}", self.reason);
+        }
+    }
+
     pub fn from_decision(d: &Decision) -> Self {
         let mut v = Self::judged(Some(&d.judgement), d.judgement.reason.clone(), &d.path, d.sha256, d.via);
         v.script = d.script.as_ref().map(|s| {
@@ -86,6 +103,7 @@ impl VerificationJson {
         let text = String::from_utf8_lossy(path);
         let exact = matches!(text, std::borrow::Cow::Borrowed(_));
         Self {
+            file_verdict: None,
             verdict: j.map(|j| j.verdict.name()),
             reason,
             path: (!path.is_empty()).then(|| text.into_owned()),

@@ -222,6 +222,7 @@ mod tests {
             filename_truncated: false,
             script: false,
             exe_unlinked: false,
+            library: false,
             exe: None,
         }
     }

@@ -173,6 +173,7 @@ impl Engine {
                 a
             },
             max_bytes: self.max_bytes,
+            library: event.library,
         };
         match self.pool.try_submit(key.clone(), job) {
             Ok(()) => {

@@ -47,6 +47,7 @@ fn event_for(pid: u32, bin: &Path) -> ExecEvent {
         filename_truncated: false,
         script: false,
         exe_unlinked: false,
+        library: false,
         exe: Some(FileIdentity {
             ino: m.ino(),
             size: m.size() as i64,

@@ -37,6 +37,9 @@ pub struct Job {
     pub algs: Algs,
     /// Files larger than this are not hashed (reported as skipped).
     pub max_bytes: u64,
+    /// A file mapped executable, not an exec: found by inode in
+    /// `/proc/<pid>/maps`, never through `/proc/<pid>/exe`.
+    pub library: bool,
 }
 
 /// How the executed file was reached.
@@ -85,6 +88,9 @@ pub enum Outcome {
 /// Runs a job (blocking).
 pub fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
     let proc_dir = job.proc_root.join(job.tgid.to_string());
+    if job.library {
+        return locate_mapped(job, &proc_dir, cache, buf);
+    }
     let cwd = std::fs::read_link(proc_dir.join("cwd")).ok().map(path_bytes);
     let exe_link = std::fs::read_link(proc_dir.join("exe")).ok().map(path_bytes);
     let mut tried = Vec::new();
@@ -142,6 +148,58 @@ pub fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
             Outcome::Unverifiable(tried.join("; "))
         }
     }
+}
+
+/// A mapped file: its path from the process's own memory map (the
+/// mapping outlives the descriptor the loader closed), opened beneath the
+/// root and proven to be the mapped file.
+fn locate_mapped(job: &Job, proc_dir: &Path, cache: &HashCache, buf: &mut [u8]) -> Outcome {
+    let maps = match std::fs::read(proc_dir.join("maps")) {
+        Ok(m) => m,
+        Err(e) => {
+            return Outcome::Unverifiable(format!("/proc/{}/maps: {e} (the process has exited)", job.tgid));
+        }
+    };
+    let Some(path) = mapped_path(&maps, job.identity.ino) else {
+        return Outcome::Unverifiable(format!(
+            "inode {} is no longer mapped by {}",
+            job.identity.ino, job.tgid
+        ));
+    };
+    match open_exact(&job.root, &path, &job.identity) {
+        Ok((file, Match::Same)) => hashed(job, cache, file, path, Via::Path, None, buf),
+        Ok((_, m)) => Outcome::Unverifiable(format!("the mapped path is now {}", describe(m))),
+        Err(e) => Outcome::Unverifiable(format!("the mapped path: {e}")),
+    }
+}
+
+/// The path of the first mapping of inode `ino` in a `/proc/<pid>/maps`
+/// text (`start-end perms offset dev inode   path`). Paths are the last
+/// field and may hold spaces; a newline in a name is shown as `\012`.
+pub fn mapped_path(maps: &[u8], ino: u64) -> Option<Vec<u8>> {
+    maps.split(|&b| b == b'\n').find_map(|line| {
+        let mut fields = line.splitn(6, |&b| b == b' ');
+        let (_, _, _, _) = (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+        let inode: u64 = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
+        let path = fields.next()?.trim_ascii_start();
+        (inode == ino && path.starts_with(b"/")).then(|| unescape_maps(path))
+    })
+}
+
+/// Undoes the kernel's `\ooo` escaping of `\n` in maps paths.
+fn unescape_maps(p: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(p.len());
+    let mut i = 0;
+    while i < p.len() {
+        if p[i] == b'\\' && p.len() >= i + 4 && p[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((p[i + 1] - b'0') * 64 + (p[i + 2] - b'0') * 8 + (p[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(p[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 fn describe(m: Match) -> &'static str {

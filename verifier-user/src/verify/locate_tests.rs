@@ -48,6 +48,7 @@ fn job(pid: u32, filename: &Path, identity: FileIdentity) -> Job {
         tgid: pid,
         filename: filename.as_os_str().as_bytes().to_vec(),
         identity,
+        library: false,
         algs: Algs::SHA256,
         max_bytes: 1 << 30,
     }
@@ -165,4 +166,19 @@ fn overlay_files_of_one_layer_share_a_cache_key_across_mounts() {
     assert_eq!(key(&plain), identity_of(&plain));
     umount(&d.join("m1")).ok();
     umount(&d.join("m2")).ok();
+}
+
+#[test]
+fn mapped_paths_come_from_the_maps_line_of_the_inode() {
+    let maps = b"55d0-55d1 r--p 00000000 fe:00 111 /usr/bin/python3\n\
+7f00-7f01 r-xp 00000000 00:2a 4242                       /lib/with space/lib\\012x.so\n\
+7f02-7f03 rw-p 00000000 00:00 0 \n\
+7f04-7f05 r-xp 00000000 00:2a 4243                       /memfd:x (deleted)\n";
+    assert_eq!(mapped_path(maps, 4242).as_deref(), Some(&b"/lib/with space/lib\nx.so"[..]));
+    assert_eq!(mapped_path(maps, 111).as_deref(), Some(&b"/usr/bin/python3"[..]));
+    assert_eq!(mapped_path(maps, 0), None, "anonymous mappings have no path");
+    assert_eq!(mapped_path(maps, 9), None);
+    // A memfd's "path" is a name, not a file beneath the root: opening it
+    // fails and the mapping is unverifiable, never ok.
+    assert_eq!(mapped_path(maps, 4243).as_deref(), Some(&b"/memfd:x (deleted)"[..]));
 }

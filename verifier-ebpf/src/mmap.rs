@@ -1,0 +1,106 @@
+//! `syscalls:sys_enter_mmap`: code mapped from a file in a watched
+//! container (library drift).
+//!
+//! Checked against the format of this trace event on Linux 6.x
+//! (`/sys/kernel/tracing/events/syscalls/sys_enter_mmap/format`):
+//!
+//! ```text
+//! field:int __syscall_nr;      offset:8;  size:4;
+//! field:unsigned long addr;    offset:16; size:8;
+//! field:unsigned long len;     offset:24; size:8;
+//! field:unsigned long prot;    offset:32; size:8;
+//! field:unsigned long flags;   offset:40; size:8;
+//! field:unsigned long fd;      offset:48; size:8;
+//! field:unsigned long off;     offset:56; size:8;
+//! ```
+//!
+//! (`struct syscall_trace_enter`: `args[]` starts at the BTF offset of
+//! `args`; prot is `args[2]`, fd `args[4]`.) The dynamic loader maps each
+//! shared library's code with `PROT_EXEC` from an open descriptor, before
+//! any of it runs. A file whose identity is in `VERIFIED` for the
+//! container's baseline is known good (one lookup, nothing sent); any
+//! other is sent to the agent, which verifies it like an executable.
+//! Entry, not exit: the descriptor is certainly open here. A mapping that
+//! then fails is still reported (harmless: the file was offered as code).
+//! `mprotect(PROT_EXEC)` of an existing file mapping is not seen.
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_ktime_get_ns,
+    },
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use verifier_common::{
+    counters::Counter,
+    event::{KIND_MMAP_EXEC, MmapRecord},
+    fastpath::VerifiedKey,
+};
+
+use crate::{
+    kernel::{fd_file, inode_identity, read_ptr},
+    maps::{CONFIG, EVENTS, VERIFIED, WATCHED, count},
+};
+
+/// `PROT_EXEC` (include/uapi/asm-generic/mman-common.h).
+const PROT_EXEC: u64 = 0x4;
+/// `MAP_ANONYMOUS` (include/uapi/asm-generic/mman-common.h).
+const MAP_ANONYMOUS: u64 = 0x20;
+
+#[tracepoint(category = "syscalls", name = "sys_enter_mmap")]
+pub fn sys_enter_mmap(ctx: TracePointContext) -> u32 {
+    match try_mmap(&ctx) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+#[inline(always)]
+fn try_mmap(ctx: &TracePointContext) -> Result<(), i64> {
+    // SAFETY: helper without arguments.
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    // SAFETY: the value is copied out at once.
+    let Some(&slot) = (unsafe { WATCHED.get(&cgroup_id) }) else {
+        return Ok(());
+    };
+    let off = &CONFIG.load().offsets;
+    let args = off.tp_sys_enter_args as usize;
+    // SAFETY: probe-reads of the tracepoint record at BTF offsets.
+    let prot: u64 = unsafe { ctx.read_at(args + 2 * 8) }.map_err(i64::from)?;
+    // SAFETY: as above.
+    let flags: u64 = unsafe { ctx.read_at(args + 3 * 8) }.map_err(i64::from)?;
+    // SAFETY: as above.
+    let fd: u64 = unsafe { ctx.read_at(args + 4 * 8) }.map_err(i64::from)?;
+    if prot & PROT_EXEC == 0 || flags & MAP_ANONYMOUS != 0 || fd > i32::MAX as u64 {
+        return Ok(());
+    }
+    // SAFETY: the current task pointer, only read through probe-reads.
+    let task = unsafe { bpf_get_current_task() };
+    let file = fd_file(task, fd, off)?;
+    let identity = inode_identity(read_ptr(file, off.file_f_inode)?, off)?;
+    // SAFETY: lookup only; the agent inserts whole entries.
+    if unsafe { VERIFIED.get(&VerifiedKey { identity, slot, _pad: 0 }) }.is_some() {
+        count(Counter::MmapFastPath);
+        return Ok(());
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let record = MmapRecord {
+        kind: KIND_MMAP_EXEC,
+        flags: 0,
+        fd: fd as i32,
+        // SAFETY: helper without arguments.
+        ktime_ns: unsafe { bpf_ktime_get_ns() },
+        cgroup_id,
+        pid: pid_tgid as u32,
+        tgid: (pid_tgid >> 32) as u32,
+        identity,
+        slot,
+        _pad: 0,
+        comm: bpf_get_current_comm().unwrap_or([0; 16]),
+    };
+    match EVENTS.output::<MmapRecord>(&record, 0) {
+        Ok(()) => count(Counter::MmapSent),
+        Err(_) => count(Counter::MmapDropped),
+    }
+    Ok(())
+}
