@@ -59,12 +59,15 @@ pub fn run(args: &BenchDriftArgs) -> anyhow::Result<()> {
     if !ok.success() {
         bail!("sbom generate failed");
     }
-    // Unlisted binaries for the first-sight storm, added after the SBOM.
-    std::fs::create_dir_all(rootfs.join("opt/new"))?;
-    for i in 0..args.new {
-        let p = rootfs.join(format!("opt/new/n{i}"));
-        std::fs::write(&p, tiny_elf(format!("new {i}").as_bytes()))?;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
+    // Unlisted binaries for the first-sight storms, added after the SBOM: a
+    // fresh set for every run (a binary seen once is no longer new).
+    for set in 0..args.rounds.max(1) * 2 {
+        std::fs::create_dir_all(rootfs.join(format!("opt/new{set}")))?;
+        for i in 0..args.new {
+            let p = rootfs.join(format!("opt/new{set}/n{i}"));
+            std::fs::write(&p, tiny_elf(format!("new {set} {i}").as_bytes()))?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
+        }
     }
     let id = format!("verifier-bench-{}", std::process::id());
     let container = Container::run(&bundle.dir, &id)?;
@@ -80,10 +83,10 @@ pub fn run(args: &BenchDriftArgs) -> anyhow::Result<()> {
     let (mut none_t, mut obs_t, mut ver_t) = (0.0, 0.0, 0.0);
     for round in 1..=args.rounds {
         let none = storm(&container, "/opt/bin/tiny", args.execs)?;
-        let agent = Agent::start(&observe)?;
+        let agent = Agent::start_bin(&verifier_bin(), &observe)?;
         let obs = storm(&container, "/opt/bin/tiny", args.execs)?;
         let obs_records = agent.stop()?;
-        let agent = Agent::start(&verify)?;
+        let agent = Agent::start_bin(&verifier_bin(), &verify)?;
         storm(&container, "/opt/bin/tiny", 1)?; // first sight: verified, enters the fast path
         std::thread::sleep(std::time::Duration::from_millis(300));
         let ver = storm(&container, "/opt/bin/tiny", args.execs)?;
@@ -109,43 +112,71 @@ pub fn run(args: &BenchDriftArgs) -> anyhow::Result<()> {
         (obs_t / ver_t - 1.0) * 100.0
     );
 
-    // First sight: every exec a new binary.
-    let script_none = storm_new(&container, args.new)?;
-    let agent = Agent::start(&verify)?;
-    storm(&container, "/bin/true", 1)?; // resolve the container first
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let with = storm_new(&container, args.new)?;
-    let records = agent.stop()?;
-    let stats = final_stats(&records)?;
-    let mut latencies: Vec<u64> = execs(&records)
-        .filter(|r| r["verification"]["verdict"] == "unknown-binary")
-        .filter_map(|r| r["verification"]["latency_us"].as_u64())
-        .collect();
-    latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
+    // First sight: every exec a new binary; alternating with and without
+    // the agent, a fresh set of binaries each run.
+    println!("first sight: {} new binaries per run, {} rounds", args.new, args.rounds);
     println!(
-        "first sight: {} new binaries, {:.0} exec/s without agent, {:.0} with: slowdown {:.3}x; {} reported unknown-binary; latency p50 {:.1} ms, p99 {:.1} ms; lost {}",
-        args.new,
-        script_none,
-        with,
-        script_none / with,
-        latencies.len(),
-        pct(0.5) as f64 / 1000.0,
-        pct(0.99) as f64 / 1000.0,
-        stats["lost"]
+        "{:>5} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>6} {:>8}",
+        "round", "none/s", "verify/s", "ver x", "p50 ms", "p99 ms", "max ms", "lost", "rss KiB"
+    );
+    let (mut none_t, mut with_t) = (0.0, 0.0);
+    let mut all = Vec::new();
+    for round in 0..args.rounds {
+        let none = storm_new(&container, round * 2, args.new)?;
+        let agent = Agent::start_bin(&verifier_bin(), &verify)?;
+        storm(&container, "/bin/true", 1)?; // resolve the container first
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let with = storm_new(&container, round * 2 + 1, args.new)?;
+        // Let the last reports out before stopping (shutdown is not what
+        // is measured).
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let records = agent.stop()?;
+        let stats = final_stats(&records)?;
+        let mut latencies: Vec<u64> = execs(&records)
+            .filter(|r| r["verification"]["verdict"] == "unknown-binary")
+            .filter_map(|r| r["verification"]["latency_us"].as_u64())
+            .collect();
+        if std::env::var_os("BENCH_DRIFT_TRACE").is_some() {
+            let series: Vec<u64> = latencies.iter().map(|l| l / 1000).collect();
+            eprintln!("latency ms in exec order: {series:?}");
+        }
+        latencies.sort_unstable();
+        let reported = latencies.len();
+        println!(
+            "{:>5} {none:>10.0} {with:>10.0} {:>8.3} {:>9.1} {:>9.1} {:>9.1} {:>6} {:>8}{}",
+            round + 1,
+            none / with,
+            pct(&latencies, 0.5) as f64 / 1000.0,
+            pct(&latencies, 0.99) as f64 / 1000.0,
+            latencies.last().copied().unwrap_or(0) as f64 / 1000.0,
+            stats["lost"],
+            stats["max_rss_kib"],
+            if reported == args.new as usize { String::new() } else { format!("  ({reported} reported!)") }
+        );
+        all.extend(latencies);
+        none_t += none;
+        with_t += with;
+    }
+    all.sort_unstable();
+    println!(
+        "first sight: slowdown {:.3}x; report latency p50 {:.1} ms, p99 {:.1} ms over {} unknown-binary reports",
+        none_t / with_t,
+        pct(&all, 0.5) as f64 / 1000.0,
+        pct(&all, 0.99) as f64 / 1000.0,
+        all.len()
     );
     drop(container);
     Ok(())
 }
 
-/// Runs each of the `n` unlisted binaries once.
-fn storm_new(container: &Container, n: u32) -> anyhow::Result<f64> {
-    let script = format!("i=0; while [ $i -lt {n} ]; do /opt/new/n$i; i=$((i+1)); done");
+/// The `p` quantile of sorted values.
+fn pct(sorted: &[u64], p: f64) -> u64 {
+    sorted.get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1))).copied().unwrap_or(0)
+}
+
+/// Runs each of the `n` unlisted binaries of `set` once.
+fn storm_new(container: &Container, set: u32, n: u32) -> anyhow::Result<f64> {
+    let script = format!("i=0; while [ $i -lt {n} ]; do /opt/new{set}/n$i; i=$((i+1)); done");
     let started = Instant::now();
     container.exec(&["sh", "-c", &script]).context("first-sight storm")?;
     Ok(f64::from(n) / started.elapsed().as_secs_f64())

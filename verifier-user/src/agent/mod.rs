@@ -225,12 +225,17 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
             () = &mut until_deadline => break,
         }
     }
-    // Shutdown: detach first so no new records arrive, then drain the rest,
-    // then let verifications in flight finish (bounded): nothing received
-    // goes unreported.
+    // Shutdown: drain what is waiting (detaching takes an RCU grace period
+    // per program, hundreds of ms in all: records already here should not
+    // wait for it), detach so no new records arrive, drain the rest, then
+    // let verifications in flight finish (bounded): nothing received goes
+    // unreported.
+    drain(ring.get_mut(), &mut state, &mut out)?;
+    finish_drift(&mut state, &mut out, false).await?;
+    out.flush()?;
     drop(ebpf);
     drain(ring.get_mut(), &mut state, &mut out)?;
-    finish_drift(&mut state, &mut out).await?;
+    finish_drift(&mut state, &mut out, true).await?;
     sweep_throttles(&counters, &mut state, &mut out, true)?;
     write_line(&mut out, &stats(&counters, &mut state, true)?)?;
     out.flush()?;
@@ -354,9 +359,9 @@ fn emit_throttle(
     write_line(out, &record)
 }
 
-/// At shutdown: up to 3 s for hashing and resolutions in flight; execs
-/// still waiting after that are reported unverifiable.
-async fn finish_drift(state: &mut State, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+/// At shutdown: up to 3 s for hashing and resolutions in flight; on the
+/// `last` pass, execs still waiting after that are reported unverifiable.
+async fn finish_drift(state: &mut State, out: &mut impl std::io::Write, last: bool) -> anyhow::Result<()> {
     let Some(mut d) = state.drift.take() else { return Ok(()) };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while d.pending() > 0 {
@@ -368,8 +373,10 @@ async fn finish_drift(state: &mut State, out: &mut impl std::io::Write) -> anyho
             Ok(None) | Err(_) => break,
         }
     }
-    let rest = d.abandon("the agent stopped before this exec could be verified");
-    emit_verified(state, out, rest)?;
+    if last {
+        let rest = d.abandon("the agent stopped before this exec could be verified");
+        emit_verified(state, out, rest)?;
+    }
     state.drift = Some(d);
     Ok(())
 }
