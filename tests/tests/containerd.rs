@@ -86,5 +86,14 @@ fn containerd_execs_are_verified_against_the_sbom_store_by_image_digest() {
     assert!(stats["kernel"]["fast_path"].as_u64() >= Some(1), "{stats}");
     let dropped = verdict("/tmp/x/true");
     assert_eq!(dropped["verdict"], "unknown-binary", "{dropped}");
+    // Its alert says the file sits in the container's writable (overlay
+    // upper) layer: created in the container, not shipped.
+    let alert = records
+        .iter()
+        .find(|r| r["type"] == "alert" && r["file"]["path"] == "/tmp/x/true")
+        .unwrap_or_else(|| panic!("no alert: {records:?}"));
+    assert_eq!(alert["file"]["in_writable_layer"], true, "{alert}");
+    assert_eq!(alert["image"]["digest"], digest.as_str(), "{alert}");
+    assert_eq!(alert["container"]["runtime"], "containerd", "{alert}");
     drop(container);
 }

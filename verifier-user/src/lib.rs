@@ -8,12 +8,16 @@
 //! - [`container`]: which container (and runtime) a process belongs to;
 //! - [`containerd`]: containerd's API (container -> image -> digest);
 //! - [`output`]: the versioned JSON records the agent prints;
+//! - [`verify`]: exec -> file in the container root -> digest -> verdict;
+//! - [`alert`]: drift findings, dedup, rate limit, formats and sinks;
+//! - [`metrics`]: Prometheus `/metrics` and `/healthz`;
 //! - [`agent`]: the event loop tying these together;
 //! - [`sbom`]: SBOM readers, the manifest model and `sbom generate`;
 //! - [`check`]: offline drift check of a rootfs against SBOMs;
 //! - [`cli`]: command-line interface.
 
 pub mod agent;
+pub mod alert;
 pub mod btf;
 pub mod check;
 pub mod cli;
@@ -21,6 +25,7 @@ pub mod container;
 pub mod containerd;
 pub mod events;
 pub mod loader;
+pub mod metrics;
 pub mod output;
 pub mod sbom;
 pub mod verify;

@@ -9,6 +9,7 @@
 //! programs (which detaches them).
 
 pub mod drift;
+pub mod findings;
 pub mod throttle;
 
 use std::{
@@ -95,6 +96,12 @@ pub struct AgentArgs {
 
     #[command(flatten, next_help_heading = "Drift verification (on with --sbom or --sbom-store)")]
     pub drift: drift::DriftArgs,
+
+    #[command(flatten, next_help_heading = "Alert stream (drift findings)")]
+    pub alerts: crate::alert::AlertArgs,
+
+    #[command(flatten, next_help_heading = "Metrics and health")]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// Runs the agent until a signal or `--duration`.
@@ -115,6 +122,7 @@ struct State {
     started: Instant,
     drift: Option<drift::Drift>,
     throttles: throttle::Throttles,
+    alerts: Option<crate::alert::Alerts>,
 }
 
 async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
@@ -148,6 +156,16 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let alerts = if args.drift.enabled() {
+        Some(crate::alert::Alerts::new(&args.alerts, &node).context("opening the alert sinks")?)
+    } else {
+        None
+    };
+    let metrics = crate::metrics::Shared::default();
+    if !args.metrics.no_metrics {
+        let addr = crate::metrics::serve(args.metrics.metrics_addr, metrics.clone()).await?;
+        tracing::info!("metrics on http://{addr}/metrics, health on http://{addr}/healthz");
+    }
     let mut state = State {
         node,
         clock: Clock::new(),
@@ -156,6 +174,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
         started: Instant::now(),
         drift,
         throttles: throttle::Throttles::new(throttle, args.exec_limit),
+        alerts,
     };
     let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     let ready = ReadyJson {
@@ -190,6 +209,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     tokio::pin!(until_deadline);
     let mut poll = tokio::time::interval(Duration::from_millis(args.poll_ms.max(1)));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut second = tokio::time::interval(Duration::from_secs(1));
     let mut throttle_tick = tokio::time::interval(Duration::from_millis(250));
     throttle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -216,6 +236,15 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
             _ = throttle_tick.tick() => {
                 sweep_throttles(&counters, &mut state, &mut out, false)?;
             }
+            _ = second.tick() => {
+                let now = state.clock.unix_ns(0) + now_mono_ns();
+                if let Some(a) = state.alerts.as_mut() {
+                    a.tick(now, &mut out)?;
+                    out.flush()?;
+                }
+                let record = stats(&counters, &mut state, false)?;
+                metrics.publish(&serde_json::to_value(&record).context("stats as JSON")?);
+            }
             _ = ticker.tick(), if args.stats_interval > 0 => {
                 write_line(&mut out, &stats(&counters, &mut state, false)?)?;
                 out.flush()?;
@@ -237,6 +266,12 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     drain(ring.get_mut(), &mut state, &mut out)?;
     finish_drift(&mut state, &mut out, true).await?;
     sweep_throttles(&counters, &mut state, &mut out, true)?;
+    metrics.stopping();
+    if let Some(mut a) = state.alerts.take() {
+        let now = state.clock.unix_ns(0) + now_mono_ns();
+        a.finish(now, &mut out, Duration::from_secs(5)).await?;
+        state.alerts = Some(a);
+    }
     write_line(&mut out, &stats(&counters, &mut state, true)?)?;
     out.flush()?;
     Ok(())
@@ -286,6 +321,9 @@ fn drain(
                     let written = d.write_open(&rec, &state.clock);
                     let attribution = state.resolver.attribute(rec.cgroup_id, rec.tgid, 0);
                     write_line(out, &drift::WrittenJson::new(&written, &state.node, &attribution))?;
+                    if let Some(a) = state.alerts.as_mut() {
+                        a.submit(&findings::of_written(&written, &attribution, &state.node), out)?;
+                    }
                 }
                 continue;
             }
@@ -416,6 +454,11 @@ fn emit_verified(
         }
         write_line(out, &record)?;
         state.user.printed += 1;
+        if let Some(a) = state.alerts.as_mut()
+            && let Some(f) = findings::of_verified(&v, &attribution, &state.node)
+        {
+            a.submit(&f, out)?;
+        }
     }
     Ok(())
 }
@@ -461,6 +504,7 @@ fn stats<'a>(
             + kernel.mmap_dropped
             + state.user.decode_errors,
         verify: state.drift.as_ref().map(drift::Drift::stats),
+        alerts: state.alerts.as_mut().map(crate::alert::Alerts::stats),
         kernel,
         user: state.user.clone(),
         max_rss_kib,

@@ -32,6 +32,21 @@ pub enum Runtime {
     Cri,
 }
 
+impl Runtime {
+    /// The name used in records (as serialized).
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Docker => "docker",
+            Runtime::Containerd => "containerd",
+            Runtime::CriO => "cri-o",
+            Runtime::Podman => "podman",
+            Runtime::Runc => "runc",
+            Runtime::Crun => "crun",
+            Runtime::Cri => "cri",
+        }
+    }
+}
+
 /// A container, as far as its cgroup tells.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ContainerRef {

@@ -217,6 +217,9 @@ pub struct StatsJson<'a> {
     /// Drift verification counters (with verification on).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<crate::agent::drift::DriftStats>,
+    /// Alert stream counters (with verification on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<crate::alert::AlertStats>,
 }
 
 /// `verifier.ready.v1`: printed once the programs are attached.

@@ -104,6 +104,10 @@ pub struct Engine {
     inflight: HashMap<Key, Waiting>,
     proc_root: Arc<Path>,
     max_bytes: u64,
+    /// Where each proven file identity was found (bounded): what an exec
+    /// of `/proc/self/exe` (busybox running its own applets, a runtime
+    /// re-exec) ran, since that link cannot be followed once it exits.
+    known_paths: HashMap<FileIdentity, Vec<u8>>,
     pub stats: VerifyStats,
 }
 
@@ -135,6 +139,7 @@ impl Engine {
             inflight: HashMap::new(),
             proc_root: Arc::from(cfg.proc_root.as_path()),
             max_bytes: cfg.max_bytes,
+            known_paths: HashMap::new(),
             stats: VerifyStats::default(),
         })
     }
@@ -164,7 +169,16 @@ impl Engine {
             root: ctx.root.clone(),
             proc_root: self.proc_root.clone(),
             tgid: event.tgid,
-            filename: event.filename.clone(),
+            // `/proc/self/exe` re-runs the file the process ran: if that
+            // identity was proven at a path before, open that path (the
+            // identity check still decides).
+            filename: if is_proc_exe(&event.filename)
+                && let Some(p) = self.known_paths.get(&identity)
+            {
+                p.clone()
+            } else {
+                event.filename.clone()
+            },
             identity,
             algs: {
                 let mut a = algs_for(&ctx.manifest, path_guess);
@@ -212,7 +226,10 @@ impl Engine {
                 )
             }
             Outcome::Unverifiable(why) => (unverifiable(&key.2, &why), false),
-            Outcome::Located(l) => self.decide(&waiting.ctx, *l, fileless),
+            Outcome::Located(l) => {
+                self.remember(key.1, &l);
+                self.decide(&waiting.ctx, *l, fileless)
+            }
         };
         if cacheable {
             if self.decisions.len() >= self.max_decisions {
@@ -232,6 +249,16 @@ impl Engine {
     /// Execs waiting for a job.
     pub fn in_flight(&self) -> usize {
         self.inflight.values().map(|w| w.events.len()).sum()
+    }
+
+    /// Remembers where a proven identity was found by path.
+    fn remember(&mut self, identity: FileIdentity, l: &Located) {
+        if !l.unlinked && l.via != Via::ProcExe && l.hashes.is_some() {
+            if self.known_paths.len() >= 65_536 {
+                self.known_paths.clear();
+            }
+            self.known_paths.insert(identity, l.path.clone());
+        }
     }
 
     fn decide(&mut self, ctx: &Context, l: Located, fileless: bool) -> (Arc<Decision>, bool) {
@@ -274,6 +301,13 @@ impl Engine {
 /// `execveat(fd, "", AT_EMPTY_PATH)` and `fexecve` name the file
 /// `/dev/fd/N`; `/proc/<pid>/fd/N` is the explicit spelling. Either way the
 /// file was run from a descriptor, not a path of the image.
+/// `/proc/self/exe`, `/proc/thread-self/exe` or `/proc/<pid>/exe`.
+pub fn is_proc_exe(filename: &[u8]) -> bool {
+    let Some(rest) = filename.strip_prefix(b"/proc/") else { return false };
+    let Some(who) = rest.strip_suffix(b"/exe") else { return false };
+    who == b"self" || who == b"thread-self" || (!who.is_empty() && who.iter().all(u8::is_ascii_digit))
+}
+
 pub fn runs_from_descriptor(filename: &[u8]) -> bool {
     if filename.starts_with(b"/dev/fd/") || filename.starts_with(b"/proc/self/fd/") {
         return true;

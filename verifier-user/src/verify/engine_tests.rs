@@ -82,10 +82,7 @@ fn judge_running(listed_sha: Option<&[u8]>) -> (Verdict, VerifyStats) {
     }
     let path = bin.to_str().expect("utf-8 temp path");
     let ctx = Arc::new(Context {
-        weak: crate::sbom::generate::hash::Algs {
-            sha256: false,
-            ..crate::sbom::generate::hash::Algs::SHA256
-        },
+        weak: Algs { sha256: false, ..Algs::SHA256 },
         key: 1,
         root: Arc::new(RootDir::open(Path::new("/")).expect("root")),
         manifest: Arc::new(manifest_with(path, listed_sha.unwrap_or(&real))),
@@ -127,10 +124,7 @@ fn a_listed_path_with_other_bytes_is_modified() {
 #[test]
 fn no_kernel_identity_is_unverifiable_at_once() {
     let ctx = Arc::new(Context {
-        weak: crate::sbom::generate::hash::Algs {
-            sha256: false,
-            ..crate::sbom::generate::hash::Algs::SHA256
-        },
+        weak: Algs { sha256: false, ..Algs::SHA256 },
         key: 1,
         root: Arc::new(RootDir::open(Path::new("/")).expect("root")),
         manifest: Arc::new(manifest_with("/bin/x", &[0u8; 32])),

@@ -1,0 +1,207 @@
+//! A finding: one drift event with everything that explains it, in plain
+//! data, independent of how it is written out (`format`) or where (sinks).
+//!
+//! Bytes that came from the kernel or a file system (paths, argv, comm) are
+//! kept exactly; the formats decide how to show bytes that are not UTF-8.
+
+use std::path::Path;
+
+use crate::{
+    container::ContainerRef,
+    sbom::PackageRef,
+    verify::{
+        containers::ContainerInfo,
+        engine::Decision,
+        verdict::{Severity, Verdict},
+    },
+};
+
+/// What kind of event the finding is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// A file was executed.
+    Exec,
+    /// A file was mapped as code.
+    Library,
+    /// A verified file was opened for writing.
+    Write,
+}
+
+impl Subject {
+    pub fn name(self) -> &'static str {
+        match self {
+            Subject::Exec => "exec",
+            Subject::Library => "library",
+            Subject::Write => "write",
+        }
+    }
+}
+
+/// The process involved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Process {
+    pub pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: Vec<u8>,
+    /// Arguments, when known (read from the process; `None` when it had
+    /// already exited).
+    pub argv: Option<Vec<Vec<u8>>>,
+    /// The path as executed (what the kernel was given).
+    pub exe_path: Vec<u8>,
+}
+
+/// The container, image and pod.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Workload {
+    pub container_id: Option<String>,
+    pub container_name: Option<String>,
+    pub runtime: Option<String>,
+    pub cgroup_id: u64,
+    pub image_name: Option<String>,
+    pub image_digest: Option<String>,
+    pub pod_name: Option<String>,
+    pub pod_namespace: Option<String>,
+}
+
+/// The file judged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileFacts {
+    /// Canonical path inside the container.
+    pub path: Vec<u8>,
+    /// SHA-256 seen, hex.
+    pub sha256: Option<String>,
+    /// `alg:hex` the SBOM (or image content) expected.
+    pub expected: Option<String>,
+    /// Only SHA-1/MD5 was available to compare.
+    pub weak_digest: bool,
+    pub package: Option<PackageRef>,
+    /// The file sits in the container's writable layer (created or changed
+    /// in the container); `None` when the layers are unknown.
+    pub in_writable_layer: Option<bool>,
+    /// `relocated-binary`: SBOM paths with these bytes.
+    pub listed_at: Vec<String>,
+    /// For a library: the file's own verdict behind `library-drift`.
+    pub file_verdict: Option<Verdict>,
+}
+
+/// One drift finding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// Unix time of the event, nanoseconds.
+    pub unix_ns: i128,
+    pub node: String,
+    pub subject: Subject,
+    pub verdict: Verdict,
+    pub severity: Severity,
+    pub reason: String,
+    pub workload: Workload,
+    pub process: Process,
+    pub file: FileFacts,
+    /// The script of a `#!` exec, judged on its own: (path, verdict, sha256).
+    pub script: Option<(Vec<u8>, Verdict, Option<String>)>,
+    pub sbom_sources: Vec<String>,
+    pub sbom_format: Option<String>,
+}
+
+impl Finding {
+    /// The finding for an exec or mapping decision, or `None` when it is
+    /// not drift (the file and, for a script, the script are `ok`).
+    pub fn from_decision(
+        subject: Subject,
+        d: &Decision,
+        process: Process,
+        container: Option<&ContainerRef>,
+        cgroup_id: u64,
+        info: Option<&ContainerInfo>,
+        unix_ns: i128,
+        node: &str,
+    ) -> Option<Self> {
+        let script_drift = d.script.as_ref().is_some_and(|s| s.judgement.verdict.is_drift());
+        if !d.judgement.verdict.is_drift() && !script_drift {
+            return None;
+        }
+        let (mut verdict, mut reason) = (d.judgement.verdict, d.judgement.reason.clone());
+        if !verdict.is_drift()
+            && let Some(s) = &d.script
+        {
+            // The interpreter is fine; the script is what drifted.
+            verdict = s.judgement.verdict;
+            reason = format!("script: {}", s.judgement.reason);
+        }
+        let mut file_verdict = None;
+        if subject == Subject::Library {
+            file_verdict = Some(verdict);
+            verdict = Verdict::LibraryDrift;
+            reason = format!("mapped as code: {reason}");
+        }
+        let writable = info.and_then(|i| i.writable_layer.as_deref());
+        Some(Self {
+            unix_ns,
+            node: node.to_owned(),
+            subject,
+            verdict,
+            severity: verdict.severity(),
+            reason,
+            workload: Workload::of(container, cgroup_id, info),
+            process,
+            file: FileFacts {
+                in_writable_layer: writable.map(|w| in_layer(w, &d.path)),
+                path: d.path.clone(),
+                sha256: d.sha256.map(hex::encode),
+                expected: d.judgement.expected.clone(),
+                weak_digest: d.judgement.weak,
+                package: d.judgement.package.clone(),
+                listed_at: d.judgement.listed_at.clone(),
+                file_verdict,
+            },
+            script: d
+                .script
+                .as_ref()
+                .map(|s| (s.path.clone(), s.judgement.verdict, s.sha256.map(hex::encode))),
+            sbom_sources: info.map(|i| i.sbom_sources.clone()).unwrap_or_default(),
+            sbom_format: info.and_then(|i| i.sbom_format.clone()),
+        })
+    }
+
+    /// The time as RFC 3339.
+    pub fn time(&self) -> String {
+        crate::output::rfc3339(self.unix_ns)
+    }
+}
+
+impl Workload {
+    pub fn of(container: Option<&ContainerRef>, cgroup_id: u64, info: Option<&ContainerInfo>) -> Self {
+        Self {
+            container_id: container.map(|c| c.id.clone()),
+            container_name: info.and_then(|i| i.name.clone()),
+            runtime: container.map(|c| c.runtime.name().to_owned()),
+            cgroup_id,
+            image_name: info.and_then(|i| i.image_name.clone()),
+            image_digest: info.and_then(|i| i.image_digest.clone()),
+            pod_name: info.and_then(|i| i.pod_name.clone()),
+            pod_namespace: info.and_then(|i| i.pod_namespace.clone()),
+        }
+    }
+}
+
+/// Whether `path` (inside the container) exists in the writable layer
+/// `upper` (a host directory): created, copied up or changed in the
+/// container. A whiteout or an absent entry is not.
+fn in_layer(upper: &Path, path: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let rel = std::ffi::OsStr::from_bytes(path.strip_prefix(b"/").unwrap_or(path));
+    std::fs::symlink_metadata(upper.join(rel)).is_ok_and(|m| !m.file_type().is_dir())
+}
+
+/// Arguments of a running process (`/proc/<pid>/cmdline`), `None` once
+/// it has exited.
+pub fn read_argv(proc_root: &Path, pid: u32) -> Option<Vec<Vec<u8>>> {
+    let raw = std::fs::read(proc_root.join(pid.to_string()).join("cmdline")).ok()?;
+    if raw.is_empty() {
+        return None;
+    }
+    let trimmed = raw.strip_suffix(b"\0").unwrap_or(&raw);
+    Some(trimmed.split(|&b| b == 0).map(<[u8]>::to_vec).collect())
+}

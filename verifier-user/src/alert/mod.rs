@@ -1,0 +1,274 @@
+//! The alert stream: drift findings, deduplicated, rate limited, formatted
+//! (`native`, `falco`, `ocsf`) and written to the sinks security teams
+//! consume: stdout (next to the agent's other records), a rotated file,
+//! an HTTP webhook. Every alert that is not written is counted: dedup
+//! repeats end up in `alert-update` records, rate-limited ones in
+//! `alert-suppressed` records, and sink failures in the stats.
+//!
+//! Runs on the agent's event loop: [`Alerts::submit`] formats and writes
+//! synchronously (stdout and the file are buffered; the webhook only
+//! queues), so an alert is out as soon as its verdict is.
+
+pub mod dedup;
+pub mod file;
+pub mod finding;
+pub mod format;
+pub mod ratelimit;
+pub mod webhook;
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+pub use finding::Finding;
+pub use format::Format;
+
+/// Options of `verifier agent` for the alert stream.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AlertArgs {
+    /// Shape of alert records: `native` (`verifier.alert.v1`, see
+    /// docs/alerts.md), `falco` (Falco's JSON output, for falcosidekick),
+    /// `ocsf` (OCSF 1.1 Process Activity).
+    #[arg(long, value_enum, default_value = "native", value_name = "FORMAT")]
+    pub alert_format: Format,
+
+    /// Also append alerts to FILE (JSON lines), rotated by size.
+    #[arg(long, value_name = "FILE")]
+    pub alert_file: Option<PathBuf>,
+
+    /// Rotate the alert file past this size (0: never).
+    #[arg(long, default_value_t = 100 << 20, value_name = "BYTES")]
+    pub alert_file_max_bytes: u64,
+
+    /// Rotated alert files kept (FILE.1 .. FILE.N).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub alert_file_keep: u32,
+
+    /// Do not write alerts on stdout (by default they go there too, as
+    /// `type: "alert"` lines among the exec records).
+    #[arg(long)]
+    pub no_alert_stdout: bool,
+
+    /// POST alerts to this http:// URL as JSON arrays (batched, retried,
+    /// bounded queue; undelivered alerts are counted in the stats).
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<String>,
+
+    /// Alerts per webhook request at most.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub webhook_batch: usize,
+
+    /// Alerts waiting for the webhook at most; past this they are lost
+    /// (counted).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub webhook_queue: usize,
+
+    /// Extra webhook header NAME whose value is read from environment
+    /// variable VAR (e.g. `Authorization=WEBHOOK_TOKEN`), so secrets stay
+    /// out of the command line. Repeatable.
+    #[arg(long = "webhook-header-env", value_name = "NAME=VAR")]
+    pub webhook_headers: Vec<String>,
+
+    /// Seconds between `alert-update` records for repeated alerts.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub alert_update_interval: u64,
+
+    /// Distinct alerts remembered for dedup (the least recently seen go
+    /// first, their repeats reported).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub alert_dedup_capacity: usize,
+
+    /// New alerts per second after the burst (0: unlimited); the rest are
+    /// summarized in `alert-suppressed` records.
+    #[arg(long, default_value_t = 100, value_name = "PER_SEC")]
+    pub alert_rate: u32,
+
+    /// Alerts allowed at once before the rate applies.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub alert_burst: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error(transparent)]
+    File(#[from] file::FileSinkError),
+    #[error(transparent)]
+    Webhook(#[from] webhook::WebhookError),
+    #[error("--webhook-header-env {0:?}: expected NAME=VAR with VAR set in the environment")]
+    Header(String),
+}
+
+/// What the alert stream did (in the stats record).
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct AlertStats {
+    /// Alerts emitted, by verdict.
+    pub emitted: BTreeMap<&'static str, u64>,
+    /// Repeats folded into existing alerts.
+    pub repeats: u64,
+    pub updates: u64,
+    /// Held back by the rate limit (summarized, by verdict, in
+    /// `alert-suppressed` records).
+    pub suppressed: u64,
+    pub dedup_evicted: u64,
+    pub file_errors: u64,
+    pub file_rotations: u64,
+    pub webhook_sent: u64,
+    pub webhook_retries: u64,
+    pub webhook_lost: u64,
+}
+
+/// The alert pipeline.
+pub struct Alerts {
+    format: Format,
+    dedup: dedup::Dedup,
+    rate: ratelimit::RateLimit,
+    file: Option<file::FileSink>,
+    webhook: Option<webhook::Webhook>,
+    stdout: bool,
+    interval_ns: i128,
+    last_update_ns: i128,
+    node: String,
+    stats: AlertStats,
+}
+
+impl Alerts {
+    /// Opens the sinks (call on the agent's runtime: the webhook spawns).
+    pub fn new(args: &AlertArgs, node: &str) -> Result<Self, AlertError> {
+        let file = match &args.alert_file {
+            Some(p) => Some(file::FileSink::open(p, args.alert_file_max_bytes, args.alert_file_keep)?),
+            None => None,
+        };
+        let webhook = match &args.webhook_url {
+            Some(url) => {
+                let mut cfg = webhook::WebhookConfig::new(url)?;
+                cfg.batch_max = args.webhook_batch.max(1);
+                cfg.queue_cap = args.webhook_queue.max(1);
+                for h in &args.webhook_headers {
+                    let (name, var) = h.split_once('=').ok_or_else(|| AlertError::Header(h.clone()))?;
+                    let value = std::env::var(var).map_err(|_| AlertError::Header(h.clone()))?;
+                    cfg.headers.push((name.to_owned(), value));
+                }
+                Some(webhook::Webhook::start(cfg))
+            }
+            None => None,
+        };
+        Ok(Self {
+            format: args.alert_format,
+            dedup: dedup::Dedup::new(args.alert_dedup_capacity),
+            rate: ratelimit::RateLimit::new(args.alert_rate, args.alert_burst),
+            file,
+            webhook,
+            stdout: !args.no_alert_stdout,
+            interval_ns: i128::from(args.alert_update_interval.max(1)) * 1_000_000_000,
+            last_update_ns: 0,
+            node: node.to_owned(),
+            stats: AlertStats::default(),
+        })
+    }
+
+    /// One finding. `out` is the agent's stdout.
+    pub fn submit(&mut self, f: &Finding, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let (seen, flushed) = self.dedup.see(f);
+        let mut values = Vec::new();
+        for e in &flushed {
+            values.push(format::update(self.format, e, f.unix_ns));
+            self.stats.updates += 1;
+        }
+        match seen {
+            dedup::Seen::Repeat => self.stats.repeats += 1,
+            dedup::Seen::New(id) => {
+                if let Some(s) = self.rate.summary(f.unix_ns, false) {
+                    values.push(format::suppressed(self.format, &s, &self.node));
+                }
+                if self.rate.admit(f.verdict.name(), f.unix_ns) {
+                    values.push(format::alert(self.format, f, &id));
+                    *self.stats.emitted.entry(f.verdict.name()).or_default() += 1;
+                } else {
+                    self.stats.suppressed += 1;
+                }
+            }
+        }
+        self.write(&values, out)
+    }
+
+    /// Periodic: updates for repeated alerts, and the rate-limit summary.
+    pub fn tick(&mut self, now_ns: i128, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let mut values = Vec::new();
+        if now_ns - self.last_update_ns >= self.interval_ns {
+            self.last_update_ns = now_ns;
+            for e in self.dedup.updates() {
+                values.push(format::update(self.format, &e, now_ns));
+                self.stats.updates += 1;
+            }
+        }
+        if let Some(s) = self.rate.summary(now_ns, false) {
+            values.push(format::suppressed(self.format, &s, &self.node));
+        }
+        self.write(&values, out)
+    }
+
+    /// Shutdown: every pending update and summary, then the webhook gets
+    /// up to `deadline` to deliver.
+    pub async fn finish(
+        &mut self,
+        now_ns: i128,
+        out: &mut impl std::io::Write,
+        deadline: Duration,
+    ) -> std::io::Result<()> {
+        self.last_update_ns = 0;
+        self.interval_ns = 0;
+        self.tick(now_ns, out)?;
+        if let Some(s) = self.rate.summary(now_ns, true) {
+            let v = format::suppressed(self.format, &s, &self.node);
+            self.write(&[v], out)?;
+        }
+        if let Some(w) = self.webhook.take() {
+            let stats = w.shutdown(deadline).await;
+            self.read_webhook(&stats);
+        }
+        Ok(())
+    }
+
+    fn read_webhook(&mut self, w: &webhook::WebhookStats) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.stats.webhook_sent = w.sent.load(Relaxed);
+        self.stats.webhook_retries = w.retries.load(Relaxed);
+        self.stats.webhook_lost = w.lost.load(Relaxed);
+    }
+
+    /// Counters so far.
+    pub fn stats(&mut self) -> AlertStats {
+        self.stats.dedup_evicted = self.dedup.evicted;
+        if let Some(f) = &self.file {
+            self.stats.file_rotations = f.rotations;
+        }
+        if let Some(w) = &self.webhook {
+            let s = w.stats();
+            self.read_webhook(&s);
+        }
+        self.stats.clone()
+    }
+
+    fn write(&mut self, values: &[serde_json::Value], out: &mut impl std::io::Write) -> std::io::Result<()> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<Vec<u8>> = values.iter().filter_map(|v| serde_json::to_vec(v).ok()).collect();
+        for l in &lines {
+            if self.stdout {
+                out.write_all(l)?;
+                out.write_all(b"\n")?;
+            }
+            if let Some(w) = &self.webhook {
+                w.send(l.clone());
+            }
+        }
+        if let Some(f) = self.file.as_mut()
+            && let Err(e) = f.write_lines(&lines)
+        {
+            if self.stats.file_errors == 0 {
+                tracing::warn!("{e}; alerts still go to the other sinks");
+            }
+            self.stats.file_errors += lines.len() as u64;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,260 @@
+//! Prometheus `/metrics` and `/healthz`, for the platform team running the
+//! agent as a DaemonSet (scrape it; use `/healthz` as the liveness probe).
+//!
+//! The metrics are the agent's stats record, flattened: every number in
+//! it becomes a sample (`kernel.seen` -> `verifier_kernel_seen_total`,
+//! per-CPU arrays get a `cpu` label, maps such as `alerts.emitted` a label
+//! named after the map's key kind), so the two never disagree and a new
+//! counter is exported without a second list to keep. The event loop
+//! renders a snapshot every second; the server only serves it. `/healthz`
+//! is 200 while snapshots are fresh, 503 with the reason otherwise (the
+//! event loop stalled, or the agent is stopping).
+//!
+//! A small HTTP/1.1 server on the agent's runtime: one request per
+//! connection, a 5 s read timeout, an 8 KiB request cap and at most 64
+//! connections at once, so a slow or hostile client costs nothing else.
+
+use std::{
+    fmt::Write as _,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpListener,
+    sync::Semaphore,
+};
+
+/// `--metrics-addr`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics on `/metrics` and a liveness probe on
+    /// `/healthz` at this address (localhost by default; use
+    /// `0.0.0.0:9477` for a scrape from another pod).
+    #[arg(long, default_value = "127.0.0.1:9477", value_name = "ADDR")]
+    pub metrics_addr: SocketAddr,
+
+    /// Do not serve metrics.
+    #[arg(long)]
+    pub no_metrics: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error(
+        "cannot serve metrics on {addr}: {source} (another agent running? choose --metrics-addr or --no-metrics)"
+    )]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// Counters that are levels, not totals.
+const GAUGES: &[&str] =
+    &["uptime_sec", "max_rss_kib", "user_cgroups_cached", "user_throttle_active", "verify_in_flight"];
+
+/// The latest rendering, shared with the server.
+#[derive(Default)]
+struct Snapshot {
+    text: String,
+    at: Option<Instant>,
+    stopping: bool,
+}
+
+/// What the event loop updates and the server reads.
+#[derive(Clone, Default)]
+pub struct Shared(Arc<Mutex<Snapshot>>);
+
+impl Shared {
+    /// Publishes the stats record (a `verifier.stats.v1` value).
+    pub fn publish(&self, stats: &Value) {
+        let text = render(stats);
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        s.text = text;
+        s.at = Some(Instant::now());
+    }
+
+    /// The agent is shutting down: health goes 503.
+    pub fn stopping(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).stopping = true;
+    }
+
+    fn health(&self) -> Result<(), String> {
+        let s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match s.at {
+            _ if s.stopping => Err("the agent is stopping".into()),
+            None => Err("starting: no stats yet".into()),
+            Some(t) if t.elapsed() > Duration::from_secs(10) => {
+                Err(format!("the event loop has not reported for {} s", t.elapsed().as_secs()))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+/// Prometheus text exposition (format 0.0.4) of a stats record.
+pub fn render(stats: &Value) -> String {
+    let mut samples: Vec<(String, String, f64)> = Vec::new();
+    flatten(stats, "", &mut samples);
+    samples.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut out = String::new();
+    let mut last = String::new();
+    for (name, labels, v) in samples {
+        let gauge = GAUGES.contains(&name.as_str());
+        let full = if gauge { format!("verifier_{name}") } else { format!("verifier_{name}_total") };
+        if full != last {
+            let kind = if gauge { "gauge" } else { "counter" };
+            let _ = writeln!(
+                out,
+                "# HELP {full} `{}` of the agent's stats record (docs/schema.md).",
+                name.replace('_', ".")
+            );
+            let _ = writeln!(out, "# TYPE {full} {kind}");
+            last.clone_from(&full);
+        }
+        let _ = writeln!(out, "{full}{labels} {v}");
+    }
+    out
+}
+
+/// Numbers in `v` as (name, labels, value).
+fn flatten(v: &Value, prefix: &str, out: &mut Vec<(String, String, f64)>) {
+    let Value::Object(map) = v else { return };
+    for (k, child) in map {
+        let name = sanitize(if prefix.is_empty() { k.clone() } else { format!("{prefix}_{k}") });
+        match child {
+            Value::Number(n) => {
+                if let Some(f) = n.as_f64() {
+                    out.push((name, String::new(), f));
+                }
+            }
+            Value::Bool(b) if k == "final" => {
+                let _ = b;
+            }
+            Value::Object(inner) if k == "per_cpu" => {
+                // kernel.per_cpu.<counter> = [per cpu]
+                for (counter, arr) in inner {
+                    for (cpu, n) in arr.as_array().into_iter().flatten().enumerate() {
+                        if let Some(f) = n.as_f64() {
+                            out.push((
+                                sanitize(format!("{prefix}_{counter}_per_cpu")),
+                                format!("{{cpu=\"{cpu}\"}}"),
+                                f,
+                            ));
+                        }
+                    }
+                }
+            }
+            Value::Object(inner)
+                if inner.values().all(Value::is_number) && !inner.is_empty() && is_labelled(k) =>
+            {
+                let label = if k == "emitted" { "verdict" } else { "key" };
+                for (key, n) in inner {
+                    if let Some(f) = n.as_f64() {
+                        out.push((name.clone(), format!("{{{label}=\"{}\"}}", escape(key)), f));
+                    }
+                }
+            }
+            Value::Object(_) => flatten(child, &name, out),
+            _ => {}
+        }
+    }
+}
+
+/// Maps whose keys are values (verdicts), not field names.
+fn is_labelled(k: &str) -> bool {
+    k == "emitted"
+}
+
+fn sanitize(s: String) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Binds `addr` now (so a bad address fails start-up) and serves in the
+/// background on the current runtime.
+pub async fn serve(addr: SocketAddr, shared: Shared) -> Result<SocketAddr, MetricsError> {
+    let listener = TcpListener::bind(addr).await.map_err(|source| MetricsError::Bind { addr, source })?;
+    let local = listener.local_addr().map_err(|source| MetricsError::Bind { addr, source })?;
+    let slots = Arc::new(Semaphore::new(64));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else { continue };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                drop(conn); // at capacity: refuse rather than queue
+                continue;
+            };
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let _ = tokio::time::timeout(Duration::from_secs(5), handle(&mut conn, &shared)).await;
+            });
+        }
+    });
+    Ok(local)
+}
+
+async fn handle(conn: &mut tokio::net::TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 8192];
+    let mut len = 0;
+    while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+        if len == buf.len() {
+            return respond(conn, 431, "text/plain", "request header too large\n").await;
+        }
+        let n = conn.read(&mut buf[len..]).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        len += n;
+    }
+    let head = String::from_utf8_lossy(&buf[..len]);
+    let mut first = head.lines().next().unwrap_or("").split_whitespace();
+    let (method, path) = match (first.next(), first.next(), first.next()) {
+        (Some(m), Some(p), Some(v)) if v.starts_with("HTTP/1.") => (m, p),
+        _ => return respond(conn, 400, "text/plain", "bad request\n").await,
+    };
+    let path = path.split('?').next().unwrap_or(path);
+    match (method, path) {
+        ("GET", "/metrics") => {
+            let text = shared.0.lock().unwrap_or_else(|e| e.into_inner()).text.clone();
+            respond(conn, 200, "text/plain; version=0.0.4; charset=utf-8", &text).await
+        }
+        ("GET", "/healthz") => match shared.health() {
+            Ok(()) => respond(conn, 200, "text/plain", "ok\n").await,
+            Err(why) => respond(conn, 503, "text/plain", &format!("{why}\n")).await,
+        },
+        (_, "/metrics" | "/healthz") => respond(conn, 405, "text/plain", "only GET\n").await,
+        _ => respond(conn, 404, "text/plain", "try /metrics or /healthz\n").await,
+    }
+}
+
+async fn respond(
+    conn: &mut tokio::net::TcpStream,
+    status: u16,
+    ctype: &str,
+    body: &str,
+) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        _ => "Service Unavailable",
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await?;
+    conn.write_all(body.as_bytes()).await?;
+    conn.shutdown().await
+}
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;
