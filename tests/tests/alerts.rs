@@ -114,7 +114,11 @@ fn drift_alerts_are_deduplicated_and_reach_every_sink() {
     let container = Container::run(&bundle.dir, &id).expect("runc run");
     container.exec(&["sh", "-c", DROP]).expect("drop");
     container
-        .exec(&["sh", "-c", "i=0; while [ $i -lt 30 ]; do /tmp/new/true; i=$((i+1)); done"])
+        .exec(&[
+            "sh",
+            "-c",
+            r#"i=0; while [ $i -lt 30 ]; do /tmp/new/true first "$(printf 'a\nb')"; i=$((i+1)); done"#,
+        ])
         .expect("run it 30 times");
     std::thread::sleep(Duration::from_millis(1500));
     let (code, body) = http_get(metrics_port, "/metrics");
@@ -142,6 +146,8 @@ fn drift_alerts_are_deduplicated_and_reach_every_sink() {
         a["process"]["pid"].as_u64().is_some_and(|p| p > 0) && a["process"]["exe_path"] == "/tmp/new/true",
         "{a}"
     );
+    // argv as the kernel read it at the exec (the process is long gone).
+    assert_eq!(a["process"]["argv"], serde_json::json!(["/tmp/new/true", "first", "a\nb"]), "{a}");
     let updates: Vec<&&Value> = alerts.iter().filter(|r| r["type"] == "alert-update").collect();
     let repeats: u64 = updates.iter().map(|u| u["repeats"].as_u64().expect("repeats")).sum();
     assert_eq!(repeats, 29, "every repeat counted: {updates:?}");

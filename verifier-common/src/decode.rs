@@ -8,8 +8,8 @@
 use core::fmt;
 
 use crate::event::{
-    CGROUP_HEADER_SIZE, CgroupHeader, ExecHeader, FILENAME_MAX, HEADER_SIZE, KIND_CGROUP_MKDIR, KIND_EXEC,
-    KIND_MMAP_EXEC, KIND_WRITE_OPEN, MMAP_RECORD_SIZE, MmapRecord, WRITE_RECORD_SIZE, WriteRecord,
+    ARGS_MAX, CGROUP_HEADER_SIZE, CgroupHeader, ExecHeader, FILENAME_MAX, HEADER_SIZE, KIND_CGROUP_MKDIR,
+    KIND_EXEC, KIND_MMAP_EXEC, KIND_WRITE_OPEN, MMAP_RECORD_SIZE, MmapRecord, WRITE_RECORD_SIZE, WriteRecord,
 };
 use crate::throttle::{KIND_THROTTLE, THROTTLE_RECORD_SIZE, ThrottleRecord};
 
@@ -19,6 +19,8 @@ pub struct ExecRecord<'a> {
     pub header: ExecHeader,
     /// Raw file name bytes, exactly as the kernel had them (may not be UTF-8).
     pub filename: &'a [u8],
+    /// The argv strings, NUL-separated (possibly cut, see the flags).
+    pub args: &'a [u8],
 }
 
 /// A decoded new-cgroup record, borrowing the path.
@@ -78,11 +80,12 @@ pub fn decode(bytes: &[u8]) -> Result<ExecRecord<'_>, DecodeError> {
         return Err(DecodeError::UnknownKind { kind: header.kind });
     }
     let claimed = usize::from(header.filename_len);
+    let args = usize::from(header.args_len);
     let rest = &bytes[HEADER_SIZE..];
-    if claimed > rest.len() || claimed > FILENAME_MAX {
-        return Err(DecodeError::BadFilenameLength { claimed, available: rest.len() });
+    if claimed + args > rest.len() || claimed > FILENAME_MAX || args > ARGS_MAX {
+        return Err(DecodeError::BadFilenameLength { claimed: claimed + args, available: rest.len() });
     }
-    Ok(ExecRecord { header, filename: &rest[..claimed] })
+    Ok(ExecRecord { header, filename: &rest[..claimed], args: &rest[claimed..claimed + args] })
 }
 
 /// Decodes a record of any kind.
@@ -170,6 +173,20 @@ mod tests {
         assert_eq!(rec.filename, b"/bin/ls");
         assert_eq!(rec.header.tgid, 42);
         assert_eq!(comm_bytes(&rec.header.comm), b"busybox");
+    }
+
+    #[test]
+    fn arguments_follow_the_name_and_are_bounded() {
+        let mut bytes = record(b"/bin/ls", 7);
+        bytes[6..8].copy_from_slice(&9u16.to_ne_bytes()); // args_len
+        bytes.extend_from_slice(b"ls\0-l\0/x\0");
+        let rec = decode(&bytes).expect("decodes");
+        assert_eq!((rec.filename, rec.args), (&b"/bin/ls"[..], &b"ls\0-l\0/x\0"[..]));
+        bytes.truncate(bytes.len() - 1);
+        assert_eq!(decode(&bytes).err(), Some(DecodeError::BadFilenameLength { claimed: 16, available: 15 }));
+        bytes[6..8].copy_from_slice(&((ARGS_MAX + 1) as u16).to_ne_bytes());
+        bytes.resize(HEADER_SIZE + 7 + ARGS_MAX + 1, 0);
+        assert!(matches!(decode(&bytes), Err(DecodeError::BadFilenameLength { .. })), "over ARGS_MAX");
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub const FLAG_SCRIPT: u16 = 1 << 4;
 /// a deleted file. Known in the kernel, so it holds even when the process
 /// is gone before userspace looks.
 pub const FLAG_EXE_UNLINKED: u16 = 1 << 5;
+/// The arguments were longer than [`ARGS_MAX`] and were cut.
+pub const FLAG_ARGS_TRUNCATED: u16 = 1 << 6;
+/// The arguments could not be read.
+pub const FLAG_NO_ARGS: u16 = 1 << 7;
 
 /// Identity of the executed file, as the kernel saw it. Userspace compares
 /// it with `fstat` of what it opens, so a file replaced after the exec is
@@ -77,7 +81,9 @@ pub struct ExecHeader {
     pub flags: u16,
     /// Bytes of file name that follow the header.
     pub filename_len: u16,
-    pub _pad0: u16,
+    /// Bytes of arguments that follow the file name: the NUL-separated
+    /// argv strings as the new program sees them, at most [`ARGS_MAX`].
+    pub args_len: u16,
     /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) at the exec.
     pub ktime_ns: u64,
     /// cgroup v2 id of the task (`bpf_get_current_cgroup_id`).
@@ -109,13 +115,18 @@ const _: () = assert!(size_of::<FileIdentity>() == 32);
 const _: () = assert!(HEADER_SIZE == 104);
 const _: () = assert!(HEADER_SIZE.is_multiple_of(8));
 
-/// Kernel-side scratch: a header and a full-size file name buffer. Only
-/// `HEADER_SIZE + filename_len` bytes of it go onto the ring buffer.
+/// Argument bytes carried per exec at most (longer lists are cut and
+/// flagged [`FLAG_ARGS_TRUNCATED`]).
+pub const ARGS_MAX: usize = 512;
+
+/// Kernel-side scratch: a header, then a buffer for the file name followed
+/// by the arguments. Only `HEADER_SIZE + filename_len + args_len` bytes of
+/// it go onto the ring buffer.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ExecScratch {
     pub header: ExecHeader,
-    pub filename: [u8; FILENAME_MAX],
+    pub filename: [u8; FILENAME_MAX + ARGS_MAX],
 }
 
 /// A cgroup was created (`cgroup:cgroup_mkdir`): a container is about to

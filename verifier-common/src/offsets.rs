@@ -23,6 +23,10 @@ pub struct KernelOffsets {
     pub task_thread_pid: u32,
     /// `mm_struct.exe_file` (pointer)
     pub mm_exe_file: u32,
+    /// `mm_struct.arg_start` / `arg_end` (unsigned long): the new
+    /// program's argument strings in its own memory.
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
     /// `file.f_inode` (pointer)
     pub file_f_inode: u32,
     /// `inode.i_ino` (unsigned long)
@@ -106,8 +110,8 @@ pub struct ProgramConfig {
     pub exec_limit: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 35 * 4);
-const _: () = assert!(size_of::<ProgramConfig>() == 39 * 4);
+const _: () = assert!(size_of::<KernelOffsets>() == 37 * 4);
+const _: () = assert!(size_of::<ProgramConfig>() == 41 * 4);
 
 impl ProgramConfig {
     /// All-zero configuration: the program's compiled-in default, replaced
@@ -121,6 +125,8 @@ impl ProgramConfig {
                 task_nsproxy: 0,
                 task_thread_pid: 0,
                 mm_exe_file: 0,
+                mm_arg_start: 0,
+                mm_arg_end: 0,
                 file_f_inode: 0,
                 inode_i_ino: 0,
                 inode_i_sb: 0,

@@ -20,7 +20,8 @@
 use aya_ebpf::{
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
-        bpf_get_current_uid_gid, bpf_ktime_get_ns, generated::bpf_probe_read_kernel_str,
+        bpf_get_current_uid_gid, bpf_ktime_get_ns,
+        generated::{bpf_probe_read_kernel_str, bpf_probe_read_user},
     },
     macros::raw_tracepoint,
     programs::RawTracePointContext,
@@ -28,8 +29,9 @@ use aya_ebpf::{
 use verifier_common::{
     counters::Counter,
     event::{
-        ExecHeader, FILENAME_MAX, FLAG_EXE_UNLINKED, FLAG_FILENAME_TRUNCATED, FLAG_NO_EXE_FILE,
-        FLAG_NO_NAMESPACES, FLAG_NO_PARENT, FLAG_SCRIPT, FileIdentity, HEADER_SIZE, KIND_EXEC,
+        ARGS_MAX, ExecHeader, FILENAME_MAX, FLAG_ARGS_TRUNCATED, FLAG_EXE_UNLINKED, FLAG_FILENAME_TRUNCATED,
+        FLAG_NO_ARGS, FLAG_NO_EXE_FILE, FLAG_NO_NAMESPACES, FLAG_NO_PARENT, FLAG_SCRIPT, FileIdentity,
+        HEADER_SIZE, KIND_EXEC,
     },
     fastpath::VerifiedKey,
     offsets::KernelOffsets,
@@ -137,8 +139,37 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     if name_len >= FILENAME_MAX - 1 {
         flags |= FLAG_FILENAME_TRUNCATED;
     }
-    if name_len > FILENAME_MAX {
-        name_len = FILENAME_MAX;
+    if name_len > FILENAME_MAX - 1 {
+        name_len = FILENAME_MAX - 1;
+    }
+    // The arguments, right after the name: the new program's argv strings
+    // in its own memory (`mm->arg_start..arg_end`), cut at ARGS_MAX.
+    let mut args_len = 0usize;
+    match read_ptr(task, off.task_mm)
+        .and_then(|mm| Ok((read::<u64>(mm, off.mm_arg_start)?, read::<u64>(mm, off.mm_arg_end)?)))
+    {
+        Ok((start, end)) if end > start => {
+            let mut n = (end - start) as usize;
+            if n > ARGS_MAX {
+                n = ARGS_MAX;
+                flags |= FLAG_ARGS_TRUNCATED;
+            }
+            // SAFETY: `name_len < FILENAME_MAX` and `n <= ARGS_MAX`, so the
+            // copy stays inside the buffer; the helper validates `start`.
+            let rc = unsafe {
+                bpf_probe_read_user(
+                    scratch.filename.as_mut_ptr().add(name_len).cast(),
+                    n as u32,
+                    start as *const _,
+                )
+            };
+            if rc == 0 {
+                args_len = n;
+            } else {
+                flags |= FLAG_NO_ARGS;
+            }
+        }
+        _ => flags |= FLAG_NO_ARGS,
     }
 
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -147,7 +178,7 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
         kind: KIND_EXEC,
         flags,
         filename_len: name_len as u16,
-        _pad0: 0,
+        args_len: args_len as u16,
         ktime_ns: now,
         cgroup_id,
         pid: pid_tgid as u32,
@@ -162,8 +193,12 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
     };
 
-    let total = HEADER_SIZE + name_len;
-    let total = if total > HEADER_SIZE + FILENAME_MAX { HEADER_SIZE + FILENAME_MAX } else { total };
+    let total = HEADER_SIZE + name_len + args_len;
+    let total = if total > HEADER_SIZE + FILENAME_MAX + ARGS_MAX {
+        HEADER_SIZE + FILENAME_MAX + ARGS_MAX
+    } else {
+        total
+    };
     // SAFETY: `total` is bounded by the scratch value's size.
     let bytes = unsafe { core::slice::from_raw_parts((scratch as *const _) as *const u8, total) };
     // Batch wake-ups: waking the agent costs more than the record itself

@@ -7,7 +7,10 @@
 
 use verifier_common::{
     decode::{DecodeError, ExecRecord, comm_bytes, decode},
-    event::{FLAG_EXE_UNLINKED, FLAG_FILENAME_TRUNCATED, FLAG_NO_EXE_FILE, FLAG_SCRIPT, FileIdentity},
+    event::{
+        FLAG_ARGS_TRUNCATED, FLAG_EXE_UNLINKED, FLAG_FILENAME_TRUNCATED, FLAG_NO_ARGS, FLAG_NO_EXE_FILE,
+        FLAG_SCRIPT, FileIdentity,
+    },
 };
 
 /// Converts `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) to Unix time.
@@ -74,6 +77,11 @@ pub struct ExecEvent {
     pub exe_unlinked: bool,
     /// `None` when the kernel could not read `mm->exe_file`.
     pub exe: Option<FileIdentity>,
+    /// The arguments as the kernel read them at the exec (`None`: not
+    /// read); exact bytes.
+    pub argv: Option<Vec<Vec<u8>>>,
+    /// The argument list was longer than the kernel carries.
+    pub argv_truncated: bool,
     /// Not an exec: a file mapped executable (a shared library); `exe` is
     /// the mapped file, `filename` empty (found from `/proc/<pid>/maps`).
     pub library: bool,
@@ -105,6 +113,8 @@ impl ExecEvent {
             script: h.flags & FLAG_SCRIPT != 0,
             exe_unlinked: h.flags & FLAG_EXE_UNLINKED != 0,
             exe: (h.flags & FLAG_NO_EXE_FILE == 0).then_some(h.exe),
+            argv: (h.flags & FLAG_NO_ARGS == 0).then(|| split_args(r.args)),
+            argv_truncated: h.flags & FLAG_ARGS_TRUNCATED != 0,
             library: false,
         }
     }
@@ -128,9 +138,20 @@ impl ExecEvent {
             script: false,
             exe_unlinked: false,
             exe: Some(r.identity),
+            argv: None,
+            argv_truncated: false,
             library: true,
         }
     }
+}
+
+/// NUL-separated argument strings (the last may be cut, without its NUL).
+pub fn split_args(raw: &[u8]) -> Vec<Vec<u8>> {
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    let raw = raw.strip_suffix(b"\0").unwrap_or(raw);
+    raw.split(|&b| b == 0).map(<[u8]>::to_vec).collect()
 }
 
 #[cfg(test)]
@@ -138,6 +159,16 @@ mod tests {
     use std::os::unix::fs::MetadataExt as _;
 
     use super::*;
+
+    #[test]
+    fn arguments_split_on_nul_and_keep_empty_ones() {
+        assert_eq!(
+            split_args(b"ls\0-l\0\0x\0"),
+            vec![b"ls".to_vec(), b"-l".to_vec(), Vec::new(), b"x".to_vec()]
+        );
+        assert_eq!(split_args(b"sh\0-c\0ech"), vec![b"sh".to_vec(), b"-c".to_vec(), b"ech".to_vec()], "cut");
+        assert!(split_args(b"").is_empty());
+    }
 
     #[test]
     fn dev_encoding_matches_libc_makedev() {

@@ -25,8 +25,9 @@ pub fn of_verified(v: &Verified, attribution: &Attribution, node: &str) -> Optio
         uid: e.uid,
         gid: e.gid,
         comm: e.comm.clone(),
-        // Read now: a short-lived process may be gone (then `argv: null`).
-        argv: read_argv(Path::new("/proc"), e.tgid),
+        // As the kernel read them at the exec; for a mapping, from the
+        // process now (gone: `argv: null`).
+        argv: e.argv.clone().or_else(|| read_argv(Path::new("/proc"), e.tgid)),
         exe_path: e.filename.clone(),
     };
     let subject = if e.library { Subject::Library } else { Subject::Exec };

@@ -25,6 +25,8 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         task_nsproxy: off("task_struct", "nsproxy")?,
         task_thread_pid: off("task_struct", "thread_pid")?,
         mm_exe_file: off("mm_struct", "exe_file")?,
+        mm_arg_start: off("mm_struct", "arg_start")?,
+        mm_arg_end: off("mm_struct", "arg_end")?,
         file_f_inode: off("file", "f_inode")?,
         inode_i_ino: off("inode", "i_ino")?,
         inode_i_sb: off("inode", "i_sb")?,

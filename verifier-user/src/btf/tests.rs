@@ -170,6 +170,8 @@ fn running_kernel_offsets_match_bpftool() {
     check("task_struct", "nsproxy", resolved.task_nsproxy);
     check("task_struct", "thread_pid", resolved.task_thread_pid);
     check("mm_struct", "exe_file", resolved.mm_exe_file);
+    check("mm_struct", "arg_start", resolved.mm_arg_start);
+    check("mm_struct", "arg_end", resolved.mm_arg_end);
     check("file", "f_inode", resolved.file_f_inode);
     check("inode", "i_ino", resolved.inode_i_ino);
     check("inode", "i_sb", resolved.inode_i_sb);

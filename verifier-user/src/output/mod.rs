@@ -82,6 +82,15 @@ pub struct ExecJson<'a> {
     pub filename_hex: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub filename_truncated: bool,
+    /// The arguments (lossy UTF-8; exact bytes in `argv_hex` when any is
+    /// not UTF-8); absent when the kernel could not read them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argv_hex: Option<Vec<String>>,
+    /// The argument list was cut (the kernel carries 512 bytes).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub argv_truncated: bool,
     /// A `#!` script: `filename` is the script, `exe` the interpreter.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub script: bool,
@@ -117,6 +126,16 @@ impl<'a> ExecJson<'a> {
             filename: filename.into_owned(),
             filename_hex: (!exact).then(|| hex::encode(&ev.filename)),
             filename_truncated: ev.filename_truncated,
+            argv: ev
+                .argv
+                .as_ref()
+                .map(|a| a.iter().map(|x| String::from_utf8_lossy(x).into_owned()).collect()),
+            argv_hex: ev
+                .argv
+                .as_ref()
+                .filter(|a| a.iter().any(|x| std::str::from_utf8(x).is_err()))
+                .map(|a| a.iter().map(hex::encode).collect()),
+            argv_truncated: ev.argv_truncated,
             script: ev.script,
             exe: ev.exe.map(|id| ExeJson {
                 dev: format!("{}:{}", id.dev_major(), id.dev_minor()),
@@ -266,6 +285,8 @@ mod tests {
             script: false,
             exe_unlinked: false,
             library: false,
+            argv: None,
+            argv_truncated: false,
             exe: None,
         }
     }

@@ -223,6 +223,8 @@ mod tests {
             script: false,
             exe_unlinked: false,
             library: false,
+            argv: None,
+            argv_truncated: false,
             exe: None,
         }
     }

@@ -48,6 +48,8 @@ fn event_for(pid: u32, bin: &Path) -> ExecEvent {
         script: false,
         exe_unlinked: false,
         library: false,
+        argv: None,
+        argv_truncated: false,
         exe: Some(FileIdentity {
             ino: m.ino(),
             size: m.size() as i64,
