@@ -5,8 +5,8 @@
 //! its SBOM with `verifier sbom generate`, starts the agent with that SBOM
 //! for the container, runs the image with runc, execs a few of the image's
 //! programs (verified `ok`, then answered in the kernel), then drops a new
-//! binary into the container and runs it: a drift alert. Prints what the
-//! agent reported.
+//! binary into the container and runs it: a drift alert on the alert
+//! stream. Prints what the agent reported.
 
 use std::{process::Command, time::Duration};
 
@@ -31,6 +31,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let dir = root().join("target/demo");
     let _ = std::fs::remove_dir_all(&dir);
     let bundle = Bundle::busybox(&dir.join("bundle"), &["sleep", "3600"])?;
+    // The image's name, as a runtime would record it in the bundle.
+    verifier_tests::image::annotate(&bundle, &[("io.verifier.image.name", "localhost/verifier-demo/busybox:1")])?;
     eprintln!("demo: image  {} (busybox-static rootfs)", bundle.rootfs().display());
     let sbom = dir.join("image.spdx.json");
     let status = Command::new(verifier_bin())
@@ -46,8 +48,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
 
     let id = format!("verifier-demo-{}", std::process::id());
     let rule = format!("{id}={}", sbom.display());
-    let agent =
-        Agent::start_bin(&verifier_bin(), &["--containers-only", "--stats-interval", "0", "--sbom", &rule])?;
+    let agent = Agent::start_bin(
+        &verifier_bin(),
+        &["--containers-only", "--stats-interval", "0", "--no-metrics", "--sbom", &rule],
+    )?;
     eprintln!("demo: agent  attached (pid {}), verifying container {id} against the SBOM", agent.pid());
     let container = Container::run(&bundle.dir, &id)?;
     eprintln!("demo: runc   started container {id} (init pid {})", container.pid()?);
@@ -98,13 +102,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         stats["max_rss_kib"]
     );
     println!("(fast-path: execs of files already verified, answered in the kernel without a record)");
-    let alert = execs(&records)
-        .find(|r| r["container"]["id"] == id.as_str() && r["verification"]["verdict"] == "unknown-binary");
+    let alert = records.iter().find(|r| {
+        r["type"] == "alert" && r["container"]["id"] == id.as_str() && r["verdict"] == "unknown-binary"
+    });
     match alert {
-        Some(r) => {
-            println!("\nthe drift record (schema: docs/schema.md):\n{}", serde_json::to_string_pretty(r)?)
-        }
-        None => bail!("the dropped-in binary was not reported as unknown-binary: {}", summary(&records)),
+        Some(r) => println!(
+            "\nthe drift alert (verifier.alert.v1, docs/alerts.md; --alert-format falco|ocsf for other shapes):\n{}",
+            serde_json::to_string_pretty(r)?
+        ),
+        None => bail!("the dropped-in binary was not alerted as unknown-binary: {}", summary(&records)),
     }
     Ok(())
 }
