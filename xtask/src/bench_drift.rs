@@ -33,6 +33,13 @@ pub struct BenchDriftArgs {
     /// Alternating rounds.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
+    /// Images (containers, each with its own SBOM) for the memory
+    /// measurement (0: skip).
+    #[arg(long, default_value_t = 50)]
+    images: u32,
+    /// Files in each image's SBOM.
+    #[arg(long, default_value_t = 5000)]
+    files: u32,
 }
 
 fn storm(container: &Container, program: &str, n: u32) -> anyhow::Result<f64> {
@@ -166,6 +173,9 @@ pub fn run(args: &BenchDriftArgs) -> anyhow::Result<()> {
         all.len()
     );
     drop(container);
+    if args.images > 0 {
+        crate::bench_images::run(&dir.join("images"), args.images, args.files)?;
+    }
     Ok(())
 }
 

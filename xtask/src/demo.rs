@@ -32,7 +32,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     let bundle = Bundle::busybox(&dir.join("bundle"), &["sleep", "3600"])?;
     // The image's name, as a runtime would record it in the bundle.
-    verifier_tests::image::annotate(&bundle, &[("io.verifier.image.name", "localhost/verifier-demo/busybox:1")])?;
+    verifier_tests::image::annotate(
+        &bundle,
+        &[("io.verifier.image.name", "localhost/verifier-demo/busybox:1")],
+    )?;
     eprintln!("demo: image  {} (busybox-static rootfs)", bundle.rootfs().display());
     let sbom = dir.join("image.spdx.json");
     let status = Command::new(verifier_bin())

@@ -9,6 +9,7 @@
 
 mod bench;
 mod bench_drift;
+mod bench_images;
 mod demo;
 mod setup;
 mod util;

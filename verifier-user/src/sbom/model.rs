@@ -218,7 +218,7 @@ const FLAG_CONFLICT: u8 = 2;
 /// use [`FileEntry::digests`] to walk them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileEntry {
-    digests: Box<[u8]>,
+    digests: Packed,
     package: u32,
     flags: u8,
 }
@@ -230,7 +230,7 @@ impl FileEntry {
     /// Returns an iterator rather than `&[Digest]`: keeping one boxed slice
     /// per digest would cost about 40 bytes per file more.
     pub fn digests(&self) -> Digests<'_> {
-        Digests { rest: &self.digests }
+        Digests { rest: self.digests.as_slice() }
     }
 
     /// The first SHA-256 stated for this file, the digest the agent checks.
@@ -290,7 +290,7 @@ impl FileEntry {
     /// when a digest of an algorithm already present had a different value.
     fn absorb(&mut self, packed: &[u8]) -> bool {
         let mut conflict = false;
-        let mut new: Vec<u8> = self.digests.to_vec();
+        let mut new: Vec<u8> = self.digests.as_slice().to_vec();
         for d in (Digests { rest: packed }) {
             if self.matches(d.alg, d.value) {
                 continue;
@@ -300,13 +300,49 @@ impl FileEntry {
             }
             push_packed(&mut new, d.alg, d.value);
         }
-        if new.len() != self.digests.len() {
-            self.digests = new.into_boxed_slice();
+        if new.len() != self.digests.as_slice().len() {
+            self.digests = Packed::new(&new);
         }
         if conflict {
             self.flags |= FLAG_CONFLICT;
         }
         conflict
+    }
+}
+
+/// Bytes of packed digests kept inline: one SHA-256 with its tag.
+const INLINE: usize = 34;
+
+/// A file's packed digests: one SHA-256 (the common case) inline, without
+/// an allocation of its own; anything longer on the heap. With tens of
+/// thousands of files per image and dozens of images per node, the
+/// allocation per file was about half of a manifest's memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Packed {
+    Inline { len: u8, buf: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl Packed {
+    fn new(bytes: &[u8]) -> Self {
+        if bytes.len() <= INLINE {
+            let mut buf = [0u8; INLINE];
+            buf[..bytes.len()].copy_from_slice(bytes);
+            Packed::Inline { len: bytes.len() as u8, buf }
+        } else {
+            Packed::Heap(bytes.into())
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Packed::Inline { len, buf } => &buf[..usize::from(*len)],
+            Packed::Heap(b) => b,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
     }
 }
 
@@ -632,7 +668,7 @@ impl Manifest {
         self.path_bytes.push_str(path);
         self.path_ends.push(end);
         self.entries.push(FileEntry {
-            digests: packed.into(),
+            digests: Packed::new(packed),
             package: package.unwrap_or(NO_PACKAGE),
             flags: if symlink { FLAG_SYMLINK } else { 0 },
         });
@@ -659,7 +695,7 @@ impl Manifest {
             let path = new.as_deref().unwrap_or(p);
             let package = (e.package != NO_PACKAGE).then_some(e.package);
             // Cannot pass 4 GiB: the paths only got shorter or stayed.
-            if let Ok((_, c)) = self.add_packed(path, &e.digests, package, e.is_symlink()) {
+            if let Ok((_, c)) = self.add_packed(path, e.digests.as_slice(), package, e.is_symlink()) {
                 conflicts += usize::from(c);
             }
             if let Some(idx) = self.find(path)
@@ -682,7 +718,7 @@ impl Manifest {
         for (i, e) in other.entries.iter().enumerate() {
             let path = other.path_at(i);
             let package = (e.package != NO_PACKAGE).then(|| e.package + base);
-            match self.add_packed(path, &e.digests, package, e.is_symlink()) {
+            match self.add_packed(path, e.digests.as_slice(), package, e.is_symlink()) {
                 Ok((_, true)) => conflicts.push(path.to_owned()),
                 Ok(_) => {}
                 Err(AddError::TooLarge) => dropped += 1,
@@ -710,10 +746,33 @@ impl Manifest {
         self.sources.extend(other.sources);
     }
 
+    /// For verification only: files with a SHA-256 keep just their SHA-256
+    /// digest(s), the only ones compared for them (see
+    /// `verify::verdict::judge`); weak digests stay where they are all
+    /// there is. Most entries then fit inline.
+    pub fn keep_sha256_where_present(&mut self) {
+        for e in &mut self.entries {
+            if e.sha256().is_some() && e.digests().any(|d| d.alg != HashAlg::Sha256) {
+                let mut kept = Vec::new();
+                for d in e.digests().filter(|d| d.alg == HashAlg::Sha256) {
+                    push_packed(&mut kept, d.alg, d.value);
+                }
+                e.digests = Packed::new(&kept);
+            }
+        }
+    }
+
     /// Bytes of heap this manifest holds (approximate: allocator overhead
     /// not counted). Used by the benchmark and for metrics.
     pub fn heap_bytes(&self) -> usize {
-        let entries: usize = self.entries.iter().map(|e| e.digests.len()).sum();
+        let entries: usize = self
+            .entries
+            .iter()
+            .map(|e| match &e.digests {
+                Packed::Heap(b) => b.len(),
+                Packed::Inline { .. } => 0,
+            })
+            .sum();
         let packages: usize = self
             .packages
             .iter()
@@ -853,5 +912,41 @@ mod tests {
         assert_eq!(conflicts, 1);
         assert_eq!(m.len(), 1);
         assert!(m.get("/usr/bin/a").expect("present").has_conflict());
+    }
+}
+
+#[cfg(test)]
+mod packed_tests {
+    use super::*;
+
+    #[test]
+    fn one_sha256_is_inline_and_more_spills_to_the_heap_unchanged() {
+        let mut one = Vec::new();
+        push_packed(&mut one, HashAlg::Sha256, &[7u8; 32]);
+        assert!(matches!(Packed::new(&one), Packed::Inline { .. }));
+        let mut two = one.clone();
+        push_packed(&mut two, HashAlg::Sha1, &[9u8; 20]);
+        let p = Packed::new(&two);
+        assert!(matches!(p, Packed::Heap(_)));
+        assert_eq!(p.as_slice(), &two[..]);
+        assert!(Packed::new(&[]).is_empty());
+        assert!(size_of::<FileEntry>() <= 48, "{} bytes", size_of::<FileEntry>());
+    }
+
+    #[test]
+    fn verification_keeps_only_the_sha256_where_there_is_one() {
+        let mut m = Manifest::new(SbomSource::new(SbomFormat::Spdx2Json));
+        let mut both = Vec::new();
+        push_packed(&mut both, HashAlg::Sha256, &[1u8; 32]);
+        push_packed(&mut both, HashAlg::Sha1, &[2u8; 20]);
+        let mut weak = Vec::new();
+        push_packed(&mut weak, HashAlg::Md5, &[3u8; 16]);
+        m.add_packed("/a", &both, None, false).expect("add");
+        m.add_packed("/b", &weak, None, false).expect("add");
+        m.keep_sha256_where_present();
+        let a = m.get("/a").expect("a");
+        assert_eq!((a.sha256(), a.digest(HashAlg::Sha1)), (Some(&[1u8; 32]), None));
+        assert!(matches!(a.digests, Packed::Inline { .. }));
+        assert_eq!(m.get("/b").and_then(|e| e.digest(HashAlg::Md5)), Some(&[3u8; 16][..]), "weak-only kept");
     }
 }
