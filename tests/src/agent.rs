@@ -45,9 +45,18 @@ impl Agent {
         let dir = tempfile::tempdir()?;
         let out = dir.path().join("agent.jsonl");
         let file = std::fs::File::create(&out)?;
+        // Agents of tests that run side by side must not contend for the
+        // default metrics port: an unused one unless the test chose.
+        let metrics: &[&str] = if args.iter().any(|a| a.starts_with("--metrics-addr") || *a == "--no-metrics")
+        {
+            &[]
+        } else {
+            &["--metrics-addr", "127.0.0.1:0"]
+        };
         let mut child = Command::new(bin)
             .arg("agent")
             .args(args)
+            .args(metrics)
             .env("VERIFIER_LOG", "error")
             .stdin(Stdio::null())
             .stdout(file)

@@ -88,6 +88,6 @@ fn a_taken_address_says_what_to_do() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr");
-    let e = rt.block_on(serve(addr, Shared::default())).err().expect("in use");
+    let e = rt.block_on(serve(addr, Shared::default())).expect_err("in use");
     assert!(e.to_string().contains("--metrics-addr"), "{e}");
 }

@@ -31,7 +31,8 @@ pub fn of_verified(v: &Verified, attribution: &Attribution, node: &str) -> Optio
         exe_path: e.filename.clone(),
     };
     let subject = if e.library { Subject::Library } else { Subject::Exec };
-    Finding::from_decision(subject, d, process, container, e.cgroup_id, v.info.as_deref(), e.unix_ns, node)
+    let workload = Workload::of(container, e.cgroup_id, v.info.as_deref());
+    Finding::from_decision(subject, d, process, workload, v.info.as_deref(), e.unix_ns, node)
 }
 
 /// The finding for a write-open of a file the image shipped.

@@ -112,8 +112,7 @@ impl Finding {
         subject: Subject,
         d: &Decision,
         process: Process,
-        container: Option<&ContainerRef>,
-        cgroup_id: u64,
+        workload: Workload,
         info: Option<&ContainerInfo>,
         unix_ns: i128,
         node: &str,
@@ -144,7 +143,7 @@ impl Finding {
             verdict,
             severity: verdict.severity(),
             reason,
-            workload: Workload::of(container, cgroup_id, info),
+            workload,
             process,
             file: FileFacts {
                 in_writable_layer: writable.map(|w| in_layer(w, &d.path)),

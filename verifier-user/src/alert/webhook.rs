@@ -283,7 +283,7 @@ mod tests {
         let c = WebhookConfig::new("http://10.0.0.1").expect("url");
         assert_eq!((c.port, c.path.as_str()), (80, "/"));
         for bad in ["https://x/", "ftp://x", "http://:80/", "http://x:notaport/"] {
-            assert!(WebhookConfig::new(bad).err().expect(bad).to_string().contains("relay"), "{bad}");
+            assert!(WebhookConfig::new(bad).expect_err(bad).to_string().contains("relay"), "{bad}");
         }
     }
 }

@@ -29,7 +29,7 @@ pub enum Command {
     /// docs/schema.md. Stops cleanly on SIGINT/SIGTERM and prints final
     /// kernel counters.
     #[command(after_help = AGENT_EXAMPLES)]
-    Agent(crate::agent::AgentArgs),
+    Agent(Box<crate::agent::AgentArgs>),
     /// Work with SBOMs: generate per-file baselines, inspect what a file holds.
     #[command(subcommand)]
     Sbom(sbom::SbomCommand),
@@ -51,13 +51,20 @@ Examples:
       verify every exec of containers of that image against its SBOM
   verifier agent --sbom-store /var/lib/verifier/sboms
       SBOMs per image digest: sboms/sha256-<hex>/*.json (merged) or sboms/sha256-<hex>.spdx.json
-  verifier agent --sbom-store DIR | jq 'select(.verification.verdict? and .verification.verdict != \"ok\")'
-      the drift only
+  verifier agent --sbom-store DIR | jq 'select(.type == \"alert\")'
+      the drift alerts only (verifier.alert.v1, docs/alerts.md)
+  verifier agent --sbom-store DIR --alert-format falco --no-alert-stdout \\
+      --webhook-url http://falcosidekick:2801/
+      drift as Falco events, to falcosidekick
+  verifier agent --sbom-store DIR --alert-file /var/log/verifier/alerts.jsonl --metrics-addr 0.0.0.0:9477
+      alerts to a rotated file for a log shipper; metrics for Prometheus
 
 Records: ready (once), exec (per exec, with verification.verdict when
-verifying), write (a verified file opened for writing), stats (periodic and
-final, with kernel seen/sent/dropped/filtered/fast_path counters). Lost
-events are counted in stats.lost. Schema: docs/schema.md.";
+verifying, and argv), library (a file mapped as code), write (a verified
+file opened for writing), alert / alert-update / alert-suppressed (drift),
+throttle (exec floods), stats (periodic and final, kernel and agent
+counters). Lost events are counted in stats.lost. Schemas: docs/schema.md,
+docs/alerts.md.";
 
 /// Sets up `tracing` on stderr, so stdout carries only records.
 pub fn init_tracing(cli: &Cli) {
@@ -69,7 +76,7 @@ pub fn init_tracing(cli: &Cli) {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Agent(args) => crate::agent::run(args),
+        Command::Agent(args) => crate::agent::run(*args),
         Command::Sbom(cmd) => sbom::run(cmd),
         Command::Check(args) => sbom::run_check(args),
     }
