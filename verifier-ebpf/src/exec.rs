@@ -38,7 +38,7 @@ use verifier_common::{
 };
 
 use crate::{
-    kernel::{read, read_ptr},
+    kernel::{inode_identity, read, read_ptr},
     maps::{CONFIG, EVENTS, SCRATCH, VERIFIED, WATCHED, count},
 };
 
@@ -225,20 +225,7 @@ fn exe_identity(task: u64, off: &KernelOffsets) -> Result<(FileIdentity, u32), i
     let mm = read_ptr(task, off.task_mm)?;
     let file = read_ptr(mm, off.mm_exe_file)?;
     let inode = read_ptr(file, off.file_f_inode)?;
-    let sb = read_ptr(inode, off.inode_i_sb)?;
-    let nlink = read::<u32>(inode, off.inode_i_nlink)?;
-    Ok((
-        FileIdentity {
-            ino: read::<u64>(inode, off.inode_i_ino)?,
-            size: read::<i64>(inode, off.inode_i_size)?,
-            ctime_sec: read::<i64>(inode, off.inode_ctime_sec)?,
-            // Bit 31 of i_ctime_nsec is I_CTIME_QUERIED on 6.13+ (multigrain
-            // timestamps), not part of the time; valid nanoseconds never set it.
-            ctime_nsec: read::<u32>(inode, off.inode_ctime_nsec)? & 0x7fff_ffff,
-            dev: read::<u32>(sb, off.sb_s_dev)?,
-        },
-        nlink,
-    ))
+    Ok((inode_identity(inode, off)?, read::<u32>(inode, off.inode_i_nlink)?))
 }
 
 /// Mount namespace inum, pid namespace inum and the pid inside it.

@@ -27,12 +27,12 @@ use aya_ebpf::{
 };
 use verifier_common::{
     counters::Counter,
-    event::{FileIdentity, KIND_WRITE_OPEN, WriteRecord},
+    event::{KIND_WRITE_OPEN, WriteRecord},
     fastpath::{InodeKey, VerifiedKey},
 };
 
 use crate::{
-    kernel::{fd_file, read, read_ptr},
+    kernel::{fd_file, inode_identity, read, read_ptr},
     maps::{CONFIG, EVENTS, VERIFIED, VERIFIED_INODES, WATCHED, count},
 };
 
@@ -86,27 +86,16 @@ fn try_write_open(ctx: &TracePointContext) -> Result<(), i64> {
     if read::<u32>(file, off.file_f_mode)? & FMODE_WRITE == 0 {
         return Ok(());
     }
-    let inode = read_ptr(file, off.file_f_inode)?;
-    let key = InodeKey {
-        ino: read::<u64>(inode, off.inode_i_ino)?,
-        dev: read::<u32>(read_ptr(inode, off.inode_i_sb)?, off.sb_s_dev)?,
-        slot,
-    };
+    // Without O_TRUNC nothing has changed yet: the exact identity leaves
+    // the fast path too (with O_TRUNC the ctime already moved, and the old
+    // identity can never match again).
+    let identity = inode_identity(read_ptr(file, off.file_f_inode)?, off)?;
+    let key = InodeKey { ino: identity.ino, dev: identity.dev, slot };
     // SAFETY: lookup only; the agent inserts whole entries.
     if unsafe { VERIFIED_INODES.get(&key) }.is_none() {
         return Ok(());
     }
     let _ = VERIFIED_INODES.remove(&key);
-    // Without O_TRUNC nothing has changed yet: drop the exact identity from
-    // the fast path too (with O_TRUNC the ctime already moved, and the old
-    // identity can never match again).
-    let identity = FileIdentity {
-        ino: key.ino,
-        size: read::<i64>(inode, off.inode_i_size)?,
-        ctime_sec: read::<i64>(inode, off.inode_ctime_sec)?,
-        ctime_nsec: read::<u32>(inode, off.inode_ctime_nsec)? & 0x7fff_ffff,
-        dev: key.dev,
-    };
     let _ = VERIFIED.remove(&VerifiedKey { identity, slot, _pad: 0 });
     let pid_tgid = bpf_get_current_pid_tgid();
     let record = WriteRecord {
