@@ -77,6 +77,8 @@ fn a_thousand_image_execs_raise_nothing_and_stay_in_the_kernel() {
     let v = verdicts(&records, &s.id);
     let drift: Vec<_> = v.iter().filter(|(verdict, _)| *verdict != "ok").collect();
     assert!(drift.is_empty(), "image binaries are not drift: {drift:?}");
+    let alerts: Vec<&Value> = records.iter().filter(|r| r["schema"] == "verifier.alert.v1").collect();
+    assert!(alerts.is_empty(), "no alert: {alerts:?}");
     assert!(v.iter().any(|(_, r)| r["filename"] == TOOL), "the tool was verified: {v:?}");
     let stats = final_stats(&records).expect("stats");
     let fast = stats["kernel"]["fast_path"].as_u64().expect("fast_path");
@@ -271,9 +273,12 @@ fn an_sbom_written_by_dpkg_verifies_the_image() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bundle = image::busybox_with_tool(dir.path(), &["sleep", "120"]).expect("bundle");
     let id = unique("vt-dpkg");
-    let rule = format!("{id}={}", md5sums.display());
-    let agent =
-        Agent::start(&["--stats-interval", "0", "--containers-only", "--sbom", &rule]).expect("agent starts");
+    // The mapping comes from a rules file this time (as from a ConfigMap).
+    let rules = dir.path().join("sbom-rules");
+    std::fs::write(&rules, format!("# container -> SBOM\n{id}={}\n", md5sums.display())).expect("rules");
+    let rules = rules.to_str().expect("utf-8").to_owned();
+    let agent = Agent::start(&["--stats-interval", "0", "--containers-only", "--sbom-rules", &rules])
+        .expect("agent starts");
     let container = Container::run(&bundle.dir, &id).expect("runc run");
     container.exec(&["/bin/ls", "/"]).expect("ls");
     container.exec(&[TOOL]).expect("tool");

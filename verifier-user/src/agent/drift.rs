@@ -39,6 +39,12 @@ pub struct DriftArgs {
     #[arg(long = "sbom", value_name = "PATTERN=FILE")]
     pub sboms: Vec<SbomRule>,
 
+    /// The same rules from a file, one `PATTERN=FILE` per line (`#`
+    /// comments; relative FILEs are relative to the rules file), after
+    /// any `--sbom`. Re-read when it changes: mount it from a ConfigMap.
+    #[arg(long, value_name = "FILE")]
+    pub sbom_rules: Option<PathBuf>,
+
     /// Directory of SBOMs keyed by image digest: `DIR/sha256-<hex>/` (every
     /// file in it, merged) or `DIR/sha256-<hex>.<ext>`. Re-read when a
     /// file changes.
@@ -75,7 +81,7 @@ pub struct DriftArgs {
 
 impl DriftArgs {
     pub fn enabled(&self) -> bool {
-        !self.sboms.is_empty() || self.sbom_store.is_some()
+        !self.sboms.is_empty() || self.sbom_store.is_some() || self.sbom_rules.is_some()
     }
 }
 
@@ -305,17 +311,25 @@ fn resolve(source: &Source, container: &ContainerRef, pid: Option<u32>, deadline
 }
 
 /// Builds the container source from the agent's options.
-pub fn source(args: &DriftArgs, state_roots: Vec<crate::container::resolver::StateRoot>) -> Arc<Source> {
+pub fn source(
+    args: &DriftArgs,
+    state_roots: Vec<crate::container::resolver::StateRoot>,
+) -> Result<Arc<Source>, String> {
     let containerd =
         crate::containerd::Containerd::new(args.containerd_socket.clone(), tokio::runtime::Handle::current());
-    Arc::new(Source::new(crate::verify::source::SourceConfig {
+    let rules_file = match &args.sbom_rules {
+        Some(p) => Some(Arc::new(crate::verify::rules_file::RulesFile::open(p)?)),
+        None => None,
+    };
+    Ok(Arc::new(Source::new(crate::verify::source::SourceConfig {
         rules: args.sboms.clone(),
+        rules_file,
         store: args.sbom_store.clone(),
         state_roots,
         proc_root: "/proc".into(),
         containerd: Some(Arc::new(containerd)),
         containerd_state: "/run/containerd".into(),
-    }))
+    })))
 }
 
 /// A verified file opened for writing in its container.

@@ -156,7 +156,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
         namespaced: false,
     }));
     let drift = if args.drift.enabled() {
-        let source = drift::source(&args.drift, roots.clone());
+        let source = drift::source(&args.drift, roots.clone()).map_err(anyhow::Error::msg)?;
         Some(drift::Drift::new(&args.drift, source, fast_path).context("starting the hashing threads")?)
     } else {
         None

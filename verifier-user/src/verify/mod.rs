@@ -20,5 +20,6 @@ pub mod layers;
 pub mod locate;
 pub mod open;
 pub mod pool;
+pub mod rules_file;
 pub mod source;
 pub mod verdict;

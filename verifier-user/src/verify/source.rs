@@ -102,6 +102,8 @@ pub struct RuntimeMeta {
 /// Settings of the source.
 pub struct SourceConfig {
     pub rules: Vec<SbomRule>,
+    /// `--sbom-rules`: more rules, after `rules`, re-read when changed.
+    pub rules_file: Option<Arc<super::rules_file::RulesFile>>,
     pub store: Option<PathBuf>,
     pub state_roots: Vec<StateRoot>,
     pub proc_root: PathBuf,
@@ -234,7 +236,10 @@ impl Source {
         .into_iter()
         .flatten()
         .collect();
-        if let Some(rule) = self.cfg.rules.iter().find(|r| keys.iter().any(|k| glob_match(&r.pattern, k))) {
+        let from_file = self.cfg.rules_file.as_ref().map(|f| f.rules()).unwrap_or_default();
+        if let Some(rule) =
+            self.cfg.rules.iter().chain(&from_file).find(|r| keys.iter().any(|k| glob_match(&r.pattern, k)))
+        {
             return vec![rule.sbom.clone()];
         }
         let (Some(store), Some(digest)) = (&self.cfg.store, &meta.image_digest) else { return Vec::new() };

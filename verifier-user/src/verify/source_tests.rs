@@ -42,6 +42,7 @@ fn runc_state(dir: &Path, id: &str, annotations: serde_json::Value, umoci_digest
 fn source(dir: &Path, rules: Vec<SbomRule>, store: Option<PathBuf>) -> Source {
     Source::new(SourceConfig {
         rules,
+        rules_file: None,
         store,
         state_roots: vec![StateRoot { dir: dir.join("state"), runtime: Runtime::Runc, namespaced: false }],
         proc_root: "/proc".into(),
