@@ -89,15 +89,28 @@ pub fn run(args: &BenchDriftArgs) -> anyhow::Result<()> {
     );
     let (mut none_t, mut obs_t, mut ver_t) = (0.0, 0.0, 0.0);
     for round in 1..=args.rounds {
-        let none = storm(&container, "/opt/bin/tiny", args.execs)?;
-        let agent = Agent::start_bin(&verifier_bin(), &observe)?;
-        let obs = storm(&container, "/opt/bin/tiny", args.execs)?;
-        let obs_records = agent.stop()?;
-        let agent = Agent::start_bin(&verifier_bin(), &verify)?;
-        storm(&container, "/opt/bin/tiny", 1)?; // first sight: verified, enters the fast path
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        let ver = storm(&container, "/opt/bin/tiny", args.execs)?;
-        let records = agent.stop()?;
+        // The three runs in a rotating order: a drift over the session
+        // (page cache, pid numbers, CPU frequency) must not always land on
+        // the same one.
+        let (mut none, mut obs, mut ver) = (0.0, 0.0, 0.0);
+        let (mut obs_records, mut records) = (Vec::new(), Vec::new());
+        for step in 0..3 {
+            match (step + round) % 3 {
+                0 => none = storm(&container, "/opt/bin/tiny", args.execs)?,
+                1 => {
+                    let agent = Agent::start_bin(&verifier_bin(), &observe)?;
+                    obs = storm(&container, "/opt/bin/tiny", args.execs)?;
+                    obs_records = agent.stop()?;
+                }
+                _ => {
+                    let agent = Agent::start_bin(&verifier_bin(), &verify)?;
+                    storm(&container, "/opt/bin/tiny", 1)?; // first sight: verified, enters the fast path
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    ver = storm(&container, "/opt/bin/tiny", args.execs)?;
+                    records = agent.stop()?;
+                }
+            }
+        }
         let stats = final_stats(&records)?;
         let lost = stats["lost"].as_u64().unwrap_or(u64::MAX)
             + final_stats(&obs_records)?["lost"].as_u64().unwrap_or(u64::MAX);
@@ -120,7 +133,7 @@ pub fn run(args: &BenchDriftArgs) -> anyhow::Result<()> {
     );
 
     // First sight: every exec a new binary; alternating with and without
-    // the agent, a fresh set of binaries each run.
+    // the agent (in turn first), a fresh set of binaries each run.
     println!("first sight: {} new binaries per run, {} rounds", args.new, args.rounds);
     println!(
         "{:>5} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>6} {:>8}",
@@ -129,7 +142,10 @@ pub fn run(args: &BenchDriftArgs) -> anyhow::Result<()> {
     let (mut none_t, mut with_t) = (0.0, 0.0);
     let mut all = Vec::new();
     for round in 0..args.rounds {
-        let none = storm_new(&container, round * 2, args.new)?;
+        let mut none = 0.0;
+        if round % 2 == 0 {
+            none = storm_new(&container, round * 2, args.new)?;
+        }
         let agent = Agent::start_bin(&verifier_bin(), &verify)?;
         storm(&container, "/bin/true", 1)?; // resolve the container first
         std::thread::sleep(std::time::Duration::from_millis(300));
@@ -138,6 +154,9 @@ pub fn run(args: &BenchDriftArgs) -> anyhow::Result<()> {
         // is measured).
         std::thread::sleep(std::time::Duration::from_millis(300));
         let records = agent.stop()?;
+        if round % 2 == 1 {
+            none = storm_new(&container, round * 2, args.new)?;
+        }
         let stats = final_stats(&records)?;
         let mut latencies: Vec<u64> = execs(&records)
             .filter(|r| r["verification"]["verdict"] == "unknown-binary")
