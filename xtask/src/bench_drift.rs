@@ -88,6 +88,7 @@ pub fn run(args: &BenchDriftArgs) -> anyhow::Result<()> {
         "round", "none/s", "observe/s", "verify/s", "obs x", "ver x", "fast_path", "lost", "rss KiB"
     );
     let (mut none_t, mut obs_t, mut ver_t) = (0.0, 0.0, 0.0);
+    let (mut obs_x, mut ver_x) = (Vec::new(), Vec::new());
     for round in 1..=args.rounds {
         // The three runs in a rotating order: a drift over the session
         // (page cache, pid numbers, CPU frequency) must not always land on
@@ -124,12 +125,16 @@ pub fn run(args: &BenchDriftArgs) -> anyhow::Result<()> {
         none_t += none;
         obs_t += obs;
         ver_t += ver;
+        obs_x.push(none / obs);
+        ver_x.push(none / ver);
     }
     println!(
-        "steady state: slowdown {:.3}x observe-only, {:.3}x verifying ({:+.1}% vs observe-only)",
+        "steady state: slowdown {:.3}x observe-only, {:.3}x verifying ({:+.1}% vs observe-only); per-round medians {:.3}x and {:.3}x",
         none_t / obs_t,
         none_t / ver_t,
-        (obs_t / ver_t - 1.0) * 100.0
+        (obs_t / ver_t - 1.0) * 100.0,
+        median(&mut obs_x),
+        median(&mut ver_x)
     );
 
     // First sight: every exec a new binary; alternating with and without
@@ -140,6 +145,7 @@ pub fn run(args: &BenchDriftArgs) -> anyhow::Result<()> {
         "round", "none/s", "verify/s", "ver x", "p50 ms", "p99 ms", "max ms", "lost", "rss KiB"
     );
     let (mut none_t, mut with_t) = (0.0, 0.0);
+    let mut with_x = Vec::new();
     let mut all = Vec::new();
     for round in 0..args.rounds {
         let mut none = 0.0;
@@ -182,11 +188,13 @@ pub fn run(args: &BenchDriftArgs) -> anyhow::Result<()> {
         all.extend(latencies);
         none_t += none;
         with_t += with;
+        with_x.push(none / with);
     }
     all.sort_unstable();
     println!(
-        "first sight: slowdown {:.3}x; report latency p50 {:.1} ms, p99 {:.1} ms over {} unknown-binary reports",
+        "first sight: slowdown {:.3}x (per-round median {:.3}x); report latency p50 {:.1} ms, p99 {:.1} ms over {} unknown-binary reports",
         none_t / with_t,
+        median(&mut with_x),
         pct(&all, 0.5) as f64 / 1000.0,
         pct(&all, 0.99) as f64 / 1000.0,
         all.len()
@@ -196,6 +204,12 @@ pub fn run(args: &BenchDriftArgs) -> anyhow::Result<()> {
         crate::bench_images::run(&dir.join("images"), args.images, args.files)?;
     }
     Ok(())
+}
+
+/// The median (0 for none).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// The `p` quantile of sorted values.

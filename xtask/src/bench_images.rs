@@ -93,10 +93,25 @@ pub fn run(dir: &std::path::Path, images: u32, files: u32) -> anyhow::Result<()>
         }
         std::thread::sleep(Duration::from_millis(1000));
         let status = std::fs::read_to_string(format!("/proc/{}/status", agent.pid()))?;
-        let rss = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        let kib = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // RSS counts the kernel ring buffer's pages (mapped twice) and the
+        // binary's own pages too; RssAnon is the agent's heap and stacks.
+        let (rss, anon) = (kib("VmRSS:"), kib("RssAnon:"));
+        // PSS counts a page once however often it is mapped (the ring
+        // buffer's data pages are mapped twice, for wrap-around reads).
+        let pss = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", agent.pid()))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("Pss:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
             .unwrap_or(0);
         drop(containers);
         let records = agent.stop()?;
@@ -105,9 +120,11 @@ pub fn run(dir: &std::path::Path, images: u32, files: u32) -> anyhow::Result<()>
         let without = stats["verify"]["without_baseline"].as_u64().unwrap_or(0);
         results.push((rss, stats["max_rss_kib"].as_u64().unwrap_or(0)));
         println!(
-            "  {:<22} RSS {:>6.1} MiB, peak {:>6.1} MiB ({resolved} containers resolved, {without} execs without an SBOM)",
+            "  {:<22} RSS {:>6.1} MiB (PSS {:>5.1}, anonymous {:>5.1}), peak {:>6.1} MiB ({resolved} containers resolved, {without} execs without an SBOM)",
             if with_sboms { "with the manifests" } else { "without SBOMs" },
             rss as f64 / 1024.0,
+            pss as f64 / 1024.0,
+            anon as f64 / 1024.0,
             results.last().map_or(0, |r| r.1) as f64 / 1024.0,
         );
     }
