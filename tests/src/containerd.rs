@@ -94,6 +94,19 @@ impl OciImage {
         Ok(Self { layout: layout.to_path_buf(), tag: tag.to_string() })
     }
 
+    /// Unpacks the image into an OCI runtime bundle for runc, as umoci does
+    /// (with its `umoci.json` and its `.mtree` manifest of the image's
+    /// files); the process gets no terminal, so `runc run -d` can start it.
+    pub fn unpack(&self, bundle: &Path) -> anyhow::Result<()> {
+        let image = format!("{}:{}", self.layout.display(), self.tag);
+        checked(Command::new("umoci").args(["unpack", "--image", &image]).arg(bundle), "umoci unpack")?;
+        let path = bundle.join("config.json");
+        let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+        config["process"]["terminal"] = serde_json::Value::Bool(false);
+        std::fs::write(&path, serde_json::to_vec_pretty(&config)?)?;
+        Ok(())
+    }
+
     /// The manifest digest the layout's index gives for the tag.
     pub fn manifest_digest(&self) -> anyhow::Result<String> {
         let index: serde_json::Value =

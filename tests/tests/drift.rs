@@ -332,6 +332,77 @@ fn code_mapped_from_a_file_not_in_the_sbom_is_library_drift() {
     assert_eq!(stats["kernel"]["mmap_dropped"], 0, "{stats}");
 }
 
+#[test]
+fn a_shipped_file_missing_from_the_sbom_is_an_sbom_gap_not_drift() {
+    require_root!();
+    let _lock = exclusive();
+    // An OCI image built and unpacked by umoci (as a runc-based node would):
+    // its bundle carries umoci's manifest of the image's own files.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = image::busybox_with_tool(&dir.path().join("src"), &["sleep", "120"]).expect("rootfs");
+    let image = verifier_tests::containerd::OciImage::from_rootfs(
+        &src.rootfs(),
+        &dir.path().join("oci"),
+        "gap",
+        &["/bin/sleep", "120"],
+    )
+    .expect("OCI image");
+    let bundle = dir.path().join("bundle");
+    image.unpack(&bundle).expect("umoci unpack");
+    // Its SBOM misses the tool: an incomplete SBOM, as scanners write when
+    // a file belongs to no package they know.
+    let full = image::generate_sbom(&src, &dir.path().join("full.spdx.json"), "spdx-json").expect("sbom");
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(&full).expect("read")).expect("json");
+    let files = doc["files"].as_array_mut().expect("files");
+    let before = files.len();
+    files.retain(|f| !f["fileName"].as_str().is_some_and(|n| n.ends_with("opt/tool/true")));
+    assert_eq!(files.len(), before - 1, "the tool was listed once");
+    let sbom = dir.path().join("partial.spdx.json");
+    std::fs::write(&sbom, serde_json::to_vec(&doc).expect("json")).expect("write");
+
+    let id = unique("vt-gap");
+    let rule = format!("{id}={}", sbom.display());
+    let agent =
+        Agent::start(&["--stats-interval", "0", "--containers-only", "--sbom", &rule]).expect("agent");
+    let container = Container::run(&bundle, &id).expect("runc run");
+    container.exec(&[TOOL]).expect("tool");
+    let (gap, _) = wait_for_verdict(&agent, &id, TOOL, Instant::now());
+    assert_eq!(gap["verification"]["verdict"], "sbom-gap", "{gap}");
+    // Changed in the container: the image's layers say what it was.
+    container
+        .exec(&["sh", "-c", &format!("cat /bin/busybox > {TOOL}; echo >> {TOOL}; {TOOL}")])
+        .expect("change");
+    let t = Instant::now();
+    let changed = loop {
+        let so_far = agent.records_so_far();
+        if let Some((_, r)) =
+            verdicts(&so_far, &id).into_iter().find(|(v, r)| *v == "modified-binary" && r["filename"] == TOOL)
+        {
+            break r.clone();
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "no modified-binary: {so_far:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let records = agent.stop().expect("agent stops");
+    drop(container);
+    let expected = changed["verification"]["expected"].as_str().expect("expected digest");
+    assert_eq!(
+        Some(expected.trim_start_matches("sha256:")),
+        gap["verification"]["sha256"].as_str(),
+        "{changed}"
+    );
+    let alert = records
+        .iter()
+        .find(|r| r["type"] == "alert" && r["verdict"] == "sbom-gap")
+        .unwrap_or_else(|| panic!("sbom-gap alert: {records:?}"));
+    assert_eq!(alert["severity"], "low", "an SBOM-quality finding, not an attack: {alert}");
+    assert_eq!(
+        alert["image"]["digest"],
+        image.manifest_digest().expect("digest").as_str(),
+        "from umoci.json: {alert}"
+    );
+}
+
 fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest as _;
     hex_of(&sha2::Sha256::digest(b))

@@ -18,6 +18,7 @@ pub mod containers;
 pub mod engine;
 pub mod layers;
 pub mod locate;
+pub mod mtree;
 pub mod open;
 pub mod pool;
 pub mod rules_file;

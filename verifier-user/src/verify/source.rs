@@ -95,6 +95,9 @@ pub struct RuntimeMeta {
     /// The container's first process (runc `init_process_pid`): alive as
     /// long as the container, so its `/proc/<pid>/root` outlives a short exec.
     pub init_pid: Option<u32>,
+    /// The OCI bundle directory (runc `bundle=` label), where umoci leaves
+    /// its manifest of the image's files.
+    pub bundle: Option<PathBuf>,
     pub pod_name: Option<String>,
     pub pod_namespace: Option<String>,
 }
@@ -124,6 +127,8 @@ struct Parsed {
 pub struct Source {
     cfg: SourceConfig,
     parsed: Mutex<HashMap<Vec<PathBuf>, Arc<Parsed>>>,
+    /// umoci manifests read, by path (one per image, shared by its bundles).
+    mtrees: Mutex<HashMap<PathBuf, Arc<super::mtree::Mtree>>>,
 }
 
 /// Resolution failed in a way that may pass (state not written yet).
@@ -132,7 +137,7 @@ pub struct NotYet(pub String);
 
 impl Source {
     pub fn new(cfg: SourceConfig) -> Self {
-        Self { cfg, parsed: Mutex::new(HashMap::new()) }
+        Self { cfg, parsed: Mutex::new(HashMap::new()), mtrees: Mutex::new(HashMap::new()) }
     }
 
     /// Container -> baseline. `Err` when the runtime state is not there yet.
@@ -177,9 +182,27 @@ impl Source {
             key: Arc::as_ptr(&manifest) as u64,
             root: Arc::new(root),
             manifest,
-            content: layers.map(|l| Arc::new(l) as Arc<dyn ImageContent + Send + Sync>),
+            content: match layers {
+                Some(l) => Some(Arc::new(l) as Arc<dyn ImageContent + Send + Sync>),
+                None => meta.bundle.as_deref().and_then(|b| self.mtree(b)),
+            },
         };
         Ok(Resolved::Verify(Arc::new(ctx), Arc::new(info)))
+    }
+
+    /// The umoci manifest of `bundle`'s image, read once per file.
+    fn mtree(&self, bundle: &Path) -> Option<Arc<dyn ImageContent + Send + Sync>> {
+        let path = super::mtree::Mtree::find(bundle)?;
+        let mut cache = self.mtrees.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = cache.get(&path) {
+            return Some(m.clone());
+        }
+        let m = Arc::new(super::mtree::Mtree::parse(&std::fs::read_to_string(&path).ok()?));
+        if cache.len() >= 1024 {
+            cache.clear();
+        }
+        cache.insert(path, m.clone());
+        Some(m)
     }
 
     fn runtime_meta(&self, c: &ContainerRef) -> Result<RuntimeMeta, NotYet> {
@@ -196,6 +219,7 @@ impl Source {
                 image_name: Some(rec.image),
                 image_digest: rec.image_digest,
                 rootfs: state.as_ref().and_then(|s| s.rootfs.clone()),
+                bundle: state.as_ref().and_then(|s| s.bundle.clone()),
                 init_pid: state.and_then(|s| s.init_pid),
                 pod_name: label("io.kubernetes.pod.name"),
                 pod_namespace: label("io.kubernetes.pod.namespace"),
@@ -338,6 +362,7 @@ pub fn runc_meta(state: &[u8]) -> Result<RuntimeMeta, String> {
         ..RuntimeMeta::default()
     };
     let Some(bundle) = bundle else { return Ok(meta) };
+    meta.bundle = Some(bundle.clone());
     if let Ok(text) = std::fs::read(bundle.join("config.json"))
         && let Ok(spec) = serde_json::from_slice::<serde_json::Value>(&text)
     {
@@ -354,7 +379,19 @@ pub fn runc_meta(state: &[u8]) -> Result<RuntimeMeta, String> {
         && let Ok(text) = std::fs::read(bundle.join("umoci.json"))
         && let Ok(umoci) = serde_json::from_slice::<serde_json::Value>(&text)
     {
-        meta.image_digest = umoci["manifest"]["digest"].as_str().map(str::to_owned);
+        // umoci.json v2: the descriptor walk from the tag to the manifest;
+        // older versions: `manifest.digest`.
+        let walk = umoci["from_descriptor_path"]["descriptor_walk"].as_array();
+        let manifest = walk.and_then(|w| {
+            w.iter()
+                .rev()
+                .find(|d| d["mediaType"] == "application/vnd.oci.image.manifest.v1+json")
+                .or_else(|| w.last())
+        });
+        meta.image_digest = manifest
+            .and_then(|d| d["digest"].as_str())
+            .or_else(|| umoci["manifest"]["digest"].as_str())
+            .map(str::to_owned);
     }
     Ok(meta)
 }
