@@ -214,23 +214,90 @@ const FLAG_CONFLICT: u8 = 2;
 
 /// What the SBOM says about one path.
 ///
-/// Digests are packed as `[alg u8][len u8][bytes]...` in one allocation;
-/// use [`FileEntry::digests`] to walk them.
+/// One SHA-256 (the common case) is kept inline, with no allocation of its
+/// own; anything else is packed as `[alg u8][len u8][bytes]...` in one
+/// allocation. Use [`FileEntry::digests`] to walk them. With tens of
+/// thousands of files per image and dozens of images per node, the
+/// allocation per file was about half of a manifest's memory; the package
+/// and flags share the variant's padding, so an entry is 40 bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileEntry {
-    digests: Packed,
-    package: u32,
-    flags: u8,
+    repr: Repr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Repr {
+    Sha256 { sha: [u8; 32], package: u32, flags: u8 },
+    Packed { digests: Box<[u8]>, package: u32, flags: u8 },
 }
 
 impl FileEntry {
+    fn new(packed: &[u8], package: u32, flags: u8) -> Self {
+        let repr = match packed {
+            [a, 32, sha @ ..] if *a == HashAlg::Sha256 as u8 && sha.len() == 32 => {
+                let mut one = [0u8; 32];
+                one.copy_from_slice(sha);
+                Repr::Sha256 { sha: one, package, flags }
+            }
+            _ => Repr::Packed { digests: packed.into(), package, flags },
+        };
+        Self { repr }
+    }
+
+    /// The digests in packed form.
+    fn packed(&self) -> std::borrow::Cow<'_, [u8]> {
+        match &self.repr {
+            Repr::Sha256 { sha, .. } => {
+                let mut v = Vec::with_capacity(34);
+                push_packed(&mut v, HashAlg::Sha256, sha);
+                std::borrow::Cow::Owned(v)
+            }
+            Repr::Packed { digests, .. } => std::borrow::Cow::Borrowed(digests),
+        }
+    }
+
+    /// Bytes this entry holds on the heap.
+    fn heap_len(&self) -> usize {
+        match &self.repr {
+            Repr::Sha256 { .. } => 0,
+            Repr::Packed { digests, .. } => digests.len(),
+        }
+    }
+
+    fn package_raw(&self) -> u32 {
+        match self.repr {
+            Repr::Sha256 { package, .. } | Repr::Packed { package, .. } => package,
+        }
+    }
+
+    fn set_package_raw(&mut self, p: u32) {
+        match &mut self.repr {
+            Repr::Sha256 { package, .. } | Repr::Packed { package, .. } => *package = p,
+        }
+    }
+
+    fn flags(&self) -> u8 {
+        match self.repr {
+            Repr::Sha256 { flags, .. } | Repr::Packed { flags, .. } => flags,
+        }
+    }
+
+    fn add_flags(&mut self, f: u8) {
+        match &mut self.repr {
+            Repr::Sha256 { flags, .. } | Repr::Packed { flags, .. } => *flags |= f,
+        }
+    }
+
     /// Every usable digest, in the order the SBOM(s) gave them. With a
     /// conflict ([`FileEntry::has_conflict`]) one algorithm can appear twice.
     ///
     /// Returns an iterator rather than `&[Digest]`: keeping one boxed slice
     /// per digest would cost about 40 bytes per file more.
     pub fn digests(&self) -> Digests<'_> {
-        Digests { rest: self.digests.as_slice() }
+        match &self.repr {
+            Repr::Sha256 { sha, .. } => Digests { single: Some(sha), rest: &[] },
+            Repr::Packed { digests, .. } => Digests { single: None, rest: digests },
+        }
     }
 
     /// The first SHA-256 stated for this file, the digest the agent checks.
@@ -265,33 +332,37 @@ impl FileEntry {
     /// Whether the SBOM(s) gave no usable digest (none, or only all-zero
     /// placeholders): such a file can be neither verified nor a mismatch.
     pub fn has_digests(&self) -> bool {
-        !self.digests.is_empty()
+        match &self.repr {
+            Repr::Sha256 { .. } => true,
+            Repr::Packed { digests, .. } => !digests.is_empty(),
+        }
     }
 
     /// The owning package, when the SBOM says.
     pub fn package<'m>(&self, m: &'m Manifest) -> Option<&'m PackageRef> {
-        m.packages.get(self.package as usize)
+        m.packages.get(self.package_raw() as usize)
     }
 
     /// The SBOM marked this path as a symbolic link (apk `a:` mode 0777, syft
     /// `SymbolicLink`). Its digest is then that of the link or its target,
     /// not of a file at this path: compare the resolved target instead.
     pub fn is_symlink(&self) -> bool {
-        self.flags & FLAG_SYMLINK != 0
+        self.flags() & FLAG_SYMLINK != 0
     }
 
     /// Two sources gave different digests of the same algorithm for this
     /// path (kept both; see [`Manifest::warnings`]).
     pub fn has_conflict(&self) -> bool {
-        self.flags & FLAG_CONFLICT != 0
+        self.flags() & FLAG_CONFLICT != 0
     }
 
     /// Adds digests from `packed`, skipping exact repeats; returns true
     /// when a digest of an algorithm already present had a different value.
     fn absorb(&mut self, packed: &[u8]) -> bool {
         let mut conflict = false;
-        let mut new: Vec<u8> = self.digests.as_slice().to_vec();
-        for d in (Digests { rest: packed }) {
+        let mut new: Vec<u8> = self.packed().into_owned();
+        let old_len = new.len();
+        for d in (Digests { single: None, rest: packed }) {
             if self.matches(d.alg, d.value) {
                 continue;
             }
@@ -300,49 +371,13 @@ impl FileEntry {
             }
             push_packed(&mut new, d.alg, d.value);
         }
-        if new.len() != self.digests.as_slice().len() {
-            self.digests = Packed::new(&new);
+        if new.len() != old_len {
+            *self = FileEntry::new(&new, self.package_raw(), self.flags());
         }
         if conflict {
-            self.flags |= FLAG_CONFLICT;
+            self.add_flags(FLAG_CONFLICT);
         }
         conflict
-    }
-}
-
-/// Bytes of packed digests kept inline: one SHA-256 with its tag.
-const INLINE: usize = 34;
-
-/// A file's packed digests: one SHA-256 (the common case) inline, without
-/// an allocation of its own; anything longer on the heap. With tens of
-/// thousands of files per image and dozens of images per node, the
-/// allocation per file was about half of a manifest's memory.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Packed {
-    Inline { len: u8, buf: [u8; INLINE] },
-    Heap(Box<[u8]>),
-}
-
-impl Packed {
-    fn new(bytes: &[u8]) -> Self {
-        if bytes.len() <= INLINE {
-            let mut buf = [0u8; INLINE];
-            buf[..bytes.len()].copy_from_slice(bytes);
-            Packed::Inline { len: bytes.len() as u8, buf }
-        } else {
-            Packed::Heap(bytes.into())
-        }
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            Packed::Inline { len, buf } => &buf[..usize::from(*len)],
-            Packed::Heap(b) => b,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.as_slice().is_empty()
     }
 }
 
@@ -356,6 +391,7 @@ fn push_packed(buf: &mut Vec<u8>, alg: HashAlg, value: &[u8]) {
 /// Iterator over a [`FileEntry`]'s digests.
 #[derive(Clone, Debug)]
 pub struct Digests<'a> {
+    single: Option<&'a [u8; 32]>,
     rest: &'a [u8],
 }
 
@@ -363,6 +399,9 @@ impl<'a> Iterator for Digests<'a> {
     type Item = DigestRef<'a>;
 
     fn next(&mut self) -> Option<DigestRef<'a>> {
+        if let Some(sha) = self.single.take() {
+            return Some(DigestRef { alg: HashAlg::Sha256, value: sha });
+        }
         let (&[a, n], rest) = self.rest.split_first_chunk::<2>()?;
         let (value, rest) = rest.split_at_checked(n as usize)?;
         self.rest = rest;
@@ -614,9 +653,9 @@ impl Manifest {
     /// already has one.
     pub(crate) fn set_package_if_none(&mut self, path_index: usize, package: u32) {
         if let Some(e) = self.entries.get_mut(path_index)
-            && e.package == NO_PACKAGE
+            && e.package_raw() == NO_PACKAGE
         {
-            e.package = package;
+            e.set_package_raw(package);
         }
     }
 
@@ -654,10 +693,10 @@ impl Manifest {
             let e = &mut self.entries[i as usize];
             let conflict = e.absorb(packed);
             if symlink {
-                e.flags |= FLAG_SYMLINK;
+                e.add_flags(FLAG_SYMLINK);
             }
-            if e.package == NO_PACKAGE {
-                e.package = package.unwrap_or(NO_PACKAGE);
+            if e.package_raw() == NO_PACKAGE {
+                e.set_package_raw(package.unwrap_or(NO_PACKAGE));
             }
             return Ok((i as usize, conflict));
         }
@@ -667,11 +706,11 @@ impl Manifest {
         };
         self.path_bytes.push_str(path);
         self.path_ends.push(end);
-        self.entries.push(FileEntry {
-            digests: Packed::new(packed),
-            package: package.unwrap_or(NO_PACKAGE),
-            flags: if symlink { FLAG_SYMLINK } else { 0 },
-        });
+        self.entries.push(FileEntry::new(
+            packed,
+            package.unwrap_or(NO_PACKAGE),
+            if symlink { FLAG_SYMLINK } else { 0 },
+        ));
         let (bytes, ends, hasher) = (&self.path_bytes, &self.path_ends, &self.hasher);
         self.index.insert_unique(h, i, |&j| {
             let j = j as usize;
@@ -693,15 +732,15 @@ impl Manifest {
             let p = old.path_at(i);
             let new = f(p);
             let path = new.as_deref().unwrap_or(p);
-            let package = (e.package != NO_PACKAGE).then_some(e.package);
+            let package = (e.package_raw() != NO_PACKAGE).then_some(e.package_raw());
             // Cannot pass 4 GiB: the paths only got shorter or stayed.
-            if let Ok((_, c)) = self.add_packed(path, e.digests.as_slice(), package, e.is_symlink()) {
+            if let Ok((_, c)) = self.add_packed(path, &e.packed(), package, e.is_symlink()) {
                 conflicts += usize::from(c);
             }
             if let Some(idx) = self.find(path)
                 && e.has_conflict()
             {
-                self.entries[idx].flags |= FLAG_CONFLICT;
+                self.entries[idx].add_flags(FLAG_CONFLICT);
             }
         }
         conflicts
@@ -717,8 +756,8 @@ impl Manifest {
         let mut dropped = 0usize;
         for (i, e) in other.entries.iter().enumerate() {
             let path = other.path_at(i);
-            let package = (e.package != NO_PACKAGE).then(|| e.package + base);
-            match self.add_packed(path, e.digests.as_slice(), package, e.is_symlink()) {
+            let package = (e.package_raw() != NO_PACKAGE).then(|| e.package_raw() + base);
+            match self.add_packed(path, &e.packed(), package, e.is_symlink()) {
                 Ok((_, true)) => conflicts.push(path.to_owned()),
                 Ok(_) => {}
                 Err(AddError::TooLarge) => dropped += 1,
@@ -757,7 +796,7 @@ impl Manifest {
                 for d in e.digests().filter(|d| d.alg == HashAlg::Sha256) {
                     push_packed(&mut kept, d.alg, d.value);
                 }
-                e.digests = Packed::new(&kept);
+                *e = FileEntry::new(&kept, e.package_raw(), e.flags());
             }
         }
     }
@@ -765,14 +804,7 @@ impl Manifest {
     /// Bytes of heap this manifest holds (approximate: allocator overhead
     /// not counted). Used by the benchmark and for metrics.
     pub fn heap_bytes(&self) -> usize {
-        let entries: usize = self
-            .entries
-            .iter()
-            .map(|e| match &e.digests {
-                Packed::Heap(b) => b.len(),
-                Packed::Inline { .. } => 0,
-            })
-            .sum();
+        let entries: usize = self.entries.iter().map(FileEntry::heap_len).sum();
         let packages: usize = self
             .packages
             .iter()
@@ -923,14 +955,18 @@ mod packed_tests {
     fn one_sha256_is_inline_and_more_spills_to_the_heap_unchanged() {
         let mut one = Vec::new();
         push_packed(&mut one, HashAlg::Sha256, &[7u8; 32]);
-        assert!(matches!(Packed::new(&one), Packed::Inline { .. }));
+        let e = FileEntry::new(&one, 3, FLAG_SYMLINK);
+        assert!(matches!(e.repr, Repr::Sha256 { .. }));
+        assert_eq!((e.sha256(), e.package_raw(), e.is_symlink()), (Some(&[7u8; 32]), 3, true));
+        assert_eq!(e.packed().as_ref(), &one[..], "round trip");
         let mut two = one.clone();
         push_packed(&mut two, HashAlg::Sha1, &[9u8; 20]);
-        let p = Packed::new(&two);
-        assert!(matches!(p, Packed::Heap(_)));
-        assert_eq!(p.as_slice(), &two[..]);
-        assert!(Packed::new(&[]).is_empty());
-        assert!(size_of::<FileEntry>() <= 48, "{} bytes", size_of::<FileEntry>());
+        let e = FileEntry::new(&two, NO_PACKAGE, 0);
+        assert!(matches!(e.repr, Repr::Packed { .. }));
+        assert_eq!(e.packed().as_ref(), &two[..]);
+        assert_eq!(e.digests().count(), 2);
+        assert!(!FileEntry::new(&[], 0, 0).has_digests());
+        assert_eq!(size_of::<FileEntry>(), 40);
     }
 
     #[test]
@@ -946,7 +982,7 @@ mod packed_tests {
         m.keep_sha256_where_present();
         let a = m.get("/a").expect("a");
         assert_eq!((a.sha256(), a.digest(HashAlg::Sha1)), (Some(&[1u8; 32]), None));
-        assert!(matches!(a.digests, Packed::Inline { .. }));
+        assert!(matches!(a.repr, Repr::Sha256 { .. }));
         assert_eq!(m.get("/b").and_then(|e| e.digest(HashAlg::Md5)), Some(&[3u8; 16][..]), "weak-only kept");
     }
 }
