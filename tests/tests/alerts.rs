@@ -205,7 +205,7 @@ fn falco_and_ocsf_consumers_get_their_own_shapes() {
         if format == "falco" {
             let a = records
                 .iter()
-                .find(|r| r["rule"].is_string())
+                .find(|r| r["rule"].is_string() && r["output_fields"]["fd.name"] == "/tmp/new/true")
                 .unwrap_or_else(|| panic!("no falco alert: {records:?}"));
             assert_eq!(a["rule"], "Verifier drift: unknown-binary", "{a}");
             assert_eq!(a["priority"], "Error", "{a}");
@@ -215,7 +215,7 @@ fn falco_and_ocsf_consumers_get_their_own_shapes() {
         } else {
             let a = records
                 .iter()
-                .find(|r| r["class_uid"] == 1007)
+                .find(|r| r["class_uid"] == 1007 && r["process"]["file"]["path"] == "/tmp/new/true")
                 .unwrap_or_else(|| panic!("no OCSF event: {records:?}"));
             assert_eq!((a["activity_id"].as_u64(), a["type_uid"].as_u64()), (Some(1), Some(100701)), "{a}");
             assert_eq!(a["process"]["file"]["path"], "/tmp/new/true", "{a}");

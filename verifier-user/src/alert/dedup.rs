@@ -83,14 +83,27 @@ impl Dedup {
     /// Records `f`. When the table is full, the least recently seen tenth
     /// is dropped first; their pending repeats are returned for emitting.
     pub fn see(&mut self, f: &Finding) -> (Seen, Vec<Entry>) {
-        let key = Key::of(f);
-        if let Some(e) = self.entries.get_mut(&key) {
-            e.count += 1;
-            e.pending += 1;
-            e.last_ns = f.unix_ns;
-            e.last = f.clone();
+        if self.repeat(f) {
             return (Seen::Repeat, Vec::new());
         }
+        let (id, flushed) = self.insert(f);
+        (Seen::New(id), flushed)
+    }
+
+    /// Counts `f` if its alert was already emitted; false if it is new.
+    pub fn repeat(&mut self, f: &Finding) -> bool {
+        let Some(e) = self.entries.get_mut(&Key::of(f)) else { return false };
+        e.count += 1;
+        e.pending += 1;
+        e.last_ns = f.unix_ns;
+        e.last = f.clone();
+        true
+    }
+
+    /// Remembers a new alert about to be emitted; returns its id and the
+    /// pending repeats of entries evicted to make room.
+    pub fn insert(&mut self, f: &Finding) -> (String, Vec<Entry>) {
+        let key = Key::of(f);
         let flushed = if self.entries.len() >= self.capacity { self.evict() } else { Vec::new() };
         let id = key.id();
         self.entries.insert(
@@ -104,7 +117,7 @@ impl Dedup {
                 last: f.clone(),
             },
         );
-        (Seen::New(id), flushed)
+        (id, flushed)
     }
 
     fn evict(&mut self) -> Vec<Entry> {

@@ -166,25 +166,28 @@ impl Alerts {
 
     /// One finding. `out` is the agent's stdout.
     pub fn submit(&mut self, f: &Finding, out: &mut impl std::io::Write) -> std::io::Result<()> {
-        let (seen, flushed) = self.dedup.see(f);
-        let mut values = Vec::new();
-        for e in &flushed {
-            values.push(format::update(self.format, e, f.unix_ns));
-            self.stats.updates += 1;
+        // A repeat of an alert already out is only counted. A new one must
+        // pass the rate limit before dedup remembers it: an alert held back
+        // is counted in `alert-suppressed` (each occurrence) and never gets
+        // updates naming an alert nobody received.
+        if self.dedup.repeat(f) {
+            self.stats.repeats += 1;
+            return Ok(());
         }
-        match seen {
-            dedup::Seen::Repeat => self.stats.repeats += 1,
-            dedup::Seen::New(id) => {
-                if let Some(s) = self.rate.summary(f.unix_ns, false) {
-                    values.push(format::suppressed(self.format, &s, &self.node));
-                }
-                if self.rate.admit(f.verdict.name(), f.unix_ns) {
-                    values.push(format::alert(self.format, f, &id));
-                    *self.stats.emitted.entry(f.verdict.name()).or_default() += 1;
-                } else {
-                    self.stats.suppressed += 1;
-                }
+        let mut values = Vec::new();
+        if let Some(s) = self.rate.summary(f.unix_ns, false) {
+            values.push(format::suppressed(self.format, &s, &self.node));
+        }
+        if self.rate.admit(f.verdict.name(), f.unix_ns) {
+            let (id, flushed) = self.dedup.insert(f);
+            for e in &flushed {
+                values.push(format::update(self.format, e, f.unix_ns));
+                self.stats.updates += 1;
             }
+            values.push(format::alert(self.format, f, &id));
+            *self.stats.emitted.entry(f.verdict.name()).or_default() += 1;
+        } else {
+            self.stats.suppressed += 1;
         }
         self.write(&values, out)
     }
@@ -192,6 +195,10 @@ impl Alerts {
     /// Periodic: updates for repeated alerts, and the rate-limit summary.
     pub fn tick(&mut self, now_ns: i128, out: &mut impl std::io::Write) -> std::io::Result<()> {
         let mut values = Vec::new();
+        if self.last_update_ns == 0 {
+            // The first interval starts now, not at the epoch.
+            self.last_update_ns = now_ns;
+        }
         if now_ns - self.last_update_ns >= self.interval_ns {
             self.last_update_ns = now_ns;
             for e in self.dedup.updates() {
@@ -213,7 +220,7 @@ impl Alerts {
         out: &mut impl std::io::Write,
         deadline: Duration,
     ) -> std::io::Result<()> {
-        self.last_update_ns = 0;
+        self.last_update_ns = now_ns;
         self.interval_ns = 0;
         self.tick(now_ns, out)?;
         if let Some(s) = self.rate.summary(now_ns, true) {
@@ -272,3 +279,7 @@ impl Alerts {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

@@ -164,6 +164,18 @@ impl Engine {
             w.events.push(event);
             return None;
         }
+        // `/proc/self/exe` re-runs the very file (same identity) the process
+        // ran: if that file is still being hashed under the name it was run
+        // by (busybox `sh` spawning an applet), wait for that job.
+        if is_proc_exe(&event.filename)
+            && !self.known_paths.contains_key(&identity)
+            && let Some(w) =
+                self.inflight.iter_mut().find(|(k, _)| k.0 == ctx.key && k.1 == identity).map(|(_, w)| w)
+        {
+            self.stats.coalesced += 1;
+            w.events.push(event);
+            return None;
+        }
         let path_guess = std::str::from_utf8(&event.filename).ok();
         let job = Job {
             root: ctx.root.clone(),

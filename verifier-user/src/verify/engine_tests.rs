@@ -118,6 +118,43 @@ fn first_sight_hashes_once_then_the_cache_answers() {
 }
 
 #[test]
+fn a_proc_self_exe_rerun_waits_for_the_file_being_hashed_then_knows_its_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = dir.path().join("sleeper");
+    fs::copy("/bin/sleep", &bin).expect("copy");
+    let real: [u8; 32] = sha2::Sha256::digest(fs::read(&bin).expect("read")).into();
+    let mut child = Command::new(&bin).arg("30").spawn().expect("spawn");
+    while fs::read_link(format!("/proc/{}/exe", child.id())).map_or(true, |p| p != bin) {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let ctx = Arc::new(Context {
+        weak: Algs { sha256: false, ..Algs::SHA256 },
+        key: 1,
+        root: Arc::new(RootDir::open(Path::new("/")).expect("root")),
+        manifest: Arc::new(manifest_with(bin.to_str().expect("utf-8"), &real)),
+        content: None,
+    });
+    let (mut engine, mut rx) = engine();
+    assert!(engine.submit(&ctx, event_for(child.id(), &bin)).is_none());
+    // The same file re-run through /proc/self/exe (a process that has
+    // exited by the time anyone looks): joins the job in flight.
+    let mut rerun = event_for(999_999_999, Path::new("/proc/self/exe"));
+    rerun.exe = event_for(child.id(), &bin).exe;
+    assert!(engine.submit(&ctx, rerun.clone()).is_none(), "waits for the job");
+    let (key, outcome) = rx.blocking_recv().expect("outcome");
+    let decided = engine.complete(key, outcome);
+    assert_eq!(decided.len(), 2);
+    assert!(decided.iter().all(|(_, d)| d.judgement.verdict == Verdict::Ok), "{decided:?}");
+    // Later re-runs open the path the identity was proven at.
+    rerun.filename = b"/proc/1234/exe".to_vec();
+    assert!(engine.submit(&ctx, rerun).is_none(), "a job at the proven path");
+    let (key, outcome) = rx.blocking_recv().expect("outcome");
+    assert_eq!(engine.complete(key, outcome)[0].1.judgement.verdict, Verdict::Ok);
+    child.kill().ok();
+    child.wait().ok();
+}
+
+#[test]
 fn a_listed_path_with_other_bytes_is_modified() {
     let (verdict, _) = judge_running(Some(&[7u8; 32]));
     assert_eq!(verdict, Verdict::ModifiedBinary);

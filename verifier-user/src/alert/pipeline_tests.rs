@@ -1,0 +1,83 @@
+//! The pipeline end to end in memory: dedup, rate limit and their records.
+
+use clap::Parser as _;
+use serde_json::Value;
+
+use super::*;
+use crate::alert::finding::{FileFacts, Process, Subject, Workload};
+use crate::verify::verdict::Verdict;
+
+#[derive(clap::Parser)]
+struct Cli {
+    #[command(flatten)]
+    alerts: AlertArgs,
+}
+
+fn alerts(args: &[&str]) -> Alerts {
+    let cli = Cli::parse_from(std::iter::once("t").chain(args.iter().copied()));
+    Alerts::new(&cli.alerts, "n").expect("alerts")
+}
+
+const S: i128 = 1_000_000_000;
+
+fn finding(path: &str, t: i128) -> Finding {
+    Finding {
+        unix_ns: t,
+        node: "n".into(),
+        subject: Subject::Exec,
+        verdict: Verdict::UnknownBinary,
+        severity: Verdict::UnknownBinary.severity(),
+        reason: "r".into(),
+        workload: Workload { image_digest: Some("sha256:aa".into()), ..Workload::default() },
+        process: Process::default(),
+        file: FileFacts { path: path.into(), sha256: Some("ab".repeat(32)), ..FileFacts::default() },
+        script: None,
+        sbom_sources: Vec::new(),
+        sbom_format: None,
+    }
+}
+
+fn lines(out: &[u8]) -> Vec<Value> {
+    out.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("json"))
+        .collect()
+}
+
+#[test]
+fn repeats_fold_into_one_update_per_interval() {
+    let mut a = alerts(&["--alert-update-interval", "10"]);
+    let mut out = Vec::new();
+    let t0 = 1000 * S;
+    for i in 0..1000 {
+        a.submit(&finding("/x", t0 + i), &mut out).expect("submit");
+    }
+    a.tick(t0 + S, &mut out).expect("tick");
+    assert_eq!(lines(&out).len(), 1, "one alert, no update before the interval");
+    a.tick(t0 + 11 * S, &mut out).expect("tick");
+    let recs = lines(&out);
+    assert_eq!((recs[1]["type"].as_str(), recs[1]["count"].as_u64()), (Some("alert-update"), Some(1000)));
+    assert_eq!(recs[1]["alert_id"], recs[0]["alert_id"]);
+}
+
+#[test]
+fn held_back_alerts_are_summarized_and_never_updated() {
+    let mut a = alerts(&["--alert-rate", "1", "--alert-burst", "1", "--alert-update-interval", "1"]);
+    let mut out = Vec::new();
+    let t0 = 1000 * S;
+    a.submit(&finding("/a", t0), &mut out).expect("a");
+    for i in 0..5 {
+        a.submit(&finding("/b", t0 + i), &mut out).expect("b held back");
+    }
+    a.tick(t0 + 2 * S, &mut out).expect("tick");
+    let recs = lines(&out);
+    let kinds: Vec<&str> = recs.iter().filter_map(|r| r["type"].as_str()).collect();
+    assert_eq!(kinds, ["alert", "alert-suppressed"], "{recs:?}");
+    assert_eq!(recs[1]["suppressed"]["unknown-binary"], 5, "each occurrence counted");
+    // Once tokens are back, /b is a new alert, not an update of one never sent.
+    a.submit(&finding("/b", t0 + 3 * S), &mut out).expect("b");
+    let recs = lines(&out);
+    assert_eq!((recs[2]["type"].as_str(), recs[2]["file"]["path"].as_str()), (Some("alert"), Some("/b")));
+    let s = a.stats();
+    assert_eq!((s.suppressed, s.emitted["unknown-binary"], s.updates), (5, 2, 0));
+}
