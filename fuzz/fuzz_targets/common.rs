@@ -1,6 +1,6 @@
 // Shared by the fuzz targets: whatever loads must be self-consistent.
 
-use verifier::sbom::{LoadOptions, Manifest, SbomError, SbomFormat};
+use verifier_sbom::{LoadOptions, Manifest, SbomError, SbomFormat};
 
 pub fn opts(format: Option<SbomFormat>) -> LoadOptions {
     LoadOptions {
@@ -16,7 +16,7 @@ pub fn check(result: Result<Manifest, SbomError>) {
         Ok(m) => {
             for (path, entry) in m.files() {
                 assert!(path.starts_with('/'), "{path:?}");
-                assert_eq!(verifier::sbom::normalize_path(path).as_deref(), Some(path));
+                assert_eq!(verifier_sbom::normalize_path(path).as_deref(), Some(path));
                 assert_eq!(m.get(path), Some(entry));
                 for d in entry.digests() {
                     assert_eq!(d.value.len(), d.alg.digest_len());

@@ -2,7 +2,7 @@
 //! Arbitrary bytes into the apk reader (in memory).
 
 use libfuzzer_sys::fuzz_target;
-use verifier::sbom::{SbomFormat, load_bytes};
+use verifier_sbom::{SbomFormat, load_bytes};
 
 mod common;
 

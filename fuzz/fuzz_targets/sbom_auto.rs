@@ -2,7 +2,7 @@
 //! Arbitrary bytes into the auto reader (in memory).
 
 use libfuzzer_sys::fuzz_target;
-use verifier::sbom::load_bytes;
+use verifier_sbom::load_bytes;
 
 mod common;
 

@@ -3,7 +3,7 @@
 //! both accept: same files, same digests, same packages.
 
 use libfuzzer_sys::fuzz_target;
-use verifier::sbom::{SbomFormat, load_bytes, load_reader};
+use verifier_sbom::{SbomFormat, load_bytes, load_reader};
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! Arbitrary bytes into the streaming readers (`load_reader`, format detected).
 
 use libfuzzer_sys::fuzz_target;
-use verifier::sbom::load_reader;
+use verifier_sbom::load_reader;
 
 mod common;
 

@@ -17,10 +17,10 @@ use std::{
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use verifier_sensor::{events::ExecEvent, maps::FastPath};
+
 use crate::{
     container::ContainerRef,
-    events::ExecEvent,
-    loader::FastPath,
     verify::{
         containers::{Admit, ContainerInfo, Containers, Resolved},
         engine::{Decision, Engine, EngineConfig, Key},
@@ -347,7 +347,7 @@ impl Drift {
     pub fn write_open(
         &mut self,
         rec: &verifier_common::event::WriteRecord,
-        clock: &crate::events::Clock,
+        clock: &verifier_sensor::events::Clock,
     ) -> Written {
         let known = self.trusted.remove(&(rec.dev, rec.ino, rec.slot));
         Written {

@@ -30,13 +30,17 @@ use verifier_common::{
     decode::{Record, decode_any},
 };
 
+use verifier_sensor::{
+    events::{Clock, ExecEvent},
+    loader::{self, LoadOptions},
+    maps::KernelCounters,
+};
+
 use crate::{
     container::{
         Attribution, Resolver, Runtime,
         resolver::{StateRoot, default_state_roots},
     },
-    events::{Clock, ExecEvent},
-    loader::{self, KernelCounters, LoadOptions},
     output::{self, ExecJson, KernelStats, ReadyJson, StatsJson, UserStats, verification::VerificationJson},
 };
 
@@ -91,7 +95,7 @@ pub struct AgentArgs {
     pub exec_limit: u32,
 
     /// Kernel BTF to take struct offsets from.
-    #[arg(long, default_value = crate::btf::VMLINUX_BTF, value_name = "FILE")]
+    #[arg(long, default_value = verifier_sensor::btf::VMLINUX_BTF, value_name = "FILE")]
     pub btf: PathBuf,
 
     #[command(flatten, next_help_heading = "Drift verification (on with --sbom or --sbom-store)")]
@@ -144,7 +148,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
         wakeup_bytes: args.wakeup_bytes,
         exec_limit: args.exec_limit,
     };
-    let loaded = tokio::task::spawn_blocking(move || loader::load(crate::EBPF_OBJECT, &opts))
+    let loaded = tokio::task::spawn_blocking(move || loader::load(verifier_sensor::EBPF_OBJECT, &opts))
         .await
         .context("loader thread")??;
     let loader::Loaded { ebpf, events, counters, config, fast_path, throttle } = loaded;

@@ -11,25 +11,8 @@
 
 use std::collections::HashMap;
 
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuHashMap};
-use verifier_common::throttle::{ThrottleRecord, ThrottleState, WINDOW_NS};
-
-/// The kernel's throttle maps, read-only for the agent.
-pub struct ThrottleMaps {
-    pub state: BpfHashMap<MapData, u64, ThrottleState>,
-    pub suppressed: PerCpuHashMap<MapData, u64, u64>,
-}
-
-impl ThrottleMaps {
-    /// Execs suppressed in `cgroup_id`, summed over CPUs.
-    fn suppressed(&self, cgroup_id: u64) -> u64 {
-        self.suppressed.get(&cgroup_id, 0).map_or(0, |v| v.iter().sum())
-    }
-
-    fn last_suppressed_ns(&self, cgroup_id: u64) -> Option<u64> {
-        self.state.get(&cgroup_id, 0).ok().map(|s| s.last_suppressed_ns)
-    }
-}
+use verifier_common::throttle::{ThrottleRecord, WINDOW_NS};
+use verifier_sensor::maps::ThrottleMaps;
 
 /// A throttle episode in progress.
 #[derive(Clone, Debug)]

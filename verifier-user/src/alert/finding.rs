@@ -6,9 +6,10 @@
 
 use std::path::Path;
 
+use verifier_sbom::PackageRef;
+
 use crate::{
     container::ContainerRef,
-    sbom::PackageRef,
     verify::{
         containers::ContainerInfo,
         engine::Decision,

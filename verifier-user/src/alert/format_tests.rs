@@ -2,13 +2,14 @@
 //! consumers of each format rely on is present and typed right.
 
 use super::*;
+use verifier_sbom::PackageRef;
+
 use crate::{
     alert::{
         dedup::{Dedup, Seen},
         finding::{FileFacts, Process, Workload},
         ratelimit::RateLimit,
     },
-    sbom::PackageRef,
     verify::verdict::Verdict,
 };
 

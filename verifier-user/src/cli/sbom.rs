@@ -14,7 +14,10 @@ use std::{
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::sbom::generate::{self, Format};
+use verifier_sbom::{
+    check::{self, CheckOptions},
+    generate::{self, Format},
+};
 
 #[derive(Debug, Subcommand)]
 pub enum SbomCommand {
@@ -67,7 +70,7 @@ pub struct GenerateArgs {
 pub enum CheckFormat {
     /// Human-readable table.
     Table,
-    /// JSON report (schema `verifier.check/v1`, see `verifier::check`).
+    /// JSON report (schema `verifier.check/v1`, see `verifier_sbom::check`).
     Json,
 }
 
@@ -158,6 +161,31 @@ pub(crate) fn print_warnings(warnings: &[String]) {
     }
 }
 
+/// `verifier check`: runs the check, prints the report, picks the exit code.
 pub fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    crate::check::run(args)
+    let opts = CheckOptions {
+        rootfs: args.rootfs,
+        sboms: args.sboms,
+        root_prefix: args.root_prefix,
+        threads: args.threads,
+    };
+    let report = check::run(&opts)?;
+    let mut out: Box<dyn io::Write> = match &args.output {
+        Some(p) => Box::new(io::BufWriter::new(
+            fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(io::BufWriter::new(io::stdout().lock())),
+    };
+    match args.format {
+        CheckFormat::Table => check::write_table(&report, &mut out),
+        CheckFormat::Json => serde_json::to_writer_pretty(&mut out, &report)
+            .map_err(io::Error::from)
+            .and_then(|()| writeln!(out)),
+    }
+    .and_then(|()| out.flush())
+    .map_err(check::CheckError::Write)?;
+    if args.format == CheckFormat::Json {
+        print_warnings(&report.warnings);
+    }
+    Ok(check::exit_code(&report.summary))
 }

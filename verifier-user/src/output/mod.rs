@@ -14,10 +14,9 @@ pub mod verification;
 
 use serde::Serialize;
 
-use crate::{
-    container::{Attribution, ContainerRef},
-    events::{ExecEvent, kernel_dev_to_user},
-};
+use verifier_sensor::events::{ExecEvent, kernel_dev_to_user};
+
+use crate::container::{Attribution, ContainerRef};
 
 pub const SCHEMA_EXEC: &str = "verifier.exec.v1";
 pub const SCHEMA_STATS: &str = "verifier.stats.v1";

@@ -3,10 +3,9 @@
 
 use serde::Serialize;
 
-use crate::{
-    sbom::PackageRef,
-    verify::{engine::Decision, locate::Via, verdict::Judgement},
-};
+use verifier_sbom::PackageRef;
+
+use crate::verify::{engine::Decision, locate::Via, verdict::Judgement};
 
 /// `exec.verification`.
 #[derive(Debug, Serialize)]

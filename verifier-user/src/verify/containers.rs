@@ -16,7 +16,9 @@ use std::{
 };
 
 use super::engine::Context;
-use crate::{container::ContainerRef, events::ExecEvent};
+use verifier_sensor::events::ExecEvent;
+
+use crate::container::ContainerRef;
 
 /// What the alert stream says about a container.
 #[derive(Clone, Debug, Default)]

@@ -23,7 +23,8 @@ use super::{
     pool::{Done, HashCache, Pool},
     verdict::{ImageContent, Judgement, Verdict, algs_for, judge},
 };
-use crate::{events::ExecEvent, sbom::Manifest, sbom::generate::hash::Algs};
+use verifier_sbom::{Manifest, hash::Algs};
+use verifier_sensor::events::ExecEvent;
 
 /// What the engine needs to know about a container's image.
 pub struct Context {

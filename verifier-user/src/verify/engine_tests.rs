@@ -11,7 +11,7 @@ use std::{
 use sha2::Digest as _;
 
 use super::*;
-use crate::sbom::{LoadOptions, load_bytes};
+use verifier_sbom::{LoadOptions, load_bytes};
 
 fn manifest_with(path: &str, sha256: &[u8]) -> Manifest {
     let doc = serde_json::json!({

@@ -19,7 +19,7 @@ use std::{
 };
 
 use super::{open::RootDir, verdict::ImageContent};
-use crate::sbom::generate::hash::{Algs, BUFFER_SIZE, hash_reader};
+use verifier_sbom::hash::{Algs, BUFFER_SIZE, hash_reader};
 
 /// The overlay layers of a container root.
 #[derive(Debug)]

@@ -24,7 +24,7 @@ use super::{
     open::{Match, RootDir, canonicalize_in_root, open_exact, open_proc_exe},
     pool::HashCache,
 };
-use crate::sbom::generate::hash::{Algs, FileHashes, hash_reader};
+use verifier_sbom::hash::{Algs, FileHashes, hash_reader};
 
 /// What a worker needs for one exec.
 #[derive(Debug)]

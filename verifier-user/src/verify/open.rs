@@ -33,7 +33,7 @@ use std::{
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use verifier_common::event::FileIdentity;
 
-use crate::events::kernel_dev_to_user;
+use verifier_sensor::events::kernel_dev_to_user;
 
 /// Symlinks followed before giving up, as the kernel's `MAXSYMLINKS`.
 const MAX_LINKS: usize = 40;

@@ -25,7 +25,7 @@ use std::{
 use verifier_common::event::FileIdentity;
 
 use super::locate::{Job, Outcome, locate};
-use crate::sbom::generate::hash::{Algs, BUFFER_SIZE, FileHashes};
+use verifier_sbom::hash::{Algs, BUFFER_SIZE, FileHashes};
 
 /// Digests already computed, by file identity.
 #[derive(Debug, Default)]

@@ -34,10 +34,11 @@ use super::{
     open::RootDir,
     verdict::ImageContent,
 };
+use verifier_sbom::{LoadOptions, Manifest, load_path};
+
 use crate::{
     container::{ContainerRef, Runtime, resolver::StateRoot},
     containerd::Containerd,
-    sbom::{LoadOptions, Manifest, load_path},
 };
 
 /// `PATTERN=FILE`: containers whose image name, digest, id or name matches

@@ -18,8 +18,8 @@
 //! (apk, dpkg), those are compared and the verdict records that the match
 //! is weak.
 
-use crate::sbom::generate::hash::{Algs, FileHashes};
-use crate::sbom::{HashAlg, Manifest, PackageRef};
+use verifier_sbom::hash::{Algs, FileHashes};
+use verifier_sbom::{HashAlg, Manifest, PackageRef};
 
 /// What was decided about one executed file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]

@@ -4,7 +4,7 @@
 use sha2::Digest as _;
 
 use super::*;
-use crate::sbom::{LoadOptions, load_bytes};
+use verifier_sbom::{LoadOptions, load_bytes};
 
 fn sha256(b: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(b).into()

@@ -17,12 +17,11 @@ use std::{
 use sha2::Digest as _;
 
 use super::{
-    GenerateError, Warnings,
-    hash::{Algs, HashPool, JobId, Source},
-    packages,
+    GenerateError, Warnings, packages,
     rootfs::escape_bytes,
     tree::{BadPath, Node, Tree, normalize},
 };
+use crate::hash::{Algs, HashPool, JobId, Source};
 
 /// Entries up to this size are buffered and hashed on the pool; larger
 /// ones are hashed on the reading thread.

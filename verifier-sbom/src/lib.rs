@@ -1,4 +1,8 @@
-//! SBOM readers, the manifest model and `sbom generate` (issue 4).
+//! SBOMs, from reading to judging: readers, the manifest model, `sbom
+//! generate`, the hash engine and the offline `check`.
+//!
+//! This crate knows nothing of the kernel, containers or the network, so
+//! the fuzz targets, the SBOM benchmarks and `check` build on it alone.
 //!
 //! The agent can only call an executable drift if it knows what the image
 //! shipped. That list comes from whatever SBOM the user has, written by
@@ -44,9 +48,11 @@
 //! is an [`SbomError`] naming the file, the line/column and the JSON path.
 
 mod apk;
+pub mod check;
 mod dpkg;
 mod error;
 pub mod generate;
+pub mod hash;
 mod json;
 mod links;
 mod model;
@@ -54,6 +60,7 @@ mod path;
 mod sink;
 mod tagvalue;
 mod text;
+pub mod time;
 
 use std::fs::File;
 use std::io::{BufReader, Read};

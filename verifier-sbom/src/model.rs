@@ -825,7 +825,7 @@ impl Manifest {
     }
 
     /// Drops spare capacity once loading is done.
-    pub(crate) fn shrink_to_fit(&mut self) {
+    pub fn shrink_to_fit(&mut self) {
         self.path_bytes.shrink_to_fit();
         self.path_ends.shrink_to_fit();
         self.entries.shrink_to_fit();

@@ -31,13 +31,13 @@
 //!   when set.
 
 pub mod cyclonedx;
-pub mod hash;
+
 mod image;
 mod layer;
 pub mod packages;
 pub mod rootfs;
 pub mod spdx;
-mod time;
+
 pub mod tree;
 
 use std::{
@@ -47,7 +47,7 @@ use std::{
     sync::Arc,
 };
 
-use hash::{Algs, FileHashes, HashPool, JobId};
+use crate::hash::{self, Algs, FileHashes, HashPool, JobId};
 use tree::{Node, Tree};
 
 /// Output format of `sbom generate`.
@@ -338,7 +338,7 @@ pub fn created_timestamp() -> String {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
         });
-    time::rfc3339(secs)
+    crate::time::rfc3339(secs)
 }
 
 /// A SHA-256 over the sorted (path, sha256) list: a content identity for

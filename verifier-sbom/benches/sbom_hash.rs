@@ -17,7 +17,7 @@ use std::{
     time::Instant,
 };
 
-use verifier::sbom::generate::hash::{Algs, HashPool, Source, default_threads};
+use verifier_sbom::hash::{Algs, HashPool, Source, default_threads};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

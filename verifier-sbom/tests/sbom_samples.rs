@@ -6,9 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use verifier::sbom::{
-    Envelope, HashAlg, LoadOptions, Manifest, SbomError, SbomFormat, load_bytes, load_path,
-};
+use verifier_sbom::{Envelope, HashAlg, LoadOptions, Manifest, SbomError, SbomFormat, load_bytes, load_path};
 
 fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sbom-samples")

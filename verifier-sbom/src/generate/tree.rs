@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use super::hash::JobId;
+use crate::hash::JobId;
 
 /// One entry of the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -57,18 +57,14 @@ mod report;
 mod scan;
 
 use std::{
-    fs,
-    io::{self, Write as _},
+    fs, io,
     path::{Path, PathBuf},
     process::ExitCode,
 };
 
 use serde::Serialize;
 
-use crate::{
-    cli::sbom::{CheckArgs, CheckFormat},
-    sbom::{self, LoadOptions, Manifest, SbomError},
-};
+use crate::{LoadOptions, Manifest, SbomError};
 
 /// Errors that stop a check (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +158,32 @@ pub struct Report {
 
 pub const SCHEMA: &str = "verifier.check/v1";
 
+/// What to check, as plain values (the command line fills this in).
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// The unpacked image to check.
+    pub rootfs: PathBuf,
+    /// SBOMs of the image; merged into one manifest.
+    pub sboms: Vec<PathBuf>,
+    /// The directory the SBOMs' paths were made from, stripped from each.
+    pub root_prefix: Option<String>,
+    /// Hashing threads (default: one per core).
+    pub threads: Option<usize>,
+}
+
+/// Runs a whole check: the rootfs is checked first (a typo there should not
+/// wait for a large SBOM to load), then the SBOMs are loaded and compared.
+pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
+    check_rootfs(&opts.rootfs)?;
+    let (manifest, infos) = load_sboms(&opts.sboms, opts.root_prefix.as_deref())?;
+    check(&opts.rootfs, &manifest, infos, opts.threads)
+}
+
+/// Writes the report as a table for people.
+pub fn write_table(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
+    report::table(report, out)
+}
+
 /// Loads every SBOM (merged into one manifest).
 pub fn load_sboms(
     paths: &[PathBuf],
@@ -171,7 +193,7 @@ pub fn load_sboms(
     let mut merged: Option<Manifest> = None;
     let mut infos = Vec::new();
     for path in paths {
-        let m = sbom::load_path(path, &opts)?;
+        let m = crate::load_path(path, &opts)?;
         infos.push(SbomInfo {
             path: path.display().to_string(),
             format: m.source().format.name().to_owned(),
@@ -221,32 +243,6 @@ pub fn check_rootfs(rootfs: &Path) -> Result<(), CheckError> {
         return Err(CheckError::NotADirectory { path: rootfs.to_owned() });
     }
     Ok(())
-}
-
-/// `verifier check`: runs the check, prints the report, picks the exit code.
-pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    // The rootfs first: a typo there should not wait for a large SBOM to load.
-    check_rootfs(&args.rootfs)?;
-    let (manifest, infos) = load_sboms(&args.sboms, args.root_prefix.as_deref())?;
-    let report = check(&args.rootfs, &manifest, infos, args.threads)?;
-    let mut out: Box<dyn io::Write> = match &args.output {
-        Some(p) => Box::new(io::BufWriter::new(
-            fs::File::create(p).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", p.display()))?,
-        )),
-        None => Box::new(io::BufWriter::new(io::stdout().lock())),
-    };
-    match args.format {
-        CheckFormat::Table => report::table(&report, &mut out),
-        CheckFormat::Json => serde_json::to_writer_pretty(&mut out, &report)
-            .map_err(io::Error::from)
-            .and_then(|()| writeln!(out)),
-    }
-    .and_then(|()| out.flush())
-    .map_err(CheckError::Write)?;
-    if args.format == CheckFormat::Json {
-        crate::cli::sbom::print_warnings(&report.warnings);
-    }
-    Ok(exit_code(&report.summary))
 }
 
 pub fn exit_code(s: &Summary) -> ExitCode {

@@ -16,11 +16,14 @@ use std::{
 };
 
 use aya::maps::{MapData, RingBuf};
-use verifier::loader::{self, KernelCounters, LoadOptions};
 use verifier_common::{
     counters::Counter,
     decode::{Record, decode_any},
     event::FileIdentity,
+};
+use verifier_sensor::{
+    loader::{self, LoadOptions},
+    maps::KernelCounters,
 };
 use verifier_tests::{exclusive, require_root};
 
@@ -111,7 +114,7 @@ fn verified_files_stay_in_the_kernel_until_written() {
     let id = identity_of(&bin);
 
     let opts = LoadOptions { wakeup_bytes: 0, ..LoadOptions::default() };
-    let loaded = loader::load(verifier::EBPF_OBJECT, &opts).expect("programs load");
+    let loaded = loader::load(verifier_sensor::EBPF_OBJECT, &opts).expect("programs load");
     let loader::Loaded { ebpf, mut events, counters, mut fast_path, .. } = loaded;
     fast_path.watch(cgroup.id(), 7).expect("watch");
     fast_path.verified(id, 7).expect("verified");

@@ -16,14 +16,13 @@ use aya::{
 };
 use verifier_common::{
     GLOBAL_CONFIG, MAP_COUNTERS, MAP_EVENTS, PROG_CGROUP_MKDIR, PROG_EXEC, PROG_MMAP_EXEC, PROGS_WRITE_OPEN,
-    counters::{COUNTER_COUNT, Counter},
-    event::FileIdentity,
-    fastpath::{InodeKey, MAP_VERIFIED, MAP_VERIFIED_INODES, MAP_WATCHED, VerifiedKey},
+    fastpath::{MAP_VERIFIED, MAP_VERIFIED_INODES, MAP_WATCHED},
     offsets::ProgramConfig,
     throttle::{MAP_THROTTLE, MAP_THROTTLE_SUPPRESSED},
 };
 
 use crate::btf::{self, Btf, BtfError};
+use crate::maps::{FastPath, KernelCounters, ThrottleMaps};
 
 /// Where tracefs is mounted when the agent has to mount it.
 pub const TRACEFS: &str = "/sys/kernel/tracing";
@@ -100,68 +99,7 @@ pub struct Loaded {
     pub config: ProgramConfig,
     pub fast_path: FastPath,
     /// Per-container throttle state (read-only for the agent).
-    pub throttle: crate::agent::throttle::ThrottleMaps,
-}
-
-/// The agent's side of the kernel fast path (see
-/// `verifier_common::fastpath`): which containers are verified against
-/// which baseline, and which files were found good.
-pub struct FastPath {
-    watched: HashMap<MapData, u64, u32>,
-    verified: HashMap<MapData, VerifiedKey, u32>,
-    inodes: HashMap<MapData, InodeKey, u32>,
-}
-
-impl FastPath {
-    /// Execs in `cgroup_id` are verified against baseline `slot`.
-    pub fn watch(&mut self, cgroup_id: u64, slot: u32) -> Result<(), LoaderError> {
-        self.watched
-            .insert(cgroup_id, slot, 0)
-            .map_err(|source| LoaderError::MapWrite { name: MAP_WATCHED, source })
-    }
-
-    /// Stops watching a container (its cgroup is gone).
-    pub fn unwatch(&mut self, cgroup_id: u64) {
-        let _ = self.watched.remove(&cgroup_id);
-    }
-
-    /// The file `identity` is good for baseline `slot`: its next execs in
-    /// watched containers of that baseline stay in the kernel.
-    pub fn verified(&mut self, identity: FileIdentity, slot: u32) -> Result<(), LoaderError> {
-        self.inodes
-            .insert(InodeKey { ino: identity.ino, dev: identity.dev, slot }, 1, 0)
-            .map_err(|source| LoaderError::MapWrite { name: MAP_VERIFIED_INODES, source })?;
-        self.verified
-            .insert(VerifiedKey { identity, slot, _pad: 0 }, 1, 0)
-            .map_err(|source| LoaderError::MapWrite { name: MAP_VERIFIED, source })
-    }
-
-    /// Forgets a verified file (a baseline changed).
-    pub fn forget(&mut self, identity: FileIdentity, slot: u32) {
-        let _ = self.verified.remove(&VerifiedKey { identity, slot, _pad: 0 });
-    }
-}
-
-/// Reads the per-CPU counters.
-pub struct KernelCounters(PerCpuArray<MapData, u64>);
-
-impl KernelCounters {
-    /// Per counter (index order of [`Counter::ALL`]): per-CPU values.
-    pub fn read(&self) -> Result<Vec<Vec<u64>>, LoaderError> {
-        (0..COUNTER_COUNT)
-            .map(|i| {
-                self.0
-                    .get(&i, 0)
-                    .map(|v| v.iter().copied().collect())
-                    .map_err(|source| LoaderError::Map { name: MAP_COUNTERS, source })
-            })
-            .collect()
-    }
-
-    /// Sum over CPUs of one counter.
-    pub fn total(&self, counter: Counter) -> Result<u64, LoaderError> {
-        Ok(self.read()?[counter as usize].iter().sum())
-    }
+    pub throttle: ThrottleMaps,
 }
 
 /// Mounts tracefs at [`TRACEFS`] unless it (or the debugfs copy) is there.
@@ -312,7 +250,7 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
         .map_err(|source| LoaderError::Map { name: MAP_VERIFIED, source })?;
     let inodes = HashMap::try_from(take_hash(&mut ebpf, MAP_VERIFIED_INODES)?)
         .map_err(|source| LoaderError::Map { name: MAP_VERIFIED_INODES, source })?;
-    let throttle = crate::agent::throttle::ThrottleMaps {
+    let throttle = ThrottleMaps {
         state: HashMap::try_from(take_hash(&mut ebpf, MAP_THROTTLE)?)
             .map_err(|source| LoaderError::Map { name: MAP_THROTTLE, source })?,
         suppressed: PerCpuHashMap::try_from(take_hash(&mut ebpf, MAP_THROTTLE_SUPPRESSED)?)

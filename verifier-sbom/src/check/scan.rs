@@ -21,10 +21,10 @@ use std::{
 };
 
 use super::{CheckError, Finding, Kind, PackageInfo, Summary};
-use crate::sbom::{
+use crate::hash::{self, Algs, FileHashes, HashPool, JobId, Root, Source};
+use crate::{
     FileEntry, HashAlg, Manifest,
     generate::{
-        hash::{self, Algs, FileHashes, HashPool, JobId, Root, Source},
         rootfs::{escape_bytes, is_pseudo_fs},
         tree::{Node, Tree},
     },
@@ -319,7 +319,7 @@ pub fn run(
                 }
             }
         }
-        let weak = alg.strength() == crate::sbom::Strength::Weak;
+        let weak = alg.strength() == crate::Strength::Weak;
         if ok {
             summary.ok += 1;
             if weak {

@@ -20,11 +20,10 @@ use std::{
 };
 
 use super::{
-    GenerateError, Warnings,
-    hash::{Algs, HashPool, JobId, Root, Source},
-    packages,
+    GenerateError, Warnings, packages,
     tree::{Node, Tree},
 };
+use crate::hash::{Algs, HashPool, JobId, Root, Source};
 
 /// Largest package database file read into memory.
 const MAX_CAPTURE: u64 = 256 << 20;

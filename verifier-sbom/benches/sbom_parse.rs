@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use verifier::sbom::{LoadOptions, Manifest, load_bytes, load_path};
+use verifier_sbom::{LoadOptions, Manifest, load_bytes, load_path};
 
 /// Counts live heap bytes and their peak.
 struct Counting;

@@ -1,0 +1,95 @@
+//! Typed handles to the kernel maps the agent reads or writes: the fast
+//! path (which containers are watched, which files were found good), the
+//! per-CPU counters, and the per-container throttle state.
+//!
+//! Map names and layouts live in `verifier_common`; these wrappers are the
+//! only place that touches them, so a layout change is one file here.
+
+use aya::maps::{HashMap, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap};
+use verifier_common::{
+    MAP_COUNTERS,
+    counters::{COUNTER_COUNT, Counter},
+    event::FileIdentity,
+    fastpath::{InodeKey, MAP_VERIFIED, MAP_VERIFIED_INODES, MAP_WATCHED, VerifiedKey},
+    throttle::ThrottleState,
+};
+
+use crate::loader::LoaderError;
+
+/// The agent's side of the kernel fast path (see
+/// `verifier_common::fastpath`): which containers are verified against
+/// which baseline, and which files were found good.
+pub struct FastPath {
+    pub(crate) watched: HashMap<MapData, u64, u32>,
+    pub(crate) verified: HashMap<MapData, VerifiedKey, u32>,
+    pub(crate) inodes: HashMap<MapData, InodeKey, u32>,
+}
+
+impl FastPath {
+    /// Execs in `cgroup_id` are verified against baseline `slot`.
+    pub fn watch(&mut self, cgroup_id: u64, slot: u32) -> Result<(), LoaderError> {
+        self.watched
+            .insert(cgroup_id, slot, 0)
+            .map_err(|source| LoaderError::MapWrite { name: MAP_WATCHED, source })
+    }
+
+    /// Stops watching a container (its cgroup is gone).
+    pub fn unwatch(&mut self, cgroup_id: u64) {
+        let _ = self.watched.remove(&cgroup_id);
+    }
+
+    /// The file `identity` is good for baseline `slot`: its next execs in
+    /// watched containers of that baseline stay in the kernel.
+    pub fn verified(&mut self, identity: FileIdentity, slot: u32) -> Result<(), LoaderError> {
+        self.inodes
+            .insert(InodeKey { ino: identity.ino, dev: identity.dev, slot }, 1, 0)
+            .map_err(|source| LoaderError::MapWrite { name: MAP_VERIFIED_INODES, source })?;
+        self.verified
+            .insert(VerifiedKey { identity, slot, _pad: 0 }, 1, 0)
+            .map_err(|source| LoaderError::MapWrite { name: MAP_VERIFIED, source })
+    }
+
+    /// Forgets a verified file (a baseline changed).
+    pub fn forget(&mut self, identity: FileIdentity, slot: u32) {
+        let _ = self.verified.remove(&VerifiedKey { identity, slot, _pad: 0 });
+    }
+}
+
+/// Reads the per-CPU counters.
+pub struct KernelCounters(pub(crate) PerCpuArray<MapData, u64>);
+
+impl KernelCounters {
+    /// Per counter (index order of [`Counter::ALL`]): per-CPU values.
+    pub fn read(&self) -> Result<Vec<Vec<u64>>, LoaderError> {
+        (0..COUNTER_COUNT)
+            .map(|i| {
+                self.0
+                    .get(&i, 0)
+                    .map(|v| v.iter().copied().collect())
+                    .map_err(|source| LoaderError::Map { name: MAP_COUNTERS, source })
+            })
+            .collect()
+    }
+
+    /// Sum over CPUs of one counter.
+    pub fn total(&self, counter: Counter) -> Result<u64, LoaderError> {
+        Ok(self.read()?[counter as usize].iter().sum())
+    }
+}
+
+/// The kernel's throttle maps, read-only for the agent.
+pub struct ThrottleMaps {
+    pub state: BpfHashMap<MapData, u64, ThrottleState>,
+    pub suppressed: PerCpuHashMap<MapData, u64, u64>,
+}
+
+impl ThrottleMaps {
+    /// Execs suppressed in `cgroup_id`, summed over CPUs.
+    pub fn suppressed(&self, cgroup_id: u64) -> u64 {
+        self.suppressed.get(&cgroup_id, 0).map_or(0, |v| v.iter().sum())
+    }
+
+    pub fn last_suppressed_ns(&self, cgroup_id: u64) -> Option<u64> {
+        self.state.get(&cgroup_id, 0).ok().map(|s| s.last_suppressed_ns)
+    }
+}
