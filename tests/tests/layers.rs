@@ -99,7 +99,11 @@ fn strip(src: &str) -> String {
                 }
             }
             out.push(' ');
-        } else if b[i] == b'r' && i + 1 < b.len() && (b[i + 1] == b'"' || b[i + 1] == b'#') && !ident_before(b, i) {
+        } else if b[i] == b'r'
+            && i + 1 < b.len()
+            && (b[i + 1] == b'"' || b[i + 1] == b'#')
+            && !ident_before(b, i)
+        {
             // Raw string r"..." / r#"..."#.
             let mut j = i + 1;
             let mut hashes = 0;
@@ -418,7 +422,10 @@ fn no_import_circle_in_any_crate() {
     let mut problems = Vec::new();
     for name in CRATES {
         let c = read_crate(name);
-        assert!(!c.edges.is_empty() || *name == "verifier-common", "{name}: no imports found: the parser is broken");
+        assert!(
+            !c.edges.is_empty() || *name == "verifier-common",
+            "{name}: no imports found: the parser is broken"
+        );
         for (parent, graph) in sibling_edges(&c) {
             if let Some(cycle) = find_cycle(&graph) {
                 let files: Vec<String> = cycle
@@ -445,7 +452,11 @@ fn verifier_user_layers_import_downward_only() {
         }
         match (rank(f), rank(t)) {
             (Some(rf), Some(rt)) if rt > rf => {
-                problems.insert(format!("{f} imports {} (a higher layer) in {}", display(to), file.display()));
+                problems.insert(format!(
+                    "{f} imports {} (a higher layer) in {}",
+                    display(to),
+                    file.display()
+                ));
             }
             (None, _) => {
                 unknown.insert(f.clone());
@@ -487,9 +498,10 @@ fn the_checker_sees_use_trees_and_circles() {
     .collect();
     assert_eq!(ps, want);
 
-    let modules: BTreeSet<Module> = [vec![], vec!["a".to_owned()], vec!["a".to_owned(), "b".to_owned()], vec!["d".to_owned()]]
-        .into_iter()
-        .collect();
+    let modules: BTreeSet<Module> =
+        [vec![], vec!["a".to_owned()], vec!["a".to_owned(), "b".to_owned()], vec!["d".to_owned()]]
+            .into_iter()
+            .collect();
     let from = vec!["a".to_owned(), "b".to_owned()];
     assert_eq!(target(&from, &ps[5], &modules), Some(vec!["d".to_owned()]));
 

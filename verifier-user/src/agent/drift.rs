@@ -20,12 +20,18 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use verifier_sensor::{events::ExecEvent, maps::FastPath};
 
 use crate::{
-    container::ContainerRef,
+    attribution::{ContainerRef, containerd::Containerd, resolver::StateRoot, runtime::Runtimes},
+    baseline::{
+        BaselineSource, Baselines,
+        rules::{Rules, SbomRule},
+        rules_file::RulesFile,
+        store::Store,
+    },
     verify::{
         containers::{Admit, ContainerInfo, Containers, Resolved},
         engine::{Decision, Engine, EngineConfig, Key},
         locate::Outcome,
-        source::{SbomRule, Source},
+        source::{Source, SourceConfig},
     },
 };
 
@@ -52,7 +58,7 @@ pub struct DriftArgs {
     pub sbom_store: Option<PathBuf>,
 
     /// containerd's API socket, for the image of containerd containers.
-    #[arg(long, default_value = crate::containerd::DEFAULT_SOCKET, value_name = "PATH")]
+    #[arg(long, default_value = crate::attribution::containerd::DEFAULT_SOCKET, value_name = "PATH")]
     pub containerd_socket: PathBuf,
 
     /// Threads hashing executed files.
@@ -310,25 +316,26 @@ fn resolve(source: &Source, container: &ContainerRef, pid: Option<u32>, deadline
     }
 }
 
-/// Builds the container source from the agent's options.
-pub fn source(
-    args: &DriftArgs,
-    state_roots: Vec<crate::container::resolver::StateRoot>,
-) -> Result<Arc<Source>, String> {
-    let containerd =
-        crate::containerd::Containerd::new(args.containerd_socket.clone(), tokio::runtime::Handle::current());
-    let rules_file = match &args.sbom_rules {
-        Some(p) => Some(Arc::new(crate::verify::rules_file::RulesFile::open(p)?)),
-        None => None,
-    };
-    Ok(Arc::new(Source::new(crate::verify::source::SourceConfig {
-        rules: args.sboms.clone(),
-        rules_file,
-        store: args.sbom_store.clone(),
-        state_roots,
+/// Builds the container source from the agent's options: the SBOM
+/// sources in order of precedence (`--sbom`, `--sbom-rules`,
+/// `--sbom-store`) and the runtimes' state.
+pub fn source(args: &DriftArgs, state_roots: Vec<StateRoot>) -> Result<Arc<Source>, String> {
+    let containerd = Containerd::new(args.containerd_socket.clone(), tokio::runtime::Handle::current());
+    let mut sources: Vec<Box<dyn BaselineSource>> = vec![Box::new(Rules(args.sboms.clone()))];
+    if let Some(p) = &args.sbom_rules {
+        sources.push(Box::new(RulesFile::open(p)?));
+    }
+    if let Some(store) = &args.sbom_store {
+        sources.push(Box::new(Store(store.clone())));
+    }
+    Ok(Arc::new(Source::new(SourceConfig {
+        runtimes: Runtimes {
+            state_roots,
+            containerd: Some(Arc::new(containerd)),
+            containerd_state: "/run/containerd".into(),
+        },
+        baselines: Baselines::new(sources),
         proc_root: "/proc".into(),
-        containerd: Some(Arc::new(containerd)),
-        containerd_state: "/run/containerd".into(),
     })))
 }
 
@@ -425,7 +432,7 @@ pub struct WrittenJson<'a> {
 }
 
 impl<'a> WrittenJson<'a> {
-    pub fn new(w: &Written, node: &'a str, attribution: &'a crate::container::Attribution) -> Self {
+    pub fn new(w: &Written, node: &'a str, attribution: &'a crate::attribution::Attribution) -> Self {
         let text = w.path.as_deref().map(String::from_utf8_lossy);
         let exact = text.as_ref().is_none_or(|t| matches!(t, std::borrow::Cow::Borrowed(_)));
         Self {
@@ -444,7 +451,7 @@ impl<'a> WrittenJson<'a> {
             ino: w.record.ino,
             cgroup_id: w.record.cgroup_id,
             container: match attribution {
-                crate::container::Attribution::Container(c) => Some(c),
+                crate::attribution::Attribution::Container(c) => Some(c),
                 _ => None,
             },
             image: w.info.as_ref().and_then(|i| i.image_name.clone().or(i.image_digest.clone())),

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::{
     alert::finding::{FileFacts, Finding, Process, Subject, Workload, read_argv},
-    container::Attribution,
+    attribution::Attribution,
     verify::verdict::Verdict,
 };
 

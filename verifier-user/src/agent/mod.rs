@@ -37,7 +37,7 @@ use verifier_sensor::{
 };
 
 use crate::{
-    container::{
+    attribution::{
         Attribution, Resolver, Runtime,
         resolver::{StateRoot, default_state_roots},
     },

@@ -160,7 +160,7 @@ pub struct ThrottleJson<'a> {
     /// `start` or `stop`.
     pub state: &'static str,
     pub cgroup_id: u64,
-    pub container: Option<&'a crate::container::ContainerRef>,
+    pub container: Option<&'a crate::attribution::ContainerRef>,
     /// Execs per second the container may send.
     pub limit_per_sec: u32,
     /// Start: the exec that went past the limit (when the kernel said).
@@ -181,7 +181,7 @@ impl<'a> ThrottleJson<'a> {
         unix_ns: i128,
         limit: u32,
         node: &'a str,
-        attribution: &'a crate::container::Attribution,
+        attribution: &'a crate::attribution::Attribution,
     ) -> Self {
         Self {
             schema: "verifier.throttle.v1",
@@ -191,7 +191,7 @@ impl<'a> ThrottleJson<'a> {
             state: if c.started { "start" } else { "stop" },
             cgroup_id: c.cgroup_id,
             container: match attribution {
-                crate::container::Attribution::Container(c) => Some(c),
+                crate::attribution::Attribution::Container(c) => Some(c),
                 _ => None,
             },
             limit_per_sec: limit,

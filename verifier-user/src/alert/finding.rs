@@ -9,7 +9,7 @@ use std::path::Path;
 use verifier_sbom::PackageRef;
 
 use crate::{
-    container::ContainerRef,
+    attribution::ContainerRef,
     verify::{
         containers::ContainerInfo,
         engine::Decision,

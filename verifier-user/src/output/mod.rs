@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use verifier_sensor::events::{ExecEvent, kernel_dev_to_user};
 
-use crate::container::{Attribution, ContainerRef};
+use crate::attribution::{Attribution, ContainerRef};
 
 pub const SCHEMA_EXEC: &str = "verifier.exec.v1";
 pub const SCHEMA_STATS: &str = "verifier.stats.v1";

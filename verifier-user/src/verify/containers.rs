@@ -18,7 +18,7 @@ use std::{
 use super::engine::Context;
 use verifier_sensor::events::ExecEvent;
 
-use crate::container::ContainerRef;
+use crate::attribution::ContainerRef;
 
 /// What the alert stream says about a container.
 #[derive(Clone, Debug, Default)]

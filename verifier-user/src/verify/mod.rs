@@ -21,6 +21,5 @@ pub mod locate;
 pub mod mtree;
 pub mod open;
 pub mod pool;
-pub mod rules_file;
 pub mod source;
 pub mod verdict;
