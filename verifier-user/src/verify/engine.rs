@@ -6,7 +6,7 @@
 //!   a file already judged for this image costs one hash-map lookup;
 //! - requests in flight by the same key: a burst of execs of one new file
 //!   waits for one job, not one job each;
-//! - the hash cache by identity ([`super::pool::HashCache`]): a file shared
+//! - the hash cache by identity ([`super::hash_cache::HashCache`]): a file shared
 //!   by several images is read once.
 //!
 //! Nothing is cached that was not proven: an unverifiable outcome, a
@@ -18,9 +18,10 @@ use std::{collections::HashMap, path::Path, sync::Arc};
 use verifier_common::event::FileIdentity;
 
 use super::{
+    hash_cache::HashCache,
     locate::{Job, Located, Outcome, Via},
     open::RootDir,
-    pool::{Done, HashCache, Pool},
+    pool::{Done, Pool},
     verdict::{ImageContent, Judgement, Verdict, algs_for, judge},
 };
 use verifier_sbom::{Manifest, hash::Algs};

@@ -21,8 +21,8 @@ use std::{fs::File, io::Read as _, os::unix::fs::MetadataExt as _, path::Path, s
 use verifier_common::event::FileIdentity;
 
 use super::{
+    hash_cache::HashCache,
     open::{Match, RootDir, canonicalize_in_root, open_exact, open_proc_exe},
-    pool::HashCache,
 };
 use verifier_sbom::hash::{Algs, FileHashes, hash_reader};
 

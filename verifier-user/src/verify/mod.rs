@@ -10,12 +10,14 @@
 //!   it wrote);
 //! - [`open`]: race-free resolution beneath a container root;
 //! - [`locate`]: one exec on a worker thread (find, prove, hash);
-//! - [`pool`]: the bounded hashing threads and the hash cache by identity;
+//! - [`pool`]: the bounded hashing threads;
+//! - [`hash_cache`]: digests already computed, by file identity;
 //! - [`source`]: container -> runtime state -> image -> SBOM manifest;
 //! - [`verdict`]: the policy from digests and SBOM to a verdict.
 
 pub mod containers;
 pub mod engine;
+pub mod hash_cache;
 pub mod layers;
 pub mod locate;
 pub mod mtree;
