@@ -12,6 +12,7 @@
 //! - [`locate`]: one exec on a worker thread (find, prove, hash);
 //! - [`pool`]: the bounded hashing threads and the hash cache by identity;
 //! - [`source`]: container -> runtime state -> image -> SBOM manifest;
+//! - [`stats`]: the verification counters of the stats record;
 //! - [`verdict`]: the policy from digests and SBOM to a verdict.
 
 pub mod containers;
@@ -23,4 +24,5 @@ pub mod open;
 pub mod pool;
 pub mod rules_file;
 pub mod source;
+pub mod stats;
 pub mod verdict;
