@@ -32,6 +32,7 @@ use crate::{
         engine::{Decision, Engine, EngineConfig, Key},
         locate::Outcome,
         source::{Source, SourceConfig},
+        stats::VerificationStats,
     },
 };
 
@@ -382,8 +383,8 @@ impl Drift {
     }
 
     /// Counters for the stats record.
-    pub fn stats(&self) -> DriftStats {
-        DriftStats {
+    pub fn stats(&self) -> VerificationStats {
+        VerificationStats {
             engine: self.engine.stats.clone(),
             containers: self.containers.stats.clone(),
             in_flight: self.engine.in_flight() as u64,
@@ -391,18 +392,6 @@ impl Drift {
             fast_path_errors: self.fast_path_errors,
         }
     }
-}
-
-/// `stats.verify`.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct DriftStats {
-    #[serde(flatten)]
-    pub engine: crate::verify::engine::VerifyStats,
-    #[serde(flatten)]
-    pub containers: crate::verify::containers::ContainerStats,
-    pub in_flight: u64,
-    pub fast_path_inserted: u64,
-    pub fast_path_errors: u64,
 }
 
 /// `verifier.write.v1`: a file the image shipped (verified `ok` earlier)

@@ -476,7 +476,7 @@ fn stats<'a>(
     counters: &KernelCounters,
     state: &'a mut State,
     is_final: bool,
-) -> anyhow::Result<StatsJson<'a>> {
+) -> anyhow::Result<StatsJson<'a, crate::alert::AlertStats>> {
     let per_cpu = counters.read().context("reading kernel counters")?;
     let sum = |c: Counter| per_cpu[c as usize].iter().sum::<u64>();
     let kernel = KernelStats {

@@ -214,9 +214,11 @@ pub struct UserStats {
     pub library_maps: u64,
 }
 
-/// `verifier.stats.v1`: periodic and final.
+/// `verifier.stats.v1`: periodic and final. `A` is the alert stream's
+/// counters (`alert::AlertStats`): a type parameter because the alert layer
+/// sits above this one and reports through it.
 #[derive(Debug, Serialize)]
-pub struct StatsJson<'a> {
+pub struct StatsJson<'a, A> {
     pub schema: &'static str,
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -232,12 +234,12 @@ pub struct StatsJson<'a> {
     pub lost: u64,
     /// Peak resident set size of the agent, KiB.
     pub max_rss_kib: u64,
-    /// Drift verification counters (with verification on).
+    /// Verification counters (with verification on).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub verify: Option<crate::agent::drift::DriftStats>,
+    pub verify: Option<crate::verify::stats::VerificationStats>,
     /// Alert stream counters (with verification on).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub alerts: Option<crate::alert::AlertStats>,
+    pub alerts: Option<A>,
 }
 
 /// `verifier.ready.v1`: printed once the programs are attached.

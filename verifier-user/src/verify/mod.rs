@@ -13,6 +13,7 @@
 //! - [`pool`]: the bounded hashing threads;
 //! - [`hash_cache`]: digests already computed, by file identity;
 //! - [`source`]: container -> runtime state -> image -> SBOM manifest;
+//! - [`stats`]: the verification counters of the stats record;
 //! - [`verdict`]: the policy from digests and SBOM to a verdict.
 
 pub mod containers;
@@ -24,4 +25,5 @@ pub mod mtree;
 pub mod open;
 pub mod pool;
 pub mod source;
+pub mod stats;
 pub mod verdict;
