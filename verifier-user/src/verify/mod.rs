@@ -1,4 +1,4 @@
-//! Verification of executed files (issue 3): find the file that ran inside
+//! Verification of executed files: find the file that ran inside
 //! the container, prove it is the same file the kernel saw, hash it, and
 //! judge it against the image's SBOM.
 //!
