@@ -1,5 +1,5 @@
 //! Hashing throughput of `sbom generate` against OpenSSL and coreutils, on
-//! the same files, in the same run (`cargo bench -p verifier-user --bench
+//! the same files, in the same run (`cargo bench -p verifier-sbom --bench
 //! sbom_hash`). Not a timed test: it prints figures and ratios.
 //!
 //! Target: our SHA-256 at >= 90% of `openssl dgst -sha256`'s
