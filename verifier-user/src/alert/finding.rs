@@ -13,7 +13,7 @@ use crate::{
     verify::{
         containers::ContainerInfo,
         engine::Decision,
-        verdict::{Severity, Verdict},
+        verdict::{Severity, Verdict, as_library},
     },
 };
 
@@ -132,9 +132,8 @@ impl Finding {
         }
         let mut file_verdict = None;
         if subject == Subject::Library {
-            file_verdict = Some(verdict);
-            verdict = Verdict::LibraryDrift;
-            reason = format!("mapped as code: {reason}");
+            let lib = as_library(verdict, &reason);
+            (verdict, file_verdict, reason) = (lib.verdict, lib.file_verdict, lib.reason);
         }
         let writable = info.and_then(|i| i.writable_layer.as_deref());
         Some(Self {
