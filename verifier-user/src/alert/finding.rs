@@ -16,7 +16,7 @@ use crate::{
     verify::{
         containers::ContainerInfo,
         engine::Decision,
-        verdict::{Severity, Verdict},
+        verdict::{Severity, Verdict, as_library},
     },
 };
 
@@ -136,9 +136,8 @@ impl Finding {
         }
         let mut file_verdict = None;
         if subject == Subject::Library {
-            file_verdict = Some(verdict);
-            verdict = Verdict::LibraryDrift;
-            reason = format!("mapped as code: {reason}");
+            let lib = as_library(verdict, &reason);
+            (verdict, file_verdict, reason) = (lib.verdict, lib.file_verdict, lib.reason);
         }
         Some(Self {
             unix_ns,

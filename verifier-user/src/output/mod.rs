@@ -24,29 +24,9 @@ pub const SCHEMA_STATS: &str = "verifier.stats.v1";
 pub const SCHEMA_LIBRARY: &str = "verifier.library.v1";
 pub const SCHEMA_READY: &str = "verifier.ready.v1";
 
-/// RFC 3339 UTC timestamp with nanoseconds, from Unix nanoseconds.
-pub fn rfc3339(unix_ns: i128) -> String {
-    let secs = unix_ns.div_euclid(1_000_000_000) as i64;
-    let nanos = unix_ns.rem_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
+/// RFC 3339 UTC timestamp with nanoseconds, from Unix nanoseconds (the
+/// one formatter, shared with SBOM headers).
+pub use verifier_sbom::time::rfc3339_ns as rfc3339;
 
 /// Identity of the executed file.
 #[derive(Debug, Serialize)]
@@ -259,14 +239,6 @@ pub struct ReadyJson<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339(951_782_400_000_000_001), "2000-02-29T00:00:00.000000001Z");
-        assert_eq!(rfc3339(1_795_394_096_123_456_789), "2026-11-23T00:34:56.123456789Z");
-        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999999999Z");
-    }
 
     fn event(name: &[u8]) -> ExecEvent {
         ExecEvent {

@@ -22,9 +22,9 @@ use super::{
     locate::{Job, Located, Outcome, Via},
     open::RootDir,
     pool::{Done, Pool},
-    verdict::{ImageContent, Judgement, Verdict, algs_for, judge},
+    verdict::{ImageContent, Judgement, Verdict, judge},
 };
-use verifier_sbom::{Manifest, hash::Algs};
+use verifier_sbom::{Manifest, digest, hash::Algs};
 use verifier_sensor::events::ExecEvent;
 
 /// What the engine needs to know about a container's image.
@@ -35,10 +35,11 @@ pub struct Context {
     pub root: Arc<RootDir>,
     pub manifest: Arc<Manifest>,
     pub content: Option<Arc<dyn ImageContent + Send + Sync>>,
-    /// Weak digests some listed paths have instead of a SHA-256 (dpkg,
-    /// apk): computed for every file, since the path that ran is only
-    /// known once the file is found ([`weak_algs`]).
-    pub weak: Algs,
+    /// Digests some listed paths are compared by instead of a SHA-256
+    /// (SHA-512, dpkg's MD5, apk's SHA-1): computed for every file, since
+    /// the path that ran is only known once the file is found
+    /// ([`digest::algs_for_any`]).
+    pub any_algs: Algs,
 }
 
 /// The decision about one executed file.
@@ -194,12 +195,7 @@ impl Engine {
                 event.filename.clone()
             },
             identity,
-            algs: {
-                let mut a = algs_for(&ctx.manifest, path_guess);
-                a.sha1 |= ctx.weak.sha1;
-                a.md5 |= ctx.weak.md5;
-                a
-            },
+            algs: digest::algs_for(path_guess.and_then(|p| ctx.manifest.get(p))).union(ctx.any_algs),
             max_bytes: self.max_bytes,
             library: event.library,
         };

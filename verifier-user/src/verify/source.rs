@@ -94,7 +94,7 @@ impl Source {
         info.sbom_sources = files.iter().map(|f| f.display().to_string()).collect();
         info.sbom_format = Some(manifest.source().format.name().to_owned());
         let ctx = Context {
-            weak: super::verdict::weak_algs(&manifest),
+            any_algs: verifier_sbom::digest::algs_for_any(&manifest),
             key: Arc::as_ptr(&manifest) as u64,
             root: Arc::new(root),
             manifest,
