@@ -11,8 +11,8 @@ use crate::{
 
 use super::drift::{Verified, Written};
 
-/// The finding for a verified exec or mapping, if it is drift.
-pub fn of_verified(v: &Verified, attribution: &Attribution, node: &str) -> Option<Finding> {
+/// The finding for a verified exec or mapping (`subject`), if it is drift.
+pub fn of_verified(subject: Subject, v: &Verified, attribution: &Attribution, node: &str) -> Option<Finding> {
     let d = v.decision.as_ref()?;
     let container = match attribution {
         Attribution::Container(c) => Some(c),
@@ -30,7 +30,6 @@ pub fn of_verified(v: &Verified, attribution: &Attribution, node: &str) -> Optio
         argv: e.argv.clone().or_else(|| read_argv(Path::new("/proc"), e.tgid)),
         exe_path: e.filename.clone(),
     };
-    let subject = if e.library { Subject::Library } else { Subject::Exec };
     let workload = Workload::of(container, e.cgroup_id, v.info.as_deref());
     Finding::from_decision(subject, d, process, workload, v.info.as_deref(), e.unix_ns, node)
 }
