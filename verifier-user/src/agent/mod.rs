@@ -7,6 +7,11 @@
 //! responsive. SIGINT, SIGTERM and `--duration` share one shutdown path:
 //! drain what is left in the ring buffer, print the final counters, drop the
 //! programs (which detaches them).
+//!
+//! This module only runs the loop. What a record means is decided in
+//! `dispatch` (one handler per record kind, attribution once on arrival),
+//! files are verified in `drift`, and what is done about an outcome is
+//! `respond`'s (report today; enforcement later).
 
 mod dispatch;
 pub mod drift;
