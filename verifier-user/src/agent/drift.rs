@@ -352,15 +352,12 @@ pub struct Written {
 
 impl Drift {
     /// The kernel reported a write-open of a file in the fast path.
-    pub fn write_open(
-        &mut self,
-        rec: &verifier_common::event::WriteRecord,
-        clock: &verifier_sensor::events::Clock,
-    ) -> Written {
+    pub fn write_open(&mut self, w: &verifier_sensor::events::WriteEvent) -> Written {
+        let rec = &w.record;
         let known = self.trusted.remove(&(rec.dev, rec.ino, rec.slot));
         Written {
             record: *rec,
-            unix_ns: clock.unix_ns(rec.ktime_ns),
+            unix_ns: w.unix_ns,
             path: known.as_ref().map(|k| k.0.clone()),
             sha256: known.and_then(|k| k.1),
             info: self.infos.get(&rec.cgroup_id).cloned(),

@@ -15,8 +15,8 @@ use crate::{
 
 use super::drift::{Verified, Written};
 
-/// The finding for a verified exec or mapping, if it is drift.
-pub fn of_verified(v: &Verified, attribution: &Attribution, node: &str) -> Option<Finding> {
+/// The finding for a verified exec or mapping (`subject`), if it is drift.
+pub fn of_verified(subject: Subject, v: &Verified, attribution: &Attribution, node: &str) -> Option<Finding> {
     let d = v.decision.as_ref()?;
     let container = match attribution {
         Attribution::Container(c) => Some(c),
@@ -34,7 +34,6 @@ pub fn of_verified(v: &Verified, attribution: &Attribution, node: &str) -> Optio
         argv: e.argv.clone().or_else(|| read_argv(Path::new("/proc"), e.tgid)),
         exe_path: e.filename.clone(),
     };
-    let subject = if e.library { Subject::Library } else { Subject::Exec };
     let info = v.info.as_deref();
     let workload = Workload::of(container, e.cgroup_id, info);
     let mut f = Finding::from_decision(subject, d, process, workload, info, e.unix_ns, node)?;

@@ -14,7 +14,11 @@ pub mod verification;
 
 use serde::Serialize;
 
-use verifier_sensor::events::{ExecEvent, kernel_dev_to_user};
+use verifier_common::counters::Counter;
+use verifier_sensor::{
+    events::{ExecEvent, kernel_dev_to_user},
+    hooks::{HookOutcome, HookState},
+};
 
 use crate::attribution::{Attribution, ContainerRef};
 
@@ -141,29 +145,38 @@ impl<'a> ExecJson<'a> {
     }
 }
 
-/// Kernel counters summed over CPUs, and per CPU.
+/// Kernel counters summed over CPUs, and per CPU: every counter of
+/// `Counter::ALL` under its name, so a new kernel counter reaches this
+/// record (and `/metrics`, built from it) with no edit here.
 #[derive(Debug, Default, Serialize, Clone, PartialEq, Eq)]
 pub struct KernelStats {
-    pub seen: u64,
-    pub sent: u64,
-    pub dropped: u64,
-    pub filtered: u64,
-    pub identity_errors: u64,
-    pub cgroup_sent: u64,
-    pub cgroup_dropped: u64,
-    pub fast_path: u64,
-    pub write_sent: u64,
-    pub write_dropped: u64,
-    /// Execs not sent because their container was past `--exec-limit`
-    /// (see the `throttle` records).
-    pub throttled: u64,
-    /// Executable file mappings in verified containers: answered in the
-    /// kernel (file already verified) / reported / lost.
-    pub mmap_fast_path: u64,
-    pub mmap_sent: u64,
-    pub mmap_dropped: u64,
+    /// Counter name -> sum over CPUs (`seen`, `sent`, `dropped`, ...).
+    #[serde(flatten)]
+    pub totals: std::collections::BTreeMap<&'static str, u64>,
     /// Same counters per CPU (index = CPU).
     pub per_cpu: std::collections::BTreeMap<&'static str, Vec<u64>>,
+}
+
+impl KernelStats {
+    /// From the counters map as read: per counter (index order of
+    /// `Counter::ALL`), per CPU.
+    pub fn from_per_cpu(per_cpu: &[Vec<u64>]) -> Self {
+        let of = |c: Counter| per_cpu.get(c as usize).map_or(&[][..], Vec::as_slice);
+        Self {
+            totals: Counter::ALL.iter().map(|&c| (c.name(), of(c).iter().sum())).collect(),
+            per_cpu: Counter::ALL.iter().map(|&c| (c.name(), of(c).to_vec())).collect(),
+        }
+    }
+
+    /// Sum over CPUs of one counter.
+    pub fn total(&self, c: Counter) -> u64 {
+        self.totals.get(c.name()).copied().unwrap_or(0)
+    }
+
+    /// Records the kernel lost (every loss counter).
+    pub fn lost(&self) -> u64 {
+        Counter::ALL.iter().filter(|c| c.is_loss()).map(|&c| self.total(c)).sum()
+    }
 }
 
 /// What userspace itself counted.
@@ -234,6 +247,32 @@ pub struct ReadyJson<'a> {
     pub containers_only: bool,
     pub ring_bytes: u32,
     pub host_mnt_ns: u32,
+    /// Every kernel hook and what became of it on this kernel.
+    pub hooks: Vec<HookJson>,
+}
+
+/// One hook in the `ready` record.
+#[derive(Debug, Serialize)]
+pub struct HookJson {
+    pub name: &'static str,
+    /// `raw_tracepoint/<event>` or `tracepoint/<category>/<name>`.
+    pub attach: String,
+    pub required: bool,
+    /// `attached` or `skipped`.
+    pub state: &'static str,
+    /// Why a skipped hook was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl From<&HookOutcome> for HookJson {
+    fn from(h: &HookOutcome) -> Self {
+        let (state, reason) = match &h.state {
+            HookState::Attached => ("attached", None),
+            HookState::Skipped(why) => ("skipped", Some(why.clone())),
+        };
+        Self { name: h.name, attach: h.attach.clone(), required: h.required, state, reason }
+    }
 }
 
 #[cfg(test)]
@@ -258,6 +297,7 @@ mod tests {
             script: false,
             exe_unlinked: false,
             library: false,
+            tag: 0,
             argv: None,
             argv_truncated: false,
             exe: None,
@@ -277,6 +317,41 @@ mod tests {
         );
         assert_eq!(v["host"], true);
         assert!(v["exe"].is_null());
+    }
+
+    #[test]
+    fn kernel_stats_carry_every_counter_and_sum_the_losses() {
+        // Counter i on CPU j holds 10 * i + j.
+        let per_cpu: Vec<Vec<u64>> =
+            Counter::ALL.iter().map(|&c| (0..3).map(|cpu| 10 * c as u64 + cpu).collect()).collect();
+        let stats = KernelStats::from_per_cpu(&per_cpu);
+        let v = serde_json::to_value(&stats).expect("json");
+        for c in Counter::ALL {
+            assert_eq!(v[c.name()], 30 * c as u64 + 3, "{}", c.name());
+            assert_eq!(v["per_cpu"][c.name()].as_array().map(Vec::len), Some(3), "{}", c.name());
+        }
+        let lost: u64 = Counter::ALL.iter().filter(|c| c.is_loss()).map(|&c| 30 * c as u64 + 3).sum();
+        assert_eq!(stats.lost(), lost);
+        assert!(stats.lost() >= stats.total(Counter::Dropped) + stats.total(Counter::MmapDropped));
+    }
+
+    #[test]
+    fn hooks_say_whether_they_were_attached_and_why_not() {
+        let skipped = HookOutcome {
+            name: "write_creat",
+            attach: "tracepoint/syscalls/sys_exit_creat".into(),
+            required: false,
+            state: HookState::Skipped("no such tracepoint".into()),
+        };
+        let v = serde_json::to_value(HookJson::from(&skipped)).expect("json");
+        assert_eq!(
+            (v["state"].as_str(), v["reason"].as_str()),
+            (Some("skipped"), Some("no such tracepoint"))
+        );
+        let attached = HookOutcome { state: HookState::Attached, ..skipped };
+        let v = serde_json::to_value(HookJson::from(&attached)).expect("json");
+        assert_eq!(v["state"], "attached");
+        assert!(v.get("reason").is_none());
     }
 
     #[test]

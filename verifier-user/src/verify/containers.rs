@@ -225,6 +225,7 @@ mod tests {
             script: false,
             exe_unlinked: false,
             library: false,
+            tag: 0,
             argv: None,
             argv_truncated: false,
             exe: None,

@@ -48,6 +48,7 @@ fn event_for(pid: u32, bin: &Path) -> ExecEvent {
         script: false,
         exe_unlinked: false,
         library: false,
+        tag: 0,
         argv: None,
         argv_truncated: false,
         exe: Some(FileIdentity {
