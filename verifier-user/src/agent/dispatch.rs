@@ -22,9 +22,9 @@ use crate::attribution::Attribution;
 
 use super::{
     State,
-    drift::Verified,
     respond::{Origin, Outcome, respond},
     throttle,
+    verification::Verified,
 };
 
 /// Takes every record currently in the ring buffer; returns whether there
@@ -65,7 +65,7 @@ fn on_exec(state: &mut State, out: &mut impl Write, event: ExecEvent) -> anyhow:
 fn on_library(state: &mut State, out: &mut impl Write, library: &LibraryEvent) -> anyhow::Result<()> {
     state.user.library_maps += 1;
     let attribution = state.resolver.attribute(library.cgroup_id, library.tgid, 0);
-    if state.drift.is_none() || !matches!(attribution, Attribution::Container(_)) {
+    if state.verification.is_none() || !matches!(attribution, Attribution::Container(_)) {
         return Ok(());
     }
     check(state, out, Origin::Library, ExecEvent::of_library(library), attribution)
@@ -73,7 +73,7 @@ fn on_library(state: &mut State, out: &mut impl Write, library: &LibraryEvent) -
 
 fn on_write(state: &mut State, out: &mut impl Write, write: &WriteEvent) -> anyhow::Result<()> {
     state.user.write_opens += 1;
-    let Some(d) = state.drift.as_mut() else { return Ok(()) };
+    let Some(d) = state.verification.as_mut() else { return Ok(()) };
     let written = d.write_open(write);
     let attribution = state.resolver.attribute(write.record.cgroup_id, write.record.tgid, 0);
     respond(state, out, Outcome::Written { written, attribution })
@@ -87,7 +87,7 @@ fn on_cgroup(state: &mut State, cgroup: &CgroupEvent) {
         && let Some(c) = state.resolver.cgroup_created(cgroup.id, path)
     {
         state.user.containers_started += 1;
-        if let Some(d) = state.drift.as_mut() {
+        if let Some(d) = state.verification.as_mut() {
             d.container_created(cgroup.id, c);
         }
     }
@@ -113,7 +113,7 @@ fn check(
     mut event: ExecEvent,
     attribution: Attribution,
 ) -> anyhow::Result<()> {
-    if let (Some(d), Attribution::Container(c)) = (state.drift.as_mut(), &attribution) {
+    if let (Some(d), Attribution::Container(c)) = (state.verification.as_mut(), &attribution) {
         let container = c.clone();
         event.tag = state.in_flight.enter(origin, attribution);
         let verified = d.exec(event, &container);

@@ -13,7 +13,7 @@ use crate::{
     verify::verdict::Verdict,
 };
 
-use super::drift::{Verified, Written};
+use super::verification::{Verified, Written};
 
 /// The finding for a verified exec or mapping (`subject`), if it is drift.
 pub fn of_verified(subject: Subject, v: &Verified, attribution: &Attribution, node: &str) -> Option<Finding> {

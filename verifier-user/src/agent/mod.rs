@@ -14,10 +14,10 @@
 //! `respond`'s (report today; enforcement later).
 
 mod dispatch;
-pub mod drift;
 pub mod findings;
 mod respond;
 pub mod throttle;
+pub mod verification;
 
 use std::{
     io::{BufWriter, Write as _},
@@ -101,8 +101,11 @@ pub struct AgentArgs {
     #[arg(long, default_value = verifier_sensor::btf::VMLINUX_BTF, value_name = "FILE")]
     pub btf: PathBuf,
 
-    #[command(flatten, next_help_heading = "Drift verification (on with --sbom or --sbom-store)")]
-    pub drift: drift::DriftArgs,
+    #[command(
+        flatten,
+        next_help_heading = "Verification against SBOMs (on with --sbom, --sbom-rules or --sbom-store)"
+    )]
+    pub verification: verification::VerificationArgs,
 
     #[command(flatten, next_help_heading = "Alert stream (drift findings)")]
     pub alerts: crate::alert::AlertArgs,
@@ -132,7 +135,7 @@ struct State {
     resolver: Resolver,
     user: UserStats,
     started: Instant,
-    drift: Option<drift::Drift>,
+    verification: Option<verification::Verification>,
     throttles: throttle::Throttles,
     alerts: Option<crate::alert::Alerts>,
     /// Events with the drift side, and how they arrived.
@@ -164,13 +167,16 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
         runtime: Runtime::Runc,
         namespaced: false,
     }));
-    let drift = if args.drift.enabled() {
-        let source = drift::source(&args.drift, roots.clone()).map_err(anyhow::Error::msg)?;
-        Some(drift::Drift::new(&args.drift, source, fast_path).context("starting the hashing threads")?)
+    let verification = if args.verification.enabled() {
+        let source = verification::source(&args.verification, roots.clone()).map_err(anyhow::Error::msg)?;
+        Some(
+            verification::Verification::new(&args.verification, source, fast_path)
+                .context("starting the hashing threads")?,
+        )
     } else {
         None
     };
-    let alerts = if args.drift.enabled() {
+    let alerts = if args.verification.enabled() {
         Some(crate::alert::Alerts::new(&args.alerts, &node).context("opening the alert sinks")?)
     } else {
         None
@@ -186,7 +192,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
         resolver: Resolver::new(roots, config.host_mnt_ns),
         user: UserStats::default(),
         started: Instant::now(),
-        drift,
+        verification,
         throttles: throttle::Throttles::new(throttle, args.exec_limit),
         alerts,
         in_flight: dispatch::InFlight::default(),
@@ -240,14 +246,14 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
                 out.flush()?;
             }
             _ = poll.tick() => {
-                let expired = state.drift.as_mut().map(drift::Drift::tick).unwrap_or_default();
+                let expired = state.verification.as_mut().map(verification::Verification::tick).unwrap_or_default();
                 on_verified(&mut state, &mut out, expired)?;
                 if drain(ring.get_mut(), &mut state, &mut out)? {
                     out.flush()?;
                 }
             }
-            Some(wake) = next_drift(&mut state.drift) => {
-                let done = state.drift.as_mut().map(|d| d.wake(wake)).unwrap_or_default();
+            Some(wake) = next_verification(&mut state.verification) => {
+                let done = state.verification.as_mut().map(|d| d.wake(wake)).unwrap_or_default();
                 on_verified(&mut state, &mut out, done)?;
                 out.flush()?;
             }
@@ -278,11 +284,11 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     // let verifications in flight finish (bounded): nothing received goes
     // unreported.
     drain(ring.get_mut(), &mut state, &mut out)?;
-    finish_drift(&mut state, &mut out, false).await?;
+    finish_verification(&mut state, &mut out, false).await?;
     out.flush()?;
     drop(ebpf);
     drain(ring.get_mut(), &mut state, &mut out)?;
-    finish_drift(&mut state, &mut out, true).await?;
+    finish_verification(&mut state, &mut out, true).await?;
     throttle::sweep(&counters, &mut state, &mut out, true)?;
     metrics.stopping();
     if let Some(mut a) = state.alerts.take() {
@@ -312,8 +318,12 @@ pub(crate) fn write_line(
 
 /// At shutdown: up to 3 s for hashing and resolutions in flight; on the
 /// `last` pass, execs still waiting after that are reported unverifiable.
-async fn finish_drift(state: &mut State, out: &mut impl std::io::Write, last: bool) -> anyhow::Result<()> {
-    let Some(mut d) = state.drift.take() else { return Ok(()) };
+async fn finish_verification(
+    state: &mut State,
+    out: &mut impl std::io::Write,
+    last: bool,
+) -> anyhow::Result<()> {
+    let Some(mut d) = state.verification.take() else { return Ok(()) };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while d.pending() > 0 {
         match tokio::time::timeout_at(deadline, d.next()).await {
@@ -328,12 +338,12 @@ async fn finish_drift(state: &mut State, out: &mut impl std::io::Write, last: bo
         let rest = d.abandon("the agent stopped before this exec could be verified");
         on_verified(state, out, rest)?;
     }
-    state.drift = Some(d);
+    state.verification = Some(d);
     Ok(())
 }
 
 /// Waits for the drift side, if there is one.
-async fn next_drift(d: &mut Option<drift::Drift>) -> Option<drift::Wake> {
+async fn next_verification(d: &mut Option<verification::Verification>) -> Option<verification::Wake> {
     match d {
         Some(d) => d.next().await,
         None => std::future::pending().await,
@@ -358,7 +368,7 @@ fn stats<'a>(
         is_final,
         uptime_sec: state.started.elapsed().as_secs_f64(),
         lost: kernel.lost() + state.user.decode_errors,
-        verify: state.drift.as_ref().map(drift::Drift::stats),
+        verify: state.verification.as_ref().map(verification::Verification::stats),
         alerts: state.alerts.as_mut().map(crate::alert::Alerts::stats),
         kernel,
         user: state.user.clone(),

@@ -18,9 +18,9 @@ use crate::{
 };
 
 use super::{
-    State,
-    drift::{self, Verified, Written},
-    findings, now_mono_ns, write_line,
+    State, findings, now_mono_ns,
+    verification::{self, Verified, Written},
+    write_line,
 };
 
 /// Which record an exec-shaped outcome came from: the verification engine
@@ -98,7 +98,7 @@ fn report_written(
     written: &Written,
     attribution: &Attribution,
 ) -> anyhow::Result<()> {
-    write_line(out, &drift::WrittenJson::new(written, &state.node, attribution))?;
+    write_line(out, &verification::WrittenJson::new(written, &state.node, attribution))?;
     if let Some(a) = state.alerts.as_mut() {
         a.submit(&findings::of_written(written, attribution, &state.node), out)?;
     }

@@ -1,4 +1,4 @@
-//! Drift verification inside the agent: exec events of containers go to
+//! Verification inside the agent: exec events of containers go to
 //! the container's baseline (image -> SBOM), the engine decides, drift
 //! becomes an alert, and files proven good enter the kernel fast path.
 //!
@@ -6,7 +6,7 @@
 //! blocking parts: container resolution (runtime state, SBOM parsing) on
 //! tokio's blocking pool, hashing on the engine's own threads. Their results
 //! come back over channels that the event loop selects on
-//! ([`Drift::next`]).
+//! ([`Verification::next`]).
 
 use std::{
     collections::HashMap,
@@ -39,7 +39,7 @@ use crate::{
 /// Options of `verifier agent` for drift verification. Verification is on
 /// when `--images` or `--sbom-store` is given.
 #[derive(Debug, Clone, clap::Args)]
-pub struct DriftArgs {
+pub struct VerificationArgs {
     /// Verify containers whose image name, image digest, container id or
     /// name matches PATTERN (`*` wildcards) against the SBOM FILE (any
     /// format `verifier sbom` reads). Repeatable; first match wins.
@@ -86,7 +86,7 @@ pub struct DriftArgs {
     pub no_fast_path: bool,
 }
 
-impl DriftArgs {
+impl VerificationArgs {
     pub fn enabled(&self) -> bool {
         !self.sboms.is_empty() || self.sbom_store.is_some() || self.sbom_rules.is_some()
     }
@@ -112,8 +112,8 @@ type ResolvedMsg = (u64, Resolved);
 /// (dev, ino, slot) -> (path, SHA-256) of the files in the fast path.
 type TrustedFiles = HashMap<(u32, u64, u32), (Vec<u8>, Option<[u8; 32]>)>;
 
-/// The drift side of the agent.
-pub struct Drift {
+/// The verification side of the agent.
+pub struct Verification {
     source: Arc<Source>,
     containers: Containers,
     engine: Engine,
@@ -131,8 +131,8 @@ pub struct Drift {
     pub fast_path_errors: u64,
 }
 
-impl Drift {
-    pub fn new(args: &DriftArgs, source: Arc<Source>, fast_path: FastPath) -> std::io::Result<Self> {
+impl Verification {
+    pub fn new(args: &VerificationArgs, source: Arc<Source>, fast_path: FastPath) -> std::io::Result<Self> {
         let (done_tx, done_rx) = unbounded_channel();
         let (resolved_tx, resolved_rx) = unbounded_channel();
         let cfg = EngineConfig {
@@ -193,7 +193,7 @@ impl Drift {
         }
     }
 
-    /// Acts on a result from [`Drift::next`].
+    /// Acts on a result from [`Verification::next`].
     pub fn wake(&mut self, wake: Wake) -> Vec<Verified> {
         match wake {
             Wake::Hashed(key, outcome) => {
@@ -320,7 +320,7 @@ fn resolve(source: &Source, container: &ContainerRef, pid: Option<u32>, deadline
 /// Builds the container source from the agent's options: the SBOM
 /// sources in order of precedence (`--sbom`, `--sbom-rules`,
 /// `--sbom-store`) and the runtimes' state.
-pub fn source(args: &DriftArgs, state_roots: Vec<StateRoot>) -> Result<Arc<Source>, String> {
+pub fn source(args: &VerificationArgs, state_roots: Vec<StateRoot>) -> Result<Arc<Source>, String> {
     let containerd = Containerd::new(args.containerd_socket.clone(), tokio::runtime::Handle::current());
     let mut sources: Vec<Box<dyn BaselineSource>> = vec![Box::new(Rules(args.sboms.clone()))];
     if let Some(p) = &args.sbom_rules {
@@ -350,7 +350,7 @@ pub struct Written {
     pub info: Option<Arc<ContainerInfo>>,
 }
 
-impl Drift {
+impl Verification {
     /// The kernel reported a write-open of a file in the fast path.
     pub fn write_open(&mut self, w: &verifier_sensor::events::WriteEvent) -> Written {
         let rec = &w.record;
