@@ -28,7 +28,7 @@ use verifier_common::{
 
 use crate::btf::{self, Btf, BtfError};
 use crate::hooks::{Attach, HOOKS, Hook, HookOutcome, HookState, Need};
-use crate::maps::{FastPath, KernelCounters, ThrottleMaps};
+use crate::maps::{FastPath, KernelCounters, MapError, ThrottleMaps};
 
 /// Where tracefs is mounted when the agent has to mount it.
 pub const TRACEFS: &str = "/sys/kernel/tracing";
@@ -55,10 +55,8 @@ pub enum LoaderError {
          (check the kernel has this tracepoint and that the agent runs as root with CAP_BPF and CAP_PERFMON)"
     )]
     Hook { hook: &'static str, attach: String, why: String },
-    #[error("eBPF map {name}")]
-    Map { name: &'static str, source: aya::maps::MapError },
-    #[error("updating eBPF map {name}")]
-    MapWrite { name: &'static str, source: aya::maps::MapError },
+    #[error(transparent)]
+    Map(#[from] MapError),
     #[error("eBPF map {0} is missing from the object")]
     MissingMap(&'static str),
 }
@@ -200,23 +198,24 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
     let hooks = attach_all(&mut ebpf, &tracefs)?;
 
     let events = ebpf.take_map(MAP_EVENTS).ok_or(LoaderError::MissingMap(MAP_EVENTS))?;
-    let events = RingBuf::try_from(events).map_err(|source| LoaderError::Map { name: MAP_EVENTS, source })?;
+    let events = RingBuf::try_from(events)
+        .map_err(|source| LoaderError::Map(MapError::Read { name: MAP_EVENTS, source }))?;
     let counters = ebpf.take_map(MAP_COUNTERS).ok_or(LoaderError::MissingMap(MAP_COUNTERS))?;
-    let counters =
-        PerCpuArray::try_from(counters).map_err(|source| LoaderError::Map { name: MAP_COUNTERS, source })?;
+    let counters = PerCpuArray::try_from(counters)
+        .map_err(|source| LoaderError::Map(MapError::Read { name: MAP_COUNTERS, source }))?;
     let take_hash =
         |ebpf: &mut Ebpf, name: &'static str| ebpf.take_map(name).ok_or(LoaderError::MissingMap(name));
     let watched = HashMap::try_from(take_hash(&mut ebpf, MAP_WATCHED)?)
-        .map_err(|source| LoaderError::Map { name: MAP_WATCHED, source })?;
+        .map_err(|source| LoaderError::Map(MapError::Read { name: MAP_WATCHED, source }))?;
     let verified = HashMap::try_from(take_hash(&mut ebpf, MAP_VERIFIED)?)
-        .map_err(|source| LoaderError::Map { name: MAP_VERIFIED, source })?;
+        .map_err(|source| LoaderError::Map(MapError::Read { name: MAP_VERIFIED, source }))?;
     let inodes = HashMap::try_from(take_hash(&mut ebpf, MAP_VERIFIED_INODES)?)
-        .map_err(|source| LoaderError::Map { name: MAP_VERIFIED_INODES, source })?;
+        .map_err(|source| LoaderError::Map(MapError::Read { name: MAP_VERIFIED_INODES, source }))?;
     let throttle = ThrottleMaps {
         state: HashMap::try_from(take_hash(&mut ebpf, MAP_THROTTLE)?)
-            .map_err(|source| LoaderError::Map { name: MAP_THROTTLE, source })?,
+            .map_err(|source| LoaderError::Map(MapError::Read { name: MAP_THROTTLE, source }))?,
         suppressed: PerCpuHashMap::try_from(take_hash(&mut ebpf, MAP_THROTTLE_SUPPRESSED)?)
-            .map_err(|source| LoaderError::Map { name: MAP_THROTTLE_SUPPRESSED, source })?,
+            .map_err(|source| LoaderError::Map(MapError::Read { name: MAP_THROTTLE_SUPPRESSED, source }))?,
     };
     Ok(Loaded {
         ebpf,

@@ -14,7 +14,14 @@ use verifier_common::{
     throttle::ThrottleState,
 };
 
-use crate::loader::LoaderError;
+/// A map read or write the kernel refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MapError {
+    #[error("eBPF map {name}")]
+    Read { name: &'static str, source: aya::maps::MapError },
+    #[error("updating eBPF map {name}")]
+    Write { name: &'static str, source: aya::maps::MapError },
+}
 
 /// The agent's side of the kernel fast path (see
 /// `verifier_common::fastpath`): which containers are verified against
@@ -27,10 +34,10 @@ pub struct FastPath {
 
 impl FastPath {
     /// Execs in `cgroup_id` are verified against baseline `slot`.
-    pub fn watch(&mut self, cgroup_id: u64, slot: u32) -> Result<(), LoaderError> {
+    pub fn watch(&mut self, cgroup_id: u64, slot: u32) -> Result<(), MapError> {
         self.watched
             .insert(cgroup_id, slot, 0)
-            .map_err(|source| LoaderError::MapWrite { name: MAP_WATCHED, source })
+            .map_err(|source| MapError::Write { name: MAP_WATCHED, source })
     }
 
     /// Stops watching a container (its cgroup is gone).
@@ -40,13 +47,13 @@ impl FastPath {
 
     /// The file `identity` is good for baseline `slot`: its next execs in
     /// watched containers of that baseline stay in the kernel.
-    pub fn verified(&mut self, identity: FileIdentity, slot: u32) -> Result<(), LoaderError> {
+    pub fn verified(&mut self, identity: FileIdentity, slot: u32) -> Result<(), MapError> {
         self.inodes
             .insert(InodeKey { ino: identity.ino, dev: identity.dev, slot }, 1, 0)
-            .map_err(|source| LoaderError::MapWrite { name: MAP_VERIFIED_INODES, source })?;
+            .map_err(|source| MapError::Write { name: MAP_VERIFIED_INODES, source })?;
         self.verified
             .insert(VerifiedKey { identity, slot, _pad: 0 }, 1, 0)
-            .map_err(|source| LoaderError::MapWrite { name: MAP_VERIFIED, source })
+            .map_err(|source| MapError::Write { name: MAP_VERIFIED, source })
     }
 
     /// Forgets a verified file (a baseline changed).
@@ -60,19 +67,19 @@ pub struct KernelCounters(pub(crate) PerCpuArray<MapData, u64>);
 
 impl KernelCounters {
     /// Per counter (index order of [`Counter::ALL`]): per-CPU values.
-    pub fn read(&self) -> Result<Vec<Vec<u64>>, LoaderError> {
+    pub fn read(&self) -> Result<Vec<Vec<u64>>, MapError> {
         (0..COUNTER_COUNT)
             .map(|i| {
                 self.0
                     .get(&i, 0)
                     .map(|v| v.iter().copied().collect())
-                    .map_err(|source| LoaderError::Map { name: MAP_COUNTERS, source })
+                    .map_err(|source| MapError::Read { name: MAP_COUNTERS, source })
             })
             .collect()
     }
 
     /// Sum over CPUs of one counter.
-    pub fn total(&self, counter: Counter) -> Result<u64, LoaderError> {
+    pub fn total(&self, counter: Counter) -> Result<u64, MapError> {
         Ok(self.read()?[counter as usize].iter().sum())
     }
 }
