@@ -221,34 +221,59 @@ pub struct Tally {
     pub unjudged: Vec<String>,
     /// Non-ok exec verdicts: verdict -> count.
     pub non_ok: BTreeMap<String, usize>,
-    /// Alert records.
-    pub alerts: usize,
-    /// Alerts by verdict, with up to three (path, reason) examples each.
+    /// Library (mapped as code) records, and the non-ok ones by the
+    /// file's own verdict.
+    pub libraries: usize,
+    pub library_non_ok: BTreeMap<String, usize>,
+    /// New alerts (`type: alert`) by verdict; updates of alerts already
+    /// raised (`type: alert-update`) are counted apart.
+    pub alerts_by: BTreeMap<String, usize>,
+    pub alert_updates: usize,
+    /// Up to three (path, reason) examples of new alerts per verdict, of
+    /// different paths.
     pub alert_examples: BTreeMap<String, Vec<(String, String)>>,
 }
 
+fn bump(map: &mut BTreeMap<String, usize>, key: &str) {
+    *map.entry(key.to_owned()).or_default() += 1;
+}
+
 impl Tally {
-    /// Counts the exec and alert records of container `id`.
+    /// Counts the records of container `id`.
     pub fn of(records: &[Value], id: &str) -> Self {
         let mut t = Self::default();
         for r in records.iter().filter(|r| r["container"]["id"] == id) {
-            if r["type"] == "exec" {
-                match r["verification"]["verdict"].as_str() {
-                    Some("ok") => t.execs += 1,
-                    Some(v) => {
+            let v = &r["verification"];
+            match r["type"].as_str() {
+                Some("exec") => match v["verdict"].as_str() {
+                    Some(verdict) => {
                         t.execs += 1;
-                        *t.non_ok.entry(v.to_owned()).or_default() += 1;
+                        if verdict != "ok" {
+                            bump(&mut t.non_ok, verdict);
+                        }
                     }
-                    None => t.unjudged.push(r["verification"]["reason"].to_string()),
+                    None => t.unjudged.push(v["reason"].to_string()),
+                },
+                Some("library") => {
+                    t.libraries += 1;
+                    if v["verdict"].as_str().is_some_and(|x| x != "ok") {
+                        bump(&mut t.library_non_ok, v["file_verdict"].as_str().unwrap_or("?"));
+                    }
                 }
-            } else if r["schema"] == "verifier.alert.v1" {
-                t.alerts += 1;
-                let verdict = r["verdict"].as_str().unwrap_or("?").to_owned();
-                let examples = t.alert_examples.entry(verdict).or_default();
-                if examples.len() < 3 {
-                    let path = r["file"]["path"].as_str().unwrap_or("?").to_owned();
-                    examples.push((path, r["reason"].as_str().unwrap_or("?").to_owned()));
+                Some("alert-update") => t.alert_updates += 1,
+                Some("alert") if r["schema"] == "verifier.alert.v1" => {
+                    let verdict = r["verdict"].as_str().unwrap_or("?");
+                    bump(&mut t.alerts_by, verdict);
+                    let path = match r["file"]["path"].as_str() {
+                        Some(p) if !p.is_empty() => p.to_owned(),
+                        _ => "(no path)".to_owned(),
+                    };
+                    let examples = t.alert_examples.entry(verdict.to_owned()).or_default();
+                    if examples.len() < 3 && examples.iter().all(|(p, _)| *p != path) {
+                        examples.push((path, r["reason"].as_str().unwrap_or("?").to_owned()));
+                    }
                 }
+                _ => {}
             }
         }
         t
@@ -257,16 +282,38 @@ impl Tally {
     pub fn non_ok_total(&self) -> usize {
         self.non_ok.values().sum()
     }
+
+    pub fn alerts(&self) -> usize {
+        self.alerts_by.values().sum()
+    }
+}
+
+fn joined(m: &BTreeMap<String, usize>) -> String {
+    m.iter().map(|(v, n)| format!("{v}={n}")).collect::<Vec<_>>().join(" ")
 }
 
 /// The false-alarm table: one row per SBOM source, then examples.
 pub fn table(rows: &[(&str, Tally)]) -> String {
-    let mut out =
-        format!("{:<16} {:>6} {:>7} {:>7}  non-ok verdicts\n", "source", "execs", "non-ok", "alerts");
+    let mut out = format!(
+        "{:<16} {:>5} {:>6} {:>5} {:>6} {:>6} {:>7}  non-ok exec verdicts | non-ok libraries | alerts\n",
+        "source", "execs", "non-ok", "libs", "lib-nk", "alerts", "updates"
+    );
     for (name, t) in rows {
-        let by: Vec<String> = t.non_ok.iter().map(|(v, n)| format!("{v}={n}")).collect();
-        out +=
-            &format!("{name:<16} {:>6} {:>7} {:>7}  {}\n", t.execs, t.non_ok_total(), t.alerts, by.join(" "));
+        out += &format!(
+            "{name:<16} {:>5} {:>6} {:>5} {:>6} {:>6} {:>7}  {} | {} | {}\n",
+            t.execs,
+            t.non_ok_total(),
+            t.libraries,
+            t.library_non_ok.values().sum::<usize>(),
+            t.alerts(),
+            t.alert_updates,
+            joined(&t.non_ok),
+            joined(&t.library_non_ok),
+            joined(&t.alerts_by)
+        );
+        if !t.unjudged.is_empty() {
+            out += &format!("  {name}: {} execs not judged, e.g. {}\n", t.unjudged.len(), t.unjudged[0]);
+        }
     }
     for (name, t) in rows {
         for (verdict, examples) in &t.alert_examples {
