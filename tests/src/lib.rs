@@ -7,6 +7,7 @@ pub mod agent;
 pub mod bundle;
 pub mod containerd;
 pub mod image;
+pub mod real_image;
 pub mod runc;
 pub mod storm;
 

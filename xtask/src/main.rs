@@ -11,6 +11,7 @@ mod bench;
 mod bench_drift;
 mod bench_images;
 mod demo;
+mod real_image;
 mod setup;
 mod util;
 

@@ -10,7 +10,9 @@
 //!   that library is passed as `LLVM_PREFIX`, and kept (bpf-linker's rpath
 //!   points into it);
 //! - the Python validators the SBOM tests run;
-//! - cargo-fuzz, for the SBOM readers' fuzz targets.
+//! - cargo-fuzz, for the SBOM readers' fuzz targets;
+//! - the real Debian image and its SBOMs for the false-alarm test
+//!   (`real_image`, cached outside the repository; mmdebstrap from apt).
 
 use std::{
     path::{Path, PathBuf},
@@ -22,7 +24,7 @@ use anyhow::Context as _;
 
 use crate::util::{self, cargo_bin, output, root};
 
-const APT_PACKAGES: &[&str] = &["runc", "busybox-static", "bpftool", "containerd", "umoci"];
+const APT_PACKAGES: &[&str] = &["runc", "busybox-static", "bpftool", "containerd", "umoci", "mmdebstrap"];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Where the LLVM prefix for bpf-linker lives (must outlive the build).
@@ -49,6 +51,9 @@ pub fn run() -> anyhow::Result<()> {
     }
     if cargo_fuzz()? {
         did.push("cargo-fuzz");
+    }
+    if crate::real_image::ensure()? {
+        did.push("real image");
     }
     let took = started.elapsed().as_secs_f64();
     if did.is_empty() {
