@@ -51,6 +51,7 @@ mod apk;
 pub mod check;
 mod dpkg;
 mod error;
+pub mod fsroot;
 pub mod generate;
 pub mod hash;
 mod json;
@@ -61,6 +62,7 @@ mod sink;
 mod tagvalue;
 mod text;
 pub mod time;
+pub mod walk;
 
 use std::fs::File;
 use std::io::{BufReader, Read};

@@ -19,11 +19,10 @@ use verifier_common::event::FileIdentity;
 
 use super::{
     locate::{Job, Located, Outcome, Via},
-    open::RootDir,
     pool::{Done, HashCache, Pool},
     verdict::{ImageContent, Judgement, Verdict, algs_for, judge},
 };
-use verifier_sbom::{Manifest, hash::Algs};
+use verifier_sbom::{Manifest, fsroot::RootDir, hash::Algs};
 use verifier_sensor::events::ExecEvent;
 
 /// What the engine needs to know about a container's image.

@@ -21,10 +21,13 @@ use std::{fs::File, io::Read as _, os::unix::fs::MetadataExt as _, path::Path, s
 use verifier_common::event::FileIdentity;
 
 use super::{
-    open::{Match, RootDir, canonicalize_in_root, open_exact, open_proc_exe},
+    open::{Match, open_exact, open_proc_exe},
     pool::HashCache,
 };
-use verifier_sbom::hash::{Algs, FileHashes, hash_reader};
+use verifier_sbom::{
+    fsroot::{RootDir, canonicalize_in_root},
+    hash::{Algs, FileHashes, hash_reader},
+};
 
 /// What a worker needs for one exec.
 #[derive(Debug)]

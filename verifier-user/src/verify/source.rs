@@ -31,10 +31,9 @@ use super::{
     containers::{ContainerInfo, Resolved},
     engine::Context,
     layers::Layers,
-    open::RootDir,
     verdict::ImageContent,
 };
-use verifier_sbom::{LoadOptions, Manifest, load_path};
+use verifier_sbom::{LoadOptions, Manifest, fsroot::RootDir, load_path};
 
 use crate::{
     container::{ContainerRef, Runtime, resolver::StateRoot},
