@@ -2,7 +2,7 @@
 //! built here is imported, a container runs from it, and the client reads
 //! back the container's image reference and the image's digest.
 
-use verifier::containerd::{Containerd, DEFAULT_SOCKET, namespace_of};
+use verifier::attribution::containerd::{Containerd, DEFAULT_SOCKET, namespace_of};
 use verifier_tests::{
     bundle::Bundle,
     containerd::{self, CtrContainer, NAMESPACE, OciImage},

@@ -96,6 +96,35 @@ fn host_exec_is_attributed_to_the_host() {
     assert_eq!(hits[0]["ppid"].as_u64(), Some(u64::from(std::process::id())), "parent is this test");
 }
 
+/// The ready record lists every hook; one is skipped only where this
+/// kernel lacks its tracepoint, and the required ones are attached.
+#[test]
+fn ready_lists_every_hook_and_what_became_of_it() {
+    require_root!();
+    let _lock = exclusive();
+    let agent = Agent::start(&["--stats-interval", "0"]).expect("agent starts");
+    let hooks = agent.ready["hooks"].as_array().cloned().expect("ready lists hooks");
+    agent.stop().expect("agent stops");
+    let names: Vec<&str> = hooks.iter().filter_map(|h| h["name"].as_str()).collect();
+    for required in ["exec", "cgroup_mkdir"] {
+        let h = hooks.iter().find(|h| h["name"] == required).expect("required hook listed");
+        assert_eq!((&h["state"], &h["required"]), (&Value::from("attached"), &Value::from(true)), "{h}");
+    }
+    assert!(names.contains(&"mmap_exec") && names.contains(&"write_openat"), "{names:?}");
+    let tracefs = ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"]
+        .into_iter()
+        .map(std::path::Path::new)
+        .find(|p| p.is_dir())
+        .expect("the agent mounted tracefs");
+    for h in &hooks {
+        let attached = h["state"] == "attached";
+        assert!(attached || h["reason"].is_string(), "a skipped hook says why: {h}");
+        if let Some(tp) = h["attach"].as_str().and_then(|a| a.strip_prefix("tracepoint/")) {
+            assert_eq!(attached, tracefs.join(tp).is_dir(), "attached exactly when the kernel has it: {h}");
+        }
+    }
+}
+
 #[test]
 fn containers_only_filters_host_execs_in_the_kernel() {
     require_root!();

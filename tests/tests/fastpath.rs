@@ -39,7 +39,7 @@ impl OwnCgroup {
             .ok()?
             .lines()
             .find_map(|l| l.strip_prefix("0::").map(str::to_owned))?;
-        let mount = verifier::container::resolver::find_cgroup2_mount()?;
+        let mount = verifier::attribution::resolver::find_cgroup2_mount()?;
         let parent = mount.join(rel.trim_start_matches('/'));
         let dir = parent.join(format!("verifier-fastpath-{}", std::process::id()));
         fs::create_dir(&dir).ok()?;

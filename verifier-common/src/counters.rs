@@ -68,6 +68,15 @@ impl Counter {
         Counter::MmapDropped,
     ];
 
+    /// A record the kernel meant to send was lost (ring buffer full): these
+    /// add up to the stats record's `lost`.
+    pub const fn is_loss(self) -> bool {
+        matches!(
+            self,
+            Counter::Dropped | Counter::CgroupDropped | Counter::WriteDropped | Counter::MmapDropped
+        )
+    }
+
     /// Stable name used in JSON stats records and metrics.
     pub const fn name(self) -> &'static str {
         match self {

@@ -8,10 +8,10 @@
 use core::fmt;
 
 use crate::event::{
-    ARGS_MAX, CGROUP_HEADER_SIZE, CgroupHeader, ExecHeader, FILENAME_MAX, HEADER_SIZE, KIND_CGROUP_MKDIR,
-    KIND_EXEC, KIND_MMAP_EXEC, KIND_WRITE_OPEN, MMAP_RECORD_SIZE, MmapRecord, WRITE_RECORD_SIZE, WriteRecord,
+    ARGS_MAX, CGROUP_HEADER_SIZE, CgroupHeader, ExecHeader, FILENAME_MAX, HEADER_SIZE, KIND_EXEC,
+    MMAP_RECORD_SIZE, MmapRecord, RecordKind, WRITE_RECORD_SIZE, WriteRecord,
 };
-use crate::throttle::{KIND_THROTTLE, THROTTLE_RECORD_SIZE, ThrottleRecord};
+use crate::throttle::{THROTTLE_RECORD_SIZE, ThrottleRecord};
 
 /// A decoded exec record, borrowing the file name from the ring buffer.
 #[derive(Clone, Copy, Debug)]
@@ -39,6 +39,19 @@ pub enum Record<'a> {
     WriteOpen(WriteRecord),
     Throttle(ThrottleRecord),
     MmapExec(MmapRecord),
+}
+
+impl Record<'_> {
+    /// The kind number this record was decoded from.
+    pub const fn kind(&self) -> RecordKind {
+        match self {
+            Record::Exec(_) => RecordKind::Exec,
+            Record::CgroupMkdir(_) => RecordKind::CgroupMkdir,
+            Record::WriteOpen(_) => RecordKind::WriteOpen,
+            Record::Throttle(_) => RecordKind::Throttle,
+            Record::MmapExec(_) => RecordKind::MmapExec,
+        }
+    }
 }
 
 /// Why a record could not be decoded.
@@ -93,9 +106,13 @@ pub fn decode_any(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
     if bytes.len() < 2 {
         return Err(DecodeError::Truncated { len: bytes.len() });
     }
-    match u16::from_ne_bytes([bytes[0], bytes[1]]) {
-        KIND_EXEC => decode(bytes).map(Record::Exec),
-        KIND_CGROUP_MKDIR => {
+    let kind = u16::from_ne_bytes([bytes[0], bytes[1]]);
+    let Some(kind) = RecordKind::from_u16(kind) else {
+        return Err(DecodeError::UnknownKind { kind });
+    };
+    match kind {
+        RecordKind::Exec => decode(bytes).map(Record::Exec),
+        RecordKind::CgroupMkdir => {
             if bytes.len() < CGROUP_HEADER_SIZE {
                 return Err(DecodeError::Truncated { len: bytes.len() });
             }
@@ -109,7 +126,7 @@ pub fn decode_any(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             }
             Ok(Record::CgroupMkdir(CgroupRecord { header, path: &rest[..claimed] }))
         }
-        KIND_WRITE_OPEN => {
+        RecordKind::WriteOpen => {
             if bytes.len() < WRITE_RECORD_SIZE {
                 return Err(DecodeError::Truncated { len: bytes.len() });
             }
@@ -117,7 +134,7 @@ pub fn decode_any(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             // plain-old-data struct; unaligned read.
             Ok(Record::WriteOpen(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) }))
         }
-        KIND_THROTTLE => {
+        RecordKind::Throttle => {
             if bytes.len() < THROTTLE_RECORD_SIZE {
                 return Err(DecodeError::Truncated { len: bytes.len() });
             }
@@ -125,7 +142,7 @@ pub fn decode_any(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             // plain-old-data struct; unaligned read.
             Ok(Record::Throttle(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) }))
         }
-        KIND_MMAP_EXEC => {
+        RecordKind::MmapExec => {
             if bytes.len() < MMAP_RECORD_SIZE {
                 return Err(DecodeError::Truncated { len: bytes.len() });
             }
@@ -133,7 +150,6 @@ pub fn decode_any(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             // plain-old-data struct; unaligned read.
             Ok(Record::MmapExec(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) }))
         }
-        kind => Err(DecodeError::UnknownKind { kind }),
     }
 }
 
@@ -235,7 +251,7 @@ mod tests {
 
     fn cgroup_record(path: &[u8], claimed: u16) -> Vec<u8> {
         let header = CgroupHeader {
-            kind: KIND_CGROUP_MKDIR,
+            kind: crate::event::KIND_CGROUP_MKDIR,
             path_len: claimed,
             id: 7,
             level: 2,
@@ -273,8 +289,14 @@ mod tests {
 
     #[test]
     fn write_records_decode_and_truncation_is_an_error() {
-        let rec =
-            WriteRecord { kind: KIND_WRITE_OPEN, fd: 3, ino: 99, dev: 7, slot: 2, ..Default::default() };
+        let rec = WriteRecord {
+            kind: crate::event::KIND_WRITE_OPEN,
+            fd: 3,
+            ino: 99,
+            dev: 7,
+            slot: 2,
+            ..Default::default()
+        };
         // SAFETY: WriteRecord is repr(C) plain-old-data.
         let bytes: [u8; WRITE_RECORD_SIZE] = unsafe { core::mem::transmute(rec) };
         match decode_any(&bytes) {
@@ -287,7 +309,7 @@ mod tests {
     #[test]
     fn throttle_records_decode_and_truncation_is_an_error() {
         let rec = ThrottleRecord {
-            kind: KIND_THROTTLE,
+            kind: crate::event::KIND_THROTTLE,
             limit: 50,
             cgroup_id: 77,
             ktime_ns: 5,
@@ -300,6 +322,45 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(decode_any(&bytes[..55]).err(), Some(DecodeError::Truncated { len: 55 }));
+    }
+
+    /// The smallest well-formed record of `kind`: its header (or fixed
+    /// record) zeroed but for the kind, with nothing after it.
+    fn minimal(kind: RecordKind) -> Vec<u8> {
+        let size = match kind {
+            RecordKind::Exec => HEADER_SIZE,
+            RecordKind::CgroupMkdir => CGROUP_HEADER_SIZE,
+            RecordKind::WriteOpen => WRITE_RECORD_SIZE,
+            RecordKind::Throttle => THROTTLE_RECORD_SIZE,
+            RecordKind::MmapExec => MMAP_RECORD_SIZE,
+        };
+        let mut bytes = std::vec![0u8; size];
+        bytes[..2].copy_from_slice(&(kind as u16).to_ne_bytes());
+        bytes
+    }
+
+    #[test]
+    fn every_kind_number_round_trips_to_its_variant() {
+        for kind in RecordKind::ALL {
+            assert_eq!(RecordKind::from_u16(kind as u16), Some(kind));
+            let bytes = minimal(kind);
+            let rec = decode_any(&bytes).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+            assert_eq!(rec.kind(), kind, "{rec:?}");
+            let short = &bytes[..bytes.len() - 1];
+            assert_eq!(
+                decode_any(short).err(),
+                Some(DecodeError::Truncated { len: short.len() }),
+                "{kind:?}"
+            );
+        }
+        let numbers: Vec<u16> = RecordKind::ALL.iter().map(|&k| k as u16).collect();
+        for n in 0..=64u16 {
+            assert_eq!(RecordKind::from_u16(n).is_some(), numbers.contains(&n), "kind number {n}");
+        }
+        let mut sorted = numbers.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted, numbers, "kind numbers distinct and in order");
     }
 
     #[test]

@@ -1,20 +1,68 @@
-//! The exec record: what the kernel knows about one `execve` at the moment
-//! `sched_process_exec` fires.
+//! The ring-buffer records: every record kind number ([`RecordKind`]) and
+//! the layouts of the exec, new-cgroup, write-open and executable-mapping
+//! records (the throttle record lives with the throttle, in
+//! [`crate::throttle`], but its kind number is here with the others).
 //!
+//! The exec record is what the kernel knows about one `execve` at the
+//! moment `sched_process_exec` fires.
 //! A record on the ring buffer is an [`ExecHeader`] followed by exactly
 //! `filename_len` bytes of the file name (no NUL). Records are variable-sized
 //! so that a typical exec costs about 130 bytes of ring buffer rather than a
 //! page: the ring holds far more events under a burst, which is what keeps
 //! loss at zero.
 
+/// Every record kind on the ring buffer: the first field (`u16`) of every
+/// record. One list, so a new kind is added here and the decoder's match
+/// (which has no wildcard for known kinds) says what else to write.
+#[repr(u16)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    /// An exec ([`ExecHeader`] + file name + arguments).
+    Exec = 1,
+    /// A new cgroup ([`CgroupHeader`] + path).
+    CgroupMkdir = 2,
+    /// A write-open of a verified file ([`WriteRecord`]).
+    WriteOpen = 3,
+    /// A container went past its exec limit
+    /// ([`crate::throttle::ThrottleRecord`]).
+    Throttle = 4,
+    /// A file mapped executable in a watched container ([`MmapRecord`]).
+    MmapExec = 5,
+}
+
+impl RecordKind {
+    /// All kinds, in number order.
+    pub const ALL: [RecordKind; 5] = [
+        RecordKind::Exec,
+        RecordKind::CgroupMkdir,
+        RecordKind::WriteOpen,
+        RecordKind::Throttle,
+        RecordKind::MmapExec,
+    ];
+
+    /// The kind a record's first field names, if any.
+    pub const fn from_u16(kind: u16) -> Option<Self> {
+        Some(match kind {
+            KIND_EXEC => RecordKind::Exec,
+            KIND_CGROUP_MKDIR => RecordKind::CgroupMkdir,
+            KIND_WRITE_OPEN => RecordKind::WriteOpen,
+            KIND_THROTTLE => RecordKind::Throttle,
+            KIND_MMAP_EXEC => RecordKind::MmapExec,
+            _ => return None,
+        })
+    }
+}
+
 /// Record kind of an exec event (the first field of every record).
-pub const KIND_EXEC: u16 = 1;
+pub const KIND_EXEC: u16 = RecordKind::Exec as u16;
 /// Record kind of a new cgroup ([`CgroupHeader`]).
-pub const KIND_CGROUP_MKDIR: u16 = 2;
+pub const KIND_CGROUP_MKDIR: u16 = RecordKind::CgroupMkdir as u16;
 /// Record kind of a write-open of a verified file ([`WriteRecord`]).
-pub const KIND_WRITE_OPEN: u16 = 3;
+pub const KIND_WRITE_OPEN: u16 = RecordKind::WriteOpen as u16;
+/// Record kind of a throttle start ([`crate::throttle::ThrottleRecord`]).
+pub const KIND_THROTTLE: u16 = RecordKind::Throttle as u16;
 /// [`MmapRecord`]: a file mapped executable in a watched container.
-pub const KIND_MMAP_EXEC: u16 = 5;
+pub const KIND_MMAP_EXEC: u16 = RecordKind::MmapExec as u16;
 
 /// Largest file name carried, in bytes, matching the kernel's `PATH_MAX`
 /// (4096 including the terminating NUL).

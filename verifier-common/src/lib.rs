@@ -20,7 +20,8 @@ pub mod throttle;
 #[cfg(feature = "user")]
 pub mod decode;
 
-/// Ring buffer that carries [`event::ExecEvent`] records to userspace.
+/// Ring buffer that carries every record (see [`event::RecordKind`]) to
+/// userspace.
 pub const MAP_EVENTS: &str = "EVENTS";
 /// Per-CPU array of `u64` counters, indexed by [`counters::Counter`].
 pub const MAP_COUNTERS: &str = "COUNTERS";
@@ -28,19 +29,6 @@ pub const MAP_COUNTERS: &str = "COUNTERS";
 pub const MAP_SCRATCH: &str = "SCRATCH";
 /// Global holding [`offsets::ProgramConfig`], written by the loader.
 pub const GLOBAL_CONFIG: &str = "CONFIG";
-/// Name of the exec program in the object file.
-pub const PROG_EXEC: &str = "sched_process_exec";
-/// Name of the new-cgroup program in the object file.
-pub const PROG_CGROUP_MKDIR: &str = "cgroup_mkdir";
-/// Programs on `syscalls:sys_exit_{openat,openat2,open,creat}`.
-pub const PROGS_WRITE_OPEN: [(&str, &str); 4] = [
-    ("sys_exit_openat", "sys_exit_openat"),
-    ("sys_exit_openat2", "sys_exit_openat2"),
-    ("sys_exit_open", "sys_exit_open"),
-    ("sys_exit_creat", "sys_exit_creat"),
-];
-/// Program on `syscalls:sys_enter_mmap` (library drift).
-pub const PROG_MMAP_EXEC: &str = "sys_enter_mmap";
 /// Per-CPU scratch for new-cgroup records.
 pub const MAP_CGROUP_SCRATCH: &str = "CGROUP_SCRATCH";
 

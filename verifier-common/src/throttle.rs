@@ -21,8 +21,6 @@ pub const MAP_THROTTLE_SUPPRESSED: &str = "THROTTLE_SUPPRESSED";
 pub const THROTTLE_MAX: u32 = 16_384;
 /// Length of a counting window.
 pub const WINDOW_NS: u64 = 1_000_000_000;
-/// Record kind of a throttle start.
-pub const KIND_THROTTLE: u16 = 4;
 
 /// One cgroup's throttle; written only by the kernel.
 #[repr(C)]
@@ -41,7 +39,7 @@ pub struct ThrottleState {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ThrottleRecord {
-    /// Always [`KIND_THROTTLE`].
+    /// Always [`crate::event::KIND_THROTTLE`].
     pub kind: u16,
     pub flags: u16,
     /// Execs per window allowed (the configured limit).

@@ -1,6 +1,6 @@
 //! The verifier's kernel programs, one module per hook.
 //!
-//! Built by `verifier-user/build.rs` (aya-build) for `bpfel-unknown-none` and
+//! Built by `verifier-sensor/build.rs` (aya-build) for `bpfel-unknown-none` and
 //! embedded in the agent binary. Struct offsets are never compiled in: the
 //! agent resolves them from BTF and writes them to [`maps::CONFIG`] before
 //! loading.
@@ -27,7 +27,7 @@ mod write;
 #[cfg(not(target_arch = "bpf"))]
 fn main() {
     eprintln!(
-        "verifier-ebpf holds kernel programs: build it for bpfel-unknown-none (verifier-user/build.rs does)"
+        "verifier-ebpf holds kernel programs: build it for bpfel-unknown-none (verifier-sensor/build.rs does)"
     );
 }
 

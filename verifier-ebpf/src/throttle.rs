@@ -8,7 +8,8 @@ use aya_ebpf::{
 };
 use verifier_common::{
     counters::Counter,
-    throttle::{KIND_THROTTLE, THROTTLE_MAX, ThrottleRecord, ThrottleState, WINDOW_NS},
+    event::KIND_THROTTLE,
+    throttle::{THROTTLE_MAX, ThrottleRecord, ThrottleState, WINDOW_NS},
 };
 
 use crate::maps::{EVENTS, count};

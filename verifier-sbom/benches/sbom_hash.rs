@@ -1,8 +1,8 @@
 //! Hashing throughput of `sbom generate` against OpenSSL and coreutils, on
-//! the same files, in the same run (`cargo bench -p verifier-user --bench
+//! the same files, in the same run (`cargo bench -p verifier-sbom --bench
 //! sbom_hash`). Not a timed test: it prints figures and ratios.
 //!
-//! Target (issue 4): our SHA-256 at >= 90% of `openssl dgst -sha256`'s
+//! Target: our SHA-256 at >= 90% of `openssl dgst -sha256`'s
 //! single-core throughput, per core used. The files are written once and
 //! read once before timing, so every contender hashes from the page cache.
 //! `SBOM_HASH_BENCH_FILES` (default 2000) and `SBOM_HASH_BENCH_KIB`

@@ -23,7 +23,7 @@ use std::{
 
 use sha1::Digest as _;
 
-use crate::fsroot::RootDir;
+use crate::{HashAlg, fsroot::RootDir};
 
 /// Which digests to compute for a file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,6 +40,40 @@ impl Algs {
     pub const SHA256: Self = Self { sha256: true, sha1: false, sha384: false, sha512: false, md5: false };
     /// SHA-256 and SHA-1: SPDX 2.3 requires a SHA-1 for every file.
     pub const SHA256_SHA1: Self = Self { sha1: true, ..Self::SHA256 };
+    /// Nothing: the start of a union.
+    pub const NONE: Self = Self { sha256: false, sha1: false, sha384: false, sha512: false, md5: false };
+
+    /// These digests and the one of `alg` (an algorithm the engine cannot
+    /// compute adds nothing).
+    #[must_use]
+    pub fn with(mut self, alg: HashAlg) -> Self {
+        match alg {
+            HashAlg::Sha256 => self.sha256 = true,
+            HashAlg::Sha512 => self.sha512 = true,
+            HashAlg::Sha384 => self.sha384 = true,
+            HashAlg::Sha1 => self.sha1 = true,
+            HashAlg::Md5 => self.md5 = true,
+            _ => {}
+        }
+        self
+    }
+
+    /// Every digest either asks for.
+    #[must_use]
+    pub fn union(self, other: Self) -> Self {
+        Self {
+            sha256: self.sha256 || other.sha256,
+            sha1: self.sha1 || other.sha1,
+            sha384: self.sha384 || other.sha384,
+            sha512: self.sha512 || other.sha512,
+            md5: self.md5 || other.md5,
+        }
+    }
+
+    /// Whether every algorithm the engine can compute is asked for.
+    pub fn is_all(self) -> bool {
+        self.sha256 && self.sha1 && self.sha384 && self.sha512 && self.md5
+    }
 }
 
 /// The digests of one file, plus what the first bytes said about it.
@@ -53,6 +87,21 @@ pub struct FileHashes {
     pub sha384: Option<Box<[u8]>>,
     pub sha512: Option<Box<[u8]>>,
     pub md5: Option<[u8; 16]>,
+}
+
+impl FileHashes {
+    /// The computed digest of `alg`, raw bytes; `None` when it was not
+    /// asked for or the engine cannot compute it.
+    pub fn digest(&self, alg: HashAlg) -> Option<&[u8]> {
+        match alg {
+            HashAlg::Sha256 => self.sha256.as_ref().map(|d| &d[..]),
+            HashAlg::Sha512 => self.sha512.as_deref(),
+            HashAlg::Sha384 => self.sha384.as_deref(),
+            HashAlg::Sha1 => self.sha1.as_ref().map(|d| &d[..]),
+            HashAlg::Md5 => self.md5.as_ref().map(|d| &d[..]),
+            _ => None,
+        }
+    }
 }
 
 /// Errors of the hashing engine.
@@ -328,10 +377,31 @@ mod tests {
         );
         assert_eq!(hex::encode(h.sha1.expect("sha1")), "a9993e364706816aba3e25717850c26c9cd0d89d");
         assert_eq!(hex::encode(h.md5.expect("md5")), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            hex::encode(h.digest(HashAlg::Sha384).expect("sha384")),
+            "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed\
+             8086072ba1e7cc2358baeca134c825a7"
+        );
+        assert_eq!(
+            hex::encode(h.digest(HashAlg::Sha512).expect("sha512")),
+            "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a\
+             2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"
+        );
+        assert_eq!(h.digest(HashAlg::Sha3_256), None);
         assert_eq!(h.size, 3);
         assert!(!h.elf);
         let h = hash_reader(&b"\x7fELF\x02\x01"[..], Algs::SHA256, &mut buf).expect("hash");
         assert!(h.elf && h.sha1.is_none());
+    }
+
+    #[test]
+    fn algs_are_built_by_algorithm() {
+        let algs = Algs::NONE.with(HashAlg::Sha512).with(HashAlg::Blake3);
+        assert_eq!(algs, Algs { sha512: true, ..Algs::NONE });
+        assert_eq!(Algs::SHA256.union(algs), Algs { sha512: true, ..Algs::SHA256 });
+        assert!(!Algs::SHA256_SHA1.is_all());
+        let all = [HashAlg::Sha256, HashAlg::Sha512, HashAlg::Sha384, HashAlg::Sha1, HashAlg::Md5];
+        assert!(all.into_iter().fold(Algs::NONE, Algs::with).is_all());
     }
 
     #[test]

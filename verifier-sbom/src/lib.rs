@@ -1,5 +1,6 @@
 //! SBOMs, from reading to judging: readers, the manifest model, `sbom
-//! generate`, the hash engine and the offline `check`.
+//! generate`, the hash engine, the one digest comparison ([`digest`]) and
+//! the offline `check`.
 //!
 //! This crate knows nothing of the kernel, containers or the network, so
 //! the fuzz targets, the SBOM benchmarks and `check` build on it alone.
@@ -49,6 +50,7 @@
 
 mod apk;
 pub mod check;
+pub mod digest;
 mod dpkg;
 mod error;
 pub mod fsroot;

@@ -1,16 +1,19 @@
-//! From raw ring buffer records to owned events with wall-clock times.
+//! The owned events the sensor hands the agent, one type per record kind,
+//! with wall-clock times.
 //!
 //! Decoding itself (bounds, kinds) lives in `verifier_common::decode`, next
-//! to the layout it checks; this module adds what only userspace knows: the
+//! to the layout it checks, and the one enum over these types in
+//! [`crate::records`]; this module adds what only userspace knows: the
 //! wall-clock time of a kernel timestamp, and the device number in the
 //! encoding `stat(2)` uses.
 
 use verifier_common::{
-    decode::{DecodeError, ExecRecord, comm_bytes, decode},
+    decode::{CgroupRecord, ExecRecord, comm_bytes},
     event::{
         FLAG_ARGS_TRUNCATED, FLAG_EXE_UNLINKED, FLAG_FILENAME_TRUNCATED, FLAG_NO_ARGS, FLAG_NO_EXE_FILE,
-        FLAG_SCRIPT, FileIdentity,
+        FLAG_SCRIPT, FileIdentity, MmapRecord, WriteRecord,
     },
+    throttle::ThrottleRecord,
 };
 
 /// Converts `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) to Unix time.
@@ -82,17 +85,18 @@ pub struct ExecEvent {
     pub argv: Option<Vec<Vec<u8>>>,
     /// The argument list was longer than the kernel carries.
     pub argv_truncated: bool,
-    /// Not an exec: a file mapped executable (a shared library); `exe` is
-    /// the mapped file, `filename` empty (found from `/proc/<pid>/maps`).
+    /// Not an exec: a verification job standing for a [`LibraryEvent`]
+    /// (built by [`ExecEvent::of_library`]); `exe` is the mapped file,
+    /// `filename` empty (the engine finds it in `/proc/<pid>/maps`). The
+    /// record kind itself is [`LibraryEvent`]'s, never this flag.
     pub library: bool,
+    /// The consumer's own number for this event (0 as decoded): the agent
+    /// sets it on arrival to find what it knows about the event (its record
+    /// kind, its attribution) when the verification engine hands it back.
+    pub tag: u64,
 }
 
 impl ExecEvent {
-    /// Decodes a raw record.
-    pub fn from_bytes(bytes: &[u8], clock: &Clock) -> Result<Self, DecodeError> {
-        decode(bytes).map(|r| Self::from_record(&r, clock))
-    }
-
     /// From a record already decoded.
     pub fn from_record(r: &ExecRecord<'_>, clock: &Clock) -> Self {
         let h = &r.header;
@@ -116,33 +120,105 @@ impl ExecEvent {
             argv: (h.flags & FLAG_NO_ARGS == 0).then(|| split_args(r.args)),
             argv_truncated: h.flags & FLAG_ARGS_TRUNCATED != 0,
             library: false,
+            tag: 0,
         }
     }
 
-    /// An executable mapping of a file (`sys_enter_mmap` with `PROT_EXEC`).
-    pub fn from_mmap(r: &verifier_common::event::MmapRecord, clock: &Clock) -> Self {
+    /// The verification job for a library mapping: the engine verifies a
+    /// mapped file as it verifies an executed one.
+    pub fn of_library(l: &LibraryEvent) -> Self {
         Self {
-            unix_ns: clock.unix_ns(r.ktime_ns),
-            pid: r.pid,
-            tgid: r.tgid,
+            unix_ns: l.unix_ns,
+            pid: l.pid,
+            tgid: l.tgid,
             ppid: 0,
             ns_pid: 0,
             uid: 0,
             gid: 0,
-            cgroup_id: r.cgroup_id,
+            cgroup_id: l.cgroup_id,
             mnt_ns: 0,
             pid_ns: 0,
-            comm: comm_bytes(&r.comm).to_vec(),
+            comm: l.comm.clone(),
             filename: Vec::new(),
             filename_truncated: false,
             script: false,
             exe_unlinked: false,
-            exe: Some(r.identity),
+            exe: Some(l.identity),
             argv: None,
             argv_truncated: false,
             library: true,
+            tag: 0,
         }
     }
+}
+
+/// A file mapped executable (`sys_enter_mmap` with `PROT_EXEC`) in a
+/// watched container and not in the kernel fast path: a shared library.
+#[derive(Clone, Debug)]
+pub struct LibraryEvent {
+    pub unix_ns: i128,
+    pub pid: u32,
+    pub tgid: u32,
+    pub cgroup_id: u64,
+    pub comm: Vec<u8>,
+    /// The mapped file as the kernel had it (its path is found later, from
+    /// `/proc/<pid>/maps`).
+    pub identity: FileIdentity,
+    /// The descriptor being mapped.
+    pub fd: i32,
+    /// Baseline slot of the container.
+    pub slot: u32,
+}
+
+impl LibraryEvent {
+    pub fn from_record(r: &MmapRecord, clock: &Clock) -> Self {
+        Self {
+            unix_ns: clock.unix_ns(r.ktime_ns),
+            pid: r.pid,
+            tgid: r.tgid,
+            cgroup_id: r.cgroup_id,
+            comm: comm_bytes(&r.comm).to_vec(),
+            identity: r.identity,
+            fd: r.fd,
+            slot: r.slot,
+        }
+    }
+}
+
+/// A file verified `ok` was opened for writing in its container.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteEvent {
+    pub unix_ns: i128,
+    pub record: WriteRecord,
+}
+
+/// A cgroup was created: a container may be starting in it.
+#[derive(Clone, Debug)]
+pub struct CgroupEvent {
+    pub unix_ns: i128,
+    /// The cgroup's id (what `bpf_get_current_cgroup_id` returns in it).
+    pub id: u64,
+    /// Its path below the hierarchy's root, exact bytes.
+    pub path: Vec<u8>,
+    pub path_truncated: bool,
+}
+
+impl CgroupEvent {
+    pub fn from_record(r: &CgroupRecord<'_>, clock: &Clock) -> Self {
+        Self {
+            unix_ns: clock.unix_ns(r.header.ktime_ns),
+            id: r.header.id,
+            path: r.path.to_vec(),
+            path_truncated: r.header.flags & FLAG_FILENAME_TRUNCATED != 0,
+        }
+    }
+}
+
+/// A container went past its exec limit (throttle start).
+#[derive(Clone, Copy, Debug)]
+pub struct ThrottleEvent {
+    pub unix_ns: i128,
+    pub record: ThrottleRecord,
 }
 
 /// NUL-separated argument strings (the last may be cut, without its NUL).

@@ -1,13 +1,18 @@
 //! Loads and attaches the kernel programs.
 //!
 //! Order matters and each step fails with what to do: tracefs must be
-//! mounted (the cgroup_mkdir tracepoint's attach looks up the event id
-//! there; a fresh node may not have it; the exec hook is a raw tracepoint
-//! and needs none), offsets must resolve from BTF, then the object is loaded
-//! with those offsets as its one global and attached. Dropping [`Loaded`]
-//! detaches everything, which is the agent's clean shutdown.
+//! mounted (a tracepoint's attach looks up the event id there, and the
+//! hooks' probes look for their events; a fresh node may not have it; the
+//! exec hook is a raw tracepoint and needs none), offsets must resolve from
+//! BTF, then the object is loaded with those offsets as its one global and
+//! the hooks are attached by walking the table in [`crate::hooks`]: no
+//! program is named here. Dropping [`Loaded`] detaches everything, which is
+//! the agent's clean shutdown.
 
-use std::{os::unix::fs::MetadataExt as _, path::Path};
+use std::{
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -15,13 +20,14 @@ use aya::{
     programs::{RawTracePoint, TracePoint},
 };
 use verifier_common::{
-    GLOBAL_CONFIG, MAP_COUNTERS, MAP_EVENTS, PROG_CGROUP_MKDIR, PROG_EXEC, PROG_MMAP_EXEC, PROGS_WRITE_OPEN,
+    GLOBAL_CONFIG, MAP_COUNTERS, MAP_EVENTS,
     fastpath::{MAP_VERIFIED, MAP_VERIFIED_INODES, MAP_WATCHED},
     offsets::ProgramConfig,
     throttle::{MAP_THROTTLE, MAP_THROTTLE_SUPPRESSED},
 };
 
 use crate::btf::{self, Btf, BtfError};
+use crate::hooks::{Attach, HOOKS, Hook, HookOutcome, HookState, Need};
 use crate::maps::{FastPath, KernelCounters, ThrottleMaps};
 
 /// Where tracefs is mounted when the agent has to mount it.
@@ -44,8 +50,11 @@ pub enum LoaderError {
     RingSize(u32),
     #[error("loading the eBPF object failed (are you root, with CAP_BPF and CAP_PERFMON?)")]
     Load(#[source] aya::EbpfError),
-    #[error("eBPF program: {what}")]
-    Program { what: &'static str, source: aya::programs::ProgramError },
+    #[error(
+        "required hook {hook} ({attach}) could not be attached: {why}; the agent cannot run without it \
+         (check the kernel has this tracepoint and that the agent runs as root with CAP_BPF and CAP_PERFMON)"
+    )]
+    Hook { hook: &'static str, attach: String, why: String },
     #[error("eBPF map {name}")]
     Map { name: &'static str, source: aya::maps::MapError },
     #[error("updating eBPF map {name}")]
@@ -65,7 +74,7 @@ pub struct LoadOptions {
     /// Ring buffer size in bytes.
     pub ring_bytes: u32,
     /// BTF file to read offsets from.
-    pub btf_path: std::path::PathBuf,
+    pub btf_path: PathBuf,
     /// Wake the agent once this many bytes wait in the ring (0: every record).
     pub wakeup_bytes: u32,
     /// Execs per second a container may send before the rest of that
@@ -100,18 +109,22 @@ pub struct Loaded {
     pub fast_path: FastPath,
     /// Per-container throttle state (read-only for the agent).
     pub throttle: ThrottleMaps,
+    /// Every row of [`HOOKS`] and what became of it.
+    pub hooks: Vec<HookOutcome>,
 }
 
-/// Mounts tracefs at [`TRACEFS`] unless it (or the debugfs copy) is there.
-pub fn ensure_tracefs() -> Result<(), LoaderError> {
+/// Mounts tracefs at [`TRACEFS`] unless it (or the debugfs copy) is there;
+/// returns where it is.
+pub fn ensure_tracefs() -> Result<PathBuf, LoaderError> {
     for dir in [TRACEFS, "/sys/kernel/debug/tracing"] {
         if Path::new(dir).join("events").is_dir() {
-            return Ok(());
+            return Ok(dir.into());
         }
     }
     tracing::info!("tracefs not mounted; mounting it at {TRACEFS}");
     nix::mount::mount(Some("nodev"), TRACEFS, Some("tracefs"), nix::mount::MsFlags::empty(), None::<&str>)
-        .map_err(LoaderError::Tracefs)
+        .map_err(LoaderError::Tracefs)?;
+    Ok(TRACEFS.into())
 }
 
 /// The host mount namespace's inum: pid 1's (in a DaemonSet the agent runs
@@ -153,8 +166,8 @@ fn loader_without_kernel_btf() -> EbpfLoader<'static> {
     loader
 }
 
-/// Resolves offsets, loads the object and attaches the exec and
-/// new-cgroup programs.
+/// Resolves offsets, loads the object and attaches every hook of
+/// [`HOOKS`].
 pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
     if object.is_empty() {
         return Err(LoaderError::NoObject);
@@ -163,7 +176,7 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
     if !opts.ring_bytes.is_power_of_two() || opts.ring_bytes < page {
         return Err(LoaderError::RingSize(opts.ring_bytes));
     }
-    ensure_tracefs()?;
+    let tracefs = ensure_tracefs()?;
     let kernel_btf = Btf::from_file(&opts.btf_path)?;
     let config = ProgramConfig {
         offsets: btf::offsets::resolve(&kernel_btf)?,
@@ -184,58 +197,7 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
         .load(object)
         .map_err(LoaderError::Load)?;
 
-    let program: &mut RawTracePoint = ebpf
-        .program_mut(PROG_EXEC)
-        .ok_or(LoaderError::MissingMap(PROG_EXEC))?
-        .try_into()
-        .map_err(|source| LoaderError::Program { what: "not a raw tracepoint", source })?;
-    program.load().map_err(|source| LoaderError::Program { what: "verifier rejected it", source })?;
-    program.attach("sched_process_exec").map_err(|source| LoaderError::Program {
-        what: "attach to raw tracepoint sched_process_exec",
-        source,
-    })?;
-    let program: &mut TracePoint = ebpf
-        .program_mut(PROG_CGROUP_MKDIR)
-        .ok_or(LoaderError::MissingMap(PROG_CGROUP_MKDIR))?
-        .try_into()
-        .map_err(|source| LoaderError::Program { what: "not a tracepoint", source })?;
-    program
-        .load()
-        .map_err(|source| LoaderError::Program { what: "verifier rejected cgroup_mkdir", source })?;
-    program
-        .attach("cgroup", "cgroup_mkdir")
-        .map_err(|source| LoaderError::Program { what: "attach to cgroup/cgroup_mkdir", source })?;
-
-    // Write-open hooks (image-file-written): one per open syscall this
-    // architecture has; a missing one is said, not fatal.
-    for (prog, event) in PROGS_WRITE_OPEN {
-        let program: &mut TracePoint = ebpf
-            .program_mut(prog)
-            .ok_or(LoaderError::MissingMap(prog))?
-            .try_into()
-            .map_err(|source| LoaderError::Program { what: "not a tracepoint", source })?;
-        program
-            .load()
-            .map_err(|source| LoaderError::Program { what: "verifier rejected a write-open hook", source })?;
-        if let Err(e) = program.attach("syscalls", event) {
-            tracing::warn!(
-                "write-open hook syscalls/{event} not attached ({e}); writes through it go unreported"
-            );
-        }
-    }
-
-    // Library drift: a missing hook is said, not fatal.
-    let program: &mut TracePoint = ebpf
-        .program_mut(PROG_MMAP_EXEC)
-        .ok_or(LoaderError::MissingMap(PROG_MMAP_EXEC))?
-        .try_into()
-        .map_err(|source| LoaderError::Program { what: "not a tracepoint", source })?;
-    program
-        .load()
-        .map_err(|source| LoaderError::Program { what: "verifier rejected sys_enter_mmap", source })?;
-    if let Err(e) = program.attach("syscalls", "sys_enter_mmap") {
-        tracing::warn!("syscalls/sys_enter_mmap not attached ({e}); library drift goes unreported");
-    }
+    let hooks = attach_all(&mut ebpf, &tracefs)?;
 
     let events = ebpf.take_map(MAP_EVENTS).ok_or(LoaderError::MissingMap(MAP_EVENTS))?;
     let events = RingBuf::try_from(events).map_err(|source| LoaderError::Map { name: MAP_EVENTS, source })?;
@@ -263,5 +225,59 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
         config,
         fast_path: FastPath { watched, verified, inodes },
         throttle,
+        hooks,
     })
+}
+
+/// Walks [`HOOKS`]: probes, loads and attaches each program. A required
+/// hook that fails stops here; an optional one is skipped, with a warning
+/// and its reason in the outcome.
+fn attach_all(ebpf: &mut Ebpf, tracefs: &Path) -> Result<Vec<HookOutcome>, LoaderError> {
+    let mut outcomes = Vec::with_capacity(HOOKS.len());
+    for hook in HOOKS {
+        let state = match hook.probe(tracefs).and_then(|()| attach(ebpf, hook)) {
+            Ok(()) => HookState::Attached,
+            Err(why) => match hook.need {
+                Need::Required => {
+                    return Err(LoaderError::Hook { hook: hook.name, attach: hook.attach.to_string(), why });
+                }
+                Need::Optional { what_is_lost } => {
+                    tracing::warn!("hook {} ({}) skipped: {why}; {what_is_lost}", hook.name, hook.attach);
+                    HookState::Skipped(why)
+                }
+            },
+        };
+        outcomes.push(HookOutcome {
+            name: hook.name,
+            attach: hook.attach.to_string(),
+            required: hook.need == Need::Required,
+            state,
+        });
+    }
+    Ok(outcomes)
+}
+
+/// Loads one hook's program into the kernel and attaches it; `Err` says
+/// which step failed and the kernel's answer.
+fn attach(ebpf: &mut Ebpf, hook: &Hook) -> Result<(), String> {
+    let program = ebpf.program_mut(hook.program).ok_or_else(|| {
+        format!("program {} is missing from the eBPF object (rebuild the agent)", hook.program)
+    })?;
+    let not_that_kind =
+        |e: aya::programs::ProgramError| format!("program {} is not a {}: {e}", hook.program, hook.attach);
+    let rejected =
+        |e: aya::programs::ProgramError| format!("the kernel's verifier rejected {}: {e}", hook.program);
+    let failed = |e: aya::programs::ProgramError| format!("attaching to {} failed: {e}", hook.attach);
+    match hook.attach {
+        Attach::RawTracepoint(name) => {
+            let program: &mut RawTracePoint = program.try_into().map_err(not_that_kind)?;
+            program.load().map_err(rejected)?;
+            program.attach(name).map(drop).map_err(failed)
+        }
+        Attach::Tracepoint { category, name } => {
+            let program: &mut TracePoint = program.try_into().map_err(not_that_kind)?;
+            program.load().map_err(rejected)?;
+            program.attach(category, name).map(drop).map_err(failed)
+        }
+    }
 }

@@ -4,8 +4,10 @@
 //! The kernel side (BTF offsets, loader, map handles, records) is the
 //! `verifier_sensor` crate; SBOMs (readers, generator, hash engine, offline
 //! check) are `verifier_sbom`. This crate joins them. Modules by capability:
-//! - [`container`]: which container (and runtime) a process belongs to;
-//! - [`containerd`]: containerd's API (container -> image -> digest);
+//! - [`attribution`]: which container (and runtime, image, pod) a process
+//!   belongs to; containerd's API;
+//! - [`baseline`]: which SBOMs describe an image (rules, rules file, store),
+//!   parsed once per set of files;
 //! - [`output`]: the versioned JSON records the agent prints;
 //! - [`verify`]: exec -> file in the container root -> digest -> verdict;
 //! - [`alert`]: drift findings, dedup, rate limit, formats and sinks;
@@ -15,9 +17,9 @@
 
 pub mod agent;
 pub mod alert;
+pub mod attribution;
+pub mod baseline;
 pub mod cli;
-pub mod container;
-pub mod containerd;
 pub mod metrics;
 pub mod output;
 pub mod verify;

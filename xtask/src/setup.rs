@@ -20,28 +20,10 @@ use std::{
 
 use anyhow::Context as _;
 
-use crate::util::{self, output, root};
+use crate::util::{self, cargo_bin, output, root};
 
 const APT_PACKAGES: &[&str] = &["runc", "busybox-static", "bpftool", "containerd", "umoci"];
 const BPF_LINKER_VERSION: &str = "0.13.0";
-
-/// `~/.cargo/bin` (or `$CARGO_HOME/bin`).
-fn cargo_bin() -> PathBuf {
-    std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .unwrap_or_else(|| "/root/.cargo".into())
-        .join("bin")
-}
-
-/// PATH with cargo's bin directory first (where bpf-linker is installed).
-pub fn path_with_cargo_bin() -> std::ffi::OsString {
-    let mut paths = vec![cargo_bin()];
-    if let Some(p) = std::env::var_os("PATH") {
-        paths.extend(std::env::split_paths(&p));
-    }
-    std::env::join_paths(paths).unwrap_or_default()
-}
 
 /// Where the LLVM prefix for bpf-linker lives (must outlive the build).
 fn llvm_prefix() -> PathBuf {

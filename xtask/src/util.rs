@@ -30,10 +30,28 @@ pub fn output(cmd: &mut Command) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// `~/.cargo/bin` (or `$CARGO_HOME/bin`).
+pub fn cargo_bin() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| "/root/.cargo".into())
+        .join("bin")
+}
+
+/// PATH with cargo's bin directory first (where bpf-linker is installed).
+pub fn path_with_cargo_bin() -> std::ffi::OsString {
+    let mut paths = vec![cargo_bin()];
+    if let Some(p) = std::env::var_os("PATH") {
+        paths.extend(std::env::split_paths(&p));
+    }
+    std::env::join_paths(paths).unwrap_or_default()
+}
+
 /// `cargo` with PATH including the bpf-linker install directory.
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(root()).env("PATH", crate::setup::path_with_cargo_bin());
+    cmd.current_dir(root()).env("PATH", path_with_cargo_bin());
     cmd
 }
 
@@ -63,7 +81,7 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
     eprintln!("xtask: fuzzing each SBOM reader for {secs}s (fuzz/run.sh)");
     run(Command::new(root().join("fuzz/run.sh"))
         .arg(&secs)
-        .env("PATH", crate::setup::path_with_cargo_bin())
+        .env("PATH", path_with_cargo_bin())
         .env_remove("CARGO")
         .env_remove("RUSTUP_TOOLCHAIN"))
 }

@@ -18,9 +18,10 @@ use std::{
 };
 
 use super::{CheckError, Finding, Kind, PackageInfo, Summary};
-use crate::hash::{self, Algs, FileHashes, HashPool, JobId, Source};
+use crate::digest::{self, Comparison};
+use crate::hash::{self, HashPool, JobId, Source};
 use crate::{
-    FileEntry, HashAlg, Manifest,
+    FileEntry, Manifest,
     fsroot::RootDir,
     generate::{
         rootfs::escape_bytes,
@@ -45,38 +46,7 @@ struct Pending {
     not_utf8: bool,
     /// Manifest key the file is compared with (`None`: not in the SBOM).
     sbom_path: Option<String>,
-    alg: Option<HashAlg>,
     symlink_target: Option<String>,
-}
-
-/// The strongest algorithm of `entry` this tool can compute.
-pub fn comparable_alg(entry: &FileEntry) -> Option<HashAlg> {
-    const ORDER: [HashAlg; 5] =
-        [HashAlg::Sha256, HashAlg::Sha512, HashAlg::Sha384, HashAlg::Sha1, HashAlg::Md5];
-    ORDER.into_iter().find(|a| entry.digest(*a).is_some())
-}
-
-fn algs_for(alg: Option<HashAlg>) -> Algs {
-    let mut algs = Algs::SHA256;
-    match alg {
-        Some(HashAlg::Sha512) => algs.sha512 = true,
-        Some(HashAlg::Sha384) => algs.sha384 = true,
-        Some(HashAlg::Sha1) => algs.sha1 = true,
-        Some(HashAlg::Md5) => algs.md5 = true,
-        _ => {}
-    }
-    algs
-}
-
-fn digest_of(h: &FileHashes, alg: HashAlg) -> Option<&[u8]> {
-    match alg {
-        HashAlg::Sha256 => h.sha256.as_ref().map(|d| &d[..]),
-        HashAlg::Sha512 => h.sha512.as_deref(),
-        HashAlg::Sha384 => h.sha384.as_deref(),
-        HashAlg::Sha1 => h.sha1.as_ref().map(|d| &d[..]),
-        HashAlg::Md5 => h.md5.as_ref().map(|d| &d[..]),
-        _ => None,
-    }
 }
 
 /// Paths that look like executables or libraries even without a mode.
@@ -206,14 +176,13 @@ pub fn run(
         if !candidate {
             continue;
         }
-        let alg = entry.and_then(comparable_alg);
-        let job = pool.submit(Source::InRoot(Arc::clone(&root_dir), f.rel.clone()), algs_for(alg));
+        let algs = digest::algs_for(entry);
+        let job = pool.submit(Source::InRoot(Arc::clone(&root_dir), f.rel.clone()), algs);
         pending.push(Pending {
             job,
             path: f.path.clone(),
             not_utf8: f.not_utf8,
             sbom_path,
-            alg,
             symlink_target: None,
         });
     }
@@ -227,15 +196,15 @@ pub fn run(
         };
         match tree.resolve(path) {
             Some((_, Node::File { job, .. })) => {
-                let alg = comparable_alg(entry);
-                let job = pool
-                    .submit(Source::InRoot(Arc::clone(&root_dir), found[*job].rel.clone()), algs_for(alg));
+                let job = pool.submit(
+                    Source::InRoot(Arc::clone(&root_dir), found[*job].rel.clone()),
+                    digest::algs_for(Some(entry)),
+                );
                 pending.push(Pending {
                     job,
                     path: path.clone(),
                     not_utf8: false,
                     sbom_path: Some(path.clone()),
-                    alg,
                     symlink_target: Some(target.clone()),
                 });
             }
@@ -254,11 +223,6 @@ pub fn run(
     let mut summary = Summary { checked: pending.len(), ..Summary::default() };
     for p in pending {
         let entry = p.sbom_path.as_deref().and_then(|s| manifest.get(s));
-        let kind_if_bad = match (entry, p.alg) {
-            (None, _) => Some(Kind::Added),
-            (Some(_), None) => Some(Kind::NoHash),
-            (Some(_), Some(_)) => None,
-        };
         let mut f = finding(Kind::Modified, &p.path, entry, manifest);
         f.path_not_utf8 = p.not_utf8;
         f.symlink_target.clone_from(&p.symlink_target);
@@ -272,38 +236,34 @@ pub fn run(
             }
         };
         f.actual = hashes.sha256.map(|d| format!("sha256:{}", hex::encode(d)));
-        if let Some(kind) = kind_if_bad {
-            f.kind = kind;
-            if kind == Kind::NoHash {
-                f.detail = Some("the SBOM gives no digest this tool can compute for this file".into());
-            }
+        let Some(entry) = entry else {
+            f.kind = Kind::Added;
             findings.push(f);
             continue;
-        }
-        let (Some(entry), Some(alg)) = (entry, p.alg) else {
-            continue;
         };
-        let value = digest_of(hashes, alg).unwrap_or_default();
-        let mut ok = entry.matches(alg, value);
-        if !ok && entry.is_symlink() {
-            // Some databases hash the link text itself (apk); accept that.
-            if let Some(t) = &p.symlink_target {
-                let mut buf = vec![0u8; 4096];
-                if let Ok(h) = hash::hash_reader(t.as_bytes(), algs_for(Some(alg)), &mut buf) {
-                    ok = entry.matches(alg, digest_of(&h, alg).unwrap_or_default());
-                }
+        let compared = match &p.symlink_target {
+            Some(target) => digest::compare_link(entry, hashes, target.as_bytes()),
+            None => digest::compare(entry, hashes),
+        };
+        match compared {
+            Comparison::Match { weak, .. } => {
+                summary.ok += 1;
+                summary.ok_weak += usize::from(weak);
+                continue;
+            }
+            Comparison::Mismatch { weak, actual, .. } => {
+                f.compared = Some(actual.to_string());
+                f.weak = weak;
+            }
+            Comparison::NoUsableDigest => {
+                f.kind = Kind::NoHash;
+                f.detail = Some("the SBOM gives no digest this tool can compute for this file".into());
+            }
+            Comparison::NotComputed { alg } => {
+                f.kind = Kind::NoHash;
+                f.detail = Some(format!("the {alg} digest the SBOM gives was not computed"));
             }
         }
-        let weak = alg.strength() == crate::Strength::Weak;
-        if ok {
-            summary.ok += 1;
-            if weak {
-                summary.ok_weak += 1;
-            }
-            continue;
-        }
-        f.compared = Some(format!("{}:{}", alg.name(), hex::encode(value)));
-        f.weak = weak;
         findings.push(f);
     }
     Ok((findings, summary, warnings))

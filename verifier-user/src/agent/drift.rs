@@ -20,12 +20,19 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use verifier_sensor::{events::ExecEvent, maps::FastPath};
 
 use crate::{
-    container::ContainerRef,
+    attribution::{ContainerRef, containerd::Containerd, resolver::StateRoot, runtime::Runtimes},
+    baseline::{
+        BaselineSource, Baselines,
+        rules::{Rules, SbomRule},
+        rules_file::RulesFile,
+        store::Store,
+    },
     verify::{
         containers::{Admit, ContainerInfo, Containers, Resolved},
         engine::{Decision, Engine, EngineConfig, Key},
         locate::Outcome,
-        source::{SbomRule, Source},
+        source::{Source, SourceConfig},
+        stats::VerificationStats,
     },
 };
 
@@ -52,7 +59,7 @@ pub struct DriftArgs {
     pub sbom_store: Option<PathBuf>,
 
     /// containerd's API socket, for the image of containerd containers.
-    #[arg(long, default_value = crate::containerd::DEFAULT_SOCKET, value_name = "PATH")]
+    #[arg(long, default_value = crate::attribution::containerd::DEFAULT_SOCKET, value_name = "PATH")]
     pub containerd_socket: PathBuf,
 
     /// Threads hashing executed files.
@@ -310,25 +317,26 @@ fn resolve(source: &Source, container: &ContainerRef, pid: Option<u32>, deadline
     }
 }
 
-/// Builds the container source from the agent's options.
-pub fn source(
-    args: &DriftArgs,
-    state_roots: Vec<crate::container::resolver::StateRoot>,
-) -> Result<Arc<Source>, String> {
-    let containerd =
-        crate::containerd::Containerd::new(args.containerd_socket.clone(), tokio::runtime::Handle::current());
-    let rules_file = match &args.sbom_rules {
-        Some(p) => Some(Arc::new(crate::verify::rules_file::RulesFile::open(p)?)),
-        None => None,
-    };
-    Ok(Arc::new(Source::new(crate::verify::source::SourceConfig {
-        rules: args.sboms.clone(),
-        rules_file,
-        store: args.sbom_store.clone(),
-        state_roots,
+/// Builds the container source from the agent's options: the SBOM
+/// sources in order of precedence (`--sbom`, `--sbom-rules`,
+/// `--sbom-store`) and the runtimes' state.
+pub fn source(args: &DriftArgs, state_roots: Vec<StateRoot>) -> Result<Arc<Source>, String> {
+    let containerd = Containerd::new(args.containerd_socket.clone(), tokio::runtime::Handle::current());
+    let mut sources: Vec<Box<dyn BaselineSource>> = vec![Box::new(Rules(args.sboms.clone()))];
+    if let Some(p) = &args.sbom_rules {
+        sources.push(Box::new(RulesFile::open(p)?));
+    }
+    if let Some(store) = &args.sbom_store {
+        sources.push(Box::new(Store(store.clone())));
+    }
+    Ok(Arc::new(Source::new(SourceConfig {
+        runtimes: Runtimes {
+            state_roots,
+            containerd: Some(Arc::new(containerd)),
+            containerd_state: "/run/containerd".into(),
+        },
+        baselines: Baselines::new(sources),
         proc_root: "/proc".into(),
-        containerd: Some(Arc::new(containerd)),
-        containerd_state: "/run/containerd".into(),
     })))
 }
 
@@ -344,15 +352,12 @@ pub struct Written {
 
 impl Drift {
     /// The kernel reported a write-open of a file in the fast path.
-    pub fn write_open(
-        &mut self,
-        rec: &verifier_common::event::WriteRecord,
-        clock: &verifier_sensor::events::Clock,
-    ) -> Written {
+    pub fn write_open(&mut self, w: &verifier_sensor::events::WriteEvent) -> Written {
+        let rec = &w.record;
         let known = self.trusted.remove(&(rec.dev, rec.ino, rec.slot));
         Written {
             record: *rec,
-            unix_ns: clock.unix_ns(rec.ktime_ns),
+            unix_ns: w.unix_ns,
             path: known.as_ref().map(|k| k.0.clone()),
             sha256: known.and_then(|k| k.1),
             info: self.infos.get(&rec.cgroup_id).cloned(),
@@ -375,8 +380,8 @@ impl Drift {
     }
 
     /// Counters for the stats record.
-    pub fn stats(&self) -> DriftStats {
-        DriftStats {
+    pub fn stats(&self) -> VerificationStats {
+        VerificationStats {
             engine: self.engine.stats.clone(),
             containers: self.containers.stats.clone(),
             in_flight: self.engine.in_flight() as u64,
@@ -384,18 +389,6 @@ impl Drift {
             fast_path_errors: self.fast_path_errors,
         }
     }
-}
-
-/// `stats.verify`.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct DriftStats {
-    #[serde(flatten)]
-    pub engine: crate::verify::engine::VerifyStats,
-    #[serde(flatten)]
-    pub containers: crate::verify::containers::ContainerStats,
-    pub in_flight: u64,
-    pub fast_path_inserted: u64,
-    pub fast_path_errors: u64,
 }
 
 /// `verifier.write.v1`: a file the image shipped (verified `ok` earlier)
@@ -425,7 +418,7 @@ pub struct WrittenJson<'a> {
 }
 
 impl<'a> WrittenJson<'a> {
-    pub fn new(w: &Written, node: &'a str, attribution: &'a crate::container::Attribution) -> Self {
+    pub fn new(w: &Written, node: &'a str, attribution: &'a crate::attribution::Attribution) -> Self {
         let text = w.path.as_deref().map(String::from_utf8_lossy);
         let exact = text.as_ref().is_none_or(|t| matches!(t, std::borrow::Cow::Borrowed(_)));
         Self {
@@ -444,7 +437,7 @@ impl<'a> WrittenJson<'a> {
             ino: w.record.ino,
             cgroup_id: w.record.cgroup_id,
             container: match attribution {
-                crate::container::Attribution::Container(c) => Some(c),
+                crate::attribution::Attribution::Container(c) => Some(c),
                 _ => None,
             },
             image: w.info.as_ref().and_then(|i| i.image_name.clone().or(i.image_digest.clone())),

@@ -1,18 +1,22 @@
 //! From what the agent decided to alert findings: the exec (or mapping)
 //! with its verdict and container, or a write-open of a shipped file.
+//!
+//! The facts a finding needs from the file system are read here, not in
+//! `alert`: argv from `/proc` when the kernel did not carry it (mappings,
+//! write-opens), and whether the file is in the container's writable layer.
 
 use std::path::Path;
 
 use crate::{
-    alert::finding::{FileFacts, Finding, Process, Subject, Workload, read_argv},
-    container::Attribution,
+    alert::finding::{FileFacts, Finding, Process, Subject, Workload},
+    attribution::Attribution,
     verify::verdict::Verdict,
 };
 
 use super::drift::{Verified, Written};
 
-/// The finding for a verified exec or mapping, if it is drift.
-pub fn of_verified(v: &Verified, attribution: &Attribution, node: &str) -> Option<Finding> {
+/// The finding for a verified exec or mapping (`subject`), if it is drift.
+pub fn of_verified(subject: Subject, v: &Verified, attribution: &Attribution, node: &str) -> Option<Finding> {
     let d = v.decision.as_ref()?;
     let container = match attribution {
         Attribution::Container(c) => Some(c),
@@ -30,9 +34,12 @@ pub fn of_verified(v: &Verified, attribution: &Attribution, node: &str) -> Optio
         argv: e.argv.clone().or_else(|| read_argv(Path::new("/proc"), e.tgid)),
         exe_path: e.filename.clone(),
     };
-    let subject = if e.library { Subject::Library } else { Subject::Exec };
-    let workload = Workload::of(container, e.cgroup_id, v.info.as_deref());
-    Finding::from_decision(subject, d, process, workload, v.info.as_deref(), e.unix_ns, node)
+    let info = v.info.as_deref();
+    let workload = Workload::of(container, e.cgroup_id, info);
+    let mut f = Finding::from_decision(subject, d, process, workload, info, e.unix_ns, node)?;
+    let writable = info.and_then(|i| i.writable_layer.as_deref());
+    f.file.in_writable_layer = writable.map(|w| in_layer(w, &d.path));
+    Some(f)
 }
 
 /// The finding for a write-open of a file the image shipped.
@@ -64,5 +71,52 @@ pub fn of_written(w: &Written, attribution: &Attribution, node: &str) -> Finding
         script: None,
         sbom_sources: w.info.as_ref().map(|i| i.sbom_sources.clone()).unwrap_or_default(),
         sbom_format: w.info.as_ref().and_then(|i| i.sbom_format.clone()),
+    }
+}
+
+/// Whether `path` (inside the container) exists in the writable layer
+/// `upper` (a host directory): created, copied up or changed in the
+/// container. A whiteout or an absent entry is not.
+fn in_layer(upper: &Path, path: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let rel = std::ffi::OsStr::from_bytes(path.strip_prefix(b"/").unwrap_or(path));
+    std::fs::symlink_metadata(upper.join(rel)).is_ok_and(|m| !m.file_type().is_dir())
+}
+
+/// Arguments of a running process (`/proc/<pid>/cmdline`), `None` once
+/// it has exited.
+fn read_argv(proc_root: &Path, pid: u32) -> Option<Vec<Vec<u8>>> {
+    let raw = std::fs::read(proc_root.join(pid.to_string()).join("cmdline")).ok()?;
+    if raw.is_empty() {
+        return None;
+    }
+    let trimmed = raw.strip_suffix(b"\0").unwrap_or(&raw);
+    Some(trimmed.split(|&b| b == 0).map(<[u8]>::to_vec).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_of_this_process_and_of_none() {
+        let argv = read_argv(Path::new("/proc"), std::process::id()).expect("this process runs");
+        let first = std::env::args_os().next().expect("argv[0]");
+        assert_eq!(argv[0], std::os::unix::ffi::OsStrExt::as_bytes(first.as_os_str()));
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("7")).expect("pid dir");
+        std::fs::write(dir.path().join("7/cmdline"), b"").expect("cmdline");
+        assert_eq!(read_argv(dir.path(), 7), None, "a zombie has an empty cmdline");
+        assert_eq!(read_argv(dir.path(), 8), None, "gone");
+    }
+
+    #[test]
+    fn only_files_in_the_upper_layer_count() {
+        let upper = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(upper.path().join("usr/bin")).expect("dirs");
+        std::fs::write(upper.path().join("usr/bin/dropped"), b"x").expect("file");
+        assert!(in_layer(upper.path(), b"/usr/bin/dropped"));
+        assert!(!in_layer(upper.path(), b"/usr/bin/shipped"), "absent");
+        assert!(!in_layer(upper.path(), b"/usr/bin"), "a directory copied up is not the file");
     }
 }

@@ -7,9 +7,16 @@
 //! responsive. SIGINT, SIGTERM and `--duration` share one shutdown path:
 //! drain what is left in the ring buffer, print the final counters, drop the
 //! programs (which detaches them).
+//!
+//! This module only runs the loop. What a record means is decided in
+//! `dispatch` (one handler per record kind, attribution once on arrival),
+//! files are verified in `drift`, and what is done about an outcome is
+//! `respond`'s (report today; enforcement later).
 
+mod dispatch;
 pub mod drift;
 pub mod findings;
+mod respond;
 pub mod throttle;
 
 use std::{
@@ -20,29 +27,25 @@ use std::{
 };
 
 use anyhow::Context as _;
-use aya::maps::{MapData, RingBuf};
 use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
 };
-use verifier_common::{
-    counters::Counter,
-    decode::{Record, decode_any},
-};
-
 use verifier_sensor::{
-    events::{Clock, ExecEvent},
+    events::Clock,
     loader::{self, LoadOptions},
     maps::KernelCounters,
 };
 
 use crate::{
-    container::{
-        Attribution, Resolver, Runtime,
+    attribution::{
+        Resolver, Runtime,
         resolver::{StateRoot, default_state_roots},
     },
-    output::{self, ExecJson, KernelStats, ReadyJson, StatsJson, UserStats, verification::VerificationJson},
+    output::{self, HookJson, KernelStats, ReadyJson, StatsJson, UserStats},
 };
+
+use dispatch::{drain, on_verified};
 
 /// Options of `verifier agent`.
 #[derive(Debug, clap::Args)]
@@ -132,6 +135,8 @@ struct State {
     drift: Option<drift::Drift>,
     throttles: throttle::Throttles,
     alerts: Option<crate::alert::Alerts>,
+    /// Events with the drift side, and how they arrived.
+    in_flight: dispatch::InFlight,
 }
 
 async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
@@ -151,7 +156,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     let loaded = tokio::task::spawn_blocking(move || loader::load(verifier_sensor::EBPF_OBJECT, &opts))
         .await
         .context("loader thread")??;
-    let loader::Loaded { ebpf, events, counters, config, fast_path, throttle } = loaded;
+    let loader::Loaded { ebpf, events, counters, config, fast_path, throttle, hooks } = loaded;
 
     let mut roots = default_state_roots();
     roots.extend(args.runc_roots.iter().map(|dir| StateRoot {
@@ -184,6 +189,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
         drift,
         throttles: throttle::Throttles::new(throttle, args.exec_limit),
         alerts,
+        in_flight: dispatch::InFlight::default(),
     };
     let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     let ready = ReadyJson {
@@ -195,10 +201,13 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
         containers_only: args.containers_only,
         ring_bytes: args.ring_bytes,
         host_mnt_ns: config.host_mnt_ns,
+        hooks: hooks.iter().map(HookJson::from).collect(),
     };
     write_line(&mut out, &ready)?;
     out.flush()?;
-    tracing::info!("attached to sched_process_exec and cgroup/cgroup_mkdir; printing execs");
+    let attached: Vec<_> =
+        ready.hooks.iter().filter(|h| h.state == "attached").map(|h| h.attach.as_str()).collect();
+    tracing::info!("attached to {}; printing execs", attached.join(", "));
 
     // SAFETY: the ring buffer owns its map fd; it stays open and the same
     // for as long as the AsyncFd owns the ring buffer.
@@ -232,18 +241,18 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
             }
             _ = poll.tick() => {
                 let expired = state.drift.as_mut().map(drift::Drift::tick).unwrap_or_default();
-                emit_verified(&mut state, &mut out, expired)?;
+                on_verified(&mut state, &mut out, expired)?;
                 if drain(ring.get_mut(), &mut state, &mut out)? {
                     out.flush()?;
                 }
             }
             Some(wake) = next_drift(&mut state.drift) => {
                 let done = state.drift.as_mut().map(|d| d.wake(wake)).unwrap_or_default();
-                emit_verified(&mut state, &mut out, done)?;
+                on_verified(&mut state, &mut out, done)?;
                 out.flush()?;
             }
             _ = throttle_tick.tick() => {
-                sweep_throttles(&counters, &mut state, &mut out, false)?;
+                throttle::sweep(&counters, &mut state, &mut out, false)?;
             }
             _ = second.tick() => {
                 let now = state.clock.unix_ns(0) + now_mono_ns();
@@ -274,7 +283,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     drop(ebpf);
     drain(ring.get_mut(), &mut state, &mut out)?;
     finish_drift(&mut state, &mut out, true).await?;
-    sweep_throttles(&counters, &mut state, &mut out, true)?;
+    throttle::sweep(&counters, &mut state, &mut out, true)?;
     metrics.stopping();
     if let Some(mut a) = state.alerts.take() {
         let now = state.clock.unix_ns(0) + now_mono_ns();
@@ -286,124 +295,19 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn now_mono_ns() -> i128 {
+pub(crate) fn now_mono_ns() -> i128 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(|t| i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec()))
         .unwrap_or(0)
 }
 
-fn write_line(out: &mut impl std::io::Write, record: &impl serde::Serialize) -> anyhow::Result<()> {
+pub(crate) fn write_line(
+    out: &mut impl std::io::Write,
+    record: &impl serde::Serialize,
+) -> anyhow::Result<()> {
     serde_json::to_writer(&mut *out, record).context("encoding a record")?;
     out.write_all(b"\n").context("writing to stdout")?;
     Ok(())
-}
-
-/// Takes every record currently in the ring buffer; returns whether there
-/// were any.
-fn drain(
-    ring: &mut RingBuf<MapData>,
-    state: &mut State,
-    out: &mut impl std::io::Write,
-) -> anyhow::Result<bool> {
-    let before = (state.user.received, state.user.cgroups_created);
-    while let Some(item) = ring.next() {
-        let event = match decode_any(&item) {
-            Ok(Record::Exec(rec)) => {
-                state.user.received += 1;
-                ExecEvent::from_record(&rec, &state.clock)
-            }
-            Ok(Record::CgroupMkdir(rec)) => {
-                state.user.cgroups_created += 1;
-                if let Ok(path) = std::str::from_utf8(rec.path)
-                    && let Some(c) = state.resolver.cgroup_created(rec.header.id, path)
-                {
-                    state.user.containers_started += 1;
-                    if let Some(d) = state.drift.as_mut() {
-                        d.container_created(rec.header.id, c);
-                    }
-                }
-                continue;
-            }
-            Ok(Record::WriteOpen(rec)) => {
-                state.user.write_opens += 1;
-                if let Some(d) = state.drift.as_mut() {
-                    let written = d.write_open(&rec, &state.clock);
-                    let attribution = state.resolver.attribute(rec.cgroup_id, rec.tgid, 0);
-                    write_line(out, &drift::WrittenJson::new(&written, &state.node, &attribution))?;
-                    if let Some(a) = state.alerts.as_mut() {
-                        a.submit(&findings::of_written(&written, &attribution, &state.node), out)?;
-                    }
-                }
-                continue;
-            }
-            Ok(Record::MmapExec(rec)) => {
-                state.user.library_maps += 1;
-                let event = ExecEvent::from_mmap(&rec, &state.clock);
-                let attribution = state.resolver.attribute(event.cgroup_id, event.tgid, 0);
-                if let (Some(d), Attribution::Container(c)) = (state.drift.as_mut(), &attribution) {
-                    let verified = d.exec(event, c);
-                    emit_verified(state, out, verified)?;
-                }
-                continue;
-            }
-            Ok(Record::Throttle(rec)) => {
-                if let Some(change) = state.throttles.started(&rec) {
-                    emit_throttle(state, out, &change)?;
-                }
-                continue;
-            }
-            Err(err) => {
-                state.user.received += 1;
-                state.user.decode_errors += 1;
-                tracing::warn!("dropping an undecodable ring buffer record: {err}");
-                continue;
-            }
-        };
-        drop(item);
-        let attribution = state.resolver.attribute(event.cgroup_id, event.tgid, event.mnt_ns);
-        if matches!(attribution, Attribution::Unknown(_)) {
-            state.user.unattributed += 1;
-        }
-        if let (Some(d), Attribution::Container(c)) = (state.drift.as_mut(), &attribution) {
-            let verified = d.exec(event, c);
-            emit_verified(state, out, verified)?;
-            continue;
-        }
-        write_line(out, &ExecJson::new(&event, &state.node, &attribution))?;
-        state.user.printed += 1;
-    }
-    Ok((state.user.received, state.user.cgroups_created) != before)
-}
-
-/// Reports throttle episodes that ended (all of them when `all`).
-fn sweep_throttles(
-    counters: &KernelCounters,
-    state: &mut State,
-    out: &mut impl std::io::Write,
-    all: bool,
-) -> anyhow::Result<()> {
-    let per_cpu = counters.read().context("reading kernel counters")?;
-    let throttled = per_cpu[Counter::Throttled as usize].iter().sum::<u64>();
-    let now = u64::try_from(now_mono_ns()).unwrap_or(0);
-    let changes = state.throttles.sweep(now, throttled, all);
-    for c in &changes {
-        emit_throttle(state, out, c)?;
-    }
-    if !changes.is_empty() {
-        out.flush()?;
-    }
-    Ok(())
-}
-
-fn emit_throttle(
-    state: &mut State,
-    out: &mut impl std::io::Write,
-    c: &throttle::Change,
-) -> anyhow::Result<()> {
-    let attribution = state.resolver.attribute(c.cgroup_id, c.pid.unwrap_or(0), 0);
-    let unix_ns = state.clock.unix_ns(c.ktime_ns);
-    let record = throttle::ThrottleJson::new(c, unix_ns, state.throttles.limit, &state.node, &attribution);
-    write_line(out, &record)
 }
 
 /// At shutdown: up to 3 s for hashing and resolutions in flight; on the
@@ -415,14 +319,14 @@ async fn finish_drift(state: &mut State, out: &mut impl std::io::Write, last: bo
         match tokio::time::timeout_at(deadline, d.next()).await {
             Ok(Some(wake)) => {
                 let done = d.wake(wake);
-                emit_verified(state, out, done)?;
+                on_verified(state, out, done)?;
             }
             Ok(None) | Err(_) => break,
         }
     }
     if last {
         let rest = d.abandon("the agent stopped before this exec could be verified");
-        emit_verified(state, out, rest)?;
+        on_verified(state, out, rest)?;
     }
     state.drift = Some(d);
     Ok(())
@@ -436,66 +340,12 @@ async fn next_drift(d: &mut Option<drift::Drift>) -> Option<drift::Wake> {
     }
 }
 
-/// Prints exec records with their verification.
-fn emit_verified(
-    state: &mut State,
-    out: &mut impl std::io::Write,
-    verified: Vec<drift::Verified>,
-) -> anyhow::Result<()> {
-    for v in verified {
-        let attribution = state.resolver.attribute(v.event.cgroup_id, v.event.tgid, v.event.mnt_ns);
-        let mut record = ExecJson::new(&v.event, &state.node, &attribution);
-        record.verification = match (&v.decision, &v.skipped) {
-            (Some(d), _) => Some(VerificationJson::from_decision(d)),
-            (None, Some(why)) => Some(VerificationJson::skipped(why)),
-            (None, None) => None,
-        };
-        if v.event.library {
-            record.schema = output::SCHEMA_LIBRARY;
-            record.kind = "library";
-            if let Some(j) = record.verification.as_mut() {
-                j.as_library();
-            }
-        }
-        if let Some(j) = record.verification.as_mut() {
-            let now = state.clock.unix_ns(0) + now_mono_ns();
-            j.latency_us = u64::try_from((now - v.event.unix_ns) / 1000).ok();
-        }
-        write_line(out, &record)?;
-        state.user.printed += 1;
-        if let Some(a) = state.alerts.as_mut()
-            && let Some(f) = findings::of_verified(&v, &attribution, &state.node)
-        {
-            a.submit(&f, out)?;
-        }
-    }
-    Ok(())
-}
-
 fn stats<'a>(
     counters: &KernelCounters,
     state: &'a mut State,
     is_final: bool,
-) -> anyhow::Result<StatsJson<'a>> {
-    let per_cpu = counters.read().context("reading kernel counters")?;
-    let sum = |c: Counter| per_cpu[c as usize].iter().sum::<u64>();
-    let kernel = KernelStats {
-        seen: sum(Counter::Seen),
-        sent: sum(Counter::Sent),
-        dropped: sum(Counter::Dropped),
-        filtered: sum(Counter::Filtered),
-        identity_errors: sum(Counter::IdentityErrors),
-        cgroup_sent: sum(Counter::CgroupSent),
-        cgroup_dropped: sum(Counter::CgroupDropped),
-        fast_path: sum(Counter::FastPath),
-        write_sent: sum(Counter::WriteSent),
-        write_dropped: sum(Counter::WriteDropped),
-        throttled: sum(Counter::Throttled),
-        mmap_fast_path: sum(Counter::MmapFastPath),
-        mmap_sent: sum(Counter::MmapSent),
-        mmap_dropped: sum(Counter::MmapDropped),
-        per_cpu: Counter::ALL.iter().map(|&c| (c.name(), per_cpu[c as usize].clone())).collect(),
-    };
+) -> anyhow::Result<StatsJson<'a, crate::alert::AlertStats>> {
+    let kernel = KernelStats::from_per_cpu(&counters.read().context("reading kernel counters")?);
     state.user.cgroups_cached = state.resolver.cached() as u64;
     state.user.throttle_episodes = state.throttles.episodes;
     state.user.throttle_active = state.throttles.active() as u64;
@@ -507,11 +357,7 @@ fn stats<'a>(
         node: &state.node,
         is_final,
         uptime_sec: state.started.elapsed().as_secs_f64(),
-        lost: kernel.dropped
-            + kernel.cgroup_dropped
-            + kernel.write_dropped
-            + kernel.mmap_dropped
-            + state.user.decode_errors,
+        lost: kernel.lost() + state.user.decode_errors,
         verify: state.drift.as_ref().map(drift::Drift::stats),
         alerts: state.alerts.as_mut().map(crate::alert::Alerts::stats),
         kernel,

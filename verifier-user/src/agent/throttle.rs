@@ -11,8 +11,16 @@
 
 use std::collections::HashMap;
 
-use verifier_common::throttle::{ThrottleRecord, WINDOW_NS};
-use verifier_sensor::maps::ThrottleMaps;
+use anyhow::Context as _;
+use verifier_common::{
+    counters::Counter,
+    throttle::{ThrottleRecord, WINDOW_NS},
+};
+use verifier_sensor::maps::{KernelCounters, ThrottleMaps};
+
+use crate::attribution::Attribution;
+
+use super::{State, now_mono_ns, write_line};
 
 /// A throttle episode in progress.
 #[derive(Clone, Debug)]
@@ -149,6 +157,39 @@ impl Throttles {
     }
 }
 
+/// Reports throttle episodes that ended (all of them when `all`).
+pub(super) fn sweep(
+    counters: &KernelCounters,
+    state: &mut State,
+    out: &mut impl std::io::Write,
+    all: bool,
+) -> anyhow::Result<()> {
+    let throttled = counters.total(Counter::Throttled).context("reading kernel counters")?;
+    let now = u64::try_from(now_mono_ns()).unwrap_or(0);
+    let changes = state.throttles.sweep(now, throttled, all);
+    for c in &changes {
+        // A stop (or a start found in the map) has no record of its own:
+        // the container is attributed now.
+        let attribution = state.resolver.attribute(c.cgroup_id, c.pid.unwrap_or(0), 0);
+        report(state, out, c, &attribution)?;
+    }
+    if !changes.is_empty() {
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// A throttle start or stop on stdout.
+pub(super) fn report(
+    state: &State,
+    out: &mut impl std::io::Write,
+    c: &Change,
+    attribution: &Attribution,
+) -> anyhow::Result<()> {
+    let unix_ns = state.clock.unix_ns(c.ktime_ns);
+    write_line(out, &ThrottleJson::new(c, unix_ns, state.throttles.limit, &state.node, attribution))
+}
+
 /// A `verifier.throttle.v1` record.
 #[derive(serde::Serialize)]
 pub struct ThrottleJson<'a> {
@@ -160,7 +201,7 @@ pub struct ThrottleJson<'a> {
     /// `start` or `stop`.
     pub state: &'static str,
     pub cgroup_id: u64,
-    pub container: Option<&'a crate::container::ContainerRef>,
+    pub container: Option<&'a crate::attribution::ContainerRef>,
     /// Execs per second the container may send.
     pub limit_per_sec: u32,
     /// Start: the exec that went past the limit (when the kernel said).
@@ -176,13 +217,7 @@ pub struct ThrottleJson<'a> {
 }
 
 impl<'a> ThrottleJson<'a> {
-    pub fn new(
-        c: &Change,
-        unix_ns: i128,
-        limit: u32,
-        node: &'a str,
-        attribution: &'a crate::container::Attribution,
-    ) -> Self {
+    pub fn new(c: &Change, unix_ns: i128, limit: u32, node: &'a str, attribution: &'a Attribution) -> Self {
         Self {
             schema: "verifier.throttle.v1",
             kind: "throttle",
@@ -191,7 +226,7 @@ impl<'a> ThrottleJson<'a> {
             state: if c.started { "start" } else { "stop" },
             cgroup_id: c.cgroup_id,
             container: match attribution {
-                crate::container::Attribution::Container(c) => Some(c),
+                Attribution::Container(c) => Some(c),
                 _ => None,
             },
             limit_per_sec: limit,

@@ -2,12 +2,18 @@
 //! (`alerts.jsonl` -> `alerts.jsonl.1` -> ... -> `.N`, the oldest dropped),
 //! a line never split across two files. What log shippers (Fluent Bit,
 //! Vector, the Splunk forwarder) tail.
+//!
+//! As a [`Sink`], a failed write loses those lines from this file only:
+//! they are counted (`file_errors`), the first failure is logged, and the
+//! other sinks still get them.
 
 use std::{
     fs::{File, OpenOptions},
     io::Write as _,
     path::{Path, PathBuf},
 };
+
+use super::{AlertStats, sink::Sink};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileSinkError {
@@ -26,6 +32,8 @@ pub struct FileSink {
     max_bytes: u64,
     keep: u32,
     pub rotations: u64,
+    /// Lines that could not be written.
+    errors: u64,
 }
 
 impl FileSink {
@@ -33,7 +41,7 @@ impl FileSink {
     pub fn open(path: &Path, max_bytes: u64, keep: u32) -> Result<Self, FileSinkError> {
         let file = open_append(path)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(Self { path: path.to_path_buf(), file, size, max_bytes, keep, rotations: 0 })
+        Ok(Self { path: path.to_path_buf(), file, size, max_bytes, keep, rotations: 0, errors: 0 })
     }
 
     /// Appends lines (each without its newline).
@@ -72,6 +80,27 @@ impl FileSink {
         self.size = 0;
         self.rotations += 1;
         Ok(())
+    }
+}
+
+impl Sink for FileSink {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    fn write(&mut self, lines: &[Vec<u8>], _stdout: &mut dyn std::io::Write) -> std::io::Result<()> {
+        if let Err(e) = self.write_lines(lines) {
+            if self.errors == 0 {
+                tracing::warn!("{e}; alerts still go to the other sinks");
+            }
+            self.errors += lines.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn add_stats(&self, stats: &mut AlertStats) {
+        stats.file_errors += self.errors;
+        stats.file_rotations += self.rotations;
     }
 }
 

@@ -3,17 +3,20 @@
 //!
 //! Bytes that came from the kernel or a file system (paths, argv, comm) are
 //! kept exactly; the formats decide how to show bytes that are not UTF-8.
-
-use std::path::Path;
+//!
+//! Building a finding reads nothing: facts that need the file system (argv
+//! of a running process, whether the file is in the writable layer) are
+//! gathered by the caller, so this stays cheap and testable on the event
+//! loop.
 
 use verifier_sbom::PackageRef;
 
 use crate::{
-    container::ContainerRef,
+    attribution::ContainerRef,
     verify::{
         containers::ContainerInfo,
         engine::Decision,
-        verdict::{Severity, Verdict},
+        verdict::{Severity, Verdict, as_library},
     },
 };
 
@@ -46,8 +49,8 @@ pub struct Process {
     pub uid: u32,
     pub gid: u32,
     pub comm: Vec<u8>,
-    /// Arguments, when known (read from the process; `None` when it had
-    /// already exited).
+    /// Arguments, when known (as the kernel read them at the exec, or from
+    /// the process; `None` when it had already exited).
     pub argv: Option<Vec<Vec<u8>>>,
     /// The path as executed (what the kernel was given).
     pub exe_path: Vec<u8>,
@@ -109,6 +112,7 @@ pub struct Finding {
 impl Finding {
     /// The finding for an exec or mapping decision, or `None` when it is
     /// not drift (the file and, for a script, the script are `ok`).
+    /// `file.in_writable_layer` is left `None` for the caller to fill.
     pub fn from_decision(
         subject: Subject,
         d: &Decision,
@@ -132,11 +136,9 @@ impl Finding {
         }
         let mut file_verdict = None;
         if subject == Subject::Library {
-            file_verdict = Some(verdict);
-            verdict = Verdict::LibraryDrift;
-            reason = format!("mapped as code: {reason}");
+            let lib = as_library(verdict, &reason);
+            (verdict, file_verdict, reason) = (lib.verdict, lib.file_verdict, lib.reason);
         }
-        let writable = info.and_then(|i| i.writable_layer.as_deref());
         Some(Self {
             unix_ns,
             node: node.to_owned(),
@@ -147,7 +149,7 @@ impl Finding {
             workload,
             process,
             file: FileFacts {
-                in_writable_layer: writable.map(|w| in_layer(w, &d.path)),
+                in_writable_layer: None,
                 path: d.path.clone(),
                 sha256: d.sha256.map(hex::encode),
                 expected: d.judgement.expected.clone(),
@@ -184,24 +186,4 @@ impl Workload {
             pod_namespace: info.and_then(|i| i.pod_namespace.clone()),
         }
     }
-}
-
-/// Whether `path` (inside the container) exists in the writable layer
-/// `upper` (a host directory): created, copied up or changed in the
-/// container. A whiteout or an absent entry is not.
-fn in_layer(upper: &Path, path: &[u8]) -> bool {
-    use std::os::unix::ffi::OsStrExt as _;
-    let rel = std::ffi::OsStr::from_bytes(path.strip_prefix(b"/").unwrap_or(path));
-    std::fs::symlink_metadata(upper.join(rel)).is_ok_and(|m| !m.file_type().is_dir())
-}
-
-/// Arguments of a running process (`/proc/<pid>/cmdline`), `None` once
-/// it has exited.
-pub fn read_argv(proc_root: &Path, pid: u32) -> Option<Vec<Vec<u8>>> {
-    let raw = std::fs::read(proc_root.join(pid.to_string()).join("cmdline")).ok()?;
-    if raw.is_empty() {
-        return None;
-    }
-    let trimmed = raw.strip_suffix(b"\0").unwrap_or(&raw);
-    Some(trimmed.split(|&b| b == 0).map(<[u8]>::to_vec).collect())
 }

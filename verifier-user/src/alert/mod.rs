@@ -1,25 +1,28 @@
 //! The alert stream: drift findings, deduplicated, rate limited, formatted
 //! (`native`, `falco`, `ocsf`) and written to the sinks security teams
 //! consume: stdout (next to the agent's other records), a rotated file,
-//! an HTTP webhook. Every alert that is not written is counted: dedup
-//! repeats end up in `alert-update` records, rate-limited ones in
+//! an HTTP webhook, each a `sink::Sink` that [`Alerts`] only knows by
+//! that trait. Every alert that is not written is counted: dedup repeats
+//! end up in `alert-update` records, rate-limited ones in
 //! `alert-suppressed` records, and sink failures in the stats.
 //!
 //! Runs on the agent's event loop: [`Alerts::submit`] formats and writes
-//! synchronously (stdout and the file are buffered; the webhook only
-//! queues), so an alert is out as soon as its verdict is.
+//! synchronously (stdout is buffered, the file appended to, the webhook
+//! only queues), so an alert is out as soon as its verdict is.
 
 pub mod dedup;
 pub mod file;
 pub mod finding;
 pub mod format;
 pub mod ratelimit;
+pub mod sink;
 pub mod webhook;
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 pub use finding::Finding;
 pub use format::Format;
+use sink::Sink;
 
 /// Options of `verifier agent` for the alert stream.
 #[derive(Debug, Clone, clap::Args)]
@@ -120,48 +123,51 @@ pub struct Alerts {
     format: Format,
     dedup: dedup::Dedup,
     rate: ratelimit::RateLimit,
-    file: Option<file::FileSink>,
-    webhook: Option<webhook::Webhook>,
-    stdout: bool,
+    sinks: Vec<Box<dyn Sink>>,
     interval_ns: i128,
     last_update_ns: i128,
     node: String,
+    /// The pipeline's own counters; the sinks add theirs in [`Self::stats`].
     stats: AlertStats,
 }
 
 impl Alerts {
     /// Opens the sinks (call on the agent's runtime: the webhook spawns).
     pub fn new(args: &AlertArgs, node: &str) -> Result<Self, AlertError> {
-        let file = match &args.alert_file {
-            Some(p) => Some(file::FileSink::open(p, args.alert_file_max_bytes, args.alert_file_keep)?),
-            None => None,
-        };
-        let webhook = match &args.webhook_url {
-            Some(url) => {
-                let mut cfg = webhook::WebhookConfig::new(url)?;
-                cfg.batch_max = args.webhook_batch.max(1);
-                cfg.queue_cap = args.webhook_queue.max(1);
-                for h in &args.webhook_headers {
-                    let (name, var) = h.split_once('=').ok_or_else(|| AlertError::Header(h.clone()))?;
-                    let value = std::env::var(var).map_err(|_| AlertError::Header(h.clone()))?;
-                    cfg.headers.push((name.to_owned(), value));
-                }
-                Some(webhook::Webhook::start(cfg))
+        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+        if !args.no_alert_stdout {
+            sinks.push(Box::new(sink::Stdout));
+        }
+        if let Some(p) = &args.alert_file {
+            sinks.push(Box::new(file::FileSink::open(p, args.alert_file_max_bytes, args.alert_file_keep)?));
+        }
+        if let Some(url) = &args.webhook_url {
+            let mut cfg = webhook::WebhookConfig::new(url)?;
+            cfg.batch_max = args.webhook_batch.max(1);
+            cfg.queue_cap = args.webhook_queue.max(1);
+            for h in &args.webhook_headers {
+                let (name, var) = h.split_once('=').ok_or_else(|| AlertError::Header(h.clone()))?;
+                let value = std::env::var(var).map_err(|_| AlertError::Header(h.clone()))?;
+                cfg.headers.push((name.to_owned(), value));
             }
-            None => None,
-        };
+            sinks.push(Box::new(webhook::Webhook::start(cfg)));
+        }
         Ok(Self {
             format: args.alert_format,
             dedup: dedup::Dedup::new(args.alert_dedup_capacity),
             rate: ratelimit::RateLimit::new(args.alert_rate, args.alert_burst),
-            file,
-            webhook,
-            stdout: !args.no_alert_stdout,
+            sinks,
             interval_ns: i128::from(args.alert_update_interval.max(1)) * 1_000_000_000,
             last_update_ns: 0,
             node: node.to_owned(),
             stats: AlertStats::default(),
         })
+    }
+
+    /// One more destination, after those built from the options.
+    #[cfg(test)]
+    pub(crate) fn add_sink(&mut self, sink: Box<dyn Sink>) {
+        self.sinks.push(sink);
     }
 
     /// One finding. `out` is the agent's stdout.
@@ -192,8 +198,15 @@ impl Alerts {
         self.write(&values, out)
     }
 
-    /// Periodic: updates for repeated alerts, and the rate-limit summary.
+    /// Periodic: updates for repeated alerts, the rate-limit summary, and
+    /// the sinks flushed.
     pub fn tick(&mut self, now_ns: i128, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        self.pending(now_ns, out)?;
+        self.sinks.iter_mut().try_for_each(|s| s.flush(out))
+    }
+
+    /// Updates and the rate-limit summary that are due.
+    fn pending(&mut self, now_ns: i128, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         let mut values = Vec::new();
         if self.last_update_ns == 0 {
             // The first interval starts now, not at the epoch.
@@ -212,8 +225,8 @@ impl Alerts {
         self.write(&values, out)
     }
 
-    /// Shutdown: every pending update and summary, then the webhook gets
-    /// up to `deadline` to deliver.
+    /// Shutdown: every pending update and summary, then each sink gets up
+    /// to `deadline` to deliver (one after another: only the webhook waits).
     pub async fn finish(
         &mut self,
         now_ns: i128,
@@ -222,59 +235,36 @@ impl Alerts {
     ) -> std::io::Result<()> {
         self.last_update_ns = now_ns;
         self.interval_ns = 0;
-        self.tick(now_ns, out)?;
+        self.pending(now_ns, out)?;
         if let Some(s) = self.rate.summary(now_ns, true) {
             let v = format::suppressed(self.format, &s, &self.node);
             self.write(&[v], out)?;
         }
-        if let Some(w) = self.webhook.take() {
-            let stats = w.shutdown(deadline).await;
-            self.read_webhook(&stats);
+        for s in &mut self.sinks {
+            s.flush(out)?;
+            s.finish(deadline).await;
         }
         Ok(())
     }
 
-    fn read_webhook(&mut self, w: &webhook::WebhookStats) {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.stats.webhook_sent = w.sent.load(Relaxed);
-        self.stats.webhook_retries = w.retries.load(Relaxed);
-        self.stats.webhook_lost = w.lost.load(Relaxed);
-    }
-
-    /// Counters so far.
+    /// Counters so far: the pipeline's, plus each sink's.
     pub fn stats(&mut self) -> AlertStats {
-        self.stats.dedup_evicted = self.dedup.evicted;
-        if let Some(f) = &self.file {
-            self.stats.file_rotations = f.rotations;
+        let mut stats = self.stats.clone();
+        stats.dedup_evicted = self.dedup.evicted;
+        for s in &self.sinks {
+            s.add_stats(&mut stats);
         }
-        if let Some(w) = &self.webhook {
-            let s = w.stats();
-            self.read_webhook(&s);
-        }
-        self.stats.clone()
+        stats
     }
 
-    fn write(&mut self, values: &[serde_json::Value], out: &mut impl std::io::Write) -> std::io::Result<()> {
+    fn write(&mut self, values: &[serde_json::Value], out: &mut dyn std::io::Write) -> std::io::Result<()> {
         if values.is_empty() {
             return Ok(());
         }
         let lines: Vec<Vec<u8>> = values.iter().filter_map(|v| serde_json::to_vec(v).ok()).collect();
-        for l in &lines {
-            if self.stdout {
-                out.write_all(l)?;
-                out.write_all(b"\n")?;
-            }
-            if let Some(w) = &self.webhook {
-                w.send(l.clone());
-            }
-        }
-        if let Some(f) = self.file.as_mut()
-            && let Err(e) = f.write_lines(&lines)
-        {
-            if self.stats.file_errors == 0 {
-                tracing::warn!("{e}; alerts still go to the other sinks");
-            }
-            self.stats.file_errors += lines.len() as u64;
+        for s in &mut self.sinks {
+            s.write(&lines, out)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("writing alerts to {}: {e}", s.name())))?;
         }
         Ok(())
     }

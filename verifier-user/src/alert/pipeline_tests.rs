@@ -81,3 +81,73 @@ fn held_back_alerts_are_summarized_and_never_updated() {
     let s = a.stats();
     assert_eq!((s.suppressed, s.emitted["unknown-binary"], s.updates), (5, 2, 0));
 }
+
+/// Keeps what it is given, for comparison with stdout.
+struct Memory(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Sink for Memory {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn write(&mut self, lines: &[Vec<u8>], _stdout: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let mut kept = self.0.lock().expect("memory sink");
+        for l in lines {
+            kept.extend_from_slice(l);
+            kept.push(b'\n');
+        }
+        Ok(())
+    }
+}
+
+/// Alerts, updates and summaries from a run of `a`, as (stdout, memory).
+fn run_with_memory(mut a: Alerts) -> (Vec<Value>, Vec<Value>) {
+    let kept = std::sync::Arc::default();
+    a.add_sink(Box::new(Memory(std::sync::Arc::clone(&kept))));
+    let mut out = Vec::new();
+    let t0 = 1000 * S;
+    a.submit(&finding("/a", t0), &mut out).expect("a");
+    a.tick(t0 + 1, &mut out).expect("first tick");
+    for i in 0..5 {
+        a.submit(&finding("/a", t0 + i), &mut out).expect("repeat");
+        a.submit(&finding(&format!("/b{i}"), t0 + i), &mut out).expect("b");
+    }
+    a.tick(t0 + 3 * S, &mut out).expect("tick");
+    a.submit(&finding("/c", t0 + 4 * S), &mut out).expect("c");
+    let memory = lines(&kept.lock().expect("memory sink"));
+    (lines(&out), memory)
+}
+
+#[test]
+fn every_sink_gets_what_stdout_gets() {
+    let args = ["--alert-rate", "1", "--alert-burst", "3", "--alert-update-interval", "1"];
+    let (stdout, memory) = run_with_memory(alerts(&args));
+    let kinds: Vec<&str> = stdout.iter().filter_map(|r| r["type"].as_str()).collect();
+    for kind in ["alert", "alert-update", "alert-suppressed"] {
+        assert!(kinds.contains(&kind), "a run with every record type: {kinds:?}");
+    }
+    assert_eq!(memory, stdout);
+
+    // Without stdout nothing is printed, and the other sink still gets
+    // everything: the trait is the only way out of the pipeline.
+    let quiet: Vec<&str> = args.iter().copied().chain(["--no-alert-stdout"]).collect();
+    let (none, all) = run_with_memory(alerts(&quiet));
+    assert!(none.is_empty(), "{none:?}");
+    assert_eq!(all, memory);
+}
+
+#[test]
+fn sink_counters_reach_the_stats() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("alerts.jsonl");
+    let path_arg = path.to_str().expect("utf-8 path");
+    let mut a = alerts(&["--alert-file", path_arg, "--alert-file-max-bytes", "1", "--no-alert-stdout"]);
+    let mut out = Vec::new();
+    for (i, p) in ["/a", "/b", "/c"].into_iter().enumerate() {
+        a.submit(&finding(p, 1000 * S + i as i128), &mut out).expect("submit");
+    }
+    let written = std::fs::read_to_string(&path).expect("alert file");
+    assert_eq!(lines(written.as_bytes()).len(), 1, "one line per file past the size");
+    let s = a.stats();
+    assert_eq!((s.file_rotations, s.file_errors, s.emitted["unknown-binary"]), (2, 0, 3));
+}

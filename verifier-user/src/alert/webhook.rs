@@ -23,6 +23,11 @@ use tokio::{
     sync::mpsc,
 };
 
+use super::{
+    AlertStats,
+    sink::{Finishing, Sink},
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
     #[error("webhook URL {0:?}: only http://host[:port][/path] is supported (for https, run a local relay)")]
@@ -89,9 +94,10 @@ pub struct WebhookStats {
 
 /// The running sink.
 pub struct Webhook {
-    tx: mpsc::Sender<Vec<u8>>,
+    /// `None` once shut down: what is written then is lost (counted).
+    tx: Option<mpsc::Sender<Vec<u8>>>,
     stats: Arc<WebhookStats>,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
     stop: Arc<tokio::sync::Notify>,
 }
 
@@ -102,32 +108,50 @@ impl Webhook {
         let stats = Arc::new(WebhookStats::default());
         let stop = Arc::new(tokio::sync::Notify::new());
         let task = tokio::spawn(deliver(cfg, rx, stats.clone(), stop.clone()));
-        Self { tx, stats, task, stop }
+        Self { tx: Some(tx), stats, task: Some(task), stop }
     }
 
     /// Queues one JSON object; a full queue loses it (counted).
     pub fn send(&self, line: Vec<u8>) {
-        if self.tx.try_send(line).is_err() {
+        if self.tx.as_ref().is_none_or(|tx| tx.try_send(line).is_err()) {
             self.stats.lost.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    pub fn stats(&self) -> Arc<WebhookStats> {
-        self.stats.clone()
-    }
-
     /// Delivers what is queued within `deadline`; the rest is lost
-    /// (counted). Returns the final counters.
-    pub async fn shutdown(self, deadline: Duration) -> Arc<WebhookStats> {
-        let Self { tx, stats, mut task, stop } = self;
-        drop(tx);
+    /// (counted), and so is anything sent afterwards.
+    pub async fn shutdown(&mut self, deadline: Duration) {
+        self.tx = None;
+        let Some(mut task) = self.task.take() else { return };
         if tokio::time::timeout(deadline, &mut task).await.is_err() {
             // Interrupt the delivery in progress; the task counts what it
             // still holds as lost and ends.
-            stop.notify_one();
+            self.stop.notify_one();
             let _ = task.await;
         }
-        stats
+    }
+}
+
+impl Sink for Webhook {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn write(&mut self, lines: &[Vec<u8>], _stdout: &mut dyn std::io::Write) -> std::io::Result<()> {
+        for l in lines {
+            self.send(l.clone());
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, deadline: Duration) -> Finishing<'_> {
+        Box::pin(self.shutdown(deadline))
+    }
+
+    fn add_stats(&self, stats: &mut AlertStats) {
+        stats.webhook_sent += self.stats.sent.load(Ordering::Relaxed);
+        stats.webhook_retries += self.stats.retries.load(Ordering::Relaxed);
+        stats.webhook_lost += self.stats.lost.load(Ordering::Relaxed);
     }
 }
 

@@ -14,9 +14,13 @@ pub mod verification;
 
 use serde::Serialize;
 
-use verifier_sensor::events::{ExecEvent, kernel_dev_to_user};
+use verifier_common::counters::Counter;
+use verifier_sensor::{
+    events::{ExecEvent, kernel_dev_to_user},
+    hooks::{HookOutcome, HookState},
+};
 
-use crate::container::{Attribution, ContainerRef};
+use crate::attribution::{Attribution, ContainerRef};
 
 pub const SCHEMA_EXEC: &str = "verifier.exec.v1";
 pub const SCHEMA_STATS: &str = "verifier.stats.v1";
@@ -24,29 +28,9 @@ pub const SCHEMA_STATS: &str = "verifier.stats.v1";
 pub const SCHEMA_LIBRARY: &str = "verifier.library.v1";
 pub const SCHEMA_READY: &str = "verifier.ready.v1";
 
-/// RFC 3339 UTC timestamp with nanoseconds, from Unix nanoseconds.
-pub fn rfc3339(unix_ns: i128) -> String {
-    let secs = unix_ns.div_euclid(1_000_000_000) as i64;
-    let nanos = unix_ns.rem_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
+/// RFC 3339 UTC timestamp with nanoseconds, from Unix nanoseconds (the
+/// one formatter, shared with SBOM headers).
+pub use verifier_sbom::time::rfc3339_ns as rfc3339;
 
 /// Identity of the executed file.
 #[derive(Debug, Serialize)]
@@ -161,29 +145,38 @@ impl<'a> ExecJson<'a> {
     }
 }
 
-/// Kernel counters summed over CPUs, and per CPU.
+/// Kernel counters summed over CPUs, and per CPU: every counter of
+/// `Counter::ALL` under its name, so a new kernel counter reaches this
+/// record (and `/metrics`, built from it) with no edit here.
 #[derive(Debug, Default, Serialize, Clone, PartialEq, Eq)]
 pub struct KernelStats {
-    pub seen: u64,
-    pub sent: u64,
-    pub dropped: u64,
-    pub filtered: u64,
-    pub identity_errors: u64,
-    pub cgroup_sent: u64,
-    pub cgroup_dropped: u64,
-    pub fast_path: u64,
-    pub write_sent: u64,
-    pub write_dropped: u64,
-    /// Execs not sent because their container was past `--exec-limit`
-    /// (see the `throttle` records).
-    pub throttled: u64,
-    /// Executable file mappings in verified containers: answered in the
-    /// kernel (file already verified) / reported / lost.
-    pub mmap_fast_path: u64,
-    pub mmap_sent: u64,
-    pub mmap_dropped: u64,
+    /// Counter name -> sum over CPUs (`seen`, `sent`, `dropped`, ...).
+    #[serde(flatten)]
+    pub totals: std::collections::BTreeMap<&'static str, u64>,
     /// Same counters per CPU (index = CPU).
     pub per_cpu: std::collections::BTreeMap<&'static str, Vec<u64>>,
+}
+
+impl KernelStats {
+    /// From the counters map as read: per counter (index order of
+    /// `Counter::ALL`), per CPU.
+    pub fn from_per_cpu(per_cpu: &[Vec<u64>]) -> Self {
+        let of = |c: Counter| per_cpu.get(c as usize).map_or(&[][..], Vec::as_slice);
+        Self {
+            totals: Counter::ALL.iter().map(|&c| (c.name(), of(c).iter().sum())).collect(),
+            per_cpu: Counter::ALL.iter().map(|&c| (c.name(), of(c).to_vec())).collect(),
+        }
+    }
+
+    /// Sum over CPUs of one counter.
+    pub fn total(&self, c: Counter) -> u64 {
+        self.totals.get(c.name()).copied().unwrap_or(0)
+    }
+
+    /// Records the kernel lost (every loss counter).
+    pub fn lost(&self) -> u64 {
+        Counter::ALL.iter().filter(|c| c.is_loss()).map(|&c| self.total(c)).sum()
+    }
 }
 
 /// What userspace itself counted.
@@ -214,9 +207,11 @@ pub struct UserStats {
     pub library_maps: u64,
 }
 
-/// `verifier.stats.v1`: periodic and final.
+/// `verifier.stats.v1`: periodic and final. `A` is the alert stream's
+/// counters (`alert::AlertStats`): a type parameter because the alert layer
+/// sits above this one and reports through it.
 #[derive(Debug, Serialize)]
-pub struct StatsJson<'a> {
+pub struct StatsJson<'a, A> {
     pub schema: &'static str,
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -232,12 +227,12 @@ pub struct StatsJson<'a> {
     pub lost: u64,
     /// Peak resident set size of the agent, KiB.
     pub max_rss_kib: u64,
-    /// Drift verification counters (with verification on).
+    /// Verification counters (with verification on).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub verify: Option<crate::agent::drift::DriftStats>,
+    pub verify: Option<crate::verify::stats::VerificationStats>,
     /// Alert stream counters (with verification on).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub alerts: Option<crate::alert::AlertStats>,
+    pub alerts: Option<A>,
 }
 
 /// `verifier.ready.v1`: printed once the programs are attached.
@@ -252,19 +247,37 @@ pub struct ReadyJson<'a> {
     pub containers_only: bool,
     pub ring_bytes: u32,
     pub host_mnt_ns: u32,
+    /// Every kernel hook and what became of it on this kernel.
+    pub hooks: Vec<HookJson>,
+}
+
+/// One hook in the `ready` record.
+#[derive(Debug, Serialize)]
+pub struct HookJson {
+    pub name: &'static str,
+    /// `raw_tracepoint/<event>` or `tracepoint/<category>/<name>`.
+    pub attach: String,
+    pub required: bool,
+    /// `attached` or `skipped`.
+    pub state: &'static str,
+    /// Why a skipped hook was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl From<&HookOutcome> for HookJson {
+    fn from(h: &HookOutcome) -> Self {
+        let (state, reason) = match &h.state {
+            HookState::Attached => ("attached", None),
+            HookState::Skipped(why) => ("skipped", Some(why.clone())),
+        };
+        Self { name: h.name, attach: h.attach.clone(), required: h.required, state, reason }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339(951_782_400_000_000_001), "2000-02-29T00:00:00.000000001Z");
-        assert_eq!(rfc3339(1_795_394_096_123_456_789), "2026-11-23T00:34:56.123456789Z");
-        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999999999Z");
-    }
 
     fn event(name: &[u8]) -> ExecEvent {
         ExecEvent {
@@ -284,6 +297,7 @@ mod tests {
             script: false,
             exe_unlinked: false,
             library: false,
+            tag: 0,
             argv: None,
             argv_truncated: false,
             exe: None,
@@ -303,6 +317,41 @@ mod tests {
         );
         assert_eq!(v["host"], true);
         assert!(v["exe"].is_null());
+    }
+
+    #[test]
+    fn kernel_stats_carry_every_counter_and_sum_the_losses() {
+        // Counter i on CPU j holds 10 * i + j.
+        let per_cpu: Vec<Vec<u64>> =
+            Counter::ALL.iter().map(|&c| (0..3).map(|cpu| 10 * c as u64 + cpu).collect()).collect();
+        let stats = KernelStats::from_per_cpu(&per_cpu);
+        let v = serde_json::to_value(&stats).expect("json");
+        for c in Counter::ALL {
+            assert_eq!(v[c.name()], 30 * c as u64 + 3, "{}", c.name());
+            assert_eq!(v["per_cpu"][c.name()].as_array().map(Vec::len), Some(3), "{}", c.name());
+        }
+        let lost: u64 = Counter::ALL.iter().filter(|c| c.is_loss()).map(|&c| 30 * c as u64 + 3).sum();
+        assert_eq!(stats.lost(), lost);
+        assert!(stats.lost() >= stats.total(Counter::Dropped) + stats.total(Counter::MmapDropped));
+    }
+
+    #[test]
+    fn hooks_say_whether_they_were_attached_and_why_not() {
+        let skipped = HookOutcome {
+            name: "write_creat",
+            attach: "tracepoint/syscalls/sys_exit_creat".into(),
+            required: false,
+            state: HookState::Skipped("no such tracepoint".into()),
+        };
+        let v = serde_json::to_value(HookJson::from(&skipped)).expect("json");
+        assert_eq!(
+            (v["state"].as_str(), v["reason"].as_str()),
+            (Some("skipped"), Some("no such tracepoint"))
+        );
+        let attached = HookOutcome { state: HookState::Attached, ..skipped };
+        let v = serde_json::to_value(HookJson::from(&attached)).expect("json");
+        assert_eq!(v["state"], "attached");
+        assert!(v.get("reason").is_none());
     }
 
     #[test]

@@ -5,7 +5,11 @@ use serde::Serialize;
 
 use verifier_sbom::PackageRef;
 
-use crate::verify::{engine::Decision, locate::Via, verdict::Judgement};
+use crate::verify::{
+    engine::Decision,
+    locate::Via,
+    verdict::{self, Judgement, Verdict},
+};
 
 /// `exec.verification`.
 #[derive(Debug, Serialize)]
@@ -13,11 +17,11 @@ pub struct VerificationJson {
     /// For a library: the file's own verdict (`unknown-binary`, ...) when
     /// `verdict` is `library-drift`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub file_verdict: Option<&'static str>,
+    pub file_verdict: Option<Verdict>,
     /// `ok`, `unknown-binary`, `modified-binary`, `fileless`,
     /// `unverifiable`, `relocated-binary`, `sbom-gap`; absent when skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<&'static str>,
+    pub verdict: Option<Verdict>,
     /// Why (one sentence), or why the exec was not verified.
     pub reason: String,
     /// The canonical path inside the container that was judged.
@@ -71,16 +75,14 @@ impl VerificationJson {
         Self::judged(None, reason.to_owned(), &[], None, None)
     }
 
-    /// For a file mapped executable: anything but `ok` is `library-drift`
-    /// (code the image's SBOM does not vouch for), keeping the file's own
-    /// verdict in `file_verdict`.
+    /// For a file mapped executable: the library's verdict
+    /// ([`verdict::as_library`]), keeping the file's own in `file_verdict`.
     pub fn as_library(&mut self) {
-        if let Some(v) = self.verdict
-            && v != "ok"
-        {
-            self.file_verdict = Some(v);
-            self.verdict = Some(crate::verify::verdict::Verdict::LibraryDrift.name());
-            self.reason = format!("mapped as code: {}", self.reason);
+        if let Some(v) = self.verdict {
+            let lib = verdict::as_library(v, &self.reason);
+            self.verdict = Some(lib.verdict);
+            self.file_verdict = lib.file_verdict;
+            self.reason = lib.reason;
         }
     }
 
@@ -103,7 +105,7 @@ impl VerificationJson {
         let exact = matches!(text, std::borrow::Cow::Borrowed(_));
         Self {
             file_verdict: None,
-            verdict: j.map(|j| j.verdict.name()),
+            verdict: j.map(|j| j.verdict),
             reason,
             path: (!path.is_empty()).then(|| text.into_owned()),
             path_hex: (!exact).then(|| hex::encode(path)),
@@ -116,5 +118,36 @@ impl VerificationJson {
             script: None,
             latency_us: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_library_record_names_library_drift_and_the_file_verdict() {
+        let mut j = Judgement::new(Verdict::ModifiedBinary, "the SBOM lists this path with another SHA-256");
+        j.weak = true;
+        let mut v = VerificationJson::judged(Some(&j), j.reason.clone(), b"/usr/lib/libx.so", None, None);
+        v.as_library();
+        let json = serde_json::to_value(&v).expect("serialize");
+        assert_eq!(json["verdict"], "library-drift");
+        assert_eq!(json["file_verdict"], "modified-binary");
+        assert_eq!(json["reason"], "mapped as code: the SBOM lists this path with another SHA-256");
+        let mut ok = VerificationJson::judged(
+            Some(&Judgement::new(Verdict::Ok, "SHA-256 matches the SBOM")),
+            "SHA-256 matches the SBOM".into(),
+            b"/usr/lib/libx.so",
+            None,
+            None,
+        );
+        ok.as_library();
+        let json = serde_json::to_value(&ok).expect("serialize");
+        assert_eq!(json["verdict"], "ok");
+        assert!(json.get("file_verdict").is_none());
+        let mut skipped = VerificationJson::skipped("no SBOM");
+        skipped.as_library();
+        assert!(skipped.verdict.is_none() && skipped.file_verdict.is_none());
     }
 }

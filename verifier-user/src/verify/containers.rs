@@ -18,7 +18,7 @@ use std::{
 use super::engine::Context;
 use verifier_sensor::events::ExecEvent;
 
-use crate::container::ContainerRef;
+use crate::attribution::ContainerRef;
 
 /// What the alert stream says about a container.
 #[derive(Clone, Debug, Default)]
@@ -225,6 +225,7 @@ mod tests {
             script: false,
             exe_unlinked: false,
             library: false,
+            tag: 0,
             argv: None,
             argv_truncated: false,
             exe: None,

@@ -6,7 +6,7 @@
 //!   a file already judged for this image costs one hash-map lookup;
 //! - requests in flight by the same key: a burst of execs of one new file
 //!   waits for one job, not one job each;
-//! - the hash cache by identity ([`super::pool::HashCache`]): a file shared
+//! - the hash cache by identity ([`super::hash_cache::HashCache`]): a file shared
 //!   by several images is read once.
 //!
 //! Nothing is cached that was not proven: an unverifiable outcome, a
@@ -18,11 +18,12 @@ use std::{collections::HashMap, path::Path, sync::Arc};
 use verifier_common::event::FileIdentity;
 
 use super::{
+    hash_cache::HashCache,
     locate::{Job, Located, Outcome, Via},
-    pool::{Done, HashCache, Pool},
-    verdict::{ImageContent, Judgement, Verdict, algs_for, judge},
+    pool::{Done, Pool},
+    verdict::{ImageContent, Judgement, Verdict, judge},
 };
-use verifier_sbom::{Manifest, fsroot::RootDir, hash::Algs};
+use verifier_sbom::{Manifest, digest, fsroot::RootDir, hash::Algs};
 use verifier_sensor::events::ExecEvent;
 
 /// What the engine needs to know about a container's image.
@@ -33,10 +34,11 @@ pub struct Context {
     pub root: Arc<RootDir>,
     pub manifest: Arc<Manifest>,
     pub content: Option<Arc<dyn ImageContent + Send + Sync>>,
-    /// Weak digests some listed paths have instead of a SHA-256 (dpkg,
-    /// apk): computed for every file, since the path that ran is only
-    /// known once the file is found ([`weak_algs`]).
-    pub weak: Algs,
+    /// Digests some listed paths are compared by instead of a SHA-256
+    /// (SHA-512, dpkg's MD5, apk's SHA-1): computed for every file, since
+    /// the path that ran is only known once the file is found
+    /// ([`digest::algs_for_any`]).
+    pub any_algs: Algs,
 }
 
 /// The decision about one executed file.
@@ -192,12 +194,7 @@ impl Engine {
                 event.filename.clone()
             },
             identity,
-            algs: {
-                let mut a = algs_for(&ctx.manifest, path_guess);
-                a.sha1 |= ctx.weak.sha1;
-                a.md5 |= ctx.weak.md5;
-                a
-            },
+            algs: digest::algs_for(path_guess.and_then(|p| ctx.manifest.get(p))).union(ctx.any_algs),
             max_bytes: self.max_bytes,
             library: event.library,
         };

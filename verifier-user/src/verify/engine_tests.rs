@@ -48,6 +48,7 @@ fn event_for(pid: u32, bin: &Path) -> ExecEvent {
         script: false,
         exe_unlinked: false,
         library: false,
+        tag: 0,
         argv: None,
         argv_truncated: false,
         exe: Some(FileIdentity {
@@ -84,7 +85,7 @@ fn judge_running(listed_sha: Option<&[u8]>) -> (Verdict, VerifyStats) {
     }
     let path = bin.to_str().expect("utf-8 temp path");
     let ctx = Arc::new(Context {
-        weak: Algs { sha256: false, ..Algs::SHA256 },
+        any_algs: Algs::NONE,
         key: 1,
         root: Arc::new(RootDir::open(Path::new("/")).expect("root")),
         manifest: Arc::new(manifest_with(path, listed_sha.unwrap_or(&real))),
@@ -128,7 +129,7 @@ fn a_proc_self_exe_rerun_waits_for_the_file_being_hashed_then_knows_its_path() {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     let ctx = Arc::new(Context {
-        weak: Algs { sha256: false, ..Algs::SHA256 },
+        any_algs: Algs::NONE,
         key: 1,
         root: Arc::new(RootDir::open(Path::new("/")).expect("root")),
         manifest: Arc::new(manifest_with(bin.to_str().expect("utf-8"), &real)),
@@ -163,7 +164,7 @@ fn a_listed_path_with_other_bytes_is_modified() {
 #[test]
 fn no_kernel_identity_is_unverifiable_at_once() {
     let ctx = Arc::new(Context {
-        weak: Algs { sha256: false, ..Algs::SHA256 },
+        any_algs: Algs::NONE,
         key: 1,
         root: Arc::new(RootDir::open(Path::new("/")).expect("root")),
         manifest: Arc::new(manifest_with("/bin/x", &[0u8; 32])),

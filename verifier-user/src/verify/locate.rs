@@ -21,8 +21,8 @@ use std::{fs::File, io::Read as _, os::unix::fs::MetadataExt as _, path::Path, s
 use verifier_common::event::FileIdentity;
 
 use super::{
+    hash_cache::HashCache,
     open::{Match, open_exact, open_proc_exe},
-    pool::HashCache,
 };
 use verifier_sbom::{
     fsroot::{RootDir, canonicalize_in_root},

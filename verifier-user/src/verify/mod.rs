@@ -1,4 +1,4 @@
-//! Verification of executed files (issue 3): find the file that ran inside
+//! Verification of executed files: find the file that ran inside
 //! the container, prove it is the same file the kernel saw, hash it, and
 //! judge it against the image's SBOM.
 //!
@@ -10,17 +10,20 @@
 //!   it wrote);
 //! - [`open`]: race-free resolution beneath a container root;
 //! - [`locate`]: one exec on a worker thread (find, prove, hash);
-//! - [`pool`]: the bounded hashing threads and the hash cache by identity;
+//! - [`pool`]: the bounded hashing threads;
+//! - [`hash_cache`]: digests already computed, by file identity;
 //! - [`source`]: container -> runtime state -> image -> SBOM manifest;
+//! - [`stats`]: the verification counters of the stats record;
 //! - [`verdict`]: the policy from digests and SBOM to a verdict.
 
 pub mod containers;
 pub mod engine;
+pub mod hash_cache;
 pub mod layers;
 pub mod locate;
 pub mod mtree;
 pub mod open;
 pub mod pool;
-pub mod rules_file;
 pub mod source;
+pub mod stats;
 pub mod verdict;

@@ -1,9 +1,17 @@
-//! Rules, globs, runc state and bundles, the SBOM store, and one shared
-//! manifest per SBOM, on real files.
+//! Container -> context on real files: a rule gives one shared manifest
+//! and a root, the store by digest, a broken SBOM, runtime state not there yet.
 
 use std::fs;
 
 use super::*;
+use crate::{
+    attribution::{Runtime, resolver::StateRoot, runtime::tests::runc_state},
+    baseline::{
+        BaselineSource,
+        rules::{Rules, SbomRule},
+        store::Store,
+    },
+};
 
 fn spdx(path_in_image: &str) -> String {
     serde_json::json!({
@@ -20,74 +28,22 @@ fn container(id: &str, runtime: Runtime) -> ContainerRef {
     ContainerRef { id: id.into(), runtime, pod_uid: None, cgroup: format!("/{id}") }
 }
 
-/// A runc state root with one container whose bundle has `annotations`
-/// and, optionally, a `umoci.json`.
-fn runc_state(dir: &Path, id: &str, annotations: serde_json::Value, umoci_digest: Option<&str>) -> PathBuf {
-    let bundle = dir.join("bundle");
-    fs::create_dir_all(bundle.join("rootfs/bin")).expect("mkdir");
-    fs::write(bundle.join("config.json"), serde_json::json!({"annotations": annotations}).to_string())
-        .expect("config");
-    if let Some(d) = umoci_digest {
-        fs::write(bundle.join("umoci.json"), serde_json::json!({"manifest": {"digest": d}}).to_string())
-            .expect("umoci");
-    }
-    let state = dir.join("state").join(id);
-    fs::create_dir_all(&state).expect("mkdir");
-    let json = serde_json::json!({"id": id, "init_process_pid": 4242, "config": {
-        "rootfs": bundle.join("rootfs"), "labels": [format!("bundle={}", bundle.display())]}});
-    fs::write(state.join("state.json"), json.to_string()).expect("state");
-    dir.join("state")
-}
-
 fn source(dir: &Path, rules: Vec<SbomRule>, store: Option<PathBuf>) -> Source {
+    let mut sources: Vec<Box<dyn BaselineSource>> = vec![Box::new(Rules(rules))];
+    sources.extend(store.map(|s| Box::new(Store(s)) as Box<dyn BaselineSource>));
     Source::new(SourceConfig {
-        rules,
-        rules_file: None,
-        store,
-        state_roots: vec![StateRoot { dir: dir.join("state"), runtime: Runtime::Runc, namespaced: false }],
+        runtimes: Runtimes {
+            state_roots: vec![StateRoot {
+                dir: dir.join("state"),
+                runtime: Runtime::Runc,
+                namespaced: false,
+            }],
+            containerd: None,
+            containerd_state: dir.join("no-containerd"),
+        },
+        baselines: Baselines::new(sources),
         proc_root: "/proc".into(),
-        containerd: None,
-        containerd_state: dir.join("no-containerd"),
     })
-}
-
-#[test]
-fn rules_parse_and_say_what_is_wrong() {
-    let r: SbomRule = "registry.example/app:*=sboms/app.json".parse().expect("rule");
-    assert_eq!(
-        (r.pattern.as_str(), r.sbom.as_path()),
-        ("registry.example/app:*", Path::new("sboms/app.json"))
-    );
-    assert!("no-equals".parse::<SbomRule>().expect_err("invalid").contains("PATTERN=SBOM-FILE"));
-    assert!("=x".parse::<SbomRule>().is_err());
-}
-
-#[test]
-fn globs_match_like_a_shell_star() {
-    assert!(glob_match("app:*", "app:1.2"));
-    assert!(glob_match("*", ""));
-    assert!(glob_match("a*b*c", "aXXbYYc"));
-    assert!(glob_match("exact", "exact"));
-    assert!(!glob_match("exact", "exact2"));
-    assert!(!glob_match("a*b", "ab-not"));
-    assert!(!glob_match("ab*ba", "aba"), "the two ends must not overlap");
-}
-
-#[test]
-fn runc_bundles_name_their_image_by_annotation_or_umoci() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = runc_state(
-        dir.path(),
-        "c1",
-        serde_json::json!({"io.verifier.image.name": "demo:1"}),
-        Some("sha256:aa"),
-    );
-    let meta = runc_meta(&fs::read(state.join("c1/state.json")).expect("read")).expect("meta");
-    assert_eq!(meta.image_name.as_deref(), Some("demo:1"));
-    assert_eq!(meta.image_digest.as_deref(), Some("sha256:aa"), "from umoci.json");
-    assert_eq!(meta.rootfs, Some(dir.path().join("bundle/rootfs")));
-    assert_eq!(meta.init_pid, Some(4242), "the init pid keeps the root reachable after a short exec");
-    assert!(runc_meta(b"{not json").expect_err("bad").contains("state.json"));
 }
 
 #[test]

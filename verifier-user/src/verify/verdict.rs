@@ -14,11 +14,18 @@
 //!    -> `modified-binary` against the image content;
 //! 5. otherwise `unknown-binary`.
 //!
-//! SHA-256 is preferred; when the SBOM gives only SHA-1 or MD5 for a path
-//! (apk, dpkg), those are compared and the verdict records that the match
-//! is weak.
+//! Digests are compared exactly as the offline `check` compares them
+//! ([`verifier_sbom::digest`]): by the strongest algorithm the SBOM states
+//! for the path (SHA-256, SHA-512, SHA-384, then SHA-1, then MD5); a match
+//! by SHA-1 or MD5 alone (apk, dpkg) is recorded as weak. Relocation (3)
+//! takes only strong matches: a weak digest is not proof enough to lower
+//! an unknown binary's severity.
+//!
+//! A file mapped as code is judged the same way, then [`as_library`] turns
+//! anything but `ok` into `library-drift`, keeping the file's own verdict.
 
-use verifier_sbom::hash::{Algs, FileHashes};
+use verifier_sbom::digest::{self, Comparison};
+use verifier_sbom::hash::FileHashes;
 use verifier_sbom::{HashAlg, Manifest, PackageRef};
 
 /// What was decided about one executed file.
@@ -137,30 +144,73 @@ impl Judgement {
     }
 }
 
-/// Which digests to compute so that `path` can be judged against `m`: the
-/// SHA-256 always, plus the weak ones when that is all the SBOM has.
-pub fn algs_for(m: &Manifest, path: Option<&str>) -> Algs {
-    let mut algs = Algs::SHA256;
-    if let Some(e) = path.and_then(|p| m.get(p))
-        && e.sha256().is_none()
-    {
-        algs.sha1 = e.digest(HashAlg::Sha1).is_some();
-        algs.md5 = e.digest(HashAlg::Md5).is_some();
-    }
-    algs
+/// A verdict as a file mapped as code (a shared library): anything but
+/// `ok` is `library-drift` (code the image's SBOM does not vouch for).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LibraryVerdict {
+    pub verdict: Verdict,
+    /// The file's own verdict behind `library-drift` (`None` when `ok`).
+    pub file_verdict: Option<Verdict>,
+    pub reason: String,
 }
 
-/// The weak digests a manifest gives some paths instead of a SHA-256.
-pub fn weak_algs(m: &Manifest) -> Algs {
-    let mut algs = Algs { sha256: false, sha1: false, sha384: false, sha512: false, md5: false };
-    for (_, e) in m.files().filter(|(_, e)| e.sha256().is_none()) {
-        algs.sha1 |= e.digest(HashAlg::Sha1).is_some();
-        algs.md5 |= e.digest(HashAlg::Md5).is_some();
-        if algs.sha1 && algs.md5 {
-            break;
-        }
+/// Turns the verdict of a file that was mapped as code, and its reason,
+/// into the library's verdict.
+pub fn as_library(file: Verdict, reason: &str) -> LibraryVerdict {
+    if file == Verdict::Ok {
+        return LibraryVerdict { verdict: file, file_verdict: None, reason: reason.to_owned() };
     }
-    algs
+    LibraryVerdict {
+        verdict: Verdict::LibraryDrift,
+        file_verdict: Some(file),
+        reason: format!("mapped as code: {reason}"),
+    }
+}
+
+/// How an algorithm is named in reasons.
+fn label(alg: HashAlg) -> &'static str {
+    match alg {
+        HashAlg::Sha256 => "SHA-256",
+        HashAlg::Sha512 => "SHA-512",
+        HashAlg::Sha384 => "SHA-384",
+        HashAlg::Sha1 => "SHA-1",
+        HashAlg::Md5 => "MD5",
+        other => other.name(),
+    }
+}
+
+/// The verdict for a path the SBOM lists, from the one digest comparison.
+fn judge_listed(entry: &verifier_sbom::FileEntry, hashes: &FileHashes) -> Judgement {
+    match digest::compare(entry, hashes) {
+        Comparison::Match { alg, weak: false } => {
+            Judgement::new(Verdict::Ok, format!("{} matches the SBOM", label(alg)))
+        }
+        Comparison::Match { alg, weak: true } => {
+            let mut j = Judgement::new(
+                Verdict::Ok,
+                format!("{} matches the SBOM (the only digest it gives: weak)", label(alg)),
+            );
+            j.weak = true;
+            j
+        }
+        Comparison::Mismatch { alg, weak, expected, .. } => {
+            let mut j = Judgement::new(
+                Verdict::ModifiedBinary,
+                format!("the SBOM lists this path with another {}", label(alg)),
+            );
+            j.expected = Some(expected.to_string());
+            j.weak = weak;
+            j
+        }
+        Comparison::NoUsableDigest => Judgement::new(
+            Verdict::Unverifiable,
+            "the SBOM lists this path without a digest this agent can compare",
+        ),
+        Comparison::NotComputed { alg } => Judgement::new(
+            Verdict::Unverifiable,
+            format!("the SBOM gives this path a {} digest, which was not computed", label(alg)),
+        ),
+    }
 }
 
 /// Judges the file that ran. `path` is its canonical path in the container
@@ -185,46 +235,16 @@ pub fn judge(
     if let Some(p) = path
         && let Some(e) = m.get(p)
     {
-        let package = e.package(m).cloned();
-        let with = |mut j: Judgement| {
-            j.package = package.clone();
-            j
-        };
-        if let Some(want) = e.sha256() {
-            if e.matches(HashAlg::Sha256, &sha256) {
-                return with(Judgement::new(Verdict::Ok, "SHA-256 matches the SBOM"));
-            }
-            let mut j =
-                Judgement::new(Verdict::ModifiedBinary, "the SBOM lists this path with another SHA-256");
-            j.expected = Some(format!("sha256:{}", hex::encode(want)));
-            return with(j);
-        }
-        for (alg, got) in
-            [(HashAlg::Sha1, hashes.sha1.map(|d| d.to_vec())), (HashAlg::Md5, hashes.md5.map(|d| d.to_vec()))]
-        {
-            let (Some(want), Some(got)) = (e.digest(alg), got) else { continue };
-            let mut j = if e.matches(alg, &got) {
-                Judgement::new(
-                    Verdict::Ok,
-                    format!("{alg} matches the SBOM (the only digest it gives: weak)"),
-                )
-            } else {
-                let mut j = Judgement::new(
-                    Verdict::ModifiedBinary,
-                    format!("the SBOM lists this path with another {alg}"),
-                );
-                j.expected = Some(format!("{}:{}", alg.name(), hex::encode(want)));
-                j
-            };
-            j.weak = true;
-            return with(j);
-        }
-        return with(Judgement::new(
-            Verdict::Unverifiable,
-            "the SBOM lists this path without a digest this agent can compare",
-        ));
+        let mut j = judge_listed(e, hashes);
+        j.package = e.package(m).cloned();
+        return j;
     }
-    let listed_at: Vec<String> = m.paths_with_sha256(&sha256).into_iter().map(str::to_owned).collect();
+    // Where else the SBOM lists these bytes, by the same comparison.
+    let listed_at: Vec<String> = m
+        .files()
+        .filter(|(_, e)| matches!(digest::compare(e, hashes), Comparison::Match { weak: false, .. }))
+        .map(|(p, _)| p.to_owned())
+        .collect();
     if !listed_at.is_empty() {
         let mut j = Judgement::new(
             Verdict::RelocatedBinary,

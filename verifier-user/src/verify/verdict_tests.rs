@@ -14,6 +14,10 @@ fn sha1(b: &[u8]) -> [u8; 20] {
     sha1::Sha1::digest(b).into()
 }
 
+fn sha512(b: &[u8]) -> [u8; 64] {
+    sha2::Sha512::digest(b).into()
+}
+
 fn manifest() -> Manifest {
     let doc = serde_json::json!({
         "spdxVersion": "SPDX-2.3",
@@ -34,7 +38,9 @@ fn manifest() -> Manifest {
              "checksums": [{"algorithm": "SHA256", "checksumValue": hex::encode(sha256(b"busybox"))}]},
             {"SPDXID": "SPDXRef-old", "fileName": "./usr/bin/old",
              "checksums": [{"algorithm": "SHA1", "checksumValue": hex::encode(sha1(b"old tool"))}]},
-            {"SPDXID": "SPDXRef-none", "fileName": "./usr/bin/nohash", "checksums": []}
+            {"SPDXID": "SPDXRef-none", "fileName": "./usr/bin/nohash", "checksums": []},
+            {"SPDXID": "SPDXRef-big", "fileName": "./usr/bin/big",
+             "checksums": [{"algorithm": "SHA512", "checksumValue": hex::encode(sha512(b"big tool"))}]}
         ]
     });
     load_bytes(doc.to_string().as_bytes(), "test.spdx.json", &LoadOptions::default()).expect("valid SPDX")
@@ -45,6 +51,7 @@ fn hashes(bytes: &[u8]) -> FileHashes {
         size: bytes.len() as u64,
         sha256: Some(sha256(bytes)),
         sha1: Some(sha1(bytes)),
+        sha512: Some(Box::new(sha512(bytes))),
         ..FileHashes::default()
     }
 }
@@ -78,7 +85,7 @@ fn listed_with_other_bytes_is_modified_and_says_what_was_expected() {
 #[test]
 fn weak_only_digests_are_compared_and_marked_weak() {
     let m = manifest();
-    let algs = algs_for(&m, Some("/usr/bin/old"));
+    let algs = digest::algs_for(m.get("/usr/bin/old"));
     assert!(algs.sha256 && algs.sha1 && !algs.md5);
     let ok = judge(&m, None, Some("/usr/bin/old"), &hashes(b"old tool"), false);
     assert_eq!((ok.verdict, ok.weak), (Verdict::Ok, true));
@@ -127,4 +134,41 @@ fn non_utf8_paths_are_never_ok() {
     let m = manifest();
     let j = judge(&m, None, None, &hashes(b"dropped"), false);
     assert_eq!(j.verdict, Verdict::UnknownBinary);
+}
+
+#[test]
+fn sha512_only_entries_are_compared_like_check_does() {
+    let m = manifest();
+    let algs = digest::algs_for(m.get("/usr/bin/big"));
+    assert!(algs.sha256 && algs.sha512 && !algs.sha1);
+    assert!(digest::algs_for_any(&m).sha512);
+    let ok = judge(&m, None, Some("/usr/bin/big"), &hashes(b"big tool"), false);
+    assert_eq!((ok.verdict, ok.weak), (Verdict::Ok, false), "{ok:?}");
+    let bad = judge(&m, None, Some("/usr/bin/big"), &hashes(b"other"), false);
+    assert_eq!(bad.verdict, Verdict::ModifiedBinary);
+    assert_eq!(bad.expected, Some(format!("sha512:{}", hex::encode(sha512(b"big tool")))));
+    // Without the SHA-512 computed, the agent says it could not compare.
+    let short = FileHashes { sha512: None, ..hashes(b"big tool") };
+    assert_eq!(judge(&m, None, Some("/usr/bin/big"), &short, false).verdict, Verdict::Unverifiable);
+}
+
+#[test]
+fn relocation_is_found_by_any_strong_digest_never_a_weak_one() {
+    let m = manifest();
+    let by_sha512 = judge(&m, None, Some("/tmp/big"), &hashes(b"big tool"), false);
+    assert_eq!(by_sha512.verdict, Verdict::RelocatedBinary);
+    assert_eq!(by_sha512.listed_at, vec!["/usr/bin/big".to_string()]);
+    // `/usr/bin/old` is listed by SHA-1 only: a copy is not vouched for.
+    let by_sha1 = judge(&m, None, Some("/tmp/old"), &hashes(b"old tool"), false);
+    assert_eq!(by_sha1.verdict, Verdict::UnknownBinary);
+}
+
+#[test]
+fn library_verdicts_keep_the_file_verdict_behind_library_drift() {
+    let ok = as_library(Verdict::Ok, "SHA-256 matches the SBOM");
+    assert_eq!((ok.verdict, ok.file_verdict), (Verdict::Ok, None));
+    assert_eq!(ok.reason, "SHA-256 matches the SBOM");
+    let drift = as_library(Verdict::UnknownBinary, "not in the image's SBOM");
+    assert_eq!((drift.verdict, drift.file_verdict), (Verdict::LibraryDrift, Some(Verdict::UnknownBinary)));
+    assert_eq!(drift.reason, "mapped as code: not in the image's SBOM");
 }

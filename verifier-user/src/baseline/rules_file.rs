@@ -15,7 +15,10 @@ use std::{
     sync::Mutex,
 };
 
-use super::source::SbomRule;
+use super::{
+    BaselineSource, ImageKeys,
+    rules::{SbomRule, first_match},
+};
 
 /// Parses rules text; `base` is the directory relative paths start from.
 pub fn parse(text: &str, base: &Path, name: &Path) -> Result<Vec<SbomRule>, String> {
@@ -90,6 +93,12 @@ impl RulesFile {
             }
         }
         st.rules.clone()
+    }
+}
+
+impl BaselineSource for RulesFile {
+    fn sbom_files(&self, keys: &ImageKeys<'_>) -> Vec<PathBuf> {
+        first_match(&self.rules(), keys).map(|r| vec![r.sbom.clone()]).unwrap_or_default()
     }
 }
 

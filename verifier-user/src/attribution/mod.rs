@@ -1,4 +1,5 @@
-//! Which container a process belongs to.
+//! Which container a process belongs to, and what its runtime says about
+//! it (image, rootfs, pod): the answer travels with the record.
 //!
 //! The kernel gives the agent a cgroup id, a mount namespace and a pid; the
 //! cgroup *path* is what names the container, because every runtime puts
@@ -9,8 +10,10 @@
 //! for an event (procfs first, the cgroup2 filesystem when the process is
 //! already gone) and caches the answer by cgroup id.
 
+pub mod containerd;
 pub mod path;
 pub mod resolver;
+pub mod runtime;
 
 use serde::Serialize;
 

@@ -1,0 +1,106 @@
+//! The response stage: what the agent does once it knows what a record
+//! means.
+//!
+//! Every outcome (an exec or a library mapping with its verification, a
+//! write to a verified file) comes here with the attribution it was given
+//! when its record arrived, and is reported: one stdout record and, for
+//! drift, one alert finding. Reporting is the only response today; this is
+//! the one place where enforcement (kill on exec, BPF LSM deny) will plug
+//! in, as another response chosen at start-up, without touching how
+//! records are received or verified.
+
+use std::io::Write;
+
+use crate::{
+    alert::finding::Subject,
+    attribution::Attribution,
+    output::{self, ExecJson, verification::VerificationJson},
+};
+
+use super::{
+    State,
+    drift::{self, Verified, Written},
+    findings, now_mono_ns, write_line,
+};
+
+/// Which record an exec-shaped outcome came from: the verification engine
+/// takes both as the same kind of job, but they are reported as what they
+/// were.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    Exec,
+    Library,
+}
+
+/// Something the agent decided, ready to be acted on.
+pub(crate) enum Outcome {
+    /// An exec or a library mapping with what verification said (nothing,
+    /// when verification is off or the process is not a container's).
+    Checked { origin: Origin, verified: Verified, attribution: Attribution },
+    /// A file the image shipped was opened for writing in its container.
+    Written { written: Written, attribution: Attribution },
+}
+
+/// Acts on an outcome: reports it.
+pub(crate) fn respond(state: &mut State, out: &mut impl Write, outcome: Outcome) -> anyhow::Result<()> {
+    match outcome {
+        Outcome::Checked { origin, verified, attribution } => {
+            report_checked(state, out, origin, &verified, &attribution)
+        }
+        Outcome::Written { written, attribution } => report_written(state, out, &written, &attribution),
+    }
+}
+
+/// An exec (or mapping) record on stdout, with its verification and how
+/// long that took; drift becomes an alert.
+fn report_checked(
+    state: &mut State,
+    out: &mut impl Write,
+    origin: Origin,
+    v: &Verified,
+    attribution: &Attribution,
+) -> anyhow::Result<()> {
+    let mut record = ExecJson::new(&v.event, &state.node, attribution);
+    record.verification = match (&v.decision, &v.skipped) {
+        (Some(d), _) => Some(VerificationJson::from_decision(d)),
+        (None, Some(why)) => Some(VerificationJson::skipped(why)),
+        (None, None) => None,
+    };
+    if origin == Origin::Library {
+        record.schema = output::SCHEMA_LIBRARY;
+        record.kind = "library";
+        if let Some(j) = record.verification.as_mut() {
+            j.as_library();
+        }
+    }
+    if let Some(j) = record.verification.as_mut() {
+        let now = state.clock.unix_ns(0) + now_mono_ns();
+        j.latency_us = u64::try_from((now - v.event.unix_ns) / 1000).ok();
+    }
+    write_line(out, &record)?;
+    state.user.printed += 1;
+    let subject = match origin {
+        Origin::Exec => Subject::Exec,
+        Origin::Library => Subject::Library,
+    };
+    if let Some(a) = state.alerts.as_mut()
+        && let Some(f) = findings::of_verified(subject, v, attribution, &state.node)
+    {
+        a.submit(&f, out)?;
+    }
+    Ok(())
+}
+
+/// `image-file-written`: a record on stdout and an alert.
+fn report_written(
+    state: &mut State,
+    out: &mut impl Write,
+    written: &Written,
+    attribution: &Attribution,
+) -> anyhow::Result<()> {
+    write_line(out, &drift::WrittenJson::new(written, &state.node, attribution))?;
+    if let Some(a) = state.alerts.as_mut() {
+        a.submit(&findings::of_written(written, attribution, &state.node), out)?;
+    }
+    Ok(())
+}

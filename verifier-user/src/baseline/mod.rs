@@ -1,0 +1,67 @@
+//! Where an image's baseline comes from: the SBOM files that describe it,
+//! and one parsed manifest per set of files.
+//!
+//! A [`BaselineSource`] answers "which SBOM files describe this image?"
+//! from what is known of the container ([`ImageKeys`]). The sources are
+//! asked in order and the first answer wins:
+//!
+//! - [`rules::Rules`]: `--sbom PATTERN=FILE` given on the command line;
+//! - [`rules_file::RulesFile`]: `--sbom-rules FILE`, re-read when it
+//!   changes (a mounted ConfigMap);
+//! - [`store::Store`]: `--sbom-store DIR`, keyed by image digest.
+//!
+//! A registry of signed attestations is one more implementation of the
+//! same trait. [`cache::ManifestCache`] parses a set of files once, shares
+//! the manifest by every container of the image, and parses it again when
+//! a file changes.
+//!
+//! This layer knows SBOM files and manifests only: the container's runtime
+//! state is `attribution`'s, the verdicts are `verify`'s.
+
+pub mod cache;
+pub mod rules;
+pub mod rules_file;
+pub mod store;
+
+use std::path::PathBuf;
+
+/// What identifies a container's image, as far as it is known.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ImageKeys<'a> {
+    pub image_name: Option<&'a str>,
+    pub image_digest: Option<&'a str>,
+    pub container_id: &'a str,
+    pub container_name: Option<&'a str>,
+}
+
+impl<'a> ImageKeys<'a> {
+    /// Every key a rule pattern is matched against, most specific last.
+    pub fn all(&self) -> impl Iterator<Item = &'a str> {
+        [self.image_name, self.image_digest, Some(self.container_id), self.container_name]
+            .into_iter()
+            .flatten()
+    }
+}
+
+/// One way of finding the SBOM files of an image.
+pub trait BaselineSource: Send + Sync {
+    /// The SBOM files for `keys`, or none when this source has no answer.
+    fn sbom_files(&self, keys: &ImageKeys<'_>) -> Vec<PathBuf>;
+}
+
+/// The sources in order of precedence: the first non-empty answer wins.
+#[derive(Default)]
+pub struct Baselines {
+    sources: Vec<Box<dyn BaselineSource>>,
+}
+
+impl Baselines {
+    pub fn new(sources: Vec<Box<dyn BaselineSource>>) -> Self {
+        Self { sources }
+    }
+
+    /// The SBOM files of the first source that knows the image.
+    pub fn sbom_files(&self, keys: &ImageKeys<'_>) -> Vec<PathBuf> {
+        self.sources.iter().map(|s| s.sbom_files(keys)).find(|f| !f.is_empty()).unwrap_or_default()
+    }
+}
