@@ -53,6 +53,7 @@ pub mod check;
 pub mod digest;
 mod dpkg;
 mod error;
+pub mod fsroot;
 pub mod generate;
 pub mod hash;
 mod json;
@@ -63,6 +64,7 @@ mod sink;
 mod tagvalue;
 mod text;
 pub mod time;
+pub mod walk;
 
 use std::fs::File;
 use std::io::{BufReader, Read};
