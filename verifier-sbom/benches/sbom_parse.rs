@@ -299,11 +299,18 @@ fn main() {
         return;
     }
     let n: usize = std::env::var("SBOM_BENCH_FILES").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let spdx = dir.path().join("bench.spdx.json");
-    let cdx = dir.path().join("bench.cdx.json");
-    write_spdx(&spdx, n).expect("write SPDX");
-    write_cdx(&cdx, n).expect("write CycloneDX");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    // `SBOM_BENCH_DIR` keeps the generated files there (reused when present)
+    // for profiling one parse: `sbom_parse --child stream <file>`.
+    let dir = std::env::var_os("SBOM_BENCH_DIR").map_or_else(|| tmp.path().to_owned(), Into::into);
+    let spdx = dir.join(format!("bench-{n}.spdx.json"));
+    let cdx = dir.join(format!("bench-{n}.cdx.json"));
+    if !spdx.exists() {
+        write_spdx(&spdx, n).expect("write SPDX");
+    }
+    if !cdx.exists() {
+        write_cdx(&cdx, n).expect("write CycloneDX");
+    }
     // For profiling: only the manifest parse, repeated (`perf record`).
     if let Ok(which) = std::env::var("SBOM_BENCH_PROFILE") {
         let file = if which == "cdx" { &cdx } else { &spdx };
