@@ -679,44 +679,43 @@ impl Manifest {
         symlink: bool,
     ) -> Result<(usize, bool), AddError> {
         let h = self.hasher.hash_one(path);
-        let found = {
-            let (bytes, ends) = (&self.path_bytes, &self.path_ends);
-            self.index
-                .find(h, |&i| {
-                    let i = i as usize;
-                    let start = if i == 0 { 0 } else { ends[i - 1] as usize };
-                    &bytes[start..ends[i] as usize] == path
-                })
-                .copied()
+        let (bytes, ends, hasher) = (&self.path_bytes, &self.path_ends, &self.hasher);
+        let span = |i: usize| {
+            let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+            &bytes[start..ends[i] as usize]
         };
-        if let Some(i) = found {
-            let e = &mut self.entries[i as usize];
-            let conflict = e.absorb(packed);
-            if symlink {
-                e.add_flags(FLAG_SYMLINK);
+        // One probe finds the path or the slot for it.
+        let entry =
+            self.index.entry(h, |&i| span(i as usize) == path, |&j| hasher.hash_one(span(j as usize)));
+        let slot = match entry {
+            hashbrown::hash_table::Entry::Occupied(o) => {
+                let e = &mut self.entries[*o.get() as usize];
+                let conflict = e.absorb(packed);
+                if symlink {
+                    e.add_flags(FLAG_SYMLINK);
+                }
+                if e.package_raw() == NO_PACKAGE {
+                    e.set_package_raw(package.unwrap_or(NO_PACKAGE));
+                }
+                return Ok((*o.get() as usize, conflict));
             }
-            if e.package_raw() == NO_PACKAGE {
-                e.set_package_raw(package.unwrap_or(NO_PACKAGE));
-            }
-            return Ok((i as usize, conflict));
-        }
+            hashbrown::hash_table::Entry::Vacant(v) => v,
+        };
         let end = self.path_bytes.len() + path.len();
         let (Ok(end), Ok(i)) = (u32::try_from(end), u32::try_from(self.entries.len())) else {
             return Err(AddError::TooLarge);
         };
+        slot.insert(i);
+        grow(&mut self.path_bytes, path.len(), 1);
         self.path_bytes.push_str(path);
+        grow(&mut self.path_ends, 1, size_of::<u32>());
         self.path_ends.push(end);
+        grow(&mut self.entries, 1, size_of::<FileEntry>());
         self.entries.push(FileEntry::new(
             packed,
             package.unwrap_or(NO_PACKAGE),
             if symlink { FLAG_SYMLINK } else { 0 },
         ));
-        let (bytes, ends, hasher) = (&self.path_bytes, &self.path_ends, &self.hasher);
-        self.index.insert_unique(h, i, |&j| {
-            let j = j as usize;
-            let start = if j == 0 { 0 } else { ends[j - 1] as usize };
-            hasher.hash_one(&bytes[start..ends[j] as usize])
-        });
         Ok((i as usize, false))
     }
 
@@ -836,6 +835,50 @@ impl Manifest {
             let start = if j == 0 { 0 } else { ends[j - 1] as usize };
             hasher.hash_one(&bytes[start..ends[j] as usize])
         });
+    }
+}
+
+/// Makes room for `more` items. Past a few MiB an arena grows by a quarter
+/// rather than doubling: a doubled 10 MiB path arena leaves up to 10 MiB
+/// unused while loading (the allocation is then a mapping of its own that
+/// grows in place). Below that, doubling: each step of a smaller one leaves
+/// a hole in the heap.
+fn grow<T: Growable>(v: &mut T, more: usize, item: usize) {
+    let (len, cap) = (v.len(), v.capacity());
+    if cap - len < more {
+        let step = if len * item >= 4 << 20 { len / 4 } else { len };
+        v.reserve_exact(more.max(step).max(1024));
+    }
+}
+
+/// What [`grow`] needs of a `Vec` or a `String`.
+trait Growable {
+    fn len(&self) -> usize;
+    fn capacity(&self) -> usize;
+    fn reserve_exact(&mut self, n: usize);
+}
+
+impl<T> Growable for Vec<T> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn capacity(&self) -> usize {
+        Vec::capacity(self)
+    }
+    fn reserve_exact(&mut self, n: usize) {
+        Vec::reserve_exact(self, n);
+    }
+}
+
+impl Growable for String {
+    fn len(&self) -> usize {
+        String::len(self)
+    }
+    fn capacity(&self) -> usize {
+        String::capacity(self)
+    }
+    fn reserve_exact(&mut self, n: usize) {
+        String::reserve_exact(self, n);
     }
 }
 

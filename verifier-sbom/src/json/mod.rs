@@ -19,7 +19,9 @@
 
 mod cdx;
 mod chunked;
+mod cursor;
 pub(crate) mod de;
+pub(crate) mod fast;
 mod spdx2;
 mod spdx3;
 mod syft;
