@@ -48,8 +48,10 @@
 //! truncation, nesting beyond 128 levels, non-UTF-8 text, absurd lengths)
 //! is an [`SbomError`] naming the file, the line/column and the JSON path.
 
+pub mod alloc;
 mod apk;
 pub mod check;
+mod de;
 pub mod digest;
 mod dpkg;
 mod error;

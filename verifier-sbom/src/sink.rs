@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use super::LoadOptions;
-use super::json::de::{Alg, Hex, decode_hex};
-use super::json::fast::DigestText;
+use super::de::DigestText;
+use super::de::{Alg, Hex, decode_hex};
 use super::model::{AddError, DigestBuf, HashAlg, Manifest, SbomFormat, SbomSource};
 use super::path::{PrefixGuess, detect_root_prefix, normalize_into, normalize_path};
 
@@ -113,7 +113,7 @@ impl Sink {
         }
     }
 
-    /// Adds a digest read by the JSON readers (see `json::de`).
+    /// Adds a digest read by the JSON readers (see `de`).
     pub fn push_decoded(&mut self, buf: &mut DigestBuf, alg: &Alg, value: &Hex, file_hint: &str) {
         let alg = match alg {
             Alg::Known(a) => *a,

@@ -18,17 +18,10 @@ use super::super::model::PackageRef;
 use super::super::sink::MAX_PATH;
 use super::cursor::{Bail, Cursor, Res};
 use super::{Ctx, Key, MAX_FIELD, spdx2};
+use crate::de::DigestText;
 
 /// Most digests (or `:path` properties) one element may carry here.
 const MAX_ITEMS: usize = 8;
-
-/// A digest as written: algorithm name and hex text, `None` for `null` or
-/// missing.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct DigestText<'a> {
-    pub alg: Option<&'a str>,
-    pub hex: Option<&'a str>,
-}
 
 /// Up to [`MAX_ITEMS`] small things, on the stack.
 struct Few<T> {

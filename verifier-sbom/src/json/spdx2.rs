@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use super::super::links::{is_image_purl, note_image};
 use super::super::model::PackageRef;
-use super::de::{Alg, Hex, nullable};
 use super::{Ctx, Fail, check_len, syft};
+use crate::de::{Alg, Hex, nullable};
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
