@@ -53,6 +53,7 @@ mod dpkg;
 mod error;
 pub mod generate;
 pub mod hash;
+pub mod inspect;
 mod json;
 mod links;
 mod model;
