@@ -100,7 +100,7 @@ impl fmt::Debug for Hex {
 
 impl Hex {
     /// The bytes, or the (truncated) text that was not valid hex.
-    pub fn value(&self) -> Result<&[u8], &str> {
+    pub(crate) fn value(&self) -> Result<&[u8], &str> {
         match &self.bad {
             None => Ok(&self.bytes[..self.len as usize]),
             Some(s) => Err(s),

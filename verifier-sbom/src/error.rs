@@ -94,9 +94,10 @@ impl SbomError {
 
 /// Hints shared by the readers.
 pub(crate) mod hint {
-    pub const REGENERATE: &str = "regenerate the SBOM, or report the tool that wrote it";
-    pub const NESTING: &str = "no real SBOM nests this deep; regenerate it";
-    pub const DUPLICATE: &str = "a key may appear once per object; regenerate the SBOM";
-    pub const UTF8: &str = "SBOM text must be UTF-8; regenerate it with a tool that escapes file names";
-    pub const TOO_LONG: &str = "no real path or digest is this long; regenerate the SBOM";
+    pub(crate) const REGENERATE: &str = "regenerate the SBOM, or report the tool that wrote it";
+    pub(crate) const NESTING: &str = "no real SBOM nests this deep; regenerate it";
+    pub(crate) const DUPLICATE: &str = "a key may appear once per object; regenerate the SBOM";
+    pub(crate) const UTF8: &str =
+        "SBOM text must be UTF-8; regenerate it with a tool that escapes file names";
+    pub(crate) const TOO_LONG: &str = "no real path or digest is this long; regenerate the SBOM";
 }

@@ -1,3 +1,4 @@
+#![warn(unreachable_pub)]
 //! SBOMs, from reading to judging: readers, the manifest model, `sbom
 //! generate`, the hash engine, the one digest comparison ([`digest`]) and
 //! the offline `check`.

@@ -28,25 +28,25 @@ impl Links {
         self.hasher.hash_one(id)
     }
 
-    pub fn file(&mut self, id: &str, index: usize) {
+    pub(crate) fn file(&mut self, id: &str, index: usize) {
         let k = self.key(id);
         self.files.entry(k).or_insert(index as u32);
     }
 
-    pub fn package(&mut self, id: &str, index: u32) {
+    pub(crate) fn package(&mut self, id: &str, index: u32) {
         let k = self.key(id);
         self.packages.entry(k).or_insert(index);
     }
 
     /// `package` contains `file` (either may turn out not to exist, or not to
     /// be a package / file: such links are ignored).
-    pub fn contains(&mut self, package: &str, file: &str) {
+    pub(crate) fn contains(&mut self, package: &str, file: &str) {
         let link = (self.key(package), self.key(file));
         self.contains.push(link);
     }
 
     /// Gives each file the first package that contains it.
-    pub fn apply(&self, m: &mut Manifest) {
+    pub(crate) fn apply(&self, m: &mut Manifest) {
         for (p, f) in &self.contains {
             if let (Some(&pi), Some(&fi)) = (self.packages.get(p), self.files.get(f)) {
                 m.set_package_if_none(fi as usize, pi);

@@ -71,7 +71,7 @@ pub(crate) struct Sink {
 }
 
 impl Sink {
-    pub fn new(format: SbomFormat, file: &str) -> Sink {
+    pub(crate) fn new(format: SbomFormat, file: &str) -> Sink {
         Sink {
             m: Manifest::new(SbomSource::new(format)),
             file: file.to_owned(),
@@ -86,7 +86,7 @@ impl Sink {
 
     /// Adds a digest given as an algorithm name and hex; drops (and counts)
     /// unknown algorithms, malformed hex and all-zero placeholders.
-    pub fn push_hex(&mut self, buf: &mut DigestBuf, alg_name: &str, hex_value: &str, file_hint: &str) {
+    pub(crate) fn push_hex(&mut self, buf: &mut DigestBuf, alg_name: &str, hex_value: &str, file_hint: &str) {
         let Some(alg) = HashAlg::parse(alg_name) else {
             self.unknown_alg_seen(alg_name);
             return;
@@ -103,7 +103,7 @@ impl Sink {
     }
 
     /// Adds raw digest bytes of the right length, unless all zero.
-    pub fn push_raw(&mut self, buf: &mut DigestBuf, alg: HashAlg, raw: &[u8], file_hint: &str) {
+    pub(crate) fn push_raw(&mut self, buf: &mut DigestBuf, alg: HashAlg, raw: &[u8], file_hint: &str) {
         if raw.len() != alg.digest_len() {
             self.bad_digest.add(|| format!("{file_hint} ({alg}, {} bytes)", raw.len()));
         } else if raw.iter().all(|&b| b == 0) {
@@ -114,7 +114,7 @@ impl Sink {
     }
 
     /// Adds a digest read by the JSON readers (see `de`).
-    pub fn push_decoded(&mut self, buf: &mut DigestBuf, alg: &Alg, value: &Hex, file_hint: &str) {
+    pub(crate) fn push_decoded(&mut self, buf: &mut DigestBuf, alg: &Alg, value: &Hex, file_hint: &str) {
         let alg = match alg {
             Alg::Known(a) => *a,
             Alg::Unknown(name) => return self.unknown_alg_seen(name),
@@ -130,7 +130,7 @@ impl Sink {
     /// hex text, `None` for `null` or missing): the same checks, counts and
     /// messages as [`Sink::push_decoded`], with the hex decoded only for an
     /// algorithm that is kept, straight into `buf`.
-    pub fn push_text(&mut self, buf: &mut DigestBuf, d: DigestText<'_>, file_hint: &str) {
+    pub(crate) fn push_text(&mut self, buf: &mut DigestBuf, d: DigestText<'_>, file_hint: &str) {
         let Some(name) = d.alg else {
             return self.unknown_alg_seen("(none)");
         };
@@ -154,7 +154,7 @@ impl Sink {
         self.push_raw(buf, alg, &raw[..n], file_hint);
     }
 
-    pub fn unknown_alg_seen(&mut self, alg_name: &str) {
+    pub(crate) fn unknown_alg_seen(&mut self, alg_name: &str) {
         if let Some(n) = self.unknown_alg.get_mut(alg_name) {
             *n += 1;
         } else if self.unknown_alg.len() < 32 {
@@ -164,13 +164,13 @@ impl Sink {
     }
 
     /// Counts a digest that could not be used for a reader-specific reason.
-    pub fn bad_digest(&mut self, example: impl FnOnce() -> String) {
+    pub(crate) fn bad_digest(&mut self, example: impl FnOnce() -> String) {
         self.bad_digest.add(example);
     }
 
     /// Adds a file. `Ok(None)` when the path is empty after normalization
     /// (counted, warned at the end).
-    pub fn add_file(
+    pub(crate) fn add_file(
         &mut self,
         raw_path: &str,
         digests: &DigestBuf,
@@ -197,7 +197,7 @@ impl Sink {
     }
 
     /// Strips the root prefix, turns counts into warnings, frees spare room.
-    pub fn finish(mut self, opts: &LoadOptions) -> Manifest {
+    pub(crate) fn finish(mut self, opts: &LoadOptions) -> Manifest {
         let m = &mut self.m;
         match opts.root_prefix.as_deref().map(normalize_path) {
             Some(Some(prefix)) => {

@@ -17,12 +17,12 @@ pub(crate) struct LineReader<R> {
 }
 
 impl<R: BufRead> LineReader<R> {
-    pub fn new(r: R, file: &str) -> LineReader<R> {
+    pub(crate) fn new(r: R, file: &str) -> LineReader<R> {
         LineReader { r, buf: Vec::new(), line: 0, file: file.to_owned() }
     }
 
     /// An error at the current line.
-    pub fn malformed(&self, message: impl Into<String>, hint: &'static str) -> SbomError {
+    pub(crate) fn malformed(&self, message: impl Into<String>, hint: &'static str) -> SbomError {
         SbomError::Malformed {
             file: self.file.clone(),
             at: Location::line(self.line),
@@ -32,7 +32,7 @@ impl<R: BufRead> LineReader<R> {
     }
 
     /// The next line without its end-of-line, `None` at the end.
-    pub fn next_line(&mut self) -> Result<Option<&str>, SbomError> {
+    pub(crate) fn next_line(&mut self) -> Result<Option<&str>, SbomError> {
         self.buf.clear();
         let n = (&mut self.r)
             .take(MAX_LINE as u64 + 1)

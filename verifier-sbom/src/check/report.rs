@@ -16,7 +16,7 @@ fn short(d: Option<&str>) -> String {
     }
 }
 
-pub fn table(r: &Report, out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn table(r: &Report, out: &mut dyn Write) -> io::Result<()> {
     for w in &r.warnings {
         writeln!(out, "warning: {w}")?;
     }

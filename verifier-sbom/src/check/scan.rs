@@ -50,7 +50,7 @@ struct Pending {
 }
 
 /// Paths that look like executables or libraries even without a mode.
-pub fn looks_executable(path: &str) -> bool {
+pub(super) fn looks_executable(path: &str) -> bool {
     let mut parts = path.rsplit('/');
     let name = parts.next().unwrap_or("");
     is_library_name(name) || parts.any(|d| matches!(d, "bin" | "sbin" | "libexec"))
@@ -129,7 +129,7 @@ fn finding(kind: Kind, path: &str, entry: Option<&FileEntry>, manifest: &Manifes
     }
 }
 
-pub fn run(
+pub(super) fn run(
     root: &Path,
     manifest: &Manifest,
     threads: Option<usize>,

@@ -36,7 +36,7 @@ pub(crate) struct Conffile {
 
 impl Stanza {
     /// Conffiles the package still ships.
-    pub fn shipped(&self) -> impl Iterator<Item = &Conffile> {
+    pub(super) fn shipped(&self) -> impl Iterator<Item = &Conffile> {
         self.conffiles.iter().filter(|c| !c.obsolete)
     }
 }

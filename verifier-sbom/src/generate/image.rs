@@ -23,26 +23,26 @@ use super::{GenerateError, Subject};
 const MAX_JSON: u64 = 64 << 20;
 
 /// True when `dir` is an OCI layout or an unpacked docker archive.
-pub fn is_image_dir(dir: &Path) -> bool {
+pub(super) fn is_image_dir(dir: &Path) -> bool {
     dir.join("index.json").is_file()
         || dir.join("oci-layout").is_file()
         || dir.join("manifest.json").is_file()
 }
 
 /// Where blobs are read from.
-pub enum Store {
+pub(super) enum Store {
     Dir(PathBuf),
     Tar { file: PathBuf, members: HashMap<String, Member> },
 }
 
 #[derive(Debug, Clone)]
-pub enum Member {
+pub(super) enum Member {
     File { offset: u64, size: u64 },
     Link(String),
 }
 
 impl Store {
-    pub fn open(input: &Path) -> Result<Self, GenerateError> {
+    pub(super) fn open(input: &Path) -> Result<Self, GenerateError> {
         if input.is_dir() {
             return Ok(Self::Dir(input.to_owned()));
         }
@@ -77,7 +77,7 @@ impl Store {
     }
 
     /// How a member is named in messages.
-    pub fn describe(&self, name: &str) -> String {
+    pub(super) fn describe(&self, name: &str) -> String {
         match self {
             Self::Dir(dir) => dir.join(name).display().to_string(),
             Self::Tar { file, .. } => format!("{name} in {}", file.display()),
@@ -85,7 +85,7 @@ impl Store {
     }
 
     /// Opens a member (`blobs/sha256/<hex>`, `<id>/layer.tar`, ...).
-    pub fn open_blob(&self, name: &str) -> Result<Box<dyn Read + Send>, GenerateError> {
+    pub(super) fn open_blob(&self, name: &str) -> Result<Box<dyn Read + Send>, GenerateError> {
         let missing = || {
             GenerateError::Image(format!(
                 "{} is missing; the image is incomplete, re-save it",
@@ -181,7 +181,7 @@ fn join_rel(member: &str, target: &str) -> String {
 
 /// A layer to apply, in order.
 #[derive(Debug, Clone)]
-pub struct LayerRef {
+pub(super) struct LayerRef {
     /// Member name in the store.
     pub path: String,
     /// `sha256:<hex>` of the bytes as stored (checked while streaming).
@@ -191,7 +191,7 @@ pub struct LayerRef {
     pub size: u64,
 }
 
-pub struct Plan {
+pub(super) struct Plan {
     pub subject: Subject,
     pub layers: Vec<LayerRef>,
 }
@@ -270,7 +270,7 @@ struct Config {
 }
 
 /// Works out which manifest and layers to read.
-pub fn plan(store: &Store, platform: Option<&str>) -> Result<Plan, GenerateError> {
+pub(super) fn plan(store: &Store, platform: Option<&str>) -> Result<Plan, GenerateError> {
     if store.has("index.json") {
         plan_oci(store, platform)
     } else if store.has("manifest.json") {

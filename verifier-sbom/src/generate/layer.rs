@@ -27,7 +27,7 @@ use crate::hash::{Algs, HashPool, JobId, Source};
 /// ones are hashed on the reading thread.
 const MAX_BUFFERED: u64 = 64 << 20;
 
-pub struct LayerCtx<'a> {
+pub(super) struct LayerCtx<'a> {
     pub index: usize,
     pub total: usize,
     pub name: &'a str,
@@ -89,7 +89,7 @@ fn read_layer<R: io::BufRead>(
 }
 
 /// Applies one layer read from `raw` (as stored) to `tree`.
-pub fn apply<R: Read>(
+pub(super) fn apply<R: Read>(
     tree: &mut Tree,
     pool: &mut HashPool,
     captures: &mut HashMap<JobId, Vec<u8>>,

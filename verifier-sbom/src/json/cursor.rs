@@ -33,18 +33,18 @@ pub(crate) struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    pub fn new(b: &'a [u8]) -> Cursor<'a> {
+    pub(super) fn new(b: &'a [u8]) -> Cursor<'a> {
         Cursor { b, i: 0 }
     }
 
     /// Bytes read so far.
-    pub fn pos(&self) -> usize {
+    pub(super) fn pos(&self) -> usize {
         self.i
     }
 
     /// The next byte that is not JSON whitespace, not consumed.
     #[inline]
-    pub fn peek(&mut self) -> Res<u8> {
+    pub(super) fn peek(&mut self) -> Res<u8> {
         while let Some(&c) = self.b.get(self.i) {
             if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
                 return Ok(c);
@@ -56,7 +56,7 @@ impl<'a> Cursor<'a> {
 
     /// Consumes `c` (after whitespace), or falls back.
     #[inline]
-    pub fn eat(&mut self, c: u8) -> Res<()> {
+    pub(super) fn eat(&mut self, c: u8) -> Res<()> {
         if self.peek()? != c {
             return Err(Bail::Fallback);
         }
@@ -66,7 +66,7 @@ impl<'a> Cursor<'a> {
 
     /// Consumes `c` if it is next; false if something else is.
     #[inline]
-    pub fn eat_if(&mut self, c: u8) -> Res<bool> {
+    pub(super) fn eat_if(&mut self, c: u8) -> Res<bool> {
         let hit = self.peek()? == c;
         self.i += usize::from(hit);
         Ok(hit)
@@ -94,13 +94,13 @@ impl<'a> Cursor<'a> {
 
     /// A string with no escape, valid UTF-8.
     #[inline]
-    pub fn str(&mut self) -> Res<&'a str> {
+    pub(super) fn str(&mut self) -> Res<&'a str> {
         std::str::from_utf8(self.plain_bytes()?).map_err(|_| Bail::Fallback)
     }
 
     /// A string or `null`.
     #[inline]
-    pub fn opt_str(&mut self) -> Res<Option<&'a str>> {
+    pub(super) fn opt_str(&mut self) -> Res<Option<&'a str>> {
         if self.peek()? == b'n' {
             self.literal(b"null")?;
             return Ok(None);
@@ -110,7 +110,7 @@ impl<'a> Cursor<'a> {
 
     /// An object key (plain ASCII, no escape) and its `:`.
     #[inline]
-    pub fn key(&mut self) -> Res<&'a [u8]> {
+    pub(super) fn key(&mut self) -> Res<&'a [u8]> {
         let k = self.plain_bytes()?;
         if !k.is_ascii() {
             return Err(Bail::Fallback);
@@ -121,13 +121,13 @@ impl<'a> Cursor<'a> {
 
     /// After `{`: true when the object has a first key (false for `{}`).
     #[inline]
-    pub fn object_first(&mut self) -> Res<bool> {
+    pub(super) fn object_first(&mut self) -> Res<bool> {
         Ok(!self.eat_if(b'}')?)
     }
 
     /// After a member: true when another follows (`,`), false at `}`.
     #[inline]
-    pub fn object_next(&mut self) -> Res<bool> {
+    pub(super) fn object_next(&mut self) -> Res<bool> {
         match self.peek()? {
             b',' => {
                 self.i += 1;
@@ -143,13 +143,13 @@ impl<'a> Cursor<'a> {
 
     /// After `[`: true when the list has a first element.
     #[inline]
-    pub fn list_first(&mut self) -> Res<bool> {
+    pub(super) fn list_first(&mut self) -> Res<bool> {
         Ok(!self.eat_if(b']')?)
     }
 
     /// After an element: true when another follows.
     #[inline]
-    pub fn list_next(&mut self) -> Res<bool> {
+    pub(super) fn list_next(&mut self) -> Res<bool> {
         match self.peek()? {
             b',' => {
                 self.i += 1;
@@ -165,7 +165,7 @@ impl<'a> Cursor<'a> {
 
     /// `null` (true) or the `[` of a list (false); anything else falls back.
     #[inline]
-    pub fn null_or_list(&mut self) -> Res<bool> {
+    pub(super) fn null_or_list(&mut self) -> Res<bool> {
         match self.peek()? {
             b'n' => {
                 self.literal(b"null")?;
@@ -278,7 +278,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Any value, checked and dropped.
-    pub fn skip(&mut self) -> Res<()> {
+    pub(super) fn skip(&mut self) -> Res<()> {
         // One bit per open bracket, innermost highest: 1 for an object.
         let mut objects: u128 = 0;
         let mut depth: u32 = 0;

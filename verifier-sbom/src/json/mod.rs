@@ -210,7 +210,7 @@ pub(crate) struct Each<'c, T, F> {
 }
 
 impl<'c, T, F> Each<'c, T, F> {
-    pub fn new(ctx: &'c mut Ctx, what: &'static str, f: F) -> Self {
+    pub(crate) fn new(ctx: &'c mut Ctx, what: &'static str, f: F) -> Self {
         Each { ctx, f, what, _t: PhantomData }
     }
 }

@@ -38,7 +38,7 @@ pub(crate) struct Descriptor {
 }
 
 impl Descriptor {
-    pub fn is_syft(&self) -> bool {
+    pub(super) fn is_syft(&self) -> bool {
         self.name.as_deref() == Some("syft") || self.url.as_deref().is_some_and(|u| u.contains("syft"))
     }
 }

@@ -219,17 +219,17 @@ impl<'a> Iterator for Digests<'a> {
 
 /// A reusable buffer of digests for one file, filled by a reader.
 #[derive(Debug, Default)]
-pub struct DigestBuf {
+pub(crate) struct DigestBuf {
     pub(super) packed: Vec<u8>,
 }
 
 impl DigestBuf {
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.packed.clear();
     }
 
     /// Adds a digest; the caller has checked `value.len() == alg.digest_len()`.
-    pub fn push(&mut self, alg: HashAlg, value: &[u8]) {
+    pub(crate) fn push(&mut self, alg: HashAlg, value: &[u8]) {
         push_packed(&mut self.packed, alg, value);
     }
 }

@@ -28,8 +28,9 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 
 pub use alg::{Digest, DigestRef, HashAlg, Strength};
+pub(crate) use entry::DigestBuf;
 pub(crate) use entry::push_packed;
-pub use entry::{DigestBuf, Digests, FileEntry, PackageRef};
+pub use entry::{Digests, FileEntry, PackageRef};
 use entry::{FLAG_CONFLICT, FLAG_SYMLINK, NO_PACKAGE};
 pub(crate) use source::describe_source;
 pub use source::{Envelope, SbomFormat, SbomSource};
