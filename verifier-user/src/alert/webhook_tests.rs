@@ -110,7 +110,7 @@ fn config(port: u16) -> WebhookConfig {
     c
 }
 
-fn run<F: std::future::Future>(f: F) -> F::Output {
+fn run<F: Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
 }
 
