@@ -7,16 +7,15 @@
 //! Each worker owns one 128 KiB buffer (large enough to amortise the
 //! syscall, small enough to stay in L2 while several digests read it) and
 //! no allocation happens per block. Jobs are either a path beneath a root
-//! (rootfs input: opened with `openat2(RESOLVE_IN_ROOT)` and `O_NOFOLLOW`,
-//! so a file or directory swapped for a symlink after the walk can never
-//! lead outside the rootfs) or bytes already read from a layer tar; bytes in
+//! (rootfs input: opened through [`RootDir`], so a file or directory
+//! swapped for a symlink after the walk can never lead outside the rootfs) or bytes already read from a layer tar; bytes in
 //! flight are bounded by a budget so a layer full of large files cannot
 //! exhaust memory.
 
 use std::{
     fs::File,
     io::{self, Read},
-    os::unix::fs::OpenOptionsExt as _,
+    os::unix::{ffi::OsStrExt as _, fs::OpenOptionsExt as _},
     path::{Path, PathBuf},
     sync::{Arc, Condvar, Mutex, mpsc},
     thread,
@@ -24,7 +23,7 @@ use std::{
 
 use sha1::Digest as _;
 
-use crate::HashAlg;
+use crate::{HashAlg, fsroot::RootDir};
 
 /// Which digests to compute for a file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -189,47 +188,16 @@ pub enum Source {
     Path(PathBuf),
     /// A path inside a root directory, opened so that no component (even
     /// one swapped for a symlink after the walk) can lead outside it.
-    InRoot(Arc<Root>, PathBuf),
+    InRoot(Arc<RootDir>, PathBuf),
     Bytes(Vec<u8>),
 }
 
-/// An open root directory (a rootfs) that files are opened beneath.
-#[derive(Debug)]
-pub struct Root {
-    pub path: PathBuf,
-    fd: std::os::fd::OwnedFd,
-}
-
-impl Root {
-    pub fn open(path: &Path) -> io::Result<Self> {
-        let dir = File::options().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(path)?;
-        Ok(Self { path: path.to_owned(), fd: dir.into() })
-    }
-
-    /// Opens `rel` beneath the root with `openat2(RESOLVE_IN_ROOT |
-    /// RESOLVE_NO_MAGICLINKS)`: symlinks resolve as in a chroot and
-    /// `/proc` magic links are refused; the last component is not followed.
-    /// Kernels before 5.6 lack `openat2`: then a plain `O_NOFOLLOW` open.
-    pub fn open_file(&self, rel: &Path) -> io::Result<File> {
-        use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
-        let how = OpenHow::new()
-            .flags(OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        match openat2(&self.fd, rel, how) {
-            Ok(fd) => Ok(File::from(fd)),
-            Err(nix::errno::Errno::ENOSYS) => File::options()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-                .open(self.path.join(rel)),
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
-/// Hashes `rel` beneath `root` (see [`Root::open_file`]).
-pub fn hash_in_root(root: &Root, rel: &Path, algs: Algs, buf: &mut [u8]) -> Result<FileHashes, HashError> {
-    let path = root.path.join(rel);
-    let file = root.open_file(rel).map_err(|error| HashError::Open { path: path.clone(), error })?;
+/// Hashes `rel` beneath `root` (see [`RootDir::open_read`]).
+pub fn hash_in_root(root: &RootDir, rel: &Path, algs: Algs, buf: &mut [u8]) -> Result<FileHashes, HashError> {
+    let path = root.origin.join(rel);
+    let file = root
+        .open_read(rel.as_os_str().as_bytes())
+        .map_err(|error| HashError::Open { path: path.clone(), error })?;
     let meta = file.metadata().map_err(|error| HashError::Open { path: path.clone(), error })?;
     if !meta.is_file() {
         return Err(HashError::NotRegular { path });
@@ -437,21 +405,21 @@ mod tests {
     }
 
     #[test]
-    fn root_opens_never_leave_the_root() {
+    fn hashing_in_a_root_opens_beneath_it() {
         let tmp = tempfile::tempdir().expect("tempdir");
         std::fs::write(tmp.path().join("inside"), b"in").expect("write");
         std::os::unix::fs::symlink("/", tmp.path().join("up")).expect("symlink");
         std::os::unix::fs::symlink("/inside", tmp.path().join("link")).expect("symlink");
-        let root = Root::open(tmp.path()).expect("root");
+        let root = RootDir::open(tmp.path()).expect("root");
         let mut buf = vec![0u8; 64];
+        let hash = |rel: &str, buf: &mut [u8]| hash_in_root(&root, Path::new(rel), Algs::SHA256, buf);
+        assert_eq!(hash("up/inside", &mut buf).expect("inside").size, 2);
         // `/up/etc/passwd` is the root's own /etc/passwd, which does not exist.
-        assert!(root.open_file(Path::new("up/etc/passwd")).is_err());
-        assert_eq!(
-            hash_in_root(&root, Path::new("up/inside"), Algs::SHA256, &mut buf).expect("inside").size,
-            2
-        );
+        assert!(matches!(hash("up/etc/passwd", &mut buf), Err(HashError::Open { .. })));
         // The last component is never followed.
-        assert!(root.open_file(Path::new("link")).is_err());
+        assert!(matches!(hash("link", &mut buf), Err(HashError::Open { .. })));
+        assert!(matches!(hash("up", &mut buf), Err(HashError::Open { .. })));
+        assert!(matches!(hash(".", &mut buf), Err(HashError::NotRegular { .. })));
     }
 
     #[test]

@@ -24,7 +24,7 @@
 //! | Syft JSON | `json` | `files[].digests` |
 //! | in-toto / DSSE / Sigstore bundle | `json` | the predicate, read as one of the above |
 //! | apk `installed` | `apk` | `Z:Q1...` (base64 SHA-1) under `F:`/`R:` |
-//! | dpkg `*.md5sums` | `dpkg` | MD5 per line |
+//! | dpkg `*.md5sums` | `dpkg` | MD5 per line; a database directory adds the conffiles' MD5 from `status` / `status.d` |
 //!
 //! JSON is read *streaming*, in bounded memory: a small scanner walks the
 //! top-level object and cuts `files`, `packages`, `relationships`,
@@ -48,13 +48,17 @@
 //! truncation, nesting beyond 128 levels, non-UTF-8 text, absurd lengths)
 //! is an [`SbomError`] naming the file, the line/column and the JSON path.
 
+pub mod alloc;
 mod apk;
 pub mod check;
+mod de;
 pub mod digest;
 mod dpkg;
 mod error;
+pub mod fsroot;
 pub mod generate;
 pub mod hash;
+pub mod inspect;
 mod json;
 mod links;
 mod model;
@@ -63,6 +67,7 @@ mod sink;
 mod tagvalue;
 mod text;
 pub mod time;
+pub mod walk;
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -89,7 +94,8 @@ pub struct LoadOptions {
 
 /// Reads the SBOM at `path` (format auto-detected). A directory is read as
 /// a dpkg database directory: every `*.md5sums` in it (`/var/lib/dpkg/info`,
-/// distroless `/var/lib/dpkg/status.d`), merged.
+/// distroless `/var/lib/dpkg/status.d`), merged, with the conffiles its
+/// status file(s) record.
 pub fn load_path(path: &Path, opts: &LoadOptions) -> Result<Manifest, SbomError> {
     let name = path.display().to_string();
     let io_err = |source| SbomError::Io { file: name.clone(), source };

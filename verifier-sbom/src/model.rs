@@ -580,6 +580,24 @@ impl Manifest {
         self.find(path).map(|i| &self.entries[i])
     }
 
+    /// The entry for `path`, or, when the SBOM does not list it, for its
+    /// merged-/usr alias (`/usr/bin/ls` listed as `/bin/ls` by dpkg and
+    /// other pre-merge databases, or the other way round), with the path
+    /// the SBOM lists: the lookup for a path the kernel resolved (the
+    /// agent), where `/bin` has already become `/usr/bin`.
+    ///
+    /// The alias is a name rule: on an image that is *not* merged, `/bin/x`
+    /// and `/usr/bin/x` are different files, and a file found at one is
+    /// compared with the digests of the other (a match still proves the
+    /// bytes are ones the image shipped). `check`, which sees the whole
+    /// rootfs, does not need the rule: it matches listed paths through the
+    /// rootfs's own symlinks, which proves the merge and also covers other
+    /// symlinked directories (Wolfi's `/usr/lib64 -> lib`).
+    pub fn get_canonical(&self, path: &str) -> Option<(&str, &FileEntry)> {
+        let i = self.find(path).or_else(|| self.find(&super::path::usr_merge_alias(path)?))?;
+        Some((self.path_at(i), &self.entries[i]))
+    }
+
     /// Every file, in the order first seen.
     pub fn files(&self) -> impl Iterator<Item = (&str, &FileEntry)> + Clone {
         (0..self.entries.len()).map(|i| (self.path_at(i), &self.entries[i]))
@@ -679,44 +697,43 @@ impl Manifest {
         symlink: bool,
     ) -> Result<(usize, bool), AddError> {
         let h = self.hasher.hash_one(path);
-        let found = {
-            let (bytes, ends) = (&self.path_bytes, &self.path_ends);
-            self.index
-                .find(h, |&i| {
-                    let i = i as usize;
-                    let start = if i == 0 { 0 } else { ends[i - 1] as usize };
-                    &bytes[start..ends[i] as usize] == path
-                })
-                .copied()
+        let (bytes, ends, hasher) = (&self.path_bytes, &self.path_ends, &self.hasher);
+        let span = |i: usize| {
+            let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+            &bytes[start..ends[i] as usize]
         };
-        if let Some(i) = found {
-            let e = &mut self.entries[i as usize];
-            let conflict = e.absorb(packed);
-            if symlink {
-                e.add_flags(FLAG_SYMLINK);
+        // One probe finds the path or the slot for it.
+        let entry =
+            self.index.entry(h, |&i| span(i as usize) == path, |&j| hasher.hash_one(span(j as usize)));
+        let slot = match entry {
+            hashbrown::hash_table::Entry::Occupied(o) => {
+                let e = &mut self.entries[*o.get() as usize];
+                let conflict = e.absorb(packed);
+                if symlink {
+                    e.add_flags(FLAG_SYMLINK);
+                }
+                if e.package_raw() == NO_PACKAGE {
+                    e.set_package_raw(package.unwrap_or(NO_PACKAGE));
+                }
+                return Ok((*o.get() as usize, conflict));
             }
-            if e.package_raw() == NO_PACKAGE {
-                e.set_package_raw(package.unwrap_or(NO_PACKAGE));
-            }
-            return Ok((i as usize, conflict));
-        }
+            hashbrown::hash_table::Entry::Vacant(v) => v,
+        };
         let end = self.path_bytes.len() + path.len();
         let (Ok(end), Ok(i)) = (u32::try_from(end), u32::try_from(self.entries.len())) else {
             return Err(AddError::TooLarge);
         };
+        slot.insert(i);
+        grow(&mut self.path_bytes, path.len(), 1);
         self.path_bytes.push_str(path);
+        grow(&mut self.path_ends, 1, size_of::<u32>());
         self.path_ends.push(end);
+        grow(&mut self.entries, 1, size_of::<FileEntry>());
         self.entries.push(FileEntry::new(
             packed,
             package.unwrap_or(NO_PACKAGE),
             if symlink { FLAG_SYMLINK } else { 0 },
         ));
-        let (bytes, ends, hasher) = (&self.path_bytes, &self.path_ends, &self.hasher);
-        self.index.insert_unique(h, i, |&j| {
-            let j = j as usize;
-            let start = if j == 0 { 0 } else { ends[j - 1] as usize };
-            hasher.hash_one(&bytes[start..ends[j] as usize])
-        });
         Ok((i as usize, false))
     }
 
@@ -839,6 +856,50 @@ impl Manifest {
     }
 }
 
+/// Makes room for `more` items. Past a few MiB an arena grows by a quarter
+/// rather than doubling: a doubled 10 MiB path arena leaves up to 10 MiB
+/// unused while loading (the allocation is then a mapping of its own that
+/// grows in place). Below that, doubling: each step of a smaller one leaves
+/// a hole in the heap.
+fn grow<T: Growable>(v: &mut T, more: usize, item: usize) {
+    let (len, cap) = (v.len(), v.capacity());
+    if cap - len < more {
+        let step = if len * item >= 4 << 20 { len / 4 } else { len };
+        v.reserve_exact(more.max(step).max(1024));
+    }
+}
+
+/// What [`grow`] needs of a `Vec` or a `String`.
+trait Growable {
+    fn len(&self) -> usize;
+    fn capacity(&self) -> usize;
+    fn reserve_exact(&mut self, n: usize);
+}
+
+impl<T> Growable for Vec<T> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn capacity(&self) -> usize {
+        Vec::capacity(self)
+    }
+    fn reserve_exact(&mut self, n: usize) {
+        Vec::reserve_exact(self, n);
+    }
+}
+
+impl Growable for String {
+    fn len(&self) -> usize {
+        String::len(self)
+    }
+    fn capacity(&self) -> usize {
+        String::capacity(self)
+    }
+    fn reserve_exact(&mut self, n: usize) {
+        String::reserve_exact(self, n);
+    }
+}
+
 /// "manifest.spdx.json (SPDX 2 JSON)" for messages.
 pub(crate) fn describe_source(s: &SbomSource) -> String {
     match &s.path {
@@ -906,6 +967,24 @@ mod tests {
         assert!(m.get("/bin/nope").is_none());
         assert_eq!(m.paths_with_sha256(&sha), vec!["/bin/busybox", "/bin/sh"]);
         assert_eq!(m.files().map(|(p, _)| p).collect::<Vec<_>>(), ["/bin/busybox", "/bin/sh"]);
+    }
+
+    #[test]
+    fn canonical_lookup_tries_the_usr_merge_alias_when_not_listed() {
+        let mut m = Manifest::new(SbomSource::new(SbomFormat::DpkgMd5sums));
+        m.add_normalized("/bin/ls", &buf(&[(HashAlg::Md5, &[1; 16])]), None, false).expect("fits");
+        m.add_normalized("/usr/lib/x/libc.so.6", &buf(&[(HashAlg::Md5, &[2; 16])]), None, false)
+            .expect("fits");
+        m.add_normalized("/usr/bin/both", &buf(&[(HashAlg::Md5, &[3; 16])]), None, false).expect("fits");
+        m.add_normalized("/bin/both", &buf(&[(HashAlg::Md5, &[4; 16])]), None, false).expect("fits");
+        let listed = |p| m.get_canonical(p).map(|(l, e)| (l, e.digest(HashAlg::Md5).map(|d| d[0])));
+        assert_eq!(listed("/usr/bin/ls"), Some(("/bin/ls", Some(1))));
+        assert_eq!(listed("/bin/ls"), Some(("/bin/ls", Some(1))));
+        assert_eq!(listed("/lib/x/libc.so.6"), Some(("/usr/lib/x/libc.so.6", Some(2))));
+        assert_eq!(listed("/usr/bin/both"), Some(("/usr/bin/both", Some(3))), "a listed path wins");
+        assert_eq!(listed("/bin/both"), Some(("/bin/both", Some(4))));
+        assert_eq!(listed("/usr/sbin/ls"), None);
+        assert_eq!(listed("/usr/local/bin/ls"), None);
     }
 
     #[test]

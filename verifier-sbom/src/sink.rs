@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 
 use super::LoadOptions;
-use super::json::de::{Alg, Hex, decode_hex};
+use super::de::DigestText;
+use super::de::{Alg, Hex, decode_hex};
 use super::model::{AddError, DigestBuf, HashAlg, Manifest, SbomFormat, SbomSource};
 use super::path::{PrefixGuess, detect_root_prefix, normalize_into, normalize_path};
 
@@ -112,7 +113,7 @@ impl Sink {
         }
     }
 
-    /// Adds a digest read by the JSON readers (see `json::de`).
+    /// Adds a digest read by the JSON readers (see `de`).
     pub fn push_decoded(&mut self, buf: &mut DigestBuf, alg: &Alg, value: &Hex, file_hint: &str) {
         let alg = match alg {
             Alg::Known(a) => *a,
@@ -123,6 +124,34 @@ impl Sink {
             Ok(raw) => self.push_raw(buf, alg, raw, file_hint),
             Err(text) => self.bad_digest.add(|| format!("{file_hint} ({alg} {text:?})")),
         }
+    }
+
+    /// Adds a digest as the fast JSON readers find it (algorithm name and
+    /// hex text, `None` for `null` or missing): the same checks, counts and
+    /// messages as [`Sink::push_decoded`], with the hex decoded only for an
+    /// algorithm that is kept, straight into `buf`.
+    pub fn push_text(&mut self, buf: &mut DigestBuf, d: DigestText<'_>, file_hint: &str) {
+        let Some(name) = d.alg else {
+            return self.unknown_alg_seen("(none)");
+        };
+        let Some(alg) = HashAlg::parse(name) else {
+            // As `Alg::Unknown` keeps it: the first 40 characters.
+            let cut = name.char_indices().nth(40).map_or(name.len(), |(i, _)| i);
+            return self.unknown_alg_seen(&name[..cut]);
+        };
+        let text = d.hex.unwrap_or_default().trim();
+        let n = text.len() / 2;
+        let mut raw = [0u8; 64];
+        if d.hex.is_none()
+            || !text.len().is_multiple_of(2)
+            || n > raw.len()
+            || !decode_hex(text.as_bytes(), &mut raw[..n])
+        {
+            let shown: String = text.chars().take(80).collect();
+            self.bad_digest.add(|| format!("{file_hint} ({alg} {shown:?})"));
+            return;
+        }
+        self.push_raw(buf, alg, &raw[..n], file_hint);
     }
 
     pub fn unknown_alg_seen(&mut self, alg_name: &str) {

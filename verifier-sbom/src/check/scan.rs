@@ -2,7 +2,7 @@
 //! hashes them on the pool with the digest the SBOM can be compared with,
 //! and turns the results into findings.
 //!
-//! Nothing is followed while walking (`symlink_metadata` only); symlinks
+//! Nothing is followed while walking ([`crate::walk`]); symlinks
 //! are resolved in an in-memory [`Tree`] with chroot semantics, so a link to
 //! `/etc/shadow` or `../../..` means the rootfs' own file, never the host's.
 //! Paths an SBOM lists through a symlinked directory (`/bin/x` on a
@@ -10,31 +10,31 @@
 
 use std::{
     collections::HashMap,
-    fs,
+    ffi::{OsStr, OsString},
     io::Read as _,
-    os::unix::{
-        ffi::OsStrExt as _,
-        fs::{MetadataExt as _, OpenOptionsExt as _},
-    },
+    os::unix::ffi::{OsStrExt as _, OsStringExt as _},
     path::{Path, PathBuf},
     sync::Arc,
 };
 
 use super::{CheckError, Finding, Kind, PackageInfo, Summary};
 use crate::digest::{self, Comparison};
-use crate::hash::{self, HashPool, JobId, Root, Source};
+use crate::hash::{self, HashPool, JobId, Source};
 use crate::{
     FileEntry, Manifest,
+    fsroot::RootDir,
     generate::{
-        rootfs::{escape_bytes, is_pseudo_fs},
+        rootfs::escape_bytes,
         tree::{Node, Tree},
     },
+    walk::{Event, Kind as EntryKind, Walk},
 };
 
 /// A regular file found in the rootfs.
 struct Found {
     path: String,
-    fs_path: PathBuf,
+    /// Path from the root, raw bytes.
+    rel: PathBuf,
     not_utf8: bool,
     mode: u32,
 }
@@ -60,73 +60,50 @@ fn is_library_name(name: &str) -> bool {
     name.ends_with(".so") || name.contains(".so.")
 }
 
-fn is_elf(path: &Path) -> bool {
+fn is_elf(root: &RootDir, rel: &Path) -> bool {
     let mut head = [0u8; 4];
-    fs::File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
+    root.open_read(rel.as_os_str().as_bytes())
         .and_then(|mut f| f.read_exact(&mut head))
         .is_ok_and(|()| head == *b"\x7fELF")
 }
 
-fn walk(root: &Path, warnings: &mut Vec<String>) -> Result<(Tree, Vec<Found>), CheckError> {
-    let root_dev =
-        fs::metadata(root).map_err(|error| CheckError::Rootfs { path: root.to_owned(), error })?.dev();
+/// Walks the rootfs into a tree (names not UTF-8 escaped, flagged, and
+/// reported as `path_not_utf8`) and the list of its regular files.
+fn walk(
+    root: &Path,
+    root_dir: &RootDir,
+    warnings: &mut Vec<String>,
+) -> Result<(Tree, Vec<Found>), CheckError> {
     let mut tree = Tree::default();
     let mut found = Vec::new();
-    let mut stack = vec![(root.to_owned(), String::new(), false)];
-    let mut first = true;
-    while let Some((dir, tree_dir, dir_not_utf8)) = stack.pop() {
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(error) if first => return Err(CheckError::Rootfs { path: dir, error }),
-            Err(err) => {
-                warnings.push(format!("directory {} not checked: {err}", dir.display()));
+    let walk = Walk::new(root_dir).map_err(|error| CheckError::Rootfs { path: root.to_owned(), error })?;
+    for event in walk {
+        let entry = match event {
+            Event::Entry(entry) => entry,
+            Event::Skipped { rel, why } => {
+                warnings.push(format!("{} not checked: {why}", root.join(OsStr::from_bytes(&rel)).display()));
                 continue;
             }
         };
-        first = false;
-        for entry in entries.flatten() {
-            let fs_path = entry.path();
-            let raw = entry.file_name();
-            let (name, not_utf8) = match raw.to_str() {
-                Some(n) => (n.to_owned(), dir_not_utf8),
-                None => (escape_bytes(raw.as_bytes()), true),
-            };
-            let path = format!("{tree_dir}/{name}");
-            let Ok(meta) = fs::symlink_metadata(&fs_path) else {
-                continue;
-            };
-            let ft = meta.file_type();
-            if ft.is_dir() {
-                tree.insert(path.clone(), Node::Dir);
-                if meta.dev() != root_dev && is_pseudo_fs(&fs_path) {
-                    warnings.push(format!(
-                        "{} not checked: a kernel pseudo-filesystem is mounted there",
-                        fs_path.display()
-                    ));
-                    continue;
-                }
-                stack.push((fs_path, path, not_utf8));
-            } else if ft.is_symlink() {
-                if let Ok(target) = fs::read_link(&fs_path) {
-                    let target = escape_bytes(target.as_os_str().as_bytes());
-                    tree.insert(path, Node::Symlink { target, layer: None });
-                }
-            } else if ft.is_file() {
-                tree.insert(path.clone(), Node::File { job: found.len(), mode: meta.mode(), layer: None });
-                found.push(Found { path, fs_path, not_utf8, mode: meta.mode() });
-            } else {
-                tree.insert(path, Node::Other);
+        let not_utf8 = std::str::from_utf8(&entry.rel).is_err();
+        let path = format!("/{}", escape_bytes(&entry.rel));
+        match entry.kind {
+            EntryKind::Dir => tree.insert(path, Node::Dir),
+            EntryKind::Symlink { target } => {
+                tree.insert(path, Node::Symlink { target: escape_bytes(&target), layer: None });
             }
+            EntryKind::File => {
+                tree.insert(
+                    path.clone(),
+                    Node::File { job: found.len(), mode: entry.stat.mode, layer: None },
+                );
+                let rel = PathBuf::from(OsString::from_vec(entry.rel));
+                found.push(Found { path, rel, not_utf8, mode: entry.stat.mode });
+            }
+            EntryKind::Other => tree.insert(path, Node::Other),
         }
     }
     Ok((tree, found))
-}
-
-fn rel(root: &Path, path: &Path) -> PathBuf {
-    path.strip_prefix(root).unwrap_or(path).to_owned()
 }
 
 fn package_of(entry: &FileEntry, manifest: &Manifest) -> Option<PackageInfo> {
@@ -158,7 +135,9 @@ pub fn run(
     threads: Option<usize>,
 ) -> Result<(Vec<Finding>, Summary, Vec<String>), CheckError> {
     let mut warnings = Vec::new();
-    let (tree, found) = walk(root, &mut warnings)?;
+    let root_dir =
+        Arc::new(RootDir::open(root).map_err(|error| CheckError::Rootfs { path: root.to_owned(), error })?);
+    let (tree, found) = walk(root, &root_dir, &mut warnings)?;
     let mut findings = Vec::new();
     // SBOM paths that reach a rootfs file through a symlinked directory.
     let mut alias: HashMap<String, String> = HashMap::new();
@@ -178,8 +157,6 @@ pub fn run(
             }
         }
     }
-    let root_dir =
-        Arc::new(Root::open(root).map_err(|error| CheckError::Rootfs { path: root.to_owned(), error })?);
     let mut pool = HashPool::new(hash::default_threads(threads), Arc::new(|_| {}));
     let mut pending = Vec::new();
     for f in &found {
@@ -195,12 +172,12 @@ pub fn run(
         let candidate = f.mode & 0o111 != 0
             || is_library_name(name)
             || (entry.is_some() && looks_executable(&f.path))
-            || is_elf(&f.fs_path);
+            || is_elf(&root_dir, &f.rel);
         if !candidate {
             continue;
         }
         let algs = digest::algs_for(entry);
-        let job = pool.submit(Source::InRoot(Arc::clone(&root_dir), rel(root, &f.fs_path)), algs);
+        let job = pool.submit(Source::InRoot(Arc::clone(&root_dir), f.rel.clone()), algs);
         pending.push(Pending {
             job,
             path: f.path.clone(),
@@ -220,7 +197,7 @@ pub fn run(
         match tree.resolve(path) {
             Some((_, Node::File { job, .. })) => {
                 let job = pool.submit(
-                    Source::InRoot(Arc::clone(&root_dir), rel(root, &found[*job].fs_path)),
+                    Source::InRoot(Arc::clone(&root_dir), found[*job].rel.clone()),
                     digest::algs_for(Some(entry)),
                 );
                 pending.push(Pending {

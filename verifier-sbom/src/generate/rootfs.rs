@@ -1,20 +1,19 @@
-//! Walks a root filesystem directory into a [`Tree`], queueing every
-//! regular file on the hash pool as it goes (walk and hashing overlap).
+//! Turns the walk of a root filesystem directory ([`crate::walk`]) into a
+//! [`Tree`], queueing every regular file on the hash pool as it goes (walk
+//! and hashing overlap).
 //!
-//! Why not a walker crate: the rules here are few and strict. Nothing is
-//! followed (`symlink_metadata` / `DirEntry::file_type` only), so a link to
-//! `/` or `../..` can never take the walk out of the rootfs; hard links are
-//! hashed once (keyed by device and inode); names that are not UTF-8 are
-//! skipped and reported, not mangled.
+//! Policy here: hard links are hashed once (keyed by device and inode);
+//! names that are not UTF-8 (and everything below such a directory) are
+//! skipped with a counted warning, not mangled, since SBOM JSON cannot
+//! carry them. Files, package databases included, are opened through
+//! [`RootDir`], so nothing read can lie outside the rootfs.
 
 use std::{
     collections::HashMap,
+    ffi::OsStr,
     fs,
     io::Read as _,
-    os::unix::{
-        ffi::OsStrExt as _,
-        fs::{MetadataExt as _, OpenOptionsExt as _},
-    },
+    os::unix::ffi::OsStrExt as _,
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -23,7 +22,11 @@ use super::{
     GenerateError, Warnings, packages,
     tree::{Node, Tree},
 };
-use crate::hash::{Algs, HashPool, JobId, Root, Source};
+use crate::{
+    fsroot::RootDir,
+    hash::{Algs, HashPool, JobId, Source},
+    walk::{Event, Kind, Walk},
+};
 
 /// Largest package database file read into memory.
 const MAX_CAPTURE: u64 = 256 << 20;
@@ -42,88 +45,59 @@ pub fn walk(
     progress: &indicatif::ProgressBar,
     warnings: &mut Warnings,
 ) -> Result<(Tree, HashMap<JobId, Vec<u8>>), GenerateError> {
-    let root_dev =
-        fs::metadata(root).map_err(|error| GenerateError::Input { path: root.to_owned(), error })?.dev();
-    let root_dir =
-        Arc::new(Root::open(root).map_err(|error| GenerateError::Input { path: root.to_owned(), error })?);
+    let input_error = |error| GenerateError::Input { path: root.to_owned(), error };
+    let root_dir = Arc::new(RootDir::open(root).map_err(input_error)?);
+    let shown = |rel: &[u8]| root.join(OsStr::from_bytes(rel)).display().to_string();
     let mut tree = Tree::default();
     let mut seen_inodes: HashMap<(u64, u64), JobId> = HashMap::new();
-    let mut stack: Vec<(PathBuf, String)> = vec![(root.to_owned(), String::new())];
-    let mut first = true;
-    while let Some((dir, tree_dir)) = stack.pop() {
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(error) if first => return Err(GenerateError::Input { path: dir, error }),
-            Err(err) => {
-                warnings.push(format!("directory {} skipped: {err}", dir.display()));
+    let mut walk = Walk::new(&root_dir).map_err(input_error)?;
+    while let Some(event) = walk.next() {
+        let entry = match event {
+            Event::Entry(entry) => entry,
+            Event::Skipped { rel, why } => {
+                warnings.push(format!("{} skipped: {why}", shown(&rel)));
                 continue;
             }
         };
-        first = false;
-        for entry in entries {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(err) => {
-                    warnings.push(format!("listing {} failed part-way: {err}", dir.display()));
-                    break;
-                }
-            };
-            let fs_path = entry.path();
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                warnings.non_utf8(&escape_bytes(fs_path.as_os_str().as_bytes()));
-                continue;
-            };
-            let path = format!("{tree_dir}/{name}");
-            let meta = match fs::symlink_metadata(&fs_path) {
-                Ok(m) => m,
-                Err(err) => {
-                    warnings.push(format!("{} skipped: {err}", fs_path.display()));
-                    continue;
-                }
-            };
-            let ft = meta.file_type();
-            if ft.is_dir() {
-                tree.insert(path.clone(), Node::Dir);
-                if meta.dev() != root_dev && is_pseudo_fs(&fs_path) {
-                    warnings.push(format!(
-                        "{} skipped: a kernel pseudo-filesystem is mounted there",
-                        fs_path.display()
-                    ));
-                    continue;
-                }
-                stack.push((fs_path, path));
-            } else if ft.is_symlink() {
-                match fs::read_link(&fs_path).map(|t| t.into_os_string().into_string()) {
-                    Ok(Ok(target)) => tree.insert(path, Node::Symlink { target, layer: None }),
-                    Ok(Err(_)) => warnings.non_utf8(&format!("{} (its link target)", fs_path.display())),
-                    Err(err) => warnings.push(format!("{} skipped: {err}", fs_path.display())),
-                }
-            } else if ft.is_file() {
-                let key = (meta.dev(), meta.ino());
+        // SBOM JSON cannot carry such a name; nor anything below it.
+        let Ok(rel) = std::str::from_utf8(&entry.rel) else {
+            warnings.non_utf8(&escape_bytes(root.join(OsStr::from_bytes(&entry.rel)).as_os_str().as_bytes()));
+            walk.skip_dir();
+            continue;
+        };
+        let path = format!("/{rel}");
+        let st = entry.stat;
+        match entry.kind {
+            Kind::Dir => tree.insert(path, Node::Dir),
+            Kind::Symlink { target } => match String::from_utf8(target) {
+                Ok(target) => tree.insert(path, Node::Symlink { target, layer: None }),
+                Err(_) => warnings.non_utf8(&format!("{} (its link target)", shown(&entry.rel))),
+            },
+            Kind::File => {
+                let key = (st.dev, st.ino);
                 let job = match seen_inodes.get(&key) {
-                    Some(&job) if meta.nlink() > 1 => job,
+                    Some(&job) if st.nlink > 1 => job,
                     _ => {
-                        progress.inc_length(meta.len());
-                        let rel = fs_path.strip_prefix(root).unwrap_or(&fs_path).to_owned();
-                        let job = pool.submit(Source::InRoot(Arc::clone(&root_dir), rel), algs);
-                        if meta.nlink() > 1 {
+                        progress.inc_length(st.size);
+                        let source = Source::InRoot(Arc::clone(&root_dir), PathBuf::from(rel));
+                        let job = pool.submit(source, algs);
+                        if st.nlink > 1 {
                             seen_inodes.insert(key, job);
                         }
                         job
                     }
                 };
-                tree.insert(path, Node::File { job, mode: meta.mode() & 0o7777, layer: None });
-            } else {
-                tree.insert(path, Node::Other);
+                tree.insert(path, Node::File { job, mode: st.mode & 0o7777, layer: None });
             }
+            Kind::Other => tree.insert(path, Node::Other),
         }
     }
-    let captures = read_captures(root, &tree, warnings);
+    let captures = read_captures(&root_dir, &tree, warnings);
     Ok((tree, captures))
 }
 
 /// Reads the package databases and os-release found in the tree.
-fn read_captures(root: &Path, tree: &Tree, warnings: &mut Warnings) -> HashMap<JobId, Vec<u8>> {
+fn read_captures(root: &RootDir, tree: &Tree, warnings: &mut Warnings) -> HashMap<JobId, Vec<u8>> {
     let mut out = HashMap::new();
     for (path, node) in tree.iter() {
         let Node::File { job, .. } = node else {
@@ -132,46 +106,22 @@ fn read_captures(root: &Path, tree: &Tree, warnings: &mut Warnings) -> HashMap<J
         if !packages::is_captured(path) {
             continue;
         }
-        let fs_path = root.join(path.trim_start_matches('/'));
-        let read = fs::File::options()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&fs_path)
-            .and_then(|f| {
-                let mut buf = Vec::new();
-                f.take(MAX_CAPTURE).read_to_end(&mut buf)?;
-                Ok(buf)
-            });
+        let read = root.open_read(path.trim_start_matches('/').as_bytes()).and_then(|f| {
+            let mut buf = Vec::new();
+            f.take(MAX_CAPTURE).read_to_end(&mut buf)?;
+            Ok(buf)
+        });
         match read {
             Ok(bytes) => {
                 out.insert(*job, bytes);
             }
-            Err(err) => warnings.push(format!("package database {} not read: {err}", fs_path.display())),
+            Err(err) => warnings.push(format!(
+                "package database {} not read: {err}",
+                root.origin.join(path.trim_start_matches('/')).display()
+            )),
         }
     }
     out
-}
-
-/// Kernel pseudo-filesystems (proc, sysfs, cgroup, debugfs, tracefs,
-/// securityfs, bpf, devpts) mounted inside a rootfs, as in
-/// `/proc/<pid>/root` of a running container: their files are not image
-/// content, and some (`/proc/kcore`) are huge or block. Only asked for
-/// directories on another device than their parent, so it costs nothing
-/// on an ordinary tree.
-pub fn is_pseudo_fs(dir: &Path) -> bool {
-    use nix::sys::statfs as sfs;
-    const PSEUDO: [sfs::FsType; 9] = [
-        sfs::PROC_SUPER_MAGIC,
-        sfs::SYSFS_MAGIC,
-        sfs::CGROUP_SUPER_MAGIC,
-        sfs::CGROUP2_SUPER_MAGIC,
-        sfs::DEBUGFS_MAGIC,
-        sfs::TRACEFS_MAGIC,
-        sfs::SECURITYFS_MAGIC,
-        sfs::BPF_FS_MAGIC,
-        sfs::DEVPTS_SUPER_MAGIC,
-    ];
-    sfs::statfs(dir).is_ok_and(|st| PSEUDO.contains(&st.filesystem_type()))
 }
 
 /// Shows a byte path with non-UTF-8 bytes as `\xNN`, for messages only.

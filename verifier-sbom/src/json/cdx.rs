@@ -16,8 +16,8 @@ use serde::{Deserialize, Deserializer};
 use super::super::error::hint;
 use super::super::links::{is_image_purl, note_image};
 use super::super::model::{HashAlg, PackageRef};
-use super::de::{Alg, Hex, nullable};
 use super::{Ctx, Fail, Seg, check_len};
+use crate::de::{Alg, Hex, nullable};
 
 #[derive(Deserialize, Default)]
 #[serde(default)]

@@ -23,7 +23,8 @@ use serde::de::{DeserializeSeed, Error as _};
 use super::super::LoadOptions;
 use super::super::error::{Location, SbomError, hint};
 use super::super::model::{Envelope, Manifest, SbomFormat};
-use super::{Ctx, Key, Seg, Value, cdx, finish, spdx2, spdx3, syft};
+use super::cursor::Bail;
+use super::{Ctx, Key, Seg, Value, cdx, fast, finish, spdx2, spdx3, syft};
 
 /// Largest single element (a file, a package, a component with its nested
 /// components) or read value held in memory.
@@ -399,6 +400,25 @@ fn list<R: Read>(src: &mut Src<R>, ctx: &mut Ctx, key: Key) -> Result<(), ScanEr
             return Err(ScanErr::Syntax("a list may not end with `,`".into()));
         }
         ctx.stack.push(Seg::Index(i));
+        match fast::element(ctx, key, src.avail()) {
+            Ok(len) => {
+                src.consume(len);
+                ctx.stack.pop();
+                i += 1;
+                continue;
+            }
+            Err(Bail::Fallback) => {}
+            // Not whole in the buffer: cut it out first, then try again.
+            Err(Bail::More) => {
+                let len = src.scan(true)?;
+                if let Ok(n) = fast::element(ctx, key, &src.avail()[..len]) {
+                    src.consume(n);
+                    ctx.stack.pop();
+                    i += 1;
+                    continue;
+                }
+            }
+        }
         let len = src.scan(true)?;
         let mut de = serde_json::Deserializer::from_slice(&src.avail()[..len]);
         let r = element(ctx, key, &mut de).and_then(|()| de.end());

@@ -19,7 +19,8 @@
 
 mod cdx;
 mod chunked;
-pub(crate) mod de;
+mod cursor;
+pub(crate) mod fast;
 mod spdx2;
 mod spdx3;
 mod syft;
@@ -344,7 +345,7 @@ impl<'de> DeserializeSeed<'de> for Doc<'_> {
 #[serde(default)]
 struct Subject {
     name: Option<String>,
-    #[serde(deserialize_with = "de::nullable")]
+    #[serde(deserialize_with = "crate::de::nullable")]
     digest: std::collections::BTreeMap<String, String>,
 }
 

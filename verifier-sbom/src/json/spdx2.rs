@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use super::super::links::{is_image_purl, note_image};
 use super::super::model::PackageRef;
-use super::de::{Alg, Hex, nullable};
 use super::{Ctx, Fail, check_len, syft};
+use crate::de::{Alg, Hex, nullable};
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -128,13 +128,18 @@ pub(crate) struct Relationship<'a> {
 }
 
 pub(crate) fn relationship(ctx: &mut Ctx, r: Relationship<'_>) -> Result<(), Fail> {
-    let (Some(from), Some(kind), Some(to)) = (r.from, r.kind, r.to) else {
-        return Ok(());
+    contains(ctx, r.from.as_deref(), r.kind.as_deref(), r.to.as_deref());
+    Ok(())
+}
+
+/// Notes a `CONTAINS` / `CONTAINED_BY` relationship; others are not used.
+pub(crate) fn contains(ctx: &mut Ctx, from: Option<&str>, kind: Option<&str>, to: Option<&str>) {
+    let (Some(from), Some(kind), Some(to)) = (from, kind, to) else {
+        return;
     };
     if kind.eq_ignore_ascii_case("CONTAINS") {
-        ctx.links.contains(&from, &to);
+        ctx.links.contains(from, to);
     } else if kind.eq_ignore_ascii_case("CONTAINED_BY") {
-        ctx.links.contains(&to, &from);
+        ctx.links.contains(to, from);
     }
-    Ok(())
 }

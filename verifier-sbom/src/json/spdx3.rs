@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::super::links::{is_image_purl, note_image};
 use super::super::model::PackageRef;
-use super::de::{Alg, Hex, nullable, one_or_many};
 use super::{Ctx, Fail, check_len};
+use crate::de::{Alg, Hex, nullable, one_or_many};
 
 #[derive(Deserialize, Default)]
 #[serde(default)]

@@ -6,8 +6,8 @@ use serde::Deserialize;
 
 use super::super::links::note_image;
 use super::super::model::PackageRef;
-use super::de::{Alg, Hex, nullable};
 use super::{Ctx, Fail, check_len};
+use crate::de::{Alg, Hex, nullable};
 
 #[derive(Deserialize, Default)]
 #[serde(default)]

@@ -116,11 +116,9 @@ pub struct AgentArgs {
 
 /// Runs the agent until a signal or `--duration`.
 pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
-    // glibc gives each thread that allocates its own arena; SBOM parsing on
-    // the blocking pool would leave one high-water mark per thread. Two
-    // arenas keep the agent's footprint that of its data.
-    // SAFETY: mallopt only sets an allocator tunable, before other threads.
-    unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+    // SBOM parsing on the blocking pool would otherwise leave a high-water
+    // mark per thread and per large free (see `verifier_sbom::alloc`).
+    verifier_sbom::alloc::keep_resident_set_small();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -20,11 +20,10 @@ use verifier_common::event::FileIdentity;
 use super::{
     hash_cache::HashCache,
     locate::{Job, Located, Outcome, Via},
-    open::RootDir,
     pool::{Done, Pool},
     verdict::{ImageContent, Judgement, Verdict, judge},
 };
-use verifier_sbom::{Manifest, digest, hash::Algs};
+use verifier_sbom::{Manifest, digest, fsroot::RootDir, hash::Algs};
 use verifier_sensor::events::ExecEvent;
 
 /// What the engine needs to know about a container's image.

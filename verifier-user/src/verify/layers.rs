@@ -18,7 +18,8 @@ use std::{
     sync::Mutex,
 };
 
-use super::{open::RootDir, verdict::ImageContent};
+use super::verdict::ImageContent;
+use verifier_sbom::fsroot::RootDir;
 use verifier_sbom::hash::{Algs, BUFFER_SIZE, hash_reader};
 
 /// The overlay layers of a container root.

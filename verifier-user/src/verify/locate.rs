@@ -22,9 +22,12 @@ use verifier_common::event::FileIdentity;
 
 use super::{
     hash_cache::HashCache,
-    open::{Match, RootDir, canonicalize_in_root, open_exact, open_proc_exe},
+    open::{Match, open_exact, open_proc_exe},
 };
-use verifier_sbom::hash::{Algs, FileHashes, hash_reader};
+use verifier_sbom::{
+    fsroot::{RootDir, canonicalize_in_root},
+    hash::{Algs, FileHashes, hash_reader},
+};
 
 /// What a worker needs for one exec.
 #[derive(Debug)]

@@ -18,9 +18,10 @@ use super::{
     containers::{ContainerInfo, Resolved},
     engine::Context,
     layers::Layers,
-    open::RootDir,
     verdict::ImageContent,
 };
+use verifier_sbom::fsroot::RootDir;
+
 use crate::{
     attribution::{
         ContainerRef,

@@ -1,4 +1,4 @@
-//! Small serde building blocks shared by the JSON readers: values decoded
+//! Small serde building blocks shared by the JSON readers and the sink: values decoded
 //! as they are read (hex digests, algorithm names) so that a file element
 //! costs no allocation beyond its path, and tolerance for `null` where a
 //! list or object belongs.
@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use super::super::model::HashAlg;
+use crate::model::HashAlg;
 
 /// `null` reads as the default (empty list, `None`).
 pub(crate) fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -186,4 +186,12 @@ mod tests {
             assert_eq!(decode_hex(&s, &mut one), hex::decode(s).is_ok(), "{b}");
         }
     }
+}
+
+/// A digest as written: algorithm name and hex text, `None` for `null` or
+/// missing.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct DigestText<'a> {
+    pub alg: Option<&'a str>,
+    pub hex: Option<&'a str>,
 }
