@@ -3,10 +3,15 @@
 //!
 //! The metrics are the agent's stats record, flattened: every number in
 //! it becomes a sample (`kernel.seen` -> `verifier_kernel_seen_total`,
-//! per-CPU arrays get a `cpu` label, maps such as `alerts.emitted` a label
-//! named after the map's key kind), so the two never disagree and a new
-//! counter is exported without a second list to keep. The event loop
-//! renders a snapshot every second; the server only serves it. `/healthz`
+//! maps such as `alerts.emitted` a label named after the map's key kind),
+//! so the two never disagree and a new counter is exported without a
+//! second list to keep. Exposition rules `promtool check metrics` enforces
+//! are kept here: base units (a field in another unit is renamed and
+//! scaled, see [`UNITS`]), HELP naming the field a sample comes from, and
+//! no series that duplicates another (the stats record's per-CPU copies of
+//! the kernel counters are left out: their sums are the totals). A
+//! `verifier_build_info{version}` gauge says which agent is scraped. The
+//! event loop renders a snapshot every second; the server only serves it. `/healthz`
 //! is 200 while snapshots are fresh, 503 with the reason otherwise (the
 //! event loop stalled, or the agent is stopping).
 //!
@@ -50,9 +55,22 @@ pub enum MetricsError {
     Bind { addr: SocketAddr, source: std::io::Error },
 }
 
-/// Counters that are levels, not totals.
+/// Fields that are levels, not totals.
 const GAUGES: &[&str] =
     &["uptime_sec", "max_rss_kib", "user_cgroups_cached", "user_throttle_active", "verify_in_flight"];
+
+/// Fields not in base units: (field, metric name, factor to base units).
+const UNITS: &[(&str, &str, f64)] =
+    &[("uptime_sec", "uptime_seconds", 1.0), ("max_rss_kib", "max_rss_bytes", 1024.0)];
+
+/// One sample: metric name (without `verifier_`), labels, value, and the
+/// stats-record field it comes from.
+struct Sample {
+    name: String,
+    labels: String,
+    value: f64,
+    field: String,
+}
 
 /// The latest rendering, shared with the server.
 #[derive(Default)]
@@ -95,76 +113,78 @@ impl Shared {
 
 /// Prometheus text exposition (format 0.0.4) of a stats record.
 pub fn render(stats: &Value) -> String {
-    let mut samples: Vec<(String, String, f64)> = Vec::new();
-    flatten(stats, "", &mut samples);
-    samples.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut samples: Vec<Sample> = Vec::new();
+    flatten(stats, "", "", &mut samples);
+    samples.sort_by(|a, b| a.name.cmp(&b.name).then(a.labels.cmp(&b.labels)));
     let mut out = String::new();
+    let _ = writeln!(out, "# HELP verifier_build_info The agent's version; always 1.");
+    let _ = writeln!(out, "# TYPE verifier_build_info gauge");
+    let _ = writeln!(out, "verifier_build_info{{version=\"{}\"}} 1", escape(env!("CARGO_PKG_VERSION")));
     let mut last = String::new();
-    for (name, labels, v) in samples {
-        let gauge = GAUGES.contains(&name.as_str());
-        let full = if gauge { format!("verifier_{name}") } else { format!("verifier_{name}_total") };
+    for s in samples {
+        let gauge = GAUGES.contains(&s.name.as_str());
+        let (base, factor) = UNITS
+            .iter()
+            .find(|(field, _, _)| *field == s.name)
+            .map_or((s.name.as_str(), 1.0), |(_, name, factor)| (*name, *factor));
+        let full = if gauge { format!("verifier_{base}") } else { format!("verifier_{base}_total") };
         if full != last {
             let kind = if gauge { "gauge" } else { "counter" };
+            let scaled = if factor == 1.0 { String::new() } else { format!(" times {factor}") };
             let _ = writeln!(
                 out,
-                "# HELP {full} `{}` of the agent's stats record (docs/schema.md).",
-                name.replace('_', ".")
+                "# HELP {full} `{}`{scaled} in the agent's stats record (docs/schema.md).",
+                s.field
             );
             let _ = writeln!(out, "# TYPE {full} {kind}");
             last.clone_from(&full);
         }
-        let _ = writeln!(out, "{full}{labels} {v}");
+        let _ = writeln!(out, "{full}{} {}", s.labels, s.value * factor);
     }
     out
 }
 
-/// Numbers in `v` as (name, labels, value).
-fn flatten(v: &Value, prefix: &str, out: &mut Vec<(String, String, f64)>) {
+/// Numbers in `v` as samples; `prefix` is the metric name so far, `path`
+/// the field's dotted path.
+fn flatten(v: &Value, prefix: &str, path: &str, out: &mut Vec<Sample>) {
     let Value::Object(map) = v else { return };
     for (k, child) in map {
         let name = sanitize(if prefix.is_empty() { k.clone() } else { format!("{prefix}_{k}") });
+        let field = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
         match child {
             Value::Number(n) => {
-                if let Some(f) = n.as_f64() {
-                    out.push((name, String::new(), f));
+                if let Some(value) = n.as_f64() {
+                    out.push(Sample { name, labels: String::new(), value, field });
                 }
             }
-            Value::Bool(b) if k == "final" => {
-                let _ = b;
-            }
-            Value::Object(inner) if k == "per_cpu" => {
-                // kernel.per_cpu.<counter> = [per cpu]
-                for (counter, arr) in inner {
-                    for (cpu, n) in arr.as_array().into_iter().flatten().enumerate() {
-                        if let Some(f) = n.as_f64() {
-                            out.push((
-                                sanitize(format!("{prefix}_{counter}_per_cpu")),
-                                format!("{{cpu=\"{cpu}\"}}"),
-                                f,
-                            ));
+            // Per-CPU copies of counters whose totals are exported.
+            Value::Object(_) if k == "per_cpu" => {}
+            Value::Object(inner) if inner.values().all(Value::is_number) && !inner.is_empty() => {
+                if let Some(label) = label_of(k) {
+                    for (key, n) in inner {
+                        if let Some(value) = n.as_f64() {
+                            let labels = format!("{{{label}=\"{}\"}}", escape(key));
+                            out.push(Sample { name: name.clone(), labels, value, field: field.clone() });
                         }
                     }
+                } else {
+                    flatten(child, &name, &field, out);
                 }
             }
-            Value::Object(inner)
-                if inner.values().all(Value::is_number) && !inner.is_empty() && is_labelled(k) =>
-            {
-                let label = if k == "emitted" { "verdict" } else { "key" };
-                for (key, n) in inner {
-                    if let Some(f) = n.as_f64() {
-                        out.push((name.clone(), format!("{{{label}=\"{}\"}}", escape(key)), f));
-                    }
-                }
-            }
-            Value::Object(_) => flatten(child, &name, out),
+            Value::Object(_) => flatten(child, &name, &field, out),
             _ => {}
         }
     }
 }
 
-/// Maps whose keys are values (verdicts), not field names.
-fn is_labelled(k: &str) -> bool {
-    k == "emitted"
+/// Maps whose keys are values (verdicts, HTTP statuses), not field names:
+/// the label their keys become.
+fn label_of(k: &str) -> Option<&'static str> {
+    match k {
+        "emitted" => Some("verdict"),
+        "webhook_refused" => Some("status"),
+        _ => None,
+    }
 }
 
 fn sanitize(s: String) -> String {

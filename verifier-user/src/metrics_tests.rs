@@ -11,7 +11,7 @@ fn stats(seen: u64) -> Value {
         "schema": "verifier.stats.v1", "type": "stats", "final": false, "uptime_sec": 1.5, "max_rss_kib": 12000,
         "kernel": {"seen": seen, "dropped": 0, "per_cpu": {"seen": [seen - 1, 1]}},
         "user": {"received": 5, "throttle_active": 0},
-        "alerts": {"emitted": {"unknown-binary": 2, "fileless": 1}, "suppressed": 0},
+        "alerts": {"emitted": {"unknown-binary": 2, "fileless": 1}, "suppressed": 0, "webhook_refused": {"400": 3}},
         "lost": 0
     })
 }
@@ -37,10 +37,32 @@ fn the_exposition_is_well_formed_and_complete() {
         assert!(typed.contains(name), "TYPE before samples: {line}");
     }
     assert!(text.contains("verifier_kernel_seen_total 10\n"), "{text}");
-    assert!(text.contains("verifier_kernel_seen_per_cpu_total{cpu=\"1\"} 1\n"), "{text}");
+    assert!(!text.contains("per_cpu"), "per-CPU copies duplicate the totals: {text}");
     assert!(text.contains("verifier_alerts_emitted_total{verdict=\"fileless\"} 1\n"), "{text}");
-    assert!(text.contains("# TYPE verifier_max_rss_kib gauge"), "{text}");
+    assert!(text.contains("verifier_alerts_webhook_refused_total{status=\"400\"} 3\n"), "{text}");
     assert!(text.contains("verifier_lost_total 0\n"));
+    assert!(text.contains(&format!("verifier_build_info{{version=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION"))));
+}
+
+#[test]
+fn levels_are_in_base_units_and_help_names_the_real_field() {
+    let text = render(&stats(10));
+    assert!(
+        text.contains("# TYPE verifier_max_rss_bytes gauge\nverifier_max_rss_bytes 12288000\n"),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE verifier_uptime_seconds gauge\nverifier_uptime_seconds 1.5\n"), "{text}");
+    let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(samples.iter().all(|l| !l.contains("_kib") && !l.contains("_sec ")), "{text}");
+    for line in text.lines().filter(|l| l.starts_with("# HELP verifier_") && !l.contains("build_info")) {
+        let field = line.split('`').nth(1).unwrap_or_else(|| panic!("no field in {line}"));
+        // The named field exists in the record.
+        let mut v = &stats(10);
+        for part in field.split('.') {
+            v = &v[part];
+        }
+        assert!(!v.is_null(), "HELP names a field that is not in the record: {line}");
+    }
 }
 
 fn get(addr: SocketAddr, request: &str) -> (u16, String) {

@@ -2,14 +2,14 @@
 //!
 //! Every step checks before it acts, so a second run does nothing:
 //! - Debian packages the tests use (runc, busybox-static, bpftool, containerd,
-//!   umoci);
+//!   umoci, prometheus for `promtool check metrics`);
 //! - the nightly toolchain's rust-src (eBPF is built with
 //!   `-Z build-std=core`);
 //! - bpf-linker 0.13.0 built against the nightly toolchain's *own* libLLVM
 //!   (Debian has no LLVM 22): a directory whose `lib/` holds symlinks to
 //!   that library is passed as `LLVM_PREFIX`, and kept (bpf-linker's rpath
 //!   points into it);
-//! - the Python validators the SBOM tests run;
+//! - the Python validators the SBOM, OCSF and record-schema tests run;
 //! - cargo-fuzz, for the SBOM readers' fuzz targets;
 //! - the real Debian image and its SBOMs for the false-alarm test
 //!   (`real_image`, cached outside the repository; mmdebstrap from apt).
@@ -24,7 +24,8 @@ use anyhow::Context as _;
 
 use crate::util::{self, cargo_bin, output, root};
 
-const APT_PACKAGES: &[&str] = &["runc", "busybox-static", "bpftool", "containerd", "umoci", "mmdebstrap"];
+const APT_PACKAGES: &[&str] =
+    &["runc", "busybox-static", "bpftool", "containerd", "umoci", "mmdebstrap", "prometheus"];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Where the LLVM prefix for bpf-linker lives (must outlive the build).
@@ -160,8 +161,9 @@ fn bpf_linker() -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// The SBOM tests validate generated SBOMs with independent tools
-/// (`pyspdxtools`, `cyclonedx-python-lib`), installed into the machine's
+/// The tests validate output with independent tools (`pyspdxtools`,
+/// `cyclonedx-python-lib` for SBOMs; `ocsf-json-schema` and `jsonschema`
+/// for OCSF alerts and docs/schemas/), installed into the machine's
 /// `python3` from PyPI.
 fn validators() -> anyhow::Result<bool> {
     let requirements = root().join("tests/validators/requirements.txt");
@@ -169,14 +171,14 @@ fn validators() -> anyhow::Result<bool> {
         return Ok(false);
     }
     let present = Command::new("python3")
-        .args(["-c", "import spdx_tools, cyclonedx.validation.json"])
+        .args(["-c", "import spdx_tools, cyclonedx.validation.json, ocsf_json_schema, jsonschema"])
         .output()
         .is_ok_and(|o| o.status.success());
     if present {
         return Ok(false);
     }
     util::run(Command::new("python3").args(["-m", "pip", "install", "-q", "-r"]).arg(&requirements))
-        .context("installing the SBOM validators from PyPI")?;
+        .context("installing the validators from PyPI")?;
     Ok(true)
 }
 

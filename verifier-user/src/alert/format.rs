@@ -1,8 +1,10 @@
 //! Alert records in three shapes: `native` (`verifier.alert.v1`, every
 //! field, see docs/alerts.md), `falco` (the JSON Falco writes with
 //! `json_output: true`, so falcosidekick and Falco tooling route it), and
-//! `ocsf` (OCSF 1.1 Process Activity, class 1007, for SIEMs and data
-//! lakes that normalize on OCSF).
+//! `ocsf` (OCSF 1.1 Detection Finding, class 2004, for SIEMs and data
+//! lakes that normalize on OCSF; see `ocsf`).
+
+mod ocsf;
 
 use serde_json::{Value, json};
 
@@ -199,95 +201,12 @@ fn split_image(name: Option<&str>) -> (Option<String>, Option<String>) {
     }
 }
 
-fn ocsf_severity(s: Severity) -> (u8, &'static str) {
-    match s {
-        Severity::Info => (1, "Informational"),
-        Severity::Low => (2, "Low"),
-        Severity::Medium => (3, "Medium"),
-        Severity::High => (4, "High"),
-        Severity::Critical => (5, "Critical"),
-    }
-}
-
-fn ocsf_alert(f: &Finding, id: &str, count: Option<&Entry>) -> Value {
-    let w = &f.workload;
-    let (sev_id, sev) = ocsf_severity(f.severity);
-    let path = text(&f.file.path).0;
-    let name = path.rsplit('/').next().unwrap_or("").to_owned();
-    let (repo, tag) = split_image(w.image_name.as_deref());
-    let ms = (f.unix_ns / 1_000_000) as i64;
-    let mut v = json!({
-        "class_uid": 1007,
-        "class_name": "Process Activity",
-        "category_uid": 1,
-        "category_name": "System Activity",
-        "activity_id": 1,
-        "activity_name": "Launch",
-        "type_uid": 100701,
-        "type_name": "Process Activity: Launch",
-        "time": ms,
-        "severity_id": sev_id,
-        "severity": sev,
-        "status_id": 1,
-        "status": "Success",
-        "message": f.reason,
-        "metadata": {
-            "version": "1.1.0",
-            "uid": id,
-            "product": {"name": "verifier", "vendor_name": "verifier", "version": env!("CARGO_PKG_VERSION")},
-            "labels": ["drift", f.verdict.name()],
-        },
-        "device": {"hostname": f.node, "type_id": 1, "type": "Server"},
-        "process": {
-            "pid": f.process.pid,
-            "name": text(&f.process.comm).0,
-            "cmd_line": cmdline(f),
-            "file": {
-                "path": path,
-                "name": name,
-                "type_id": 1,
-                "type": "Regular File",
-                "hashes": f.file.sha256.as_ref().map(|h| vec![json!({"algorithm_id": 3, "algorithm": "SHA-256", "value": h})]).unwrap_or_default(),
-            },
-            "parent_process": {"pid": f.process.ppid},
-            "user": {"uid": f.process.uid.to_string()},
-            "container": {"uid": w.container_id, "name": w.container_name},
-        },
-        "actor": {"process": {"pid": f.process.ppid}},
-        "container": {
-            "uid": w.container_id,
-            "name": w.container_name,
-            "runtime": w.runtime,
-            "image": {"name": repo, "tag": tag, "uid": w.image_digest},
-        },
-        "unmapped": {
-            "verdict": f.verdict.name(),
-            "event": f.subject.name(),
-            "expected": f.file.expected,
-            "weak_digest": f.file.weak_digest,
-            "package": f.file.package.as_ref().map(|p| json!({"name": p.name, "version": p.version, "purl": p.purl})),
-            "in_writable_layer": f.file.in_writable_layer,
-            "listed_at": f.file.listed_at,
-            "sbom_sources": f.sbom_sources,
-            "sbom_format": f.sbom_format,
-            "pod": {"name": w.pod_name, "namespace": w.pod_namespace},
-            "cgroup_id": w.cgroup_id,
-        },
-    });
-    if let Some(e) = count {
-        v["count"] = json!(e.count);
-        v["start_time"] = json!((e.first_ns / 1_000_000) as i64);
-        v["end_time"] = json!((e.last_ns / 1_000_000) as i64);
-    }
-    v
-}
-
 /// A first occurrence.
 pub fn alert(format: Format, f: &Finding, id: &str) -> Value {
     match format {
         Format::Native => native_alert(f, id),
         Format::Falco => falco_alert(f, id, None),
-        Format::Ocsf => ocsf_alert(f, id, None),
+        Format::Ocsf => ocsf::alert(f, id),
     }
 }
 
@@ -315,7 +234,7 @@ pub fn update(format: Format, e: &Entry, now_ns: i128) -> Value {
             })
         }
         Format::Falco => falco_alert(&e.last, &e.id, Some((e, e.pending))),
-        Format::Ocsf => ocsf_alert(&e.last, &e.id, Some(e)),
+        Format::Ocsf => ocsf::update(e),
     }
 }
 
@@ -348,25 +267,7 @@ pub fn suppressed(format: Format, s: &Suppressed, node: &str) -> Value {
             "tags": ["verifier", "rate-limit"],
             "time": crate::output::rfc3339(s.to_ns),
         }),
-        Format::Ocsf => json!({
-            "class_uid": 1007,
-            "category_uid": 1,
-            "activity_id": 99,
-            "activity_name": "Other",
-            "type_uid": 100799,
-            "time": (s.to_ns / 1_000_000) as i64,
-            "start_time": (s.from_ns / 1_000_000) as i64,
-            "end_time": (s.to_ns / 1_000_000) as i64,
-            "count": total,
-            "severity_id": 3,
-            "severity": "Medium",
-            "message": message,
-            "metadata": {"version": "1.1.0", "product": {"name": "verifier", "vendor_name": "verifier", "version": env!("CARGO_PKG_VERSION")}},
-            "device": {"hostname": node, "type_id": 1},
-            "process": {},
-            "actor": {},
-            "unmapped": {"suppressed": s.by_verdict},
-        }),
+        Format::Ocsf => ocsf::suppressed(s, node, total, &message),
     }
 }
 

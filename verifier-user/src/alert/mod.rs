@@ -29,7 +29,7 @@ use sink::Sink;
 pub struct AlertArgs {
     /// Shape of alert records: `native` (`verifier.alert.v1`, see
     /// docs/alerts.md), `falco` (Falco's JSON output, for falcosidekick),
-    /// `ocsf` (OCSF 1.1 Process Activity).
+    /// `ocsf` (OCSF 1.1 Detection Finding).
     #[arg(long, value_enum, default_value = "native", value_name = "FORMAT")]
     pub alert_format: Format,
 
@@ -50,14 +50,22 @@ pub struct AlertArgs {
     #[arg(long)]
     pub no_alert_stdout: bool,
 
-    /// POST alerts to this http:// URL as JSON arrays (batched, retried,
-    /// bounded queue; undelivered alerts are counted in the stats).
+    /// POST alerts to this http:// URL (retried, bounded queue;
+    /// undelivered alerts are counted in the stats). `falco`: one event
+    /// per request, as Falco posts and falcosidekick decodes; `native`,
+    /// `ocsf`: JSON arrays of up to `--webhook-batch` alerts.
     #[arg(long, value_name = "URL")]
     pub webhook_url: Option<String>,
 
-    /// Alerts per webhook request at most.
+    /// Alerts per webhook request at most (`native`, `ocsf`; `falco`
+    /// always sends one).
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub webhook_batch: usize,
+
+    /// A webhook batch leaves at most this many milliseconds after its
+    /// first alert, whatever arrives later.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub webhook_flush_ms: u64,
 
     /// Alerts waiting for the webhook at most; past this they are lost
     /// (counted).
@@ -116,6 +124,9 @@ pub struct AlertStats {
     pub webhook_sent: u64,
     pub webhook_retries: u64,
     pub webhook_lost: u64,
+    /// Of `webhook_lost`: alerts the receiver refused for good, by HTTP
+    /// status (a 4xx other than 408 and 429 is not retried).
+    pub webhook_refused: BTreeMap<String, u64>,
 }
 
 /// The alert pipeline.
@@ -144,6 +155,10 @@ impl Alerts {
         if let Some(url) = &args.webhook_url {
             let mut cfg = webhook::WebhookConfig::new(url)?;
             cfg.batch_max = args.webhook_batch.max(1);
+            cfg.batch_interval = Duration::from_millis(args.webhook_flush_ms);
+            if args.alert_format == Format::Falco {
+                cfg.body = webhook::Body::Single;
+            }
             cfg.queue_cap = args.webhook_queue.max(1);
             for h in &args.webhook_headers {
                 let (name, var) = h.split_once('=').ok_or_else(|| AlertError::Header(h.clone()))?;

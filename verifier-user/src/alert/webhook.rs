@@ -1,8 +1,14 @@
-//! The HTTP webhook sink: alerts POSTed as JSON arrays, batched by count
-//! and time, retried with exponential backoff on connection errors, 5xx
-//! and 429 (honouring `Retry-After`), behind a bounded queue. Submitting
-//! never waits on the network; what cannot be delivered (queue full, a 4xx,
-//! retries exhausted, shutdown deadline) is counted as lost and reported.
+//! The HTTP webhook sink: alerts POSTed in the body shape the receiver
+//! decodes ([`Body`]): one JSON object per request for Falco receivers
+//! (falcosidekick and Falco's own HTTP output decode exactly one event and
+//! answer 400 to an array), JSON arrays batched by count and time for the
+//! others. A batch goes out at most `batch_interval` after its *first*
+//! alert, however many follow, so a steady trickle cannot hold it back.
+//! Retried with exponential backoff on connection errors, 5xx, 408 and 429
+//! (honouring `Retry-After`), behind a bounded queue. Submitting never
+//! waits on the network; what cannot be delivered (queue full, another
+//! 4xx, retries exhausted, shutdown deadline) is counted as lost, refusals
+//! by HTTP status.
 //!
 //! Plain HTTP/1.1 on a tokio socket, one connection per batch: alert
 //! volume after dedup and rate limiting is low, and a small client has no
@@ -10,8 +16,9 @@
 //! sidecar, stunnel) and point `--webhook-url` at it.
 
 use std::{
+    collections::BTreeMap,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -21,6 +28,7 @@ use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::TcpStream,
     sync::mpsc,
+    time::Instant,
 };
 
 use super::{
@@ -34,13 +42,25 @@ pub enum WebhookError {
     Url(String),
 }
 
+/// What one request carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// A JSON array of up to `batch_max` records.
+    Array,
+    /// Exactly one JSON object (Falco's HTTP output; what falcosidekick
+    /// decodes): `batch_max` is ignored.
+    Single,
+}
+
 /// Where and how to deliver.
 #[derive(Clone, Debug)]
 pub struct WebhookConfig {
     pub host: String,
     pub port: u16,
     pub path: String,
+    pub body: Body,
     pub batch_max: usize,
+    /// A batch leaves at most this long after its first record.
     pub batch_interval: Duration,
     pub queue_cap: usize,
     pub retries: u32,
@@ -70,6 +90,7 @@ impl WebhookConfig {
             host: host.into(),
             port,
             path: path.into(),
+            body: Body::Array,
             batch_max: 100,
             batch_interval: Duration::from_secs(1),
             queue_cap: 10_000,
@@ -79,6 +100,14 @@ impl WebhookConfig {
             timeout: Duration::from_secs(5),
             headers: Vec::new(),
         })
+    }
+
+    /// Records per request at most.
+    fn per_request(&self) -> usize {
+        match self.body {
+            Body::Array => self.batch_max.max(1),
+            Body::Single => 1,
+        }
     }
 }
 
@@ -90,6 +119,8 @@ pub struct WebhookStats {
     pub retries: AtomicU64,
     pub failed_batches: AtomicU64,
     pub lost: AtomicU64,
+    /// Records lost to a refusal, by HTTP status.
+    pub refused: Mutex<BTreeMap<u16, u64>>,
 }
 
 /// The running sink.
@@ -152,6 +183,36 @@ impl Sink for Webhook {
         stats.webhook_sent += self.stats.sent.load(Ordering::Relaxed);
         stats.webhook_retries += self.stats.retries.load(Ordering::Relaxed);
         stats.webhook_lost += self.stats.lost.load(Ordering::Relaxed);
+        for (status, n) in self.stats.refused.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            *stats.webhook_refused.entry(status.to_string()).or_default() += n;
+        }
+    }
+}
+
+/// Records waiting to be posted, and when they must leave: the first
+/// record sets the deadline, later ones never move it.
+#[derive(Default)]
+struct Pending {
+    lines: Vec<Vec<u8>>,
+    due: Option<Instant>,
+}
+
+impl Pending {
+    fn push(&mut self, line: Vec<u8>, now: Instant, interval: Duration) {
+        if self.lines.is_empty() {
+            self.due = Some(now + interval);
+        }
+        self.lines.push(line);
+    }
+
+    /// Whether the batch must go now: full, or its deadline passed.
+    fn ready(&self, now: Instant, max: usize) -> bool {
+        !self.lines.is_empty() && (self.lines.len() >= max || self.due.is_some_and(|d| now >= d))
+    }
+
+    fn take(&mut self) -> Vec<Vec<u8>> {
+        self.due = None;
+        std::mem::take(&mut self.lines)
     }
 }
 
@@ -161,38 +222,51 @@ async fn deliver(
     stats: Arc<WebhookStats>,
     stop: Arc<tokio::sync::Notify>,
 ) {
-    let mut batch: Vec<Vec<u8>> = Vec::new();
+    let max = cfg.per_request();
+    let mut pending = Pending::default();
     let mut open = true;
     let mut stopping = false;
-    while open || !batch.is_empty() {
-        if open && batch.len() < cfg.batch_max {
-            let wait = if batch.is_empty() { Duration::from_secs(3600) } else { cfg.batch_interval };
+    while open || !pending.lines.is_empty() {
+        if open && !pending.ready(Instant::now(), max) {
+            let due = pending.due.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 got = rx.recv() => match got {
-                    Some(line) => { batch.push(line); continue; }
+                    Some(line) => pending.push(line, Instant::now(), cfg.batch_interval),
                     None => open = false,
                 },
-                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep_until(due) => {}
             }
-            if batch.is_empty() {
+            if open && !pending.ready(Instant::now(), max) {
+                continue;
+            }
+            if pending.lines.is_empty() {
                 continue;
             }
         }
+        let batch = pending.take();
         let n = batch.len() as u64;
-        let delivered = tokio::select! {
-            ok = post_with_retries(&cfg, &batch, &stats) => ok,
-            () = stop.notified() => { stopping = true; false }
+        let outcome = tokio::select! {
+            o = post_with_retries(&cfg, &batch, &stats) => o,
+            () = stop.notified() => { stopping = true; Outcome::Retry }
         };
-        batch.clear();
-        if delivered {
-            stats.sent.fetch_add(n, Ordering::Relaxed);
-            stats.batches.fetch_add(1, Ordering::Relaxed);
-        } else {
-            stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-            stats.lost.fetch_add(n, Ordering::Relaxed);
+        match outcome {
+            Outcome::Delivered => {
+                stats.sent.fetch_add(n, Ordering::Relaxed);
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::Refused(status) => {
+                *stats.refused.lock().unwrap_or_else(|e| e.into_inner()).entry(status).or_default() += n;
+                stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+                stats.lost.fetch_add(n, Ordering::Relaxed);
+            }
+            Outcome::Retry => {
+                stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+                stats.lost.fetch_add(n, Ordering::Relaxed);
+            }
         }
         if stopping {
             // The shutdown deadline passed: what is still queued is lost.
+            stats.lost.fetch_add(pending.take().len() as u64, Ordering::Relaxed);
             rx.close();
             while rx.recv().await.is_some() {
                 stats.lost.fetch_add(1, Ordering::Relaxed);
@@ -202,8 +276,33 @@ async fn deliver(
     }
 }
 
-/// Whether the batch was delivered.
-async fn post_with_retries(cfg: &WebhookConfig, batch: &[Vec<u8>], stats: &WebhookStats) -> bool {
+/// What an answer means for the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Delivered,
+    /// Worth another try (or, as the final result, retries exhausted).
+    Retry,
+    /// Refused for good: the same request would be refused again.
+    Refused(u16),
+}
+
+/// 2xx delivered; 408 (timeout), 429 (slow down) and 5xx retried; any
+/// other status refused (a 4xx means this body will never be accepted).
+fn classify(status: u16) -> Outcome {
+    match status {
+        200..=299 => Outcome::Delivered,
+        408 | 429 | 500..=599 => Outcome::Retry,
+        s => Outcome::Refused(s),
+    }
+}
+
+/// The request body for `batch`.
+fn body(shape: Body, batch: &[Vec<u8>]) -> Vec<u8> {
+    if shape == Body::Single
+        && let [one] = batch
+    {
+        return one.clone();
+    }
     let mut body = Vec::with_capacity(batch.iter().map(|l| l.len() + 1).sum::<usize>() + 2);
     body.push(b'[');
     for (i, l) in batch.iter().enumerate() {
@@ -213,24 +312,28 @@ async fn post_with_retries(cfg: &WebhookConfig, batch: &[Vec<u8>], stats: &Webho
         body.extend_from_slice(l);
     }
     body.push(b']');
+    body
+}
+
+async fn post_with_retries(cfg: &WebhookConfig, batch: &[Vec<u8>], stats: &WebhookStats) -> Outcome {
+    let body = body(cfg.body, batch);
     let mut backoff = cfg.backoff_initial;
     for attempt in 0..=cfg.retries {
         if attempt > 0 {
             stats.retries.fetch_add(1, Ordering::Relaxed);
         }
         let wait = match tokio::time::timeout(cfg.timeout, post(cfg, &body)).await {
-            Ok(Ok((status, _))) if (200..300).contains(&status) => return true,
-            Ok(Ok((status, retry_after))) if status == 429 || status >= 500 => {
-                tracing::debug!("webhook answered {status}; retrying");
-                retry_after.map(|s| Duration::from_secs(s).min(cfg.backoff_max)).unwrap_or(backoff)
-            }
-            Ok(Ok((status, _))) => {
-                tracing::warn!(
-                    "webhook refused a batch of {} alerts with HTTP {status}: not retried",
-                    batch.len()
-                );
-                return false;
-            }
+            Ok(Ok((status, retry_after))) => match classify(status) {
+                Outcome::Delivered => return Outcome::Delivered,
+                Outcome::Refused(s) => {
+                    tracing::warn!("webhook refused {} alerts with HTTP {s}: not retried", batch.len());
+                    return Outcome::Refused(s);
+                }
+                Outcome::Retry => {
+                    tracing::debug!("webhook answered {status}; retrying");
+                    retry_after.map(|s| Duration::from_secs(s).min(cfg.backoff_max)).unwrap_or(backoff)
+                }
+            },
             Ok(Err(e)) => {
                 tracing::debug!("webhook: {e}; retrying");
                 backoff
@@ -245,12 +348,8 @@ async fn post_with_retries(cfg: &WebhookConfig, batch: &[Vec<u8>], stats: &Webho
             backoff = (backoff * 2).min(cfg.backoff_max);
         }
     }
-    tracing::warn!(
-        "webhook: a batch of {} alerts was not delivered after {} tries",
-        batch.len(),
-        cfg.retries + 1
-    );
-    false
+    tracing::warn!("webhook: {} alerts were not delivered after {} tries", batch.len(), cfg.retries + 1);
+    Outcome::Retry
 }
 
 /// One POST; returns the status and `Retry-After` seconds.
@@ -297,17 +396,5 @@ async fn post(cfg: &WebhookConfig, body: &[u8]) -> std::io::Result<(u16, Option<
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_parse_or_say_what_is_supported() {
-        let c = WebhookConfig::new("http://collector.local:8080/alerts?x=1").expect("url");
-        assert_eq!((c.host.as_str(), c.port, c.path.as_str()), ("collector.local", 8080, "/alerts?x=1"));
-        let c = WebhookConfig::new("http://10.0.0.1").expect("url");
-        assert_eq!((c.port, c.path.as_str()), (80, "/"));
-        for bad in ["https://x/", "ftp://x", "http://:80/", "http://x:notaport/"] {
-            assert!(WebhookConfig::new(bad).expect_err(bad).to_string().contains("relay"), "{bad}");
-        }
-    }
-}
+#[path = "webhook_tests.rs"]
+mod tests;
