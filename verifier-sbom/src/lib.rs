@@ -24,7 +24,7 @@
 //! | Syft JSON | `json` | `files[].digests` |
 //! | in-toto / DSSE / Sigstore bundle | `json` | the predicate, read as one of the above |
 //! | apk `installed` | `apk` | `Z:Q1...` (base64 SHA-1) under `F:`/`R:` |
-//! | dpkg `*.md5sums` | `dpkg` | MD5 per line |
+//! | dpkg `*.md5sums` | `dpkg` | MD5 per line; a database directory adds the conffiles' MD5 from `status` / `status.d` |
 //!
 //! JSON is read *streaming*, in bounded memory: a small scanner walks the
 //! top-level object and cuts `files`, `packages`, `relationships`,
@@ -56,6 +56,7 @@ mod error;
 pub mod fsroot;
 pub mod generate;
 pub mod hash;
+pub mod inspect;
 mod json;
 mod links;
 mod model;
@@ -91,7 +92,8 @@ pub struct LoadOptions {
 
 /// Reads the SBOM at `path` (format auto-detected). A directory is read as
 /// a dpkg database directory: every `*.md5sums` in it (`/var/lib/dpkg/info`,
-/// distroless `/var/lib/dpkg/status.d`), merged.
+/// distroless `/var/lib/dpkg/status.d`), merged, with the conffiles its
+/// status file(s) record.
 pub fn load_path(path: &Path, opts: &LoadOptions) -> Result<Manifest, SbomError> {
     let name = path.display().to_string();
     let io_err = |source| SbomError::Io { file: name.clone(), source };

@@ -580,6 +580,24 @@ impl Manifest {
         self.find(path).map(|i| &self.entries[i])
     }
 
+    /// The entry for `path`, or, when the SBOM does not list it, for its
+    /// merged-/usr alias (`/usr/bin/ls` listed as `/bin/ls` by dpkg and
+    /// other pre-merge databases, or the other way round), with the path
+    /// the SBOM lists: the lookup for a path the kernel resolved (the
+    /// agent), where `/bin` has already become `/usr/bin`.
+    ///
+    /// The alias is a name rule: on an image that is *not* merged, `/bin/x`
+    /// and `/usr/bin/x` are different files, and a file found at one is
+    /// compared with the digests of the other (a match still proves the
+    /// bytes are ones the image shipped). `check`, which sees the whole
+    /// rootfs, does not need the rule: it matches listed paths through the
+    /// rootfs's own symlinks, which proves the merge and also covers other
+    /// symlinked directories (Wolfi's `/usr/lib64 -> lib`).
+    pub fn get_canonical(&self, path: &str) -> Option<(&str, &FileEntry)> {
+        let i = self.find(path).or_else(|| self.find(&super::path::usr_merge_alias(path)?))?;
+        Some((self.path_at(i), &self.entries[i]))
+    }
+
     /// Every file, in the order first seen.
     pub fn files(&self) -> impl Iterator<Item = (&str, &FileEntry)> + Clone {
         (0..self.entries.len()).map(|i| (self.path_at(i), &self.entries[i]))
@@ -906,6 +924,24 @@ mod tests {
         assert!(m.get("/bin/nope").is_none());
         assert_eq!(m.paths_with_sha256(&sha), vec!["/bin/busybox", "/bin/sh"]);
         assert_eq!(m.files().map(|(p, _)| p).collect::<Vec<_>>(), ["/bin/busybox", "/bin/sh"]);
+    }
+
+    #[test]
+    fn canonical_lookup_tries_the_usr_merge_alias_when_not_listed() {
+        let mut m = Manifest::new(SbomSource::new(SbomFormat::DpkgMd5sums));
+        m.add_normalized("/bin/ls", &buf(&[(HashAlg::Md5, &[1; 16])]), None, false).expect("fits");
+        m.add_normalized("/usr/lib/x/libc.so.6", &buf(&[(HashAlg::Md5, &[2; 16])]), None, false)
+            .expect("fits");
+        m.add_normalized("/usr/bin/both", &buf(&[(HashAlg::Md5, &[3; 16])]), None, false).expect("fits");
+        m.add_normalized("/bin/both", &buf(&[(HashAlg::Md5, &[4; 16])]), None, false).expect("fits");
+        let listed = |p| m.get_canonical(p).map(|(l, e)| (l, e.digest(HashAlg::Md5).map(|d| d[0])));
+        assert_eq!(listed("/usr/bin/ls"), Some(("/bin/ls", Some(1))));
+        assert_eq!(listed("/bin/ls"), Some(("/bin/ls", Some(1))));
+        assert_eq!(listed("/lib/x/libc.so.6"), Some(("/usr/lib/x/libc.so.6", Some(2))));
+        assert_eq!(listed("/usr/bin/both"), Some(("/usr/bin/both", Some(3))), "a listed path wins");
+        assert_eq!(listed("/bin/both"), Some(("/bin/both", Some(4))));
+        assert_eq!(listed("/usr/sbin/ls"), None);
+        assert_eq!(listed("/usr/local/bin/ls"), None);
     }
 
     #[test]

@@ -54,6 +54,25 @@ fn is_clean_absolute(p: &str) -> bool {
     })
 }
 
+/// Top-level directories that a merged-/usr image makes symlinks into
+/// `/usr` (`/bin -> usr/bin`, ...).
+const USR_MERGED: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32", "libo32"];
+
+/// The other name of `path` on a merged-/usr image: `/usr/bin/x` <->
+/// `/bin/x`, `/usr/sbin` <-> `/sbin`, `/usr/lib*` <-> `/lib*`. `None`
+/// outside those directories (and for the directories themselves).
+pub(crate) fn usr_merge_alias(path: &str) -> Option<String> {
+    let (usr, rest) = match path.strip_prefix("/usr/") {
+        Some(rest) => (true, rest),
+        None => (false, path.strip_prefix('/')?),
+    };
+    let (top, below) = rest.split_once('/')?;
+    if !USR_MERGED.contains(&top) || below.is_empty() {
+        return None;
+    }
+    Some(if usr { format!("/{rest}") } else { format!("/usr/{rest}") })
+}
+
 /// Top-level directories of a Linux root filesystem: an SBOM whose paths all
 /// start with one of these was made from `/`, not from a scan directory.
 const STANDARD_TOP: &[&str] = &[
@@ -151,6 +170,30 @@ mod tests {
         assert_eq!(normalize_path("a b/c d").as_deref(), Some("/a b/c d"));
         for raw in ["", "/", "./", ".", "..", "a/..", "/x\0y"] {
             assert_eq!(normalize_path(raw), None, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn usr_merge_aliases_go_both_ways_and_only_there() {
+        for (a, b) in [
+            ("/bin/ls", "/usr/bin/ls"),
+            ("/sbin/ldconfig", "/usr/sbin/ldconfig"),
+            ("/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            ("/lib64/ld-linux-x86-64.so.2", "/usr/lib64/ld-linux-x86-64.so.2"),
+        ] {
+            assert_eq!(usr_merge_alias(a).as_deref(), Some(b));
+            assert_eq!(usr_merge_alias(b).as_deref(), Some(a));
+        }
+        for none in [
+            "/usr/libexec/x",
+            "/usr/share/doc/x",
+            "/etc/passwd",
+            "/bin",
+            "/usr/bin",
+            "/usr/local/bin/x",
+            "bin/x",
+        ] {
+            assert_eq!(usr_merge_alias(none), None, "{none}");
         }
     }
 

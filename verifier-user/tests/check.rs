@@ -280,3 +280,34 @@ fn errors_exit_2_and_name_the_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("broken.json"));
 }
+
+#[test]
+fn pre_merge_paths_of_a_dpkg_database_match_a_merged_usr_rootfs_and_only_one() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tool = b"#!/bin/sh\necho tool\n";
+    let md5 = {
+        use md5::Digest as _;
+        hex::encode(md5::Md5::digest(tool))
+    };
+    let sums = tmp.path().join("tool.md5sums");
+    fs::write(&sums, format!("{md5}  bin/tool\n")).expect("write");
+    // Merged: /bin -> usr/bin, so the listed /bin/tool is /usr/bin/tool.
+    let merged = tmp.path().join("merged");
+    fs::create_dir_all(merged.join("usr/bin")).expect("mkdir");
+    symlink("usr/bin", merged.join("bin")).expect("symlink");
+    exec(&merged.join("usr/bin/tool"), tool);
+    let (code, report) = check_json(&merged, &[&sums], &[]);
+    assert_eq!((code, kinds(&report)), (0, vec![]), "{report}");
+    // Not merged: /bin is a directory without the tool; /usr/bin/tool is
+    // another file, never taken for the listed one on its name alone.
+    let split = tmp.path().join("split");
+    fs::create_dir_all(split.join("usr/bin")).expect("mkdir");
+    fs::create_dir_all(split.join("bin")).expect("mkdir");
+    exec(&split.join("usr/bin/tool"), tool);
+    let (code, report) = check_json(&split, &[&sums], &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        kinds(&report),
+        [("missing".to_owned(), "/bin/tool".to_owned()), ("added".to_owned(), "/usr/bin/tool".to_owned())]
+    );
+}

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use crate::{
-    alert::finding::{FileFacts, Finding, Process, Subject, Workload},
+    alert::finding::{FileFacts, FileId, Finding, Process, Subject, Workload},
     attribution::Attribution,
     verify::verdict::Verdict,
 };
@@ -37,6 +37,8 @@ pub fn of_verified(subject: Subject, v: &Verified, attribution: &Attribution, no
     let info = v.info.as_deref();
     let workload = Workload::of(container, e.cgroup_id, info);
     let mut f = Finding::from_decision(subject, d, process, workload, info, e.unix_ns, node)?;
+    f.file.identity =
+        e.exe.map(|x| FileId { dev: verifier_sensor::events::kernel_dev_to_user(x.dev), ino: x.ino });
     let writable = info.and_then(|i| i.writable_layer.as_deref());
     f.file.in_writable_layer = writable.map(|w| in_layer(w, &d.path));
     Some(f)

@@ -1,16 +1,36 @@
-//! One alert per (image, path, SHA-256, verdict): the first occurrence goes
-//! out at once; repeats are counted and summarized in `alert-update`
-//! records (first seen, last seen, count) on an interval and at shutdown.
-//! A busy node re-running the same dropped binary gives one alert and a
-//! counter, not a flood. Memory is bounded: past `capacity` keys, the
-//! least recently seen are flushed (their pending repeats reported) and
-//! forgotten.
+//! One alert per (image, file, verdict): the first occurrence goes out at
+//! once; repeats are counted and summarized in `alert-update` records
+//! (first seen, last seen, count) on an interval and at shutdown. A busy
+//! node re-running the same dropped binary gives one alert and a counter,
+//! not a flood. Memory is bounded: past `capacity` keys, the least recently
+//! seen are flushed (their pending repeats reported) and forgotten.
+//!
+//! "The same file" needs something that names it: the path and SHA-256,
+//! the path alone (not hashed), or the SHA-256 alone (no path). A finding
+//! with neither (a memfd exec that could not be hashed, a mapping whose
+//! path was not found) names no file, so it cannot be proven a repeat of
+//! anything: it is always its own alert, never merged (no hiding in a
+//! crowd; the rate limit, which counts what it holds back, bounds a flood of
+//! them). The path of a `fileless` finding (`/proc/self/fd/3`,
+//! `/memfd:x (deleted)`) names a descriptor, not a file, and does not count.
 
 use std::collections::HashMap;
 
 use sha2::{Digest as _, Sha256};
 
 use super::finding::Finding;
+use crate::verify::verdict::Verdict;
+
+/// What a key says about the file.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum FileKey {
+    /// The same bytes at the same path.
+    PathAndDigest(Vec<u8>, String),
+    /// A path that was not hashed.
+    Path(Vec<u8>),
+    /// Bytes with no path.
+    Digest(String),
+}
 
 /// What identifies "the same" drift.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -18,13 +38,14 @@ pub struct Key {
     /// Image digest, else image name, else container id: drift of an
     /// image is the same drift in all its containers.
     pub scope: String,
-    pub path: Vec<u8>,
-    pub sha256: Option<String>,
+    pub file: FileKey,
     pub verdict: &'static str,
 }
 
 impl Key {
-    pub fn of(f: &Finding) -> Self {
+    /// The key of `f`, or `None` when `f` names no file (see the module
+    /// doc): such a finding is never a repeat.
+    pub fn of(f: &Finding) -> Option<Self> {
         let w = &f.workload;
         let scope = w
             .image_digest
@@ -32,19 +53,49 @@ impl Key {
             .or_else(|| w.image_name.clone())
             .or_else(|| w.container_id.clone())
             .unwrap_or_else(|| format!("cgroup:{}", w.cgroup_id));
-        Self { scope, path: f.file.path.clone(), sha256: f.file.sha256.clone(), verdict: f.verdict.name() }
+        let names_a_file = !f.file.path.is_empty() && f.verdict != Verdict::Fileless;
+        let path = names_a_file.then(|| f.file.path.clone());
+        let file = match (path, f.file.sha256.clone()) {
+            (Some(p), Some(d)) => FileKey::PathAndDigest(p, d),
+            (Some(p), None) => FileKey::Path(p),
+            (None, Some(d)) => FileKey::Digest(d),
+            (None, None) => return None,
+        };
+        Some(Self { scope, file, verdict: f.verdict.name() })
     }
 
     /// Stable id for consumers to join updates to their alert.
     pub fn id(&self) -> String {
+        let (path, sha256): (&[u8], &str) = match &self.file {
+            FileKey::PathAndDigest(p, d) => (p, d),
+            FileKey::Path(p) => (p, ""),
+            FileKey::Digest(d) => (b"", d),
+        };
         let mut h = Sha256::new();
-        for part in [self.scope.as_bytes(), &self.path, self.sha256.as_deref().unwrap_or("").as_bytes()] {
+        for part in [self.scope.as_bytes(), path, sha256.as_bytes()] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part);
         }
         h.update(self.verdict.as_bytes());
         hex::encode(&h.finalize()[..12])
     }
+}
+
+/// The id of a finding that names no file: unique to this occurrence
+/// (time, process, the kernel's file identity when known, and a sequence
+/// number, so two such findings in the same nanosecond still differ).
+fn unique_id(f: &Finding, seq: u64) -> String {
+    let mut h = Sha256::new();
+    h.update(b"unique\0");
+    h.update(f.unix_ns.to_le_bytes());
+    h.update(f.process.pid.to_le_bytes());
+    if let Some(id) = f.file.identity {
+        h.update(id.dev.to_le_bytes());
+        h.update(id.ino.to_le_bytes());
+    }
+    h.update(seq.to_le_bytes());
+    h.update(f.verdict.name().as_bytes());
+    hex::encode(&h.finalize()[..12])
 }
 
 /// A key's counts.
@@ -73,11 +124,13 @@ pub struct Dedup {
     entries: HashMap<Key, Entry>,
     capacity: usize,
     pub evicted: u64,
+    /// Findings that named no file, each its own alert.
+    unique: u64,
 }
 
 impl Dedup {
     pub fn new(capacity: usize) -> Self {
-        Self { entries: HashMap::new(), capacity: capacity.max(1), evicted: 0 }
+        Self { entries: HashMap::new(), capacity: capacity.max(1), evicted: 0, unique: 0 }
     }
 
     /// Records `f`. When the table is full, the least recently seen tenth
@@ -92,7 +145,7 @@ impl Dedup {
 
     /// Counts `f` if its alert was already emitted; false if it is new.
     pub fn repeat(&mut self, f: &Finding) -> bool {
-        let Some(e) = self.entries.get_mut(&Key::of(f)) else { return false };
+        let Some(e) = Key::of(f).and_then(|k| self.entries.get_mut(&k)) else { return false };
         e.count += 1;
         e.pending += 1;
         e.last_ns = f.unix_ns;
@@ -101,9 +154,13 @@ impl Dedup {
     }
 
     /// Remembers a new alert about to be emitted; returns its id and the
-    /// pending repeats of entries evicted to make room.
+    /// pending repeats of entries evicted to make room. A finding that
+    /// names no file is not remembered (it can never repeat).
     pub fn insert(&mut self, f: &Finding) -> (String, Vec<Entry>) {
-        let key = Key::of(f);
+        let Some(key) = Key::of(f) else {
+            self.unique += 1;
+            return (unique_id(f, self.unique), Vec::new());
+        };
         let flushed = if self.entries.len() >= self.capacity { self.evict() } else { Vec::new() };
         let id = key.id();
         self.entries.insert(
@@ -159,8 +216,24 @@ impl Dedup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::finding::{FileFacts, Finding, Process, Subject, Workload};
-    use crate::verify::verdict::Verdict;
+    use crate::alert::finding::{FileFacts, FileId, Finding, Process, Subject, Workload};
+
+    /// A finding with no path and no digest: a memfd exec that could not
+    /// be hashed, or a mapping whose path was not found.
+    fn nameless(subject: Subject, verdict: Verdict, pid: u32, ino: Option<u64>, t: i128) -> Finding {
+        let mut f = finding("", "", t);
+        (f.subject, f.verdict, f.process.pid) = (subject, verdict, pid);
+        f.file.sha256 = None;
+        f.file.identity = ino.map(|ino| FileId { dev: 1, ino });
+        f
+    }
+
+    fn is_new(d: &mut Dedup, f: &Finding) -> Option<String> {
+        match d.see(f).0 {
+            Seen::New(id) => Some(id),
+            Seen::Repeat => None,
+        }
+    }
 
     pub(crate) fn finding(path: &str, sha: &str, t: i128) -> Finding {
         Finding {
@@ -213,9 +286,72 @@ mod tests {
 
     #[test]
     fn ids_are_stable_and_distinct() {
-        let a = Key::of(&finding("/x", "01", 1));
-        assert_eq!(a.id(), Key::of(&finding("/x", "01", 99)).id());
-        assert_ne!(a.id(), Key::of(&finding("/y", "01", 1)).id());
-        assert_eq!(a.id().len(), 24);
+        let id = |f: &Finding| Key::of(f).expect("names a file").id();
+        let a = id(&finding("/x", "01", 1));
+        assert_eq!(a, id(&finding("/x", "01", 99)));
+        assert_ne!(a, id(&finding("/y", "01", 1)));
+        assert_eq!(a.len(), 24);
+        // The id of (path, sha256) is what it was before keys had kinds.
+        let mut h = Sha256::new();
+        for part in [&b"sha256:aa"[..], b"/x", b"01"] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        h.update(b"unknown-binary");
+        assert_eq!(a, hex::encode(&h.finalize()[..12]));
+    }
+
+    #[test]
+    fn memfd_execs_with_no_path_and_no_digest_are_each_an_alert() {
+        let mut d = Dedup::new(100);
+        let a = is_new(&mut d, &nameless(Subject::Exec, Verdict::Fileless, 10, Some(7), 1));
+        let b = is_new(&mut d, &nameless(Subject::Exec, Verdict::Fileless, 11, Some(8), 2));
+        let (a, b) = (a.expect("first is new"), b.expect("another payload is another alert"));
+        assert_ne!(a, b);
+        // Even the same identity in the same process cannot be proven the
+        // same bytes (a memfd can be rewritten): its own alert again.
+        assert!(is_new(&mut d, &nameless(Subject::Exec, Verdict::Fileless, 10, Some(7), 1)).is_some());
+        assert!(d.is_empty(), "nothing to remember for findings that can never repeat");
+    }
+
+    #[test]
+    fn libraries_with_an_empty_path_are_each_an_alert() {
+        let mut d = Dedup::new(100);
+        let lib = |pid| nameless(Subject::Library, Verdict::LibraryDrift, pid, None, 5);
+        let a = is_new(&mut d, &lib(20)).expect("first is new");
+        let b = is_new(&mut d, &lib(20)).expect("second is new too");
+        assert_ne!(a, b, "ids differ even at the same time, pid and (absent) identity");
+    }
+
+    #[test]
+    fn a_fileless_path_names_a_descriptor_not_a_file() {
+        let mut d = Dedup::new(100);
+        let fd = |t| {
+            let mut f = nameless(Subject::Exec, Verdict::Fileless, 30, None, t);
+            f.file.path = b"/proc/self/fd/3".to_vec();
+            f
+        };
+        assert!(is_new(&mut d, &fd(1)).is_some());
+        assert!(is_new(&mut d, &fd(2)).is_some(), "not merged on the descriptor path");
+        // Hashed, the same payload through a descriptor is a repeat.
+        let mut hashed = fd(3);
+        hashed.file.sha256 = Some("ab".into());
+        assert!(is_new(&mut d, &hashed).is_some());
+        hashed.unix_ns = 4;
+        assert!(is_new(&mut d, &hashed).is_none());
+    }
+
+    #[test]
+    fn a_path_alone_or_a_digest_alone_still_folds_repeats() {
+        let mut d = Dedup::new(100);
+        let mut path_only = finding("/usr/bin/big", "", 1);
+        path_only.file.sha256 = None;
+        assert!(is_new(&mut d, &path_only).is_some());
+        assert!(is_new(&mut d, &path_only).is_none(), "same path, not hashed: a repeat");
+        let digest_only = finding("", "cd", 2);
+        assert!(is_new(&mut d, &digest_only).is_some());
+        assert!(is_new(&mut d, &digest_only).is_none(), "same bytes, no path: a repeat");
+        assert!(is_new(&mut d, &finding("", "ef", 3)).is_some(), "other bytes: other alert");
+        assert_eq!(d.len(), 3);
     }
 }

@@ -88,6 +88,17 @@ pub struct FileFacts {
     pub listed_at: Vec<String>,
     /// For a library: the file's own verdict behind `library-drift`.
     pub file_verdict: Option<Verdict>,
+    /// The kernel's identity of the file that ran or was mapped, when it
+    /// read one: what tells two nameless files (memfd execs) apart.
+    pub identity: Option<FileId>,
+}
+
+/// A file as the kernel names it: device (as `stat(2)` reports
+/// `st_dev`) and inode number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
 }
 
 /// One drift finding.
@@ -157,6 +168,7 @@ impl Finding {
                 package: d.judgement.package.clone(),
                 listed_at: d.judgement.listed_at.clone(),
                 file_verdict,
+                identity: None,
             },
             script: d
                 .script

@@ -53,6 +53,7 @@ fn finding() -> Finding {
             in_writable_layer: Some(true),
             listed_at: Vec::new(),
             file_verdict: None,
+            identity: None,
         },
         script: None,
         sbom_sources: vec!["/sboms/app.spdx.json".into()],

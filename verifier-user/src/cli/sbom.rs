@@ -2,7 +2,9 @@
 //!
 //! Exit codes: `sbom generate` exits 0 on success, 2 on error; `check`
 //! exits 0 when the rootfs matches its SBOMs, 1 on drift, 2 on error (so
-//! CI can tell "found something" from "could not look").
+//! CI can tell "found something" from "could not look"); `sbom inspect`
+//! exits 0 when every file gives per-file strong digests, 1 when any is
+//! weak or package-only, 2 when any could not be read.
 
 use std::{
     fs,
@@ -15,8 +17,10 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 
 use verifier_sbom::{
+    LoadOptions,
     check::{self, CheckOptions},
     generate::{self, Format},
+    inspect::{self, Inspection},
 };
 
 #[derive(Debug, Subcommand)]
@@ -30,6 +34,28 @@ pub enum SbomCommand {
     /// target's digests and marked as links; names that are not UTF-8 are
     /// skipped with a warning (SBOM JSON cannot carry them).
     Generate(GenerateArgs),
+    /// Inspect what SBOM files hold: format, packages, files, digests by
+    /// algorithm, what the reader could not use, and whether the file can
+    /// serve runtime verification (`per-file`, `weak`, `package-only`).
+    ///
+    /// Reads every format the agent reads (SPDX 2 JSON / tag-value, SPDX 3,
+    /// CycloneDX, Syft JSON, in-toto/DSSE, apk `installed`, dpkg
+    /// `*.md5sums` or a dpkg database directory). Exit codes: 0 every file
+    /// is per-file, 1 any is weak or package-only, 2 any could not be read.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// SBOM files (or dpkg database directories) to inspect.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: CheckFormat,
+    /// Directory prefix the SBOM paths were generated under (stripped).
+    #[arg(long)]
+    pub root_prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -70,7 +96,8 @@ pub struct GenerateArgs {
 pub enum CheckFormat {
     /// Human-readable table.
     Table,
-    /// JSON report (schema `verifier.check/v1`, see `verifier_sbom::check`).
+    /// JSON report (schema `verifier.check/v1` or `verifier.inspect/v1`,
+    /// see docs/schema.md).
     Json,
 }
 
@@ -98,6 +125,7 @@ pub struct CheckArgs {
 pub fn run(cmd: SbomCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         SbomCommand::Generate(args) => run_generate(args),
+        SbomCommand::Inspect(args) => run_inspect(&args),
     }
 }
 
@@ -188,4 +216,82 @@ pub fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         print_warnings(&report.warnings);
     }
     Ok(check::exit_code(&report.summary))
+}
+
+/// `verifier sbom inspect`: reads each file, reports, picks the exit code.
+/// A file that cannot be read is reported (and named on stderr) and the
+/// others are still inspected.
+fn run_inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
+    let opts = LoadOptions { root_prefix: args.root_prefix.clone(), ..LoadOptions::default() };
+    let mut inputs = Vec::new();
+    for path in &args.files {
+        let name = path.display().to_string();
+        inputs.push(match verifier_sbom::load_path(path, &opts) {
+            Ok(m) => inspect::inspect(&name, &m),
+            Err(err) => {
+                eprintln!("verifier: error: {err}");
+                inspect::failed(&name, &err)
+            }
+        });
+    }
+    let report = inspect::Report { schema: inspect::SCHEMA, inputs };
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match args.format {
+        CheckFormat::Table => write_inspection_table(&report.inputs, &mut out),
+        CheckFormat::Json => serde_json::to_writer_pretty(&mut out, &report)
+            .map_err(io::Error::from)
+            .and_then(|()| writeln!(out)),
+    }
+    .and_then(|()| out.flush())
+    .context("writing the report")?;
+    Ok(inspect::exit_code(&report))
+}
+
+/// One row per file, then what the reader said and what to do.
+fn write_inspection_table(inputs: &[Inspection], out: &mut dyn io::Write) -> io::Result<()> {
+    let width = inputs.iter().map(|i| i.file.chars().count()).max().unwrap_or(4).clamp(4, 50);
+    writeln!(
+        out,
+        "{:<width$}  {:<24}  {:>8}  {:>7}  {:>7}  {:>7}  {:>7}  {:>7}  {:>7}  {:>5}  VERDICT",
+        "FILE", "FORMAT", "PACKAGES", "FILES", "SHA256", "SHA512", "SHA1", "MD5", "NONE", "ZERO"
+    )?;
+    for i in inputs {
+        let d = &i.digests;
+        let Some(verdict) = i.usefulness.map(|u| u.name()) else {
+            let dash = "-";
+            writeln!(
+                out,
+                "{:<width$}  {dash:<24}  {dash:>8}  {dash:>7}  {dash:>7}  {dash:>7}  {dash:>7}  {dash:>7}  {dash:>7}  \
+                 {dash:>5}  unreadable",
+                i.file
+            )?;
+            continue;
+        };
+        writeln!(
+            out,
+            "{:<width$}  {:<24}  {:>8}  {:>7}  {:>7}  {:>7}  {:>7}  {:>7}  {:>7}  {:>5}  {verdict}",
+            i.file,
+            i.format.as_deref().unwrap_or("-"),
+            i.packages,
+            i.files,
+            d.sha256,
+            d.sha512,
+            d.sha1,
+            d.md5,
+            d.none,
+            d.placeholders,
+        )?;
+    }
+    for i in inputs {
+        let notes = i.error.iter().map(|e| ("error", e)).chain(i.warnings.iter().map(|w| ("warning", w)));
+        let notes: Vec<_> = notes.chain(i.advice.iter().map(|a| ("advice", a))).collect();
+        if notes.is_empty() {
+            continue;
+        }
+        writeln!(out, "\n{}:", i.file)?;
+        for (what, text) in notes {
+            writeln!(out, "  {what}: {text}")?;
+        }
+    }
+    Ok(())
 }
