@@ -88,6 +88,7 @@ fn judge_running(listed_sha: Option<&[u8]>) -> (Verdict, VerifyStats) {
         any_algs: Algs::NONE,
         key: 1,
         root: Arc::new(RootDir::open(Path::new("/")).expect("root")),
+        index: Arc::default(),
         manifest: Arc::new(manifest_with(path, listed_sha.unwrap_or(&real))),
         content: None,
     });
@@ -132,6 +133,7 @@ fn a_proc_self_exe_rerun_waits_for_the_file_being_hashed_then_knows_its_path() {
         any_algs: Algs::NONE,
         key: 1,
         root: Arc::new(RootDir::open(Path::new("/")).expect("root")),
+        index: Arc::default(),
         manifest: Arc::new(manifest_with(bin.to_str().expect("utf-8"), &real)),
         content: None,
     });
@@ -167,6 +169,7 @@ fn no_kernel_identity_is_unverifiable_at_once() {
         any_algs: Algs::NONE,
         key: 1,
         root: Arc::new(RootDir::open(Path::new("/")).expect("root")),
+        index: Arc::default(),
         manifest: Arc::new(manifest_with("/bin/x", &[0u8; 32])),
         content: None,
     });
