@@ -32,7 +32,7 @@ use verifier_sbom::{Manifest, fsroot::RootDir};
 use verifier_sensor::events::kernel_dev_to_user;
 
 /// Listed files indexed per container at most (about 100 bytes each).
-pub const MAX_INDEXED: usize = 1 << 20;
+pub const MAX_INDEXED: usize = 1 << 18;
 
 /// The index of one container, built on first use.
 #[derive(Debug, Default)]
