@@ -251,6 +251,10 @@ impl Tally {
                         if verdict != "ok" {
                             bump(&mut t.non_ok, verdict);
                         }
+                        // A `#!` script is judged apart from its interpreter.
+                        if let Some(sv) = v["script"]["verdict"].as_str().filter(|sv| *sv != "ok") {
+                            bump(&mut t.non_ok, &format!("script-{sv}"));
+                        }
                     }
                     None => t.unjudged.push(v["reason"].to_string()),
                 },
@@ -285,6 +289,28 @@ impl Tally {
 
     pub fn alerts(&self) -> usize {
         self.alerts_by.values().sum()
+    }
+
+    /// Everything short of "every exec, script and library `ok`, no
+    /// alert": one line each, with examples (empty when clean).
+    pub fn false_alarms(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.non_ok.is_empty() {
+            out.push(format!("exec verdicts not ok: {}", joined(&self.non_ok)));
+        }
+        if !self.library_non_ok.is_empty() {
+            out.push(format!("library verdicts not ok: {}", joined(&self.library_non_ok)));
+        }
+        if !self.unjudged.is_empty() {
+            out.push(format!("{} execs not judged, e.g. {}", self.unjudged.len(), self.unjudged[0]));
+        }
+        if self.alerts() + self.alert_updates > 0 {
+            out.push(format!("alerts: {} (+{} updates)", joined(&self.alerts_by), self.alert_updates));
+        }
+        for (verdict, examples) in &self.alert_examples {
+            out.extend(examples.iter().map(|(path, reason)| format!("  {verdict} {path}: {reason}")));
+        }
+        out
     }
 }
 

@@ -5,33 +5,56 @@
 //! non-ok verdicts by verdict, alerts, examples) is printed on every run;
 //! see it with `--nocapture`.
 //!
-//! Asserted, because it holds today: every source gets more than 50 execs
-//! judged, and with our own SBOM (generated here by the binary under
-//! test) every executed plain ELF file is `ok`.
+//! Asserted: every source gets more than 50 execs judged, and under every
+//! source that lists the image's files with digests ([`EXACT`]: our SBOM,
+//! generated here by the binary under test, the image's own dpkg md5sums,
+//! syft SPDX, sbom4files SPDX) there is no false alarm at all: every exec,
+//! every `#!` script and every library mapped as code is `ok`, and no
+//! alert is raised. What that rests on: a script is judged by its own
+//! digest and by its interpreter, found from its `#!` line and proven by
+//! the kernel's identity once the script has exited (gunzip, zcat, egrep,
+//! fgrep, which, ldd); a library or exec of a process already gone is
+//! found by its identity among the listed files; dpkg's pre-merge names
+//! (`bin/ls`) judge the merged-/usr paths (`/usr/bin/ls`); runc's own
+//! re-exec in the container's cgroup, still in the host's mount
+//! namespace, is the host's.
 //!
-//! False alarms today (not asserted; the input to the precision work),
-//! one run on the build machine, 72 commands twice (exec non-ok / library
-//! records non-ok / new alerts):
-//! - verifier-spdx: 10 / 69 / 7. Every exec of a `#!/bin/sh` script
-//!   (gunzip, zcat, egrep, fgrep, which, ldd) is `unverifiable`: the
-//!   script has exited before `/proc/<pid>/exe` is read; library records
-//!   of exited processes are `unverifiable` the same way.
-//! - dpkg-md5sums: 87 / 388 / 48. Also `unknown-binary` for every file
-//!   of a usrmerged package (`/usr/bin/ls`, `dash`, `bash`, `ld.so`,
-//!   `libc.so.6`): dpkg lists them as `bin/ls`, `lib/...`.
-//! - syft-spdx: 11 / 110 / 7; sbom4files-spdx: 11 / 73 / 7: as ours.
-//! - syft-cyclonedx: 167 / 440 / 110: syft's CycloneDX has no files, so
-//!   every exec and library is `unknown-binary` (or `unverifiable`).
+//! One run on the build machine, 72 commands twice (execs judged / non-ok
+//! / library records / non-ok / new alerts; counts vary with how soon
+//! files enter the kernel fast path):
+//!
+//! | source | execs | non-ok | libs | non-ok libs | alerts |
+//! |---|---|---|---|---|---|
+//! | verifier-spdx (ours) | 86 | 0 | 182 | 0 | 0 |
+//! | dpkg-md5sums | 87 | 0 | 140 | 0 | 0 |
+//! | syft-spdx | 83 | 0 | 92 | 0 | 0 |
+//! | sbom4files-spdx | 86 | 0 | 181 | 0 | 0 |
+//! | syft-cyclonedx | 167 | 179 | 440 | 440 | 258 |
+//!
+//! syft's CycloneDX lists packages and no files: nothing can be verified
+//! against it, so it is measured and printed, not asserted. Every exec is
+//! `unknown-binary` (and each script too), every library `library-drift`
+//! (`unknown-binary` while its process lives; `unverifiable` once it is
+//! gone, since no listed file can have its identity); nothing is ever
+//! trusted, so every exec reaches the agent. Its alert count moves
+//! between runs (258 and 303 in two): a library with no path (its process
+//! gone) is an alert of its own, never folded into another.
 
 use std::time::{Duration, Instant};
 
 use verifier_tests::{
-    agent::{Agent, execs, verifier_bin},
+    agent::{Agent, verifier_bin},
     exclusive,
     real_image::{RealImage, Tally, WORKLOAD, table, workload_script},
     require_root,
     runc::Container,
 };
+
+/// The SBOM sources that list the image's files, with digests: under
+/// them every verdict must be `ok` and no alert raised. syft's CycloneDX
+/// lists packages only (no files), so nothing can be verified against it:
+/// measured and printed, not asserted.
+const EXACT: &[&str] = &["verifier-spdx", "dpkg-md5sums", "syft-spdx", "sbom4files-spdx"];
 
 /// A directory to write each source's agent records to, as
 /// `<source>.jsonl`, for looking into the false alarms.
@@ -117,13 +140,10 @@ fn a_debian_workload_under_each_sbom_source() {
                 tally.unjudged.first()
             ));
         }
-        if *name == "verifier-spdx" {
-            for r in execs(&records).filter(|r| r["container"]["id"] == id.as_str()) {
-                let v = &r["verification"];
-                let path = v["path"].as_str().unwrap_or_default();
-                if image.is_elf(path) && v["verdict"] != "ok" {
-                    failures.push(format!("{name}: ELF {path} is {}: {}", v["verdict"], v["reason"]));
-                }
+        if EXACT.contains(name) {
+            let alarms = tally.false_alarms();
+            if !alarms.is_empty() {
+                failures.push(format!("{name}: false alarms:\n{}", alarms.join("\n")));
             }
         }
         rows.push((*name, tally));

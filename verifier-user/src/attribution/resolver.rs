@@ -103,7 +103,18 @@ impl Resolver {
     }
 
     /// Attributes an event to a container, the host, or neither.
+    ///
+    /// The mount namespace decides first, before any cgroup: a process in
+    /// the host's mount namespace sees the host's files, so what it runs is
+    /// the host's, whatever cgroup it already sits in. A runtime starting a
+    /// container (runc or crun re-executing itself from a memfd as the
+    /// container's init) joins the container's cgroup before it leaves the
+    /// host's mount namespace; its exec is not the container's behaviour.
+    /// `mnt_ns` 0 means unknown (records without it) and decides nothing.
     pub fn attribute(&mut self, cgroup_id: u64, tgid: u32, mnt_ns: u32) -> Attribution {
+        if self.is_host_mnt_ns(mnt_ns) {
+            return Attribution::Host;
+        }
         let key = if cgroup_id != self.cgroup2_root_id && cgroup_id != 0 {
             Key::Cgroup(cgroup_id)
         } else {
@@ -122,12 +133,6 @@ impl Resolver {
     }
 
     fn lookup(&self, key: Key, cgroup_id: u64, tgid: u32, mnt_ns: u32) -> Option<Attribution> {
-        // Every runtime gives a container its own mount namespace, so a
-        // process in the host's is a host process: no I/O needed, and no
-        // race with a short-lived process that is already gone.
-        if mnt_ns != 0 && mnt_ns == self.host_mnt_ns {
-            return Some(Attribution::Host);
-        }
         let runtime_of = |leaf: &str| self.runtime_of(leaf);
         let proc_cgroup = self.proc_root.join(tgid.to_string()).join("cgroup");
         let container = match fs::read_to_string(&proc_cgroup) {
@@ -143,6 +148,13 @@ impl Resolver {
             None if mnt_ns == 0 => Attribution::Host,
             None => Attribution::Unknown("own mount namespace but no container cgroup"),
         })
+    }
+
+    /// Every runtime gives a container its own mount namespace, so a
+    /// process in the host's is a host process: no I/O needed, and no race
+    /// with a short-lived process that is already gone.
+    fn is_host_mnt_ns(&self, mnt_ns: u32) -> bool {
+        mnt_ns != 0 && mnt_ns == self.host_mnt_ns
     }
 
     fn runtime_of(&self, leaf: &str) -> Option<Runtime> {
@@ -267,7 +279,29 @@ mod tests {
         assert_eq!(r.attribute(1, 1, 1000), Attribution::Host);
         // Own mount namespace, process gone, cgroup id unknown: not guessed.
         assert!(matches!(r.attribute(999_999, 5, 2000), Attribution::Unknown(_)));
-        assert_eq!(r.cached(), 1, "only the host answer was cached");
+        assert_eq!(r.cached(), 0, "neither is cached: the host needs no lookup, unknown may change");
+    }
+
+    #[test]
+    fn the_host_mount_namespace_is_the_host_even_in_a_container_cgroup() {
+        let f = fixture();
+        fs::create_dir_all(f.runc_state.join("web")).expect("mkdir");
+        let scope = f.cgroup2.join("web");
+        fs::create_dir_all(&scope).expect("mkdir");
+        let cgroup_id = fs::metadata(&scope).expect("stat").ino();
+        let mut r = resolver(&f);
+        // The runtime moves its init into the new cgroup while still in the
+        // host's mount namespace; it runs first, before any container exec.
+        assert_eq!(r.attribute(cgroup_id, 4242, 1000), Attribution::Host, "a runtime's own exec");
+        assert_eq!(r.cached(), 0, "nothing cached for the cgroup from it");
+        let container = r.attribute(cgroup_id, 4243, 2000);
+        assert!(matches!(&container, Attribution::Container(c) if c.id == "web"), "{container:?}");
+        // Once the cgroup is known as the container's, the host's mount
+        // namespace still says host.
+        assert_eq!(r.attribute(cgroup_id, 4244, 1000), Attribution::Host);
+        assert_eq!(r.attribute(cgroup_id, 4245, 2000), container);
+        // Unknown namespace (0): the cgroup decides.
+        assert_eq!(r.attribute(cgroup_id, 4246, 0), container);
     }
 
     #[test]

@@ -19,7 +19,8 @@ use verifier_common::event::FileIdentity;
 
 use super::{
     hash_cache::HashCache,
-    locate::{Job, Located, Outcome, Via},
+    index::LazyIndex,
+    locate::{Job, Listed, Located, Outcome, Via},
     pool::{Done, Pool},
     verdict::{ImageContent, Judgement, Verdict, judge},
 };
@@ -33,6 +34,9 @@ pub struct Context {
     pub key: u64,
     pub root: Arc<RootDir>,
     pub manifest: Arc<Manifest>,
+    /// This container's listed files by identity, built on first need by
+    /// a hashing thread (one per container: per baseline and root).
+    pub index: Arc<LazyIndex>,
     pub content: Option<Arc<dyn ImageContent + Send + Sync>>,
     /// Digests some listed paths are compared by instead of a SHA-256
     /// (SHA-512, dpkg's MD5, apk's SHA-1): computed for every file, since
@@ -197,6 +201,8 @@ impl Engine {
             algs: digest::algs_for(path_guess.and_then(|p| ctx.manifest.get(p))).union(ctx.any_algs),
             max_bytes: self.max_bytes,
             library: event.library,
+            script: event.script,
+            listed: Some(Listed { manifest: ctx.manifest.clone(), index: ctx.index.clone() }),
         };
         match self.pool.try_submit(key.clone(), job) {
             Ok(()) => {

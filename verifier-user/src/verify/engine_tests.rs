@@ -62,12 +62,16 @@ fn event_for(pid: u32, bin: &Path) -> ExecEvent {
 }
 
 fn engine() -> (Engine, tokio::sync::mpsc::UnboundedReceiver<Done<Key>>) {
+    engine_with_proc(Path::new("/proc"))
+}
+
+fn engine_with_proc(proc_root: &Path) -> (Engine, tokio::sync::mpsc::UnboundedReceiver<Done<Key>>) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let cfg = EngineConfig {
         workers: 1,
         queue: 8,
         max_bytes: 1 << 30,
-        proc_root: "/proc".into(),
+        proc_root: proc_root.to_path_buf(),
         hash_cache: 64,
         decisions: 64,
     };
@@ -88,6 +92,7 @@ fn judge_running(listed_sha: Option<&[u8]>) -> (Verdict, VerifyStats) {
         any_algs: Algs::NONE,
         key: 1,
         root: Arc::new(RootDir::open(Path::new("/")).expect("root")),
+        index: Arc::default(),
         manifest: Arc::new(manifest_with(path, listed_sha.unwrap_or(&real))),
         content: None,
     });
@@ -132,6 +137,7 @@ fn a_proc_self_exe_rerun_waits_for_the_file_being_hashed_then_knows_its_path() {
         any_algs: Algs::NONE,
         key: 1,
         root: Arc::new(RootDir::open(Path::new("/")).expect("root")),
+        index: Arc::default(),
         manifest: Arc::new(manifest_with(bin.to_str().expect("utf-8"), &real)),
         content: None,
     });
@@ -167,6 +173,7 @@ fn no_kernel_identity_is_unverifiable_at_once() {
         any_algs: Algs::NONE,
         key: 1,
         root: Arc::new(RootDir::open(Path::new("/")).expect("root")),
+        index: Arc::default(),
         manifest: Arc::new(manifest_with("/bin/x", &[0u8; 32])),
         content: None,
     });
@@ -186,4 +193,84 @@ fn descriptor_paths_are_fileless_names() {
     for no in [&b"/bin/sh"[..], b"/proc/self/exe", b"/proc/x/fd/1", b"/dev/fdx"] {
         assert!(!runs_from_descriptor(no), "{}", String::from_utf8_lossy(no));
     }
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// An SBOM listing (path, SHA-256 hex).
+fn manifest_of(files: &[(&str, String)]) -> Manifest {
+    let files: Vec<_> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (p, sha))| {
+            serde_json::json!({"SPDXID": format!("SPDXRef-f{i}"), "fileName": p,
+                "checksums": [{"algorithm": "SHA256", "checksumValue": sha}]})
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "name": "t", "dataLicense": "CC0-1.0",
+        "documentNamespace": "https://example.com/t",
+        "creationInfo": {"created": "2026-01-01T00:00:00Z", "creators": ["Tool: test"]},
+        "files": files
+    });
+    let opts = LoadOptions { root_prefix: Some(String::new()), format: None };
+    load_bytes(doc.to_string().as_bytes(), "t.spdx.json", &opts).expect("SPDX")
+}
+
+/// A script run in a container root and gone before it is judged: the
+/// script's verdict against `listed` (the interpreter being listed).
+fn judge_exited_script(script_listed: Option<&[u8]>) -> Arc<Decision> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root, proc_root) = (dir.path().join("root"), dir.path().join("proc"));
+    fs::create_dir_all(root.join("usr/bin")).expect("mkdir");
+    fs::create_dir_all(&proc_root).expect("mkdir");
+    std::os::unix::fs::symlink("usr/bin", root.join("bin")).expect("bin");
+    fs::write(root.join("usr/bin/dash"), b"the shell").expect("write");
+    std::os::unix::fs::symlink("dash", root.join("usr/bin/sh")).expect("sh");
+    let script = b"#!/bin/sh\nexec grep -E \"$@\"\n";
+    fs::write(root.join("usr/bin/egrep"), script).expect("write");
+    let mut files = vec![("/usr/bin/dash", sha256_hex(b"the shell"))];
+    if let Some(listed) = script_listed {
+        files.push(("/bin/egrep", sha256_hex(listed)));
+    }
+    let ctx = Arc::new(Context {
+        any_algs: Algs::NONE,
+        key: 1,
+        root: Arc::new(RootDir::open(&root).expect("root")),
+        index: Arc::default(),
+        manifest: Arc::new(manifest_of(&files)),
+        content: None,
+    });
+    let (mut engine, mut rx) = engine_with_proc(&proc_root);
+    let mut ev = event_for(4242, &root.join("usr/bin/dash"));
+    ev.filename = b"/bin/egrep".to_vec();
+    ev.script = true;
+    assert!(engine.submit(&ctx, ev.clone()).is_none(), "queued");
+    let (key, outcome) = rx.blocking_recv().expect("outcome");
+    let d = engine.complete(key, outcome).remove(0).1;
+    assert_eq!(d.judgement.verdict, Verdict::Ok, "the interpreter: {d:?}");
+    assert_eq!(d.via, Some(Via::Shebang));
+    assert!(!d.trusted, "a script's decision never enters the fast path");
+    assert!(engine.submit(&ctx, ev).is_none(), "nor is it cached: judged again");
+    d
+}
+
+#[test]
+fn an_exited_script_listed_and_unchanged_is_ok() {
+    let d = judge_exited_script(Some(b"#!/bin/sh\nexec grep -E \"$@\"\n"));
+    let s = d.script.as_ref().expect("script");
+    assert_eq!((s.path.as_slice(), s.judgement.verdict), (&b"/usr/bin/egrep"[..], Verdict::Ok), "{s:?}");
+    assert!(!d.is_drift());
+}
+
+#[test]
+fn an_exited_script_changed_or_dropped_is_drift() {
+    let changed = judge_exited_script(Some(b"#!/bin/sh\nexec grep -F \"$@\"\n"));
+    assert_eq!(changed.script.as_ref().map(|s| s.judgement.verdict), Some(Verdict::ModifiedBinary));
+    assert!(changed.is_drift());
+    let dropped = judge_exited_script(None);
+    assert_eq!(dropped.script.as_ref().map(|s| s.judgement.verdict), Some(Verdict::UnknownBinary));
+    assert!(dropped.is_drift());
 }

@@ -8,26 +8,36 @@
 //! 2. `/proc/<pid>/exe` read as a link: the path as the process sees it,
 //!    opened beneath the root (covers a path that changed meaning since);
 //! 3. `/proc/<pid>/exe` opened directly: the kernel's own reference, the
-//!    only way to reach a deleted file or a memfd.
+//!    only way to reach a deleted file or a memfd;
+//! 4. for a `#!` script, the interpreter its first line names, beneath
+//!    the root (the script may have exited, or exec'd another program, by
+//!    the time anyone looks: `egrep` is `exec grep -E "$@"`);
+//! 5. the container's listed files by identity ([`super::index`]): a
+//!    process already gone, whose path no longer leads to the file.
 //!
 //! If none is the same file, the exec is unverifiable: nothing is hashed in
-//! its place. When the executed path is a `#!` script, the interpreter is
-//! what the kernel reports as the executable, so the script is hashed too
-//! (there is no kernel identity for it: what is hashed is what the
-//! interpreter is reading).
+//! its place. A file mapped as code is found in `/proc/<pid>/maps`, then by
+//! the index. For a script the kernel reports the interpreter as what ran
+//! ([`Job::script`]), so the interpreter is the file proven by identity and
+//! the script itself is found and hashed by its path ([`super::script`]).
 
-use std::{fs::File, io::Read as _, os::unix::fs::MetadataExt as _, path::Path, sync::Arc};
+use std::{fs::File, os::unix::fs::MetadataExt as _, path::Path, sync::Arc};
 
 use verifier_common::event::FileIdentity;
 
 use super::{
     hash_cache::HashCache,
+    index::LazyIndex,
     open::{Match, open_exact, open_proc_exe},
+    script::read_script,
 };
 use verifier_sbom::{
+    Manifest,
     fsroot::{RootDir, canonicalize_in_root},
     hash::{Algs, FileHashes, hash_reader},
 };
+
+pub use super::script::Script;
 
 /// What a worker needs for one exec.
 #[derive(Debug)]
@@ -43,6 +53,19 @@ pub struct Job {
     /// A file mapped executable, not an exec: found by inode in
     /// `/proc/<pid>/maps`, never through `/proc/<pid>/exe`.
     pub library: bool,
+    /// The kernel flagged a `#!` script: `filename` is the script,
+    /// `identity` its interpreter's.
+    pub script: bool,
+    /// The container's listed files, for finding a file by identity
+    /// when its process is gone (`None`: not tried).
+    pub listed: Option<Listed>,
+}
+
+/// The SBOM of a container and its index of listed files by identity.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    pub manifest: Arc<Manifest>,
+    pub index: Arc<LazyIndex>,
 }
 
 /// How the executed file was reached.
@@ -55,6 +78,10 @@ pub enum Via {
     ExeLink,
     /// `/proc/<pid>/exe` itself (deleted file, memfd, renamed).
     ProcExe,
+    /// The interpreter named by the script's `#!` line, beneath the root.
+    Shebang,
+    /// A listed file with the kernel's identity ([`super::index`]).
+    Index,
 }
 
 /// The file that ran, found and proven.
@@ -70,13 +97,6 @@ pub struct Located {
     pub hashes: Option<Arc<FileHashes>>,
     /// The script, when the executed path was a `#!` script.
     pub script: Option<Script>,
-}
-
-/// A `#!` script run through an interpreter.
-#[derive(Debug)]
-pub struct Script {
-    pub path: Vec<u8>,
-    pub hashes: Option<FileHashes>,
 }
 
 /// Outcome of a job.
@@ -97,23 +117,30 @@ pub fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
     let cwd = std::fs::read_link(proc_dir.join("cwd")).ok().map(path_bytes);
     let exe_link = std::fs::read_link(proc_dir.join("exe")).ok().map(path_bytes);
     let mut tried = Vec::new();
-    let mut script_path = None;
 
-    match canonicalize_in_root(&job.root, &job.filename, cwd.as_deref()) {
-        Ok(path) => match open_exact(&job.root, &path, &job.identity) {
-            Ok((file, Match::Same)) => return hashed(job, cache, file, path, Via::Path, None, buf),
-            Ok((mut file, m)) => {
-                if starts_with_shebang(&mut file) {
-                    script_path = Some(path);
-                } else {
-                    tried.push(format!("the executed path is now {}", describe(m)));
-                }
+    let resolved = canonicalize_in_root(&job.root, &job.filename, cwd.as_deref());
+    let (script, interpreter) = if job.script {
+        // The script is never the kernel's identity (its interpreter is).
+        let path = match resolved {
+            Ok(p) => p,
+            Err(e) => {
+                tried.push(format!("resolving the script's path: {e}"));
+                job.filename.clone()
             }
-            Err(e) => tried.push(format!("the executed path: {e}")),
-        },
-        Err(e) => tried.push(format!("resolving the executed path: {e}")),
-    }
-    let script = script_path.map(|path| hash_script(&job.root, path, job.max_bytes, buf));
+        };
+        let (s, interpreter) = read_script(&job.root, path, job.algs, job.max_bytes, buf);
+        (Some(s), interpreter)
+    } else {
+        match resolved {
+            Ok(path) => match open_exact(&job.root, &path, &job.identity) {
+                Ok((file, Match::Same)) => return hashed(job, cache, file, path, Via::Path, None, buf),
+                Ok((_, m)) => tried.push(format!("the executed path is now {}", describe(m))),
+                Err(e) => tried.push(format!("the executed path: {e}")),
+            },
+            Err(e) => tried.push(format!("resolving the executed path: {e}")),
+        }
+        (None, None)
+    };
 
     if let Some(link) = exe_link.as_deref().filter(|l| !l.ends_with(b" (deleted)") && l.starts_with(b"/")) {
         match open_exact(&job.root, link, &job.identity) {
@@ -127,7 +154,7 @@ pub fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
     match open_proc_exe(&job.proc_root, job.tgid, &job.identity) {
         Ok((file, Match::Same, text)) => {
             let path = text.strip_suffix(b" (deleted)").map(<[u8]>::to_vec).unwrap_or(text);
-            hashed(job, cache, file, path, Via::ProcExe, script, buf)
+            return hashed(job, cache, file, path, Via::ProcExe, script, buf);
         }
         // Unlinking a file moves its ctime, so a binary deleted after its
         // exec no longer matches: it is still the kernel's own reference to
@@ -140,39 +167,81 @@ pub fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
                 .is_ok_and(|m| m.size() <= job.max_bytes)
                 .then(|| hash_reader(&file, job.algs, buf).ok().map(Arc::new))
                 .flatten();
-            Outcome::Located(Box::new(Located { path, via: Via::ProcExe, unlinked: true, hashes, script }))
+            return Outcome::Located(Box::new(Located {
+                path,
+                via: Via::ProcExe,
+                unlinked: true,
+                hashes,
+                script,
+            }));
         }
-        Ok((_, m, _)) => {
-            tried.push(format!("/proc/{}/exe is {}", job.tgid, describe(m)));
-            Outcome::Unverifiable(tried.join("; "))
-        }
-        Err(e) => {
-            tried.push(format!("/proc/{}/exe: {e} (the process has exited)", job.tgid));
-            Outcome::Unverifiable(tried.join("; "))
+        Ok((_, m, _)) => tried.push(format!("/proc/{}/exe is {}", job.tgid, describe(m))),
+        Err(e) => tried.push(format!("/proc/{}/exe: {e} (the process has exited)", job.tgid)),
+    }
+    if let Some(interpreter) = interpreter {
+        match canonicalize_in_root(&job.root, &interpreter, cwd.as_deref())
+            .and_then(|p| open_exact(&job.root, &p, &job.identity).map(|(f, m)| (f, m, p)))
+        {
+            Ok((file, Match::Same, path)) => {
+                return hashed(job, cache, file, path, Via::Shebang, script, buf);
+            }
+            Ok((_, m, _)) => tried.push(format!(
+                "the script's interpreter {} is {}",
+                String::from_utf8_lossy(&interpreter),
+                describe(m)
+            )),
+            Err(e) => {
+                tried.push(format!("the script's interpreter {}: {e}", String::from_utf8_lossy(&interpreter)))
+            }
         }
     }
+    match by_index(job) {
+        Some(Ok((file, path))) => hashed(job, cache, file, path, Via::Index, script, buf),
+        Some(Err(why)) => {
+            tried.push(why);
+            Outcome::Unverifiable(tried.join("; "))
+        }
+        None => Outcome::Unverifiable(tried.join("; ")),
+    }
+}
+
+/// The listed file with the kernel's identity, opened and proven (`None`
+/// when the job has no index).
+fn by_index(job: &Job) -> Option<Result<(File, Vec<u8>), String>> {
+    let listed = job.listed.as_ref()?;
+    let index = listed.index.get_or_build(&job.root, &listed.manifest);
+    let Some(path) = index.lookup(&job.identity) else { return Some(Err(index.miss(&job.identity))) };
+    let found = canonicalize_in_root(&job.root, path.as_bytes(), None).and_then(|canonical| {
+        let (file, m) = open_exact(&job.root, &canonical, &job.identity)?;
+        Ok((file, m, canonical))
+    });
+    Some(match found {
+        Ok((file, Match::Same, canonical)) => Ok((file, canonical)),
+        Ok((_, m, _)) => Err(format!("the listed file {path} with its device and inode is {}", describe(m))),
+        Err(e) => Err(format!("the listed file {path} with its identity: {e}")),
+    })
 }
 
 /// A mapped file: its path from the process's own memory map (the
 /// mapping outlives the descriptor the loader closed), opened beneath the
-/// root and proven to be the mapped file.
+/// root and proven to be the mapped file; when the process is gone, or no
+/// longer maps it, the listed file with its identity.
 fn locate_mapped(job: &Job, proc_dir: &Path, cache: &HashCache, buf: &mut [u8]) -> Outcome {
-    let maps = match std::fs::read(proc_dir.join("maps")) {
-        Ok(m) => m,
-        Err(e) => {
-            return Outcome::Unverifiable(format!("/proc/{}/maps: {e} (the process has exited)", job.tgid));
-        }
+    let why = match std::fs::read(proc_dir.join("maps")) {
+        Ok(maps) => match mapped_path(&maps, job.identity.ino) {
+            Some(path) => match open_exact(&job.root, &path, &job.identity) {
+                Ok((file, Match::Same)) => return hashed(job, cache, file, path, Via::Path, None, buf),
+                Ok((_, m)) => format!("the mapped path is now {}", describe(m)),
+                Err(e) => format!("the mapped path: {e}"),
+            },
+            None => format!("inode {} is no longer mapped by {}", job.identity.ino, job.tgid),
+        },
+        Err(e) => format!("/proc/{}/maps: {e} (the process has exited)", job.tgid),
     };
-    let Some(path) = mapped_path(&maps, job.identity.ino) else {
-        return Outcome::Unverifiable(format!(
-            "inode {} is no longer mapped by {}",
-            job.identity.ino, job.tgid
-        ));
-    };
-    match open_exact(&job.root, &path, &job.identity) {
-        Ok((file, Match::Same)) => hashed(job, cache, file, path, Via::Path, None, buf),
-        Ok((_, m)) => Outcome::Unverifiable(format!("the mapped path is now {}", describe(m))),
-        Err(e) => Outcome::Unverifiable(format!("the mapped path: {e}")),
+    match by_index(job) {
+        Some(Ok((file, path))) => hashed(job, cache, file, path, Via::Index, None, buf),
+        Some(Err(miss)) => Outcome::Unverifiable(format!("{why}; {miss}")),
+        None => Outcome::Unverifiable(why),
     }
 }
 
@@ -263,21 +332,6 @@ fn cache_key(file: &File, id: &FileIdentity) -> FileIdentity {
     let on_overlay = nix::sys::statfs::fstatfs(file)
         .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC);
     if on_overlay { FileIdentity { dev: ANY_OVERLAY, ..*id } } else { *id }
-}
-
-fn starts_with_shebang(file: &mut File) -> bool {
-    let mut head = [0u8; 2];
-    file.read_exact(&mut head).is_ok() && head == *b"#!"
-}
-
-fn hash_script(root: &RootDir, path: Vec<u8>, max: u64, buf: &mut [u8]) -> Script {
-    let rel = path.strip_prefix(b"/").unwrap_or(&path).to_vec();
-    let hashes = root
-        .open_read(&rel)
-        .ok()
-        .filter(|f| f.metadata().is_ok_and(|m| m.is_file() && m.size() <= max))
-        .and_then(|f| hash_reader(&f, Algs::SHA256, buf).ok());
-    Script { path, hashes }
 }
 
 fn path_bytes(p: std::path::PathBuf) -> Vec<u8> {

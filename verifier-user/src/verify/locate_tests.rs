@@ -51,6 +51,8 @@ fn job(pid: u32, filename: &Path, identity: FileIdentity) -> Job {
         library: false,
         algs: Algs::SHA256,
         max_bytes: 1 << 30,
+        script: false,
+        listed: None,
     }
 }
 
@@ -181,4 +183,141 @@ fn mapped_paths_come_from_the_maps_line_of_the_inode() {
     // A memfd's "path" is a name, not a file beneath the root: opening it
     // fails and the mapping is unverifiable, never ok.
     assert_eq!(mapped_path(maps, 4243).as_deref(), Some(&b"/memfd:x (deleted)"[..]));
+}
+
+/// A container root with a merged /usr (`/bin -> usr/bin`, `/lib ->
+/// usr/lib`), `sh -> dash`, a `#!/bin/sh` script, a tool and a library; a
+/// `/proc` where every process has exited.
+struct Gone {
+    _dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+    proc_root: std::path::PathBuf,
+}
+
+const SCRIPT: &[u8] = b"#!/bin/sh\nexec grep -E \"$@\"\n";
+
+fn gone_root() -> Gone {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let proc_root = dir.path().join("proc");
+    for d in ["usr/bin", "usr/lib", "opt"] {
+        fs::create_dir_all(root.join(d)).expect("mkdir");
+    }
+    fs::create_dir_all(&proc_root).expect("mkdir");
+    std::os::unix::fs::symlink("usr/bin", root.join("bin")).expect("bin");
+    std::os::unix::fs::symlink("usr/lib", root.join("lib")).expect("lib");
+    fs::write(root.join("usr/bin/dash"), b"the shell").expect("write");
+    std::os::unix::fs::symlink("dash", root.join("usr/bin/sh")).expect("sh");
+    fs::write(root.join("usr/bin/egrep"), SCRIPT).expect("write");
+    fs::write(root.join("usr/bin/tool"), b"a tool").expect("write");
+    fs::write(root.join("usr/lib/libc.so.6"), b"libc").expect("write");
+    fs::write(root.join("opt/unlisted.so"), b"not shipped").expect("write");
+    Gone { _dir: dir, root, proc_root }
+}
+
+/// An SBOM listing `paths` (digests do not matter to locating).
+fn listed(paths: &[&str]) -> Listed {
+    let files: Vec<_> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            serde_json::json!({"SPDXID": format!("SPDXRef-f{i}"), "fileName": p,
+                "checksums": [{"algorithm": "SHA256", "checksumValue": "00".repeat(32)}]})
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "name": "t", "dataLicense": "CC0-1.0",
+        "documentNamespace": "https://example.com/t",
+        "creationInfo": {"created": "2026-01-01T00:00:00Z", "creators": ["Tool: test"]},
+        "files": files
+    });
+    let opts = verifier_sbom::LoadOptions { root_prefix: Some(String::new()), format: None };
+    let m = verifier_sbom::load_bytes(doc.to_string().as_bytes(), "t.spdx.json", &opts).expect("SPDX");
+    Listed { manifest: Arc::new(m), index: Arc::default() }
+}
+
+fn gone_job(g: &Gone, filename: &str, identity_of_file: &str) -> Job {
+    Job {
+        root: Arc::new(RootDir::open(&g.root).expect("root")),
+        proc_root: Arc::from(g.proc_root.as_path()),
+        tgid: 4242,
+        filename: filename.as_bytes().to_vec(),
+        identity: identity_of(&g.root.join(identity_of_file)),
+        library: false,
+        algs: Algs::SHA256.with(verifier_sbom::HashAlg::Md5),
+        max_bytes: 1 << 30,
+        script: false,
+        listed: None,
+    }
+}
+
+fn unverifiable(o: Outcome) -> String {
+    match o {
+        Outcome::Unverifiable(why) => why,
+        Outcome::Located(l) => panic!("located {:?} via {:?}", String::from_utf8_lossy(&l.path), l.via),
+    }
+}
+
+#[test]
+fn an_exited_script_is_run_by_the_interpreter_its_shebang_names_proven_by_identity() {
+    let g = gone_root();
+    let mut j = gone_job(&g, "/bin/egrep", "usr/bin/dash");
+    j.script = true;
+    let l = located(locate(&j, &HashCache::new(16), &mut vec![0; 4096]));
+    assert_eq!((l.via, l.path.as_slice()), (Via::Shebang, &b"/usr/bin/dash"[..]), "/bin/sh -> dash");
+    assert_eq!(l.hashes.and_then(|h| h.sha256), Some(sha2::Sha256::digest(b"the shell").into()));
+    let s = l.script.expect("the script");
+    assert_eq!(s.path, b"/usr/bin/egrep", "canonical");
+    let h = s.hashes.expect("hashed");
+    assert_eq!(h.sha256, Some(sha2::Sha256::digest(SCRIPT).into()));
+    assert!(h.digest(verifier_sbom::HashAlg::Md5).is_some(), "with the SBOM's algorithms");
+}
+
+#[test]
+fn a_shebang_naming_another_file_than_the_one_that_ran_is_unverifiable() {
+    let g = gone_root();
+    // The kernel ran `tool` (a rewritten #! line, say): the named /bin/sh
+    // is not it, and nothing is hashed in its place.
+    let mut j = gone_job(&g, "/bin/egrep", "usr/bin/tool");
+    j.script = true;
+    let why = unverifiable(locate(&j, &HashCache::new(16), &mut vec![0; 4096]));
+    assert!(why.contains("interpreter /bin/sh is another file"), "{why}");
+    assert!(why.contains("the process has exited"), "{why}");
+    // With the index, the file that ran is found by its identity instead.
+    j.listed = Some(listed(&["/usr/bin/tool", "/usr/bin/dash"]));
+    let l = located(locate(&j, &HashCache::new(16), &mut vec![0; 4096]));
+    assert_eq!((l.via, l.path.as_slice()), (Via::Index, &b"/usr/bin/tool"[..]));
+    assert!(l.script.is_some(), "still judged with its script");
+}
+
+#[test]
+fn an_exited_exec_whose_path_is_gone_is_found_by_its_listed_identity() {
+    let g = gone_root();
+    let mut j = gone_job(&g, "/opt/renamed-away", "usr/bin/tool");
+    assert!(unverifiable(locate(&j, &HashCache::new(16), &mut vec![0; 4096])).contains("No such file"));
+    j.listed = Some(listed(&["/bin/tool"]));
+    let l = located(locate(&j, &HashCache::new(16), &mut vec![0; 4096]));
+    assert_eq!((l.via, l.path.as_slice()), (Via::Index, &b"/usr/bin/tool"[..]), "canonical, not as listed");
+    assert_eq!(l.hashes.and_then(|h| h.sha256), Some(sha2::Sha256::digest(b"a tool").into()));
+}
+
+#[test]
+fn a_library_of_an_exited_process_is_found_by_identity_or_said_precisely_why_not() {
+    let g = gone_root();
+    let mut j = gone_job(&g, "", "usr/lib/libc.so.6");
+    j.library = true;
+    j.listed = Some(listed(&["/lib/libc.so.6", "/usr/bin/tool"]));
+    let l = located(locate(&j, &HashCache::new(16), &mut vec![0; 4096]));
+    assert_eq!((l.via, l.path.as_slice()), (Via::Index, &b"/usr/lib/libc.so.6"[..]));
+    // Not a listed file: unverifiable, saying both what failed and why.
+    let mut other = gone_job(&g, "", "opt/unlisted.so");
+    other.library = true;
+    other.listed = j.listed.clone();
+    let why = unverifiable(locate(&other, &HashCache::new(16), &mut vec![0; 4096]));
+    assert!(why.contains("/proc/4242/maps") && why.contains("the process has exited"), "{why}");
+    assert!(why.contains("no file the SBOM lists"), "{why}");
+    // Listed, but changed since the mapping: same inode, new ctime and size.
+    fs::write(g.root.join("usr/lib/libc.so.6"), b"libc, rewritten").expect("write");
+    let why = unverifiable(locate(&j, &HashCache::new(16), &mut vec![0; 4096]));
+    assert!(why.contains("changed since"), "{why}");
 }

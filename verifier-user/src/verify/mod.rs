@@ -11,7 +11,10 @@
 //! - [`open`]: race-free resolution beneath a container root;
 //! - [`locate`]: one exec on a worker thread (find, prove, hash);
 //! - [`pool`]: the bounded hashing threads;
+//! - [`script`]: a `#!` script's bytes and interpreter;
 //! - [`hash_cache`]: digests already computed, by file identity;
+//! - [`index`]: a container's listed files by identity (for processes
+//!   already gone);
 //! - [`source`]: container -> runtime state -> image -> SBOM manifest;
 //! - [`stats`]: the verification counters of the stats record;
 //! - [`verdict`]: the policy from digests and SBOM to a verdict.
@@ -19,11 +22,13 @@
 pub mod containers;
 pub mod engine;
 pub mod hash_cache;
+pub mod index;
 pub mod layers;
 pub mod locate;
 pub mod mtree;
 pub mod open;
 pub mod pool;
+pub mod script;
 pub mod source;
 pub mod stats;
 pub mod verdict;

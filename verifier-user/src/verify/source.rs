@@ -98,6 +98,7 @@ impl Source {
             any_algs: verifier_sbom::digest::algs_for_any(&manifest),
             key: Arc::as_ptr(&manifest) as u64,
             root: Arc::new(root),
+            index: Arc::default(),
             manifest,
             content: match layers {
                 Some(l) => Some(Arc::new(l) as Arc<dyn ImageContent + Send + Sync>),

@@ -4,7 +4,8 @@
 //! The order matters and is the whole policy:
 //! 1. unlinked (deleted file, memfd) or run through a `/proc/*/fd` or
 //!    `/dev/fd` path: `fileless`, whatever its bytes;
-//! 2. the canonical path is in the SBOM: digests agree -> `ok`, else
+//! 2. the canonical path is in the SBOM (or its merged-/usr alias: `/bin/ls`
+//!    for `/usr/bin/ls`): digests agree -> `ok`, else
 //!    `modified-binary`; a listed path with no usable digest cannot be
 //!    checked -> `unverifiable` (the SBOM is the gap, and says so);
 //! 3. not listed, but its SHA-256 is listed at another path ->
@@ -213,6 +214,20 @@ fn judge_listed(entry: &verifier_sbom::FileEntry, hashes: &FileHashes) -> Judgem
     }
 }
 
+/// The verdict for `path` when the SBOM lists it under its own name or,
+/// on a merged-/usr image, under its pre-merge alias (`/usr/bin/ls` listed
+/// as `bin/ls` by dpkg; [`Manifest::get_canonical`]); `None` when it lists
+/// neither. The reason names the listed path when it is the alias.
+fn judge_at_listed_name(m: &Manifest, path: &str, hashes: &FileHashes) -> Option<Judgement> {
+    let (listed, e) = m.get_canonical(path)?;
+    let mut j = judge_listed(e, hashes);
+    j.package = e.package(m).cloned();
+    if listed != path {
+        j.reason = format!("{} (listed as {listed})", j.reason);
+    }
+    Some(j)
+}
+
 /// Judges the file that ran. `path` is its canonical path in the container
 /// (`None` when not valid UTF-8, which no SBOM can list); `fileless` says it
 /// was unlinked or run from a descriptor.
@@ -233,10 +248,8 @@ pub fn judge(
         return Judgement::new(Verdict::Unverifiable, "no SHA-256 was computed");
     };
     if let Some(p) = path
-        && let Some(e) = m.get(p)
+        && let Some(j) = judge_at_listed_name(m, p, hashes)
     {
-        let mut j = judge_listed(e, hashes);
-        j.package = e.package(m).cloned();
         return j;
     }
     // Where else the SBOM lists these bytes, by the same comparison.

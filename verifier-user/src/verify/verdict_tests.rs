@@ -172,3 +172,28 @@ fn library_verdicts_keep_the_file_verdict_behind_library_drift() {
     assert_eq!((drift.verdict, drift.file_verdict), (Verdict::LibraryDrift, Some(Verdict::UnknownBinary)));
     assert_eq!(drift.reason, "mapped as code: not in the image's SBOM");
 }
+
+/// dpkg lists a usrmerged package's files under their pre-merge names.
+#[test]
+fn a_merged_usr_path_is_judged_by_the_entry_of_its_pre_merge_name() {
+    use verifier_sbom::{
+        HashAlg,
+        hash::{Algs, hash_reader},
+    };
+    let md5 = |b: &[u8]| {
+        let h = hash_reader(b, Algs::SHA256.with(HashAlg::Md5), &mut [0; 64]).expect("hash");
+        (hex::encode(h.digest(HashAlg::Md5).expect("md5")), h)
+    };
+    let (ls_md5, ls) = md5(b"ls bytes");
+    let (_, other) = md5(b"other bytes");
+    let text = format!("{ls_md5}  bin/ls\n{ls_md5}  usr/lib/x86_64-linux-gnu/libc.so.6\n");
+    let m = load_bytes(text.as_bytes(), "coreutils.md5sums", &LoadOptions::default()).expect("md5sums");
+    let j = judge(&m, None, Some("/usr/bin/ls"), &ls, false);
+    assert_eq!((j.verdict, j.weak), (Verdict::Ok, true), "{j:?}");
+    assert!(j.reason.contains("listed as /bin/ls"), "{}", j.reason);
+    let j = judge(&m, None, Some("/usr/bin/ls"), &other, false);
+    assert_eq!(j.verdict, Verdict::ModifiedBinary, "the alias's digest is the one compared: {j:?}");
+    let j = judge(&m, None, Some("/usr/lib/x86_64-linux-gnu/libc.so.6"), &ls, false);
+    assert!(j.verdict == Verdict::Ok && !j.reason.contains("listed as"), "listed by its own name: {j:?}");
+    assert_eq!(judge(&m, None, Some("/usr/local/bin/ls"), &ls, false).verdict, Verdict::UnknownBinary);
+}
