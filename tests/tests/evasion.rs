@@ -49,9 +49,12 @@ fn a_payload_swapped_in_and_out_within_a_tick_is_never_ok() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (agent, container, id, bundle) = setup(dir.path(), "swap", &[]);
     stage_swap(&bundle).expect("payload");
-    container.exec(&["sh", "-c", &swap_script(SWAPS as u32)]).expect("swap loop");
-    // Then the same file mapped as code, as a library would be.
+    // From the container's shell (as an intruder would), then as tight as
+    // one process can make it (most of those land within one tick).
+    container.exec(&["sh", "-c", &swap_script(SWAPS as u32 / 2)]).expect("swap loop");
     let pid = container.pid().expect("pid");
+    evasion::swap_tight(pid, SWAPS as u32 / 2).expect("tight swap loop");
+    // Then the same file mapped as code, as a library would be.
     image::mmap_exec_in(pid, &[TOOL], 300).expect("map as code");
     std::thread::sleep(Duration::from_millis(1000));
     let records = agent.stop().expect("agent stops");
@@ -59,6 +62,12 @@ fn a_payload_swapped_in_and_out_within_a_tick_is_never_ok() {
 
     let runs: Vec<&Value> =
         execs(&records).filter(|r| r["container"]["id"] == id.as_str() && r["filename"] == TOOL).collect();
+    let mut by_verdict = std::collections::BTreeMap::<String, usize>::new();
+    for r in &runs {
+        *by_verdict.entry(r["verification"]["verdict"].as_str().unwrap_or("none").to_owned()).or_default() +=
+            1;
+    }
+    eprintln!("swapped execs by verdict: {by_verdict:?}");
     assert_eq!(runs.len(), SWAPS, "every exec of the swapped file reported: {runs:?}");
     for r in &runs {
         let v = &r["verification"];
