@@ -1,15 +1,11 @@
 //! Attacks on the agent itself, as a container would mount them: a payload
 //! written over an image file and the original written back around its
-//! exec (the file's identity unchanged within one timestamp tick), and an
-//! exec flood to hide new files behind the throttle. The payloads are
-//! written from the host into the rootfs after its SBOM was made, so the
-//! only write-opens the kernel sees in the container are the attack's own.
+//! exec (the file's identity unchanged within one timestamp tick). The
+//! payloads are written from the host into the rootfs after its SBOM was
+//! made, so the only write-opens the kernel sees in the container are the
+//! attack's own.
 
-use std::{
-    io::Write as _,
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde_json::Value;
@@ -42,44 +38,6 @@ pub fn swap_script(n: u32) -> String {
         "i=0; while [ $i -lt {n} ]; do cat {PAYLOAD} > {TOOL}; {TOOL}; cat {ORIGINAL} > {TOOL}; \
          i=$((i+1)); done"
     )
-}
-
-/// Writes `n` distinct payloads (busybox with a numbered tail, each run as
-/// the `true` applet) at `/tmp/p<i>/true` in the rootfs; returns their
-/// paths inside the container.
-pub fn stage_payloads(bundle: &Bundle, n: u32) -> anyhow::Result<Vec<String>> {
-    let busybox = std::fs::read(bundle.rootfs().join("bin/busybox")).context("reading busybox")?;
-    (0..n)
-        .map(|i| {
-            let inside = format!("/tmp/p{i}/true");
-            let host = bundle.rootfs().join(inside.trim_start_matches('/'));
-            std::fs::create_dir_all(host.parent().context("payload dir")?)?;
-            let mut f = std::fs::File::create(&host)?;
-            f.write_all(&busybox)?;
-            write!(f, "\0payload {i}\0")?;
-            set_executable(&host)?;
-            Ok(inside)
-        })
-        .collect()
-}
-
-fn set_executable(path: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
-    Ok(())
-}
-
-/// A flood of `execs` runs of `/bin/true`, with `payloads` run one each,
-/// spread evenly through it.
-pub fn flood_script(execs: u32, payloads: &[String]) -> String {
-    let every = (execs / (payloads.len() as u32 + 1)).max(1);
-    let mut script = String::from("i=0; ");
-    for (k, p) in payloads.iter().enumerate() {
-        let until = every * (k as u32 + 1);
-        script.push_str(&format!("while [ $i -lt {until} ]; do /bin/true; i=$((i+1)); done; {p}; "));
-    }
-    script.push_str(&format!("while [ $i -lt {execs} ]; do /bin/true; i=$((i+1)); done"));
-    script
 }
 
 /// Waits (up to `limit`) for a record `pred` accepts; returns it.
