@@ -87,6 +87,13 @@ pub const FLAG_EXE_UNLINKED: u16 = 1 << 5;
 pub const FLAG_ARGS_TRUNCATED: u16 = 1 << 6;
 /// The arguments could not be read.
 pub const FLAG_NO_ARGS: u16 = 1 << 7;
+/// The file (exec or executable mapping) was opened for writing in a
+/// watched container since it was unpacked: its inode is in the kernel's
+/// `WRITTEN` map ([`crate::fastpath::MAP_WRITTEN`]). Its identity (ctime
+/// included) no longer proves that the bytes that ran are the bytes
+/// userspace reads back, so such a file is never answered by the fast path
+/// and never judged `ok`.
+pub const FLAG_WRITTEN: u16 = 1 << 8;
 
 /// Identity of the executed file, as the kernel saw it. Userspace compares
 /// it with `fstat` of what it opens, so a file replaced after the exec is
@@ -252,6 +259,7 @@ const _: () = assert!(WRITE_RECORD_SIZE == 64);
 pub struct MmapRecord {
     /// Always [`KIND_MMAP_EXEC`].
     pub kind: u16,
+    /// `FLAG_*` bits ([`FLAG_WRITTEN`] only).
     pub flags: u16,
     /// The descriptor being mapped.
     pub fd: i32,

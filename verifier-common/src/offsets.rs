@@ -37,6 +37,9 @@ pub struct KernelOffsets {
     pub inode_i_size: u32,
     /// `inode.i_nlink` (unsigned int, in an anonymous union)
     pub inode_i_nlink: u32,
+    /// `inode.i_mode` (umode_t, 16 bits): the write-open program keeps
+    /// regular files only.
+    pub inode_i_mode: u32,
     /// seconds of the inode's ctime (`i_ctime_sec`, or `__i_ctime.tv_sec` on
     /// older kernels)
     pub inode_ctime_sec: u32,
@@ -110,8 +113,8 @@ pub struct ProgramConfig {
     pub exec_limit: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 37 * 4);
-const _: () = assert!(size_of::<ProgramConfig>() == 41 * 4);
+const _: () = assert!(size_of::<KernelOffsets>() == 38 * 4);
+const _: () = assert!(size_of::<ProgramConfig>() == 42 * 4);
 
 impl ProgramConfig {
     /// All-zero configuration: the program's compiled-in default, replaced
@@ -132,6 +135,7 @@ impl ProgramConfig {
                 inode_i_sb: 0,
                 inode_i_size: 0,
                 inode_i_nlink: 0,
+                inode_i_mode: 0,
                 inode_ctime_sec: 0,
                 inode_ctime_nsec: 0,
                 sb_s_dev: 0,

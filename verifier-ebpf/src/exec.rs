@@ -30,8 +30,8 @@ use verifier_common::{
     counters::Counter,
     event::{
         ARGS_MAX, ExecHeader, FILENAME_MAX, FLAG_ARGS_TRUNCATED, FLAG_EXE_UNLINKED, FLAG_FILENAME_TRUNCATED,
-        FLAG_NO_ARGS, FLAG_NO_EXE_FILE, FLAG_NO_NAMESPACES, FLAG_NO_PARENT, FLAG_SCRIPT, FileIdentity,
-        HEADER_SIZE, KIND_EXEC,
+        FLAG_NO_ARGS, FLAG_NO_EXE_FILE, FLAG_NO_NAMESPACES, FLAG_NO_PARENT, FLAG_SCRIPT, FLAG_WRITTEN,
+        FileIdentity, HEADER_SIZE, KIND_EXEC,
     },
     fastpath::VerifiedKey,
     offsets::KernelOffsets,
@@ -39,7 +39,7 @@ use verifier_common::{
 
 use crate::{
     kernel::{inode_identity, read, read_ptr},
-    maps::{CONFIG, EVENTS, SCRATCH, VERIFIED, WATCHED, count},
+    maps::{CONFIG, EVENTS, SCRATCH, VERIFIED, WATCHED, count, was_written},
 };
 
 /// `bpf_ringbuf_query` / `bpf_ringbuf_output` flags (include/uapi/linux/bpf.h).
@@ -99,15 +99,18 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     };
     // SAFETY: helper without arguments.
     let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    // Fast path: a file already verified for this container's image.
+    // Fast path: a file already verified for this container's image, and
+    // not opened for writing in a container since (its identity may then
+    // be the same while other bytes ran).
     if flags & (FLAG_NO_EXE_FILE | FLAG_SCRIPT | FLAG_EXE_UNLINKED) == 0
         // SAFETY: the value is copied out at once; the agent only inserts
         // and deletes whole entries.
         && let Some(&slot) = unsafe { WATCHED.get(&cgroup_id) }
     {
-        let key = VerifiedKey { identity: exe, slot, _pad: 0 };
+        if was_written(exe.ino, exe.dev) {
+            flags |= FLAG_WRITTEN;
         // SAFETY: as above.
-        if unsafe { VERIFIED.get(&key) }.is_some() {
+        } else if unsafe { VERIFIED.get(&VerifiedKey { identity: exe, slot, _pad: 0 }) }.is_some() {
             count(Counter::FastPath);
             return Ok(());
         }

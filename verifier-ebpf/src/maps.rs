@@ -10,7 +10,7 @@ use verifier_common::{
     DEFAULT_RING_BYTES,
     counters::{COUNTER_COUNT, Counter},
     event::{CgroupScratch, ExecScratch},
-    fastpath::{InodeKey, VERIFIED_MAX, VerifiedKey, WATCHED_MAX},
+    fastpath::{InodeKey, VERIFIED_MAX, VerifiedKey, WATCHED_MAX, WRITTEN_MAX, WrittenKey},
     offsets::ProgramConfig,
 };
 
@@ -49,6 +49,20 @@ pub static VERIFIED: LruHashMap<VerifiedKey, u32> = LruHashMap::with_max_entries
 /// the write-open programs.
 #[map]
 pub static VERIFIED_INODES: LruHashMap<InodeKey, u32> = LruHashMap::with_max_entries(VERIFIED_MAX, 0);
+
+/// Inodes opened for writing in watched containers (`MAP_WRITTEN`): (dev,
+/// ino) -> the writer's cgroup id. Written by the write-open programs,
+/// read by exec and mmap, which never fast-path a file found here.
+#[map]
+pub static WRITTEN: LruHashMap<WrittenKey, u64> = LruHashMap::with_max_entries(WRITTEN_MAX, 0);
+
+/// True when the file (dev, ino) was opened for writing in a watched
+/// container (it is in [`WRITTEN`]).
+#[inline(always)]
+pub fn was_written(ino: u64, dev: u32) -> bool {
+    // SAFETY: lookup only; the value is not read.
+    unsafe { WRITTEN.get(&WrittenKey { ino, dev, _pad: 0 }) }.is_some()
+}
 
 /// Adds one to a per-CPU counter. Tracepoint programs do not migrate while
 /// they run, so a plain add on this CPU's slot is exact.

@@ -18,8 +18,9 @@
 //! `args`; prot is `args[2]`, fd `args[4]`.) The dynamic loader maps each
 //! shared library's code with `PROT_EXEC` from an open descriptor, before
 //! any of it runs. A file whose identity is in `VERIFIED` for the
-//! container's baseline is known good (one lookup, nothing sent); any
-//! other is sent to the agent, which verifies it like an executable.
+//! container's baseline is known good (one lookup, nothing sent), unless
+//! it was opened for writing in a container (`WRITTEN`: sent, flagged);
+//! any other is sent to the agent, which verifies it like an executable.
 //! Entry, not exit: the descriptor is certainly open here. A mapping that
 //! then fails is still reported (harmless: the file was offered as code).
 //! `mprotect(PROT_EXEC)` of an existing file mapping is not seen.
@@ -34,13 +35,13 @@ use aya_ebpf::{
 };
 use verifier_common::{
     counters::Counter,
-    event::{KIND_MMAP_EXEC, MmapRecord},
+    event::{FLAG_WRITTEN, KIND_MMAP_EXEC, MmapRecord},
     fastpath::VerifiedKey,
 };
 
 use crate::{
     kernel::{fd_file, inode_identity, read_ptr},
-    maps::{CONFIG, EVENTS, VERIFIED, WATCHED, count},
+    maps::{CONFIG, EVENTS, VERIFIED, WATCHED, count, was_written},
 };
 
 /// `PROT_EXEC` (include/uapi/asm-generic/mman-common.h).
@@ -78,15 +79,19 @@ fn try_mmap(ctx: &TracePointContext) -> Result<(), i64> {
     let task = unsafe { bpf_get_current_task() };
     let file = fd_file(task, fd, off)?;
     let identity = inode_identity(read_ptr(file, off.file_f_inode)?, off)?;
+    let flags = if was_written(identity.ino, identity.dev) {
+        FLAG_WRITTEN
     // SAFETY: lookup only; the agent inserts whole entries.
-    if unsafe { VERIFIED.get(&VerifiedKey { identity, slot, _pad: 0 }) }.is_some() {
+    } else if unsafe { VERIFIED.get(&VerifiedKey { identity, slot, _pad: 0 }) }.is_some() {
         count(Counter::MmapFastPath);
         return Ok(());
-    }
+    } else {
+        0
+    };
     let pid_tgid = bpf_get_current_pid_tgid();
     let record = MmapRecord {
         kind: KIND_MMAP_EXEC,
-        flags: 0,
+        flags,
         fd: fd as i32,
         // SAFETY: helper without arguments.
         ktime_ns: unsafe { bpf_ktime_get_ns() },

@@ -1,5 +1,5 @@
-//! `syscalls:sys_exit_{openat,openat2,open,creat}`: a file verified `ok`
-//! for a watched container, opened for writing there.
+//! `syscalls:sys_exit_{openat,openat2,open,creat}`: regular files opened
+//! for writing in a watched container.
 //!
 //! Checked against the format of these trace events on Linux 6.x
 //! (`/sys/kernel/tracing/events/syscalls/sys_exit_openat/format`):
@@ -12,9 +12,12 @@
 //! (`struct syscall_trace_exit`; the offset of `ret` comes from BTF.) At
 //! the syscall's exit the descriptor is installed, so the program reads
 //! `current->files->fdt->fd[ret]`, keeps it only if opened with
-//! `FMODE_WRITE`, and looks its inode up in `VERIFIED_INODES` for the
-//! container's baseline slot. A hit is evicted from the fast path (the
-//! next exec of that file goes to userspace, which re-hashes it) and
+//! `FMODE_WRITE`. Every such regular file goes into `WRITTEN` (dev, ino),
+//! whatever its verification state: a write that leaves the identity as
+//! it was (payload and original written within one ctime tick) is still
+//! seen by the exec and mmap programs, which never fast-path it and flag
+//! its record. The inode is then looked up in `VERIFIED_INODES` for the
+//! container's baseline slot: a hit is evicted from the fast path and
 //! reported. Unwatched containers and the host cost one map lookup.
 
 use aya_ebpf::{
@@ -28,16 +31,19 @@ use aya_ebpf::{
 use verifier_common::{
     counters::Counter,
     event::{KIND_WRITE_OPEN, WriteRecord},
-    fastpath::{InodeKey, VerifiedKey},
+    fastpath::{InodeKey, VerifiedKey, WrittenKey},
 };
 
 use crate::{
     kernel::{fd_file, inode_identity, read, read_ptr},
-    maps::{CONFIG, EVENTS, VERIFIED, VERIFIED_INODES, WATCHED, count},
+    maps::{CONFIG, EVENTS, VERIFIED, VERIFIED_INODES, WATCHED, WRITTEN, count},
 };
 
 /// `FMODE_WRITE` (include/linux/fs.h): the file was opened for writing.
 const FMODE_WRITE: u32 = 1 << 1;
+/// `S_IFMT` / `S_IFREG` (include/uapi/linux/stat.h).
+const S_IFMT: u16 = 0o170_000;
+const S_IFREG: u16 = 0o100_000;
 
 #[tracepoint(category = "syscalls", name = "sys_exit_openat")]
 pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
@@ -89,7 +95,15 @@ fn try_write_open(ctx: &TracePointContext) -> Result<(), i64> {
     // Without O_TRUNC nothing has changed yet: the exact identity leaves
     // the fast path too (with O_TRUNC the ctime already moved, and the old
     // identity can never match again).
-    let identity = inode_identity(read_ptr(file, off.file_f_inode)?, off)?;
+    let inode = read_ptr(file, off.file_f_inode)?;
+    if read::<u16>(inode, off.inode_i_mode)? & S_IFMT != S_IFREG {
+        return Ok(());
+    }
+    let identity = inode_identity(inode, off)?;
+    let written = WrittenKey { ino: identity.ino, dev: identity.dev, _pad: 0 };
+    // Whatever its verification state; a full map evicts the least
+    // recently written.
+    let _ = WRITTEN.insert(&written, &cgroup_id, 0);
     let key = InodeKey { ino: identity.ino, dev: identity.dev, slot };
     // SAFETY: lookup only; the agent inserts whole entries.
     if unsafe { VERIFIED_INODES.get(&key) }.is_none() {

@@ -11,7 +11,7 @@ use verifier_common::{
     decode::{CgroupRecord, ExecRecord, comm_bytes},
     event::{
         FLAG_ARGS_TRUNCATED, FLAG_EXE_UNLINKED, FLAG_FILENAME_TRUNCATED, FLAG_NO_ARGS, FLAG_NO_EXE_FILE,
-        FLAG_SCRIPT, FileIdentity, MmapRecord, WriteRecord,
+        FLAG_SCRIPT, FLAG_WRITTEN, FileIdentity, MmapRecord, WriteRecord,
     },
     throttle::ThrottleRecord,
 };
@@ -78,6 +78,10 @@ pub struct ExecEvent {
     pub script: bool,
     /// The executed file had no name at exec time (memfd, deleted file).
     pub exe_unlinked: bool,
+    /// The executed (or mapped) file was opened for writing in a watched
+    /// container since it was unpacked: its identity does not prove what
+    /// ran, so it is never judged `ok`.
+    pub written: bool,
     /// `None` when the kernel could not read `mm->exe_file`.
     pub exe: Option<FileIdentity>,
     /// The arguments as the kernel read them at the exec (`None`: not
@@ -116,6 +120,7 @@ impl ExecEvent {
             filename_truncated: h.flags & FLAG_FILENAME_TRUNCATED != 0,
             script: h.flags & FLAG_SCRIPT != 0,
             exe_unlinked: h.flags & FLAG_EXE_UNLINKED != 0,
+            written: h.flags & FLAG_WRITTEN != 0,
             exe: (h.flags & FLAG_NO_EXE_FILE == 0).then_some(h.exe),
             argv: (h.flags & FLAG_NO_ARGS == 0).then(|| split_args(r.args)),
             argv_truncated: h.flags & FLAG_ARGS_TRUNCATED != 0,
@@ -143,6 +148,7 @@ impl ExecEvent {
             filename_truncated: false,
             script: false,
             exe_unlinked: false,
+            written: l.written,
             exe: Some(l.identity),
             argv: None,
             argv_truncated: false,
@@ -168,6 +174,9 @@ pub struct LibraryEvent {
     pub fd: i32,
     /// Baseline slot of the container.
     pub slot: u32,
+    /// Opened for writing in a watched container since it was unpacked
+    /// (as [`ExecEvent::written`]).
+    pub written: bool,
 }
 
 impl LibraryEvent {
@@ -181,6 +190,7 @@ impl LibraryEvent {
             identity: r.identity,
             fd: r.fd,
             slot: r.slot,
+            written: r.flags & FLAG_WRITTEN != 0,
         }
     }
 }
@@ -244,6 +254,20 @@ mod tests {
         );
         assert_eq!(split_args(b"sh\0-c\0ech"), vec![b"sh".to_vec(), b"-c".to_vec(), b"ech".to_vec()], "cut");
         assert!(split_args(b"").is_empty());
+    }
+
+    #[test]
+    fn the_written_flag_reaches_exec_and_library_events() {
+        use verifier_common::event::ExecHeader;
+        let clock = Clock::new();
+        for flags in [0, FLAG_WRITTEN] {
+            let header = ExecHeader { flags, ..ExecHeader::default() };
+            let exec = ExecEvent::from_record(&ExecRecord { header, filename: b"/x", args: b"" }, &clock);
+            assert_eq!(exec.written, flags != 0);
+            let lib = LibraryEvent::from_record(&MmapRecord { flags, ..MmapRecord::default() }, &clock);
+            assert_eq!(lib.written, flags != 0);
+            assert_eq!(ExecEvent::of_library(&lib).written, flags != 0, "the library's job keeps it");
+        }
     }
 
     #[test]

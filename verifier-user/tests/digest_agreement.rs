@@ -70,7 +70,7 @@ fn by_agent(rootfs: &Path, sbom: &Path) -> Outcome {
     let algs = digest::algs_for(m.get(PATH)).union(digest::algs_for_any(&m));
     let file = rootfs.join(PATH.trim_start_matches('/'));
     let hashes = hash::hash_path(&file, algs, &mut vec![0u8; BUFFER_SIZE]).expect("hash");
-    let j = judge(&m, None, Some(PATH), &hashes, false);
+    let j = judge(&m, None, Some(PATH), &hashes, false, false);
     match (j.verdict, j.weak) {
         (Verdict::Ok, false) => Outcome::Ok,
         (Verdict::Ok, true) => Outcome::OkWeak,

@@ -32,6 +32,7 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         inode_i_sb: off("inode", "i_sb")?,
         inode_i_size: off("inode", "i_size")?,
         inode_i_nlink: off("inode", "i_nlink")?,
+        inode_i_mode: off("inode", "i_mode")?,
         inode_ctime_sec: ctime_sec,
         inode_ctime_nsec: ctime_nsec,
         sb_s_dev: off("super_block", "s_dev")?,

@@ -186,6 +186,7 @@ fn running_kernel_offsets_match_bpftool() {
     check("linux_binprm", "interp", resolved.bprm_interp);
     check("task_struct", "files", resolved.task_files);
     check("inode", "i_nlink", resolved.inode_i_nlink);
+    check("inode", "i_mode", resolved.inode_i_mode);
     check("files_struct", "fdt", resolved.files_fdt);
     check("fdtable", "fd", resolved.fdtable_fd);
     check("fdtable", "max_fds", resolved.fdtable_max_fds);

@@ -77,6 +77,10 @@ pub struct ExecJson<'a> {
     /// A `#!` script: `filename` is the script, `exe` the interpreter.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub script: bool,
+    /// The file was opened for writing in a watched container since it
+    /// was unpacked (the kernel's `WRITTEN` map): never judged `ok`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub written: bool,
     pub exe: Option<ExeJson>,
     pub cgroup_id: u64,
     pub mnt_ns: u32,
@@ -120,6 +124,7 @@ impl<'a> ExecJson<'a> {
                 .map(|a| a.iter().map(hex::encode).collect()),
             argv_truncated: ev.argv_truncated,
             script: ev.script,
+            written: ev.written,
             exe: ev.exe.map(|id| ExeJson {
                 dev: format!("{}:{}", id.dev_major(), id.dev_minor()),
                 st_dev: kernel_dev_to_user(id.dev),
@@ -296,6 +301,7 @@ mod tests {
             filename_truncated: false,
             script: false,
             exe_unlinked: false,
+            written: false,
             library: false,
             tag: 0,
             argv: None,

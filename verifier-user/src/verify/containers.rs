@@ -224,6 +224,7 @@ mod tests {
             filename_truncated: false,
             script: false,
             exe_unlinked: false,
+            written: false,
             library: false,
             tag: 0,
             argv: None,

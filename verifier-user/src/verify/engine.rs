@@ -10,8 +10,10 @@
 //!   by several images is read once.
 //!
 //! Nothing is cached that was not proven: an unverifiable outcome, a
-//! fileless exec, or an exec of a script (whose bytes have no kernel
-//! identity) is worked out again next time.
+//! fileless exec, an exec of a script (whose bytes have no kernel
+//! identity), or of a file the kernel saw opened for writing (its identity
+//! proves nothing) is worked out again next time, and such an exec is
+//! never answered from the decisions either.
 
 use std::{collections::HashMap, path::Path, sync::Arc};
 
@@ -161,7 +163,9 @@ impl Engine {
             return Some((event, d));
         };
         let key: Key = (ctx.key, identity, event.filename.clone());
-        if let Some(d) = self.decisions.get(&key) {
+        if !event.written
+            && let Some(d) = self.decisions.get(&key)
+        {
             self.stats.decision_hits += 1;
             return Some((event, d.clone()));
         }
@@ -224,6 +228,7 @@ impl Engine {
         // The kernel saw no name for the file (memfd, deleted), or it ran
         // from a descriptor: fileless, whether or not it can still be hashed.
         let fileless = waiting.events.iter().any(|e| e.exe_unlinked) || runs_from_descriptor(&key.2);
+        let written = waiting.events.iter().any(|e| e.written);
         let (decision, cacheable) = match outcome {
             Outcome::Unverifiable(why) if fileless => {
                 let mut d = Judgement::new(Verdict::Fileless, "executed from memory or a deleted file");
@@ -240,10 +245,32 @@ impl Engine {
                     false,
                 )
             }
+            // Written and no longer the file that ran: a listed path is
+            // still a modified image file.
+            Outcome::Unverifiable(why) if written => {
+                let path = std::str::from_utf8(&key.2).ok();
+                let mut j = judge(&waiting.ctx.manifest, None, path, &Default::default(), false, true);
+                if j.verdict == Verdict::Unverifiable {
+                    j.reason = why;
+                } else {
+                    j.reason = format!("{} (not hashed: {why})", j.reason);
+                }
+                (
+                    Arc::new(Decision {
+                        judgement: j,
+                        path: key.2.clone(),
+                        via: None,
+                        sha256: None,
+                        script: None,
+                        trusted: false,
+                    }),
+                    false,
+                )
+            }
             Outcome::Unverifiable(why) => (unverifiable(&key.2, &why), false),
             Outcome::Located(l) => {
                 self.remember(key.1, &l);
-                self.decide(&waiting.ctx, *l, fileless)
+                self.decide(&waiting.ctx, *l, fileless, written)
             }
         };
         if cacheable {
@@ -276,7 +303,7 @@ impl Engine {
         }
     }
 
-    fn decide(&mut self, ctx: &Context, l: Located, fileless: bool) -> (Arc<Decision>, bool) {
+    fn decide(&mut self, ctx: &Context, l: Located, fileless: bool, written: bool) -> (Arc<Decision>, bool) {
         let path = std::str::from_utf8(&l.path).ok();
         let fileless = fileless || l.unlinked || l.path.starts_with(b"/memfd:");
         let judgement = match &l.hashes {
@@ -286,8 +313,9 @@ impl Engine {
                 path,
                 h,
                 fileless,
+                written,
             ),
-            None if fileless => judge(&ctx.manifest, None, path, &Default::default(), true),
+            None if fileless => judge(&ctx.manifest, None, path, &Default::default(), true, written),
             None => {
                 self.stats.too_large += 1;
                 Judgement::new(
@@ -299,14 +327,19 @@ impl Engine {
         let script = l.script.map(|s| {
             let sp = std::str::from_utf8(&s.path).ok();
             let judgement = match &s.hashes {
-                Some(h) => {
-                    judge(&ctx.manifest, ctx.content.as_deref().map(|c| c as &dyn ImageContent), sp, h, false)
-                }
+                Some(h) => judge(
+                    &ctx.manifest,
+                    ctx.content.as_deref().map(|c| c as &dyn ImageContent),
+                    sp,
+                    h,
+                    false,
+                    false,
+                ),
                 None => Judgement::new(Verdict::Unverifiable, "the script could not be read back"),
             };
             ScriptDecision { path: s.path, sha256: s.hashes.and_then(|h| h.sha256), judgement }
         });
-        let cacheable = !fileless && script.is_none() && l.hashes.is_some();
+        let cacheable = !fileless && !written && script.is_none() && l.hashes.is_some();
         let sha256 = l.hashes.as_ref().and_then(|h| h.sha256);
         let trusted = cacheable && judgement.verdict == Verdict::Ok;
         (Arc::new(Decision { judgement, path: l.path, via: Some(l.via), sha256, script, trusted }), cacheable)

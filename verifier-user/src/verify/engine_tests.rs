@@ -47,6 +47,7 @@ fn event_for(pid: u32, bin: &Path) -> ExecEvent {
         filename_truncated: false,
         script: false,
         exe_unlinked: false,
+        written: false,
         library: false,
         tag: 0,
         argv: None,
@@ -111,9 +112,19 @@ fn judge_running(listed_sha: Option<&[u8]>) -> (Verdict, VerifyStats) {
     // Seen again: answered at once from the decision cache.
     let again = engine.submit(&ctx, event_for(child.id(), &bin)).expect("cached");
     assert_eq!(again.1.judgement.verdict, verdict);
+    let stats = engine.stats.clone();
+    // The kernel saw the file opened for writing since: the same identity
+    // proves nothing, so no cached decision answers it, and it is not ok.
+    let mut written = event_for(child.id(), &bin);
+    written.written = true;
+    assert!(engine.submit(&ctx, written).is_none(), "a written file is judged again");
+    let (key, outcome) = rx.blocking_recv().expect("outcome");
+    let decided = engine.complete(key, outcome);
+    assert_eq!(decided[0].1.judgement.verdict, Verdict::ModifiedBinary, "{:?}", decided[0].1);
+    assert!(!decided[0].1.trusted, "never into the fast path");
     child.kill().ok();
     child.wait().ok();
-    (verdict, engine.stats.clone())
+    (verdict, stats)
 }
 
 #[test]

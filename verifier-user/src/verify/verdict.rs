@@ -7,12 +7,15 @@
 //! 2. the canonical path is in the SBOM (or its merged-/usr alias: `/bin/ls`
 //!    for `/usr/bin/ls`): digests agree -> `ok`, else
 //!    `modified-binary`; a listed path with no usable digest cannot be
-//!    checked -> `unverifiable` (the SBOM is the gap, and says so);
+//!    checked -> `unverifiable` (the SBOM is the gap, and says so); a
+//!    listed file the kernel saw opened for writing in the container is
+//!    `modified-binary` whatever its digest now (what ran may have been
+//!    other bytes, written back within one ctime tick);
 //! 3. not listed, but its SHA-256 is listed at another path ->
 //!    `relocated-binary` (a copy of a shipped tool: lower severity);
 //! 4. not listed, but the image's own content has it with these bytes ->
-//!    `sbom-gap` (an SBOM-quality finding, not an attack); with other bytes
-//!    -> `modified-binary` against the image content;
+//!    `sbom-gap` (an SBOM-quality finding, not an attack); with other bytes,
+//!    or opened for writing -> `modified-binary` against the image content;
 //! 5. otherwise `unknown-binary`.
 //!
 //! Digests are compared exactly as the offline `check` compares them
@@ -228,15 +231,21 @@ fn judge_at_listed_name(m: &Manifest, path: &str, hashes: &FileHashes) -> Option
     Some(j)
 }
 
+/// Why a written file is not judged by its digest.
+const WRITTEN_REASON: &str = "opened for writing in the container since the image was unpacked: \
+     the bytes hashed need not be the bytes that ran";
+
 /// Judges the file that ran. `path` is its canonical path in the container
 /// (`None` when not valid UTF-8, which no SBOM can list); `fileless` says it
-/// was unlinked or run from a descriptor.
+/// was unlinked or run from a descriptor; `written` that the kernel saw it
+/// opened for writing in a watched container.
 pub fn judge(
     m: &Manifest,
     content: Option<&dyn ImageContent>,
     path: Option<&str>,
     hashes: &FileHashes,
     fileless: bool,
+    written: bool,
 ) -> Judgement {
     if fileless {
         return Judgement::new(
@@ -244,14 +253,23 @@ pub fn judge(
             "executed from memory or a deleted file: no path in the image holds it",
         );
     }
+    // A written file is judged by its path even when it could not be hashed.
+    if let Some(p) = path
+        && (hashes.sha256.is_some() || written)
+        && let Some(mut j) = judge_at_listed_name(m, p, hashes)
+    {
+        if written {
+            j.reason = match j.verdict {
+                Verdict::ModifiedBinary => format!("{}; {WRITTEN_REASON}", j.reason),
+                _ => WRITTEN_REASON.to_owned(),
+            };
+            j.verdict = Verdict::ModifiedBinary;
+        }
+        return j;
+    }
     let Some(sha256) = hashes.sha256 else {
         return Judgement::new(Verdict::Unverifiable, "no SHA-256 was computed");
     };
-    if let Some(p) = path
-        && let Some(j) = judge_at_listed_name(m, p, hashes)
-    {
-        return j;
-    }
     // Where else the SBOM lists these bytes, by the same comparison.
     let listed_at: Vec<String> = m
         .files()
@@ -270,7 +288,7 @@ pub fn judge(
     if let (Some(p), Some(c)) = (path, content)
         && let Some(shipped) = c.sha256_of(p)
     {
-        if shipped == sha256 {
+        if shipped == sha256 && !written {
             return Judgement::new(
                 Verdict::SbomGap,
                 "shipped in the image's layers, but the SBOM does not list it",
@@ -278,7 +296,11 @@ pub fn judge(
         }
         let mut j = Judgement::new(
             Verdict::ModifiedBinary,
-            "the image's layers hold other bytes at this path (not in the SBOM)",
+            if shipped == sha256 {
+                WRITTEN_REASON
+            } else {
+                "the image's layers hold other bytes at this path (not in the SBOM)"
+            },
         );
         j.expected = Some(format!("sha256:{}", hex::encode(shipped)));
         return j;

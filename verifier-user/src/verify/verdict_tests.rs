@@ -67,7 +67,7 @@ impl ImageContent for Layers {
 #[test]
 fn listed_and_matching_is_ok_with_its_package() {
     let m = manifest();
-    let j = judge(&m, None, Some("/bin/busybox"), &hashes(b"busybox"), false);
+    let j = judge(&m, None, Some("/bin/busybox"), &hashes(b"busybox"), false, false);
     assert_eq!(j.verdict, Verdict::Ok, "{j:?}");
     assert!(!j.weak);
     assert_eq!(j.package.as_ref().and_then(|p| p.purl.as_deref()), Some("pkg:apk/alpine/busybox@1.36"));
@@ -76,7 +76,7 @@ fn listed_and_matching_is_ok_with_its_package() {
 #[test]
 fn listed_with_other_bytes_is_modified_and_says_what_was_expected() {
     let m = manifest();
-    let j = judge(&m, None, Some("/bin/busybox"), &hashes(b"trojan"), false);
+    let j = judge(&m, None, Some("/bin/busybox"), &hashes(b"trojan"), false, false);
     assert_eq!(j.verdict, Verdict::ModifiedBinary);
     assert_eq!(j.expected, Some(format!("sha256:{}", hex::encode(sha256(b"busybox")))));
     assert_eq!(j.package.map(|p| p.name), Some("busybox".into()));
@@ -87,9 +87,9 @@ fn weak_only_digests_are_compared_and_marked_weak() {
     let m = manifest();
     let algs = digest::algs_for(m.get("/usr/bin/old"));
     assert!(algs.sha256 && algs.sha1 && !algs.md5);
-    let ok = judge(&m, None, Some("/usr/bin/old"), &hashes(b"old tool"), false);
+    let ok = judge(&m, None, Some("/usr/bin/old"), &hashes(b"old tool"), false, false);
     assert_eq!((ok.verdict, ok.weak), (Verdict::Ok, true));
-    let bad = judge(&m, None, Some("/usr/bin/old"), &hashes(b"new tool"), false);
+    let bad = judge(&m, None, Some("/usr/bin/old"), &hashes(b"new tool"), false, false);
     assert_eq!((bad.verdict, bad.weak), (Verdict::ModifiedBinary, true));
     assert!(bad.expected.is_some_and(|e| e.starts_with("sha1:")));
 }
@@ -97,14 +97,14 @@ fn weak_only_digests_are_compared_and_marked_weak() {
 #[test]
 fn a_listed_path_without_digest_is_unverifiable_not_ok() {
     let m = manifest();
-    let j = judge(&m, None, Some("/usr/bin/nohash"), &hashes(b"anything"), false);
+    let j = judge(&m, None, Some("/usr/bin/nohash"), &hashes(b"anything"), false, false);
     assert_eq!(j.verdict, Verdict::Unverifiable);
 }
 
 #[test]
 fn shipped_bytes_at_another_path_are_relocated() {
     let m = manifest();
-    let j = judge(&m, None, Some("/tmp/bb"), &hashes(b"busybox"), false);
+    let j = judge(&m, None, Some("/tmp/bb"), &hashes(b"busybox"), false, false);
     assert_eq!(j.verdict, Verdict::RelocatedBinary);
     assert_eq!(j.listed_at, vec!["/bin/busybox".to_string()]);
     assert_eq!(j.package.map(|p| p.name), Some("busybox".into()));
@@ -114,25 +114,25 @@ fn shipped_bytes_at_another_path_are_relocated() {
 fn image_content_tells_sbom_gaps_from_drift() {
     let m = manifest();
     let layers = Layers(vec![("/usr/bin/extra", sha256(b"extra")), ("/usr/bin/swapped", sha256(b"orig"))]);
-    let gap = judge(&m, Some(&layers), Some("/usr/bin/extra"), &hashes(b"extra"), false);
+    let gap = judge(&m, Some(&layers), Some("/usr/bin/extra"), &hashes(b"extra"), false, false);
     assert_eq!(gap.verdict, Verdict::SbomGap);
-    let swapped = judge(&m, Some(&layers), Some("/usr/bin/swapped"), &hashes(b"evil"), false);
+    let swapped = judge(&m, Some(&layers), Some("/usr/bin/swapped"), &hashes(b"evil"), false, false);
     assert_eq!(swapped.verdict, Verdict::ModifiedBinary);
-    let unknown = judge(&m, Some(&layers), Some("/tmp/dropped"), &hashes(b"dropped"), false);
+    let unknown = judge(&m, Some(&layers), Some("/tmp/dropped"), &hashes(b"dropped"), false, false);
     assert_eq!(unknown.verdict, Verdict::UnknownBinary);
 }
 
 #[test]
 fn fileless_wins_even_over_matching_bytes() {
     let m = manifest();
-    let j = judge(&m, None, Some("/bin/busybox"), &hashes(b"busybox"), true);
+    let j = judge(&m, None, Some("/bin/busybox"), &hashes(b"busybox"), true, false);
     assert_eq!(j.verdict, Verdict::Fileless);
 }
 
 #[test]
 fn non_utf8_paths_are_never_ok() {
     let m = manifest();
-    let j = judge(&m, None, None, &hashes(b"dropped"), false);
+    let j = judge(&m, None, None, &hashes(b"dropped"), false, false);
     assert_eq!(j.verdict, Verdict::UnknownBinary);
 }
 
@@ -142,24 +142,24 @@ fn sha512_only_entries_are_compared_like_check_does() {
     let algs = digest::algs_for(m.get("/usr/bin/big"));
     assert!(algs.sha256 && algs.sha512 && !algs.sha1);
     assert!(digest::algs_for_any(&m).sha512);
-    let ok = judge(&m, None, Some("/usr/bin/big"), &hashes(b"big tool"), false);
+    let ok = judge(&m, None, Some("/usr/bin/big"), &hashes(b"big tool"), false, false);
     assert_eq!((ok.verdict, ok.weak), (Verdict::Ok, false), "{ok:?}");
-    let bad = judge(&m, None, Some("/usr/bin/big"), &hashes(b"other"), false);
+    let bad = judge(&m, None, Some("/usr/bin/big"), &hashes(b"other"), false, false);
     assert_eq!(bad.verdict, Verdict::ModifiedBinary);
     assert_eq!(bad.expected, Some(format!("sha512:{}", hex::encode(sha512(b"big tool")))));
     // Without the SHA-512 computed, the agent says it could not compare.
     let short = FileHashes { sha512: None, ..hashes(b"big tool") };
-    assert_eq!(judge(&m, None, Some("/usr/bin/big"), &short, false).verdict, Verdict::Unverifiable);
+    assert_eq!(judge(&m, None, Some("/usr/bin/big"), &short, false, false).verdict, Verdict::Unverifiable);
 }
 
 #[test]
 fn relocation_is_found_by_any_strong_digest_never_a_weak_one() {
     let m = manifest();
-    let by_sha512 = judge(&m, None, Some("/tmp/big"), &hashes(b"big tool"), false);
+    let by_sha512 = judge(&m, None, Some("/tmp/big"), &hashes(b"big tool"), false, false);
     assert_eq!(by_sha512.verdict, Verdict::RelocatedBinary);
     assert_eq!(by_sha512.listed_at, vec!["/usr/bin/big".to_string()]);
     // `/usr/bin/old` is listed by SHA-1 only: a copy is not vouched for.
-    let by_sha1 = judge(&m, None, Some("/tmp/old"), &hashes(b"old tool"), false);
+    let by_sha1 = judge(&m, None, Some("/tmp/old"), &hashes(b"old tool"), false, false);
     assert_eq!(by_sha1.verdict, Verdict::UnknownBinary);
 }
 
@@ -188,12 +188,47 @@ fn a_merged_usr_path_is_judged_by_the_entry_of_its_pre_merge_name() {
     let (_, other) = md5(b"other bytes");
     let text = format!("{ls_md5}  bin/ls\n{ls_md5}  usr/lib/x86_64-linux-gnu/libc.so.6\n");
     let m = load_bytes(text.as_bytes(), "coreutils.md5sums", &LoadOptions::default()).expect("md5sums");
-    let j = judge(&m, None, Some("/usr/bin/ls"), &ls, false);
+    let j = judge(&m, None, Some("/usr/bin/ls"), &ls, false, false);
     assert_eq!((j.verdict, j.weak), (Verdict::Ok, true), "{j:?}");
     assert!(j.reason.contains("listed as /bin/ls"), "{}", j.reason);
-    let j = judge(&m, None, Some("/usr/bin/ls"), &other, false);
+    let j = judge(&m, None, Some("/usr/bin/ls"), &other, false, false);
     assert_eq!(j.verdict, Verdict::ModifiedBinary, "the alias's digest is the one compared: {j:?}");
-    let j = judge(&m, None, Some("/usr/lib/x86_64-linux-gnu/libc.so.6"), &ls, false);
+    let j = judge(&m, None, Some("/usr/lib/x86_64-linux-gnu/libc.so.6"), &ls, false, false);
     assert!(j.verdict == Verdict::Ok && !j.reason.contains("listed as"), "listed by its own name: {j:?}");
-    assert_eq!(judge(&m, None, Some("/usr/local/bin/ls"), &ls, false).verdict, Verdict::UnknownBinary);
+    assert_eq!(judge(&m, None, Some("/usr/local/bin/ls"), &ls, false, false).verdict, Verdict::UnknownBinary);
+}
+
+#[test]
+fn a_written_file_is_never_ok_whatever_its_digest_now() {
+    let m = manifest();
+    // The shipped bytes are back, but the kernel saw the file opened for
+    // writing: what ran need not be what was hashed.
+    let j = judge(&m, None, Some("/bin/busybox"), &hashes(b"busybox"), false, true);
+    assert_eq!(j.verdict, Verdict::ModifiedBinary);
+    assert_eq!(j.verdict.severity(), Severity::High);
+    assert!(j.reason.contains("opened for writing in the container"), "{}", j.reason);
+    assert_eq!(j.package.as_ref().map(|p| p.name.as_str()), Some("busybox"));
+    // Other bytes as well: both reasons.
+    let j = judge(&m, None, Some("/bin/busybox"), &hashes(b"trojan"), false, true);
+    assert_eq!(j.verdict, Verdict::ModifiedBinary);
+    assert!(j.reason.contains("another SHA-256") && j.reason.contains("opened for writing"), "{}", j.reason);
+    // Listed without a digest: still modified, not merely unverifiable.
+    let j = judge(&m, None, Some("/usr/bin/nohash"), &hashes(b"anything"), false, true);
+    assert_eq!(j.verdict, Verdict::ModifiedBinary);
+    // Shipped in the layers (not the SBOM) with these bytes, but written.
+    let layers = Layers(vec![("/usr/bin/extra", sha256(b"extra"))]);
+    let j = judge(&m, Some(&layers), Some("/usr/bin/extra"), &hashes(b"extra"), false, true);
+    assert_eq!(j.verdict, Verdict::ModifiedBinary, "{}", j.reason);
+    // Not listed and not shipped: written or not, what it was.
+    let j = judge(&m, None, Some("/tmp/dropped"), &hashes(b"dropped"), false, true);
+    assert_eq!(j.verdict, Verdict::UnknownBinary);
+}
+
+#[test]
+fn a_written_listed_file_that_could_not_be_hashed_is_still_modified() {
+    let m = manifest();
+    let none = FileHashes::default();
+    assert_eq!(judge(&m, None, Some("/bin/busybox"), &none, false, true).verdict, Verdict::ModifiedBinary);
+    assert_eq!(judge(&m, None, Some("/bin/busybox"), &none, false, false).verdict, Verdict::Unverifiable);
+    assert_eq!(judge(&m, None, Some("/tmp/x"), &none, false, true).verdict, Verdict::Unverifiable);
 }

@@ -1,0 +1,90 @@
+//! Root tier: no cheap way past the verifier from inside a container.
+//!
+//! - Swap and restore: a payload written over an image binary in place,
+//!   run, and the original written back, within one timestamp tick, leaves
+//!   the file's identity (dev, inode, size, ctime) as it was; the agent
+//!   would hash the restored original. The kernel remembers the write-open
+//!   (`WRITTEN`), so every such exec is reported and never judged `ok`.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use verifier_tests::{
+    agent::{Agent, execs},
+    evasion::{self, stage_swap, swap_script},
+    exclusive,
+    image::{self, TOOL},
+    require_root,
+    runc::Container,
+};
+
+const SWAPS: usize = 20;
+
+/// An agent verifying a running container of the test image (with `extra`
+/// arguments), once the container is watched (its entrypoint judged).
+fn setup(
+    dir: &std::path::Path,
+    tag: &str,
+    extra: &[&str],
+) -> (Agent, Container, String, verifier_tests::bundle::Bundle) {
+    let bundle = image::busybox_with_tool(dir, &["sleep", "120"]).expect("bundle");
+    let sbom = image::generate_sbom(&bundle, &dir.join("sbom.spdx.json"), "spdx-json").expect("sbom");
+    let id = format!("vt-{tag}-{}", std::process::id());
+    let rule = format!("{id}={}", sbom.display());
+    let mut args = vec!["--stats-interval", "0", "--containers-only", "--sbom", &rule];
+    args.extend_from_slice(extra);
+    let agent = Agent::start(&args).expect("agent starts");
+    let container = Container::run(&bundle.dir, &id).expect("runc run");
+    evasion::wait_for(&agent, Duration::from_secs(10), |r| {
+        r["type"] == "exec" && r["container"]["id"] == id.as_str() && r["verification"]["verdict"].is_string()
+    })
+    .expect("the container is verified");
+    (agent, container, id, bundle)
+}
+
+#[test]
+fn a_payload_swapped_in_and_out_within_a_tick_is_never_ok() {
+    require_root!();
+    let _lock = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (agent, container, id, bundle) = setup(dir.path(), "swap", &[]);
+    stage_swap(&bundle).expect("payload");
+    // From the container's shell (as an intruder would), then as tight as
+    // one process can make it (most of those land within one tick).
+    container.exec(&["sh", "-c", &swap_script(SWAPS as u32 / 2)]).expect("swap loop");
+    let pid = container.pid().expect("pid");
+    evasion::swap_tight(pid, SWAPS as u32 / 2).expect("tight swap loop");
+    // Then the same file mapped as code, as a library would be.
+    image::mmap_exec_in(pid, &[TOOL], 300).expect("map as code");
+    std::thread::sleep(Duration::from_millis(1000));
+    let records = agent.stop().expect("agent stops");
+    drop(container);
+
+    let runs: Vec<&Value> =
+        execs(&records).filter(|r| r["container"]["id"] == id.as_str() && r["filename"] == TOOL).collect();
+    let mut by_verdict = std::collections::BTreeMap::<String, usize>::new();
+    for r in &runs {
+        *by_verdict.entry(r["verification"]["verdict"].as_str().unwrap_or("none").to_owned()).or_default() +=
+            1;
+    }
+    eprintln!("swapped execs by verdict: {by_verdict:?}");
+    assert_eq!(runs.len(), SWAPS, "every exec of the swapped file reported: {runs:?}");
+    for r in &runs {
+        let v = &r["verification"];
+        assert_eq!(v["verdict"], "modified-binary", "a swapped exec: {r}");
+        assert_eq!(r["written"], true, "the kernel flagged it: {r}");
+        assert!(v["reason"].as_str().is_some_and(|s| s.contains("opened for writing")), "{r}");
+    }
+    let alert = records
+        .iter()
+        .find(|r| r["type"] == "alert" && r["verdict"] == "modified-binary" && r["file"]["path"] == TOOL)
+        .unwrap_or_else(|| panic!("an alert for {TOOL}: {records:?}"));
+    assert_eq!(alert["severity"], "high", "{alert}");
+
+    let lib = records
+        .iter()
+        .find(|r| r["type"] == "library" && r["verification"]["path"] == TOOL)
+        .unwrap_or_else(|| panic!("the written file's mapping was reported: {records:?}"));
+    assert_eq!(lib["verification"]["verdict"], "library-drift", "{lib}");
+    assert_eq!(lib["verification"]["file_verdict"], "modified-binary", "{lib}");
+}
