@@ -197,3 +197,24 @@ fn a_merged_usr_path_is_judged_by_the_entry_of_its_pre_merge_name() {
     assert!(j.verdict == Verdict::Ok && !j.reason.contains("listed as"), "listed by its own name: {j:?}");
     assert_eq!(judge(&m, None, Some("/usr/local/bin/ls"), &ls, false).verdict, Verdict::UnknownBinary);
 }
+
+#[test]
+fn unhashed_files_are_judged_by_their_path() {
+    let m = manifest();
+    let j = judge_unhashed(&m, None, Some("/tmp/x"), "9 bytes, over --max-hash-bytes");
+    assert_eq!(j.verdict, Verdict::UnknownBinary);
+    assert!(j.reason.contains("not hashed: 9 bytes"), "{}", j.reason);
+    let listed = judge_unhashed(&m, None, Some("/bin/busybox"), "gone");
+    assert_eq!(listed.verdict, Verdict::Unverifiable, "it might be the listed file");
+    assert_eq!(listed.package.map(|p| p.name), Some("busybox".to_owned()));
+    assert_eq!(judge_unhashed(&m, None, None, "gone").verdict, Verdict::UnknownBinary, "no SBOM lists it");
+}
+
+#[test]
+fn a_file_deleted_after_its_exec_is_never_ok() {
+    let ok = Judgement::new(Verdict::Ok, "SHA-256 matches the SBOM");
+    assert_eq!(deleted_after_exec(ok).verdict, Verdict::Unverifiable);
+    let unknown = deleted_after_exec(Judgement::new(Verdict::UnknownBinary, "not in the image's SBOM"));
+    assert_eq!(unknown.verdict, Verdict::UnknownBinary);
+    assert!(unknown.reason.contains("deleted after the exec"));
+}
