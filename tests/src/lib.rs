@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod bundle;
 pub mod containerd;
+pub mod dropped;
 pub mod evasion;
 pub mod http;
 pub mod image;

@@ -57,7 +57,10 @@ fn on_exec(state: &mut State, out: &mut impl Write, event: ExecEvent) -> anyhow:
     if matches!(attribution, Attribution::Unknown(_)) {
         state.user.unattributed += 1;
     }
-    check(state, out, Origin::Exec, event, attribution)
+    if matches!(attribution, Attribution::Container(_)) && state.scan.first_sight(event.cgroup_id) {
+        super::scan::container(state, out, event.cgroup_id, event.tgid)?;
+    }
+    check(state, out, Origin::Exec, event, attribution, false)
 }
 
 /// Only watched containers send mappings, so without verification (or
@@ -68,7 +71,10 @@ fn on_library(state: &mut State, out: &mut impl Write, library: &LibraryEvent) -
     if state.verification.is_none() || !matches!(attribution, Attribution::Container(_)) {
         return Ok(());
     }
-    check(state, out, Origin::Library, ExecEvent::of_library(library), attribution)
+    if state.scan.first_sight(library.cgroup_id) {
+        super::scan::container(state, out, library.cgroup_id, library.tgid)?;
+    }
+    check(state, out, Origin::Library, ExecEvent::of_library(library), attribution, false)
 }
 
 fn on_write(state: &mut State, out: &mut impl Write, write: &WriteEvent) -> anyhow::Result<()> {
@@ -87,6 +93,8 @@ fn on_cgroup(state: &mut State, cgroup: &CgroupEvent) {
         && let Some(c) = state.resolver.cgroup_created(cgroup.id, path)
     {
         state.user.containers_started += 1;
+        // Born under the hooks: every exec in it will be seen.
+        state.scan.born(cgroup.id);
         if let Some(d) = state.verification.as_mut() {
             d.container_created(cgroup.id, c);
         }
@@ -105,6 +113,18 @@ fn on_undecodable(state: &mut State, err: DecodeError) {
     tracing::warn!("dropping an undecodable ring buffer record: {err}");
 }
 
+/// A running process (or one of its mappings) found by the scan
+/// ([`super::scan`]): verified as its record would be, reported as scanned.
+pub(super) fn check_scanned(
+    state: &mut State,
+    out: &mut impl Write,
+    origin: Origin,
+    event: ExecEvent,
+    attribution: Attribution,
+) -> anyhow::Result<()> {
+    check(state, out, origin, event, attribution, true)
+}
+
 /// Verifies a container's exec or mapping, or reports it as it is.
 fn check(
     state: &mut State,
@@ -112,15 +132,16 @@ fn check(
     origin: Origin,
     mut event: ExecEvent,
     attribution: Attribution,
+    scanned: bool,
 ) -> anyhow::Result<()> {
     if let (Some(d), Attribution::Container(c)) = (state.verification.as_mut(), &attribution) {
         let container = c.clone();
-        event.tag = state.in_flight.enter(origin, attribution);
+        event.tag = state.in_flight.enter(Arrival { origin, attribution, scanned });
         let verified = d.exec(event, &container);
         return on_verified(state, out, verified);
     }
     let verified = Verified { event, info: None, decision: None, skipped: None };
-    respond(state, out, Outcome::Checked { origin, verified, attribution })
+    respond(state, out, Outcome::Checked { origin, verified, attribution, scanned })
 }
 
 /// Reports events the drift side has decided, each with the kind and
@@ -131,33 +152,44 @@ pub(super) fn on_verified(
     verified: Vec<Verified>,
 ) -> anyhow::Result<()> {
     for v in verified {
-        let (origin, attribution) = state.in_flight.leave(v.event.tag).unwrap_or_else(|| {
-            tracing::warn!("a verified event came back without its arrival (tag {})", v.event.tag);
-            let origin = if v.event.library { Origin::Library } else { Origin::Exec };
-            (origin, Attribution::Unknown("its attribution at arrival was not kept"))
-        });
-        respond(state, out, Outcome::Checked { origin, verified: v, attribution })?;
+        let Arrival { origin, attribution, scanned } =
+            state.in_flight.leave(v.event.tag).unwrap_or_else(|| {
+                tracing::warn!("a verified event came back without its arrival (tag {})", v.event.tag);
+                let origin = if v.event.library { Origin::Library } else { Origin::Exec };
+                let attribution = Attribution::Unknown("its attribution at arrival was not kept");
+                Arrival { origin, attribution, scanned: false }
+            });
+        respond(state, out, Outcome::Checked { origin, verified: v, attribution, scanned })?;
     }
     Ok(())
 }
 
-/// Events handed to the drift side and not yet given back: their record
-/// kind and attribution at arrival, by the tag they carry.
+/// How an event arrived: its record kind, its attribution, and whether
+/// the scan found it rather than a kernel hook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Arrival {
+    origin: Origin,
+    attribution: Attribution,
+    scanned: bool,
+}
+
+/// Events handed to the drift side and not yet given back: how each
+/// arrived, by the tag it carries.
 #[derive(Default)]
 pub(super) struct InFlight {
     next: u64,
-    by_tag: HashMap<u64, (Origin, Attribution)>,
+    by_tag: HashMap<u64, Arrival>,
 }
 
 impl InFlight {
     /// Remembers an arrival; returns the tag for its event (never 0).
-    fn enter(&mut self, origin: Origin, attribution: Attribution) -> u64 {
+    fn enter(&mut self, arrival: Arrival) -> u64 {
         self.next += 1;
-        self.by_tag.insert(self.next, (origin, attribution));
+        self.by_tag.insert(self.next, arrival);
         self.next
     }
 
-    fn leave(&mut self, tag: u64) -> Option<(Origin, Attribution)> {
+    fn leave(&mut self, tag: u64) -> Option<Arrival> {
         self.by_tag.remove(&tag)
     }
 }
@@ -176,13 +208,15 @@ mod tests {
             pod_uid: None,
             cgroup: "/abc".into(),
         });
-        let a = f.enter(Origin::Exec, Attribution::Host);
-        let b = f.enter(Origin::Library, c.clone());
+        let host = Arrival { origin: Origin::Exec, attribution: Attribution::Host, scanned: false };
+        let scanned = Arrival { origin: Origin::Library, attribution: c, scanned: true };
+        let a = f.enter(host.clone());
+        let b = f.enter(scanned.clone());
         assert_ne!(a, b);
         assert_ne!(a, 0, "0 is the tag of an event never entered");
         assert_eq!(f.by_tag.len(), 2);
-        assert_eq!(f.leave(b), Some((Origin::Library, c)));
-        assert_eq!(f.leave(a), Some((Origin::Exec, Attribution::Host)));
+        assert_eq!(f.leave(b), Some(scanned));
+        assert_eq!(f.leave(a), Some(host));
         assert_eq!(f.leave(a), None, "given back once");
         assert_eq!(f.by_tag.len(), 0);
     }

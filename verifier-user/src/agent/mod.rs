@@ -11,11 +11,13 @@
 //! This module only runs the loop. What a record means is decided in
 //! `dispatch` (one handler per record kind, attribution once on arrival),
 //! files are verified in `drift`, and what is done about an outcome is
-//! `respond`'s (report today; enforcement later).
+//! `respond`'s (report today; enforcement later). What was already running
+//! when the hooks were attached is judged once by `scan`.
 
 mod dispatch;
 pub mod findings;
 mod respond;
+mod scan;
 pub mod throttle;
 pub mod verification;
 
@@ -138,6 +140,8 @@ struct State {
     alerts: Option<crate::alert::Alerts>,
     /// Events with the drift side, and how they arrived.
     in_flight: dispatch::InFlight,
+    /// Which containers' running processes have been judged.
+    scan: scan::Scanner,
 }
 
 async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
@@ -194,6 +198,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
         throttles: throttle::Throttles::new(throttle, args.exec_limit),
         alerts,
         in_flight: dispatch::InFlight::default(),
+        scan: scan::Scanner::new(args.verification.enabled()),
     };
     let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     let ready = ReadyJson {
@@ -212,6 +217,10 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     let attached: Vec<_> =
         ready.hooks.iter().filter(|h| h.state == "attached").map(|h| h.attach.as_str()).collect();
     tracing::info!("attached to {}; printing execs", attached.join(", "));
+    // The hooks are attached: what runs from now on is seen, so judging
+    // what already runs leaves no gap.
+    scan::at_start(&mut state, &mut out)?;
+    out.flush()?;
 
     // SAFETY: the ring buffer owns its map fd; it stays open and the same
     // for as long as the AsyncFd owns the ring buffer.

@@ -36,7 +36,8 @@ pub(crate) enum Origin {
 pub(crate) enum Outcome {
     /// An exec or a library mapping with what verification said (nothing,
     /// when verification is off or the process is not a container's).
-    Checked { origin: Origin, verified: Verified, attribution: Attribution },
+    /// `scanned`: found running by the agent's scan, not by a hook.
+    Checked { origin: Origin, verified: Verified, attribution: Attribution, scanned: bool },
     /// A file the image shipped was opened for writing in its container.
     Written { written: Written, attribution: Attribution },
 }
@@ -44,8 +45,8 @@ pub(crate) enum Outcome {
 /// Acts on an outcome: reports it.
 pub(crate) fn respond(state: &mut State, out: &mut impl Write, outcome: Outcome) -> anyhow::Result<()> {
     match outcome {
-        Outcome::Checked { origin, verified, attribution } => {
-            report_checked(state, out, origin, &verified, &attribution)
+        Outcome::Checked { origin, verified, attribution, scanned } => {
+            report_checked(state, out, origin, &verified, &attribution, scanned)
         }
         Outcome::Written { written, attribution } => report_written(state, out, &written, &attribution),
     }
@@ -59,8 +60,10 @@ fn report_checked(
     origin: Origin,
     v: &Verified,
     attribution: &Attribution,
+    scanned: bool,
 ) -> anyhow::Result<()> {
     let mut record = ExecJson::new(&v.event, &state.node, attribution);
+    record.origin = scanned.then_some("scan");
     record.verification = match (&v.decision, &v.skipped) {
         (Some(d), _) => Some(VerificationJson::from_decision(d)),
         (None, Some(why)) => Some(VerificationJson::skipped(why)),

@@ -92,6 +92,11 @@ pub struct ExecJson<'a> {
     /// With drift verification on: the decision about the executed file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verification: Option<verification::VerificationJson>,
+    /// `"scan"`: not seen at its exec but found running by the agent's
+    /// scan of a container (at start-up, or when it first learns of the
+    /// container). Absent for records of the kernel's hooks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<&'static str>,
 }
 
 impl<'a> ExecJson<'a> {
@@ -146,6 +151,7 @@ impl<'a> ExecJson<'a> {
                 _ => None,
             },
             verification: None,
+            origin: None,
         }
     }
 }
@@ -210,6 +216,14 @@ pub struct UserStats {
     pub throttle_active: u64,
     /// Executable-mapping records received (library verification).
     pub library_maps: u64,
+    /// Running processes of containers judged by the agent's scan (at
+    /// start-up, or when it first learns of a container).
+    pub scanned_processes: u64,
+    /// Executable mappings of those processes judged.
+    pub scanned_mappings: u64,
+    /// Processes the scan did not judge: over the per-container cap, or
+    /// gone before they could be read.
+    pub scan_skipped: u64,
 }
 
 /// `verifier.stats.v1`: periodic and final. `A` is the alert stream's

@@ -10,10 +10,17 @@
 //!   by several images is read once.
 //!
 //! Nothing is cached that was not proven: an unverifiable outcome, a
-//! fileless exec, an exec of a script (whose bytes have no kernel
-//! identity), or of a file the kernel saw opened for writing (its identity
-//! proves nothing) is worked out again next time, and such an exec is
-//! never answered from the decisions either.
+//! fileless exec, a file deleted after its exec, an exec of a script
+//! (whose bytes have no kernel identity), or of a file the kernel saw
+//! opened for writing (its identity proves nothing) is worked out again
+//! next time, and such an exec is never answered from the decisions either.
+//!
+//! No downgrade by timing or size: a file that could not be hashed (over
+//! the cap, or gone with its process) is judged by its path
+//! ([`super::verdict::judge_unhashed`]); a path the SBOM does not list is
+//! `unknown-binary` either way. An exec through a descriptor
+//! (`/dev/fd/N`, `/proc/self/fd/N`) of a file that still has its name is
+//! judged as that file; `fileless` is for memfds and deleted files.
 
 use std::{collections::HashMap, path::Path, sync::Arc};
 
@@ -22,9 +29,9 @@ use verifier_common::event::FileIdentity;
 use super::{
     hash_cache::HashCache,
     index::LazyIndex,
-    locate::{Job, Listed, Located, Outcome, Via},
+    locate::{Job, Listed, Located, Outcome, Unread, Via},
     pool::{Done, Pool},
-    verdict::{ImageContent, Judgement, Verdict, judge},
+    verdict::{ImageContent, Judgement, Verdict, deleted_after_exec, judge, judge_unhashed},
 };
 use verifier_sbom::{Manifest, digest, fsroot::RootDir, hash::Algs};
 use verifier_sensor::events::ExecEvent;
@@ -92,7 +99,7 @@ pub struct VerifyStats {
     /// Execs not verified because the hashing queue was full (reported
     /// as `unverifiable`, never passed).
     pub queue_full: u64,
-    /// Files over the size cap (reported as `unverifiable`).
+    /// Files over the size cap (judged by their path alone).
     pub too_large: u64,
 }
 
@@ -225,12 +232,14 @@ impl Engine {
     /// Turns a finished job into decisions for every exec that waited on it.
     pub fn complete(&mut self, key: Key, outcome: Outcome) -> Vec<(ExecEvent, Arc<Decision>)> {
         let Some(waiting) = self.inflight.remove(&key) else { return Vec::new() };
-        // The kernel saw no name for the file (memfd, deleted), or it ran
-        // from a descriptor: fileless, whether or not it can still be hashed.
-        let fileless = waiting.events.iter().any(|e| e.exe_unlinked) || runs_from_descriptor(&key.2);
+        // The kernel saw no name for the file (memfd, deleted): fileless,
+        // whether or not it can still be hashed. Run from a descriptor, it
+        // is fileless unless it is found as a file with a name.
+        let unnamed = waiting.events.iter().any(|e| e.exe_unlinked);
+        let descriptor = runs_from_descriptor(&key.2);
         let written = waiting.events.iter().any(|e| e.written);
         let (decision, cacheable) = match outcome {
-            Outcome::Unverifiable(why) if fileless => {
+            Outcome::Unverifiable(why) | Outcome::Unread(Unread { why, .. }) if unnamed || descriptor => {
                 let mut d = Judgement::new(Verdict::Fileless, "executed from memory or a deleted file");
                 d.reason = format!("{} (not hashed: {why})", d.reason);
                 (
@@ -268,9 +277,10 @@ impl Engine {
                 )
             }
             Outcome::Unverifiable(why) => (unverifiable(&key.2, &why), false),
+            Outcome::Unread(u) => (self.judge_unread(&waiting.ctx, u, written), false),
             Outcome::Located(l) => {
                 self.remember(key.1, &l);
-                self.decide(&waiting.ctx, *l, fileless, written)
+                self.decide(&waiting.ctx, *l, unnamed, descriptor, key.1.size, written)
             }
         };
         if cacheable {
@@ -303,9 +313,29 @@ impl Engine {
         }
     }
 
-    fn decide(&mut self, ctx: &Context, l: Located, fileless: bool, written: bool) -> (Arc<Decision>, bool) {
+    /// An exec whose bytes could not be read back: judged by its path.
+    fn judge_unread(&self, ctx: &Context, u: Unread, written: bool) -> Arc<Decision> {
+        let why = if u.gone { "the process exited and the file is gone".to_owned() } else { u.why };
+        let content = ctx.content.as_deref().map(|c| c as &dyn ImageContent);
+        let judgement =
+            judge_unhashed(&ctx.manifest, content, std::str::from_utf8(&u.path).ok(), &why, written);
+        Arc::new(Decision { judgement, path: u.path, via: None, sha256: None, script: None, trusted: false })
+    }
+
+    fn decide(
+        &mut self,
+        ctx: &Context,
+        l: Located,
+        unnamed: bool,
+        descriptor: bool,
+        size: i64,
+        written: bool,
+    ) -> (Arc<Decision>, bool) {
         let path = std::str::from_utf8(&l.path).ok();
-        let fileless = fileless || l.unlinked || l.path.starts_with(b"/memfd:");
+        // A descriptor exec of a file that still has its name is that file.
+        let fileless = unnamed || (descriptor && l.unlinked) || l.path.starts_with(b"/memfd:");
+        let deleted = l.deleted_after_exec && !fileless;
+        let fileless = fileless || (l.unlinked && !deleted);
         let judgement = match &l.hashes {
             Some(h) => judge(
                 &ctx.manifest,
@@ -318,12 +348,17 @@ impl Engine {
             None if fileless => judge(&ctx.manifest, None, path, &Default::default(), true, written),
             None => {
                 self.stats.too_large += 1;
-                Judgement::new(
-                    Verdict::Unverifiable,
-                    format!("larger than the hashing cap of {} bytes (--max-hash-bytes)", self.max_bytes),
+                let why = format!("{size} bytes, over --max-hash-bytes ({})", self.max_bytes);
+                judge_unhashed(
+                    &ctx.manifest,
+                    ctx.content.as_deref().map(|c| c as &dyn ImageContent),
+                    path,
+                    &why,
+                    written,
                 )
             }
         };
+        let judgement = if deleted { deleted_after_exec(judgement) } else { judgement };
         let script = l.script.map(|s| {
             let sp = std::str::from_utf8(&s.path).ok();
             let judgement = match &s.hashes {
@@ -339,7 +374,7 @@ impl Engine {
             };
             ScriptDecision { path: s.path, sha256: s.hashes.and_then(|h| h.sha256), judgement }
         });
-        let cacheable = !fileless && !written && script.is_none() && l.hashes.is_some();
+        let cacheable = !fileless && !deleted && !written && script.is_none() && l.hashes.is_some();
         let sha256 = l.hashes.as_ref().and_then(|h| h.sha256);
         let trusted = cacheable && judgement.verdict == Verdict::Ok;
         (Arc::new(Decision { judgement, path: l.path, via: Some(l.via), sha256, script, trusted }), cacheable)

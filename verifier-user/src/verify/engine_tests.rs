@@ -285,3 +285,97 @@ fn an_exited_script_changed_or_dropped_is_drift() {
     assert_eq!(dropped.script.as_ref().map(|s| s.judgement.verdict), Some(Verdict::UnknownBinary));
     assert!(dropped.is_drift());
 }
+
+/// Runs a copy of `sleep` and judges one exec of it named `filename`
+/// against an SBOM listing `listed` (with the file's own digest), with a
+/// hashing cap of `max_bytes`.
+fn judge_named(filename: Option<&str>, listed: &str, max_bytes: u64) -> Arc<Decision> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = dir.path().join("sleeper");
+    fs::copy("/bin/sleep", &bin).expect("copy");
+    let real: [u8; 32] = sha2::Sha256::digest(fs::read(&bin).expect("read")).into();
+    let mut child = Command::new(&bin).arg("30").spawn().expect("spawn");
+    while fs::read_link(format!("/proc/{}/exe", child.id())).map_or(true, |p| p != bin) {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let listed = if listed.is_empty() { bin.to_str().expect("utf-8").to_owned() } else { listed.to_owned() };
+    let ctx = Arc::new(Context {
+        any_algs: Algs::NONE,
+        key: 1,
+        root: Arc::new(RootDir::open(Path::new("/")).expect("root")),
+        index: Arc::default(),
+        manifest: Arc::new(manifest_with(&listed, &real)),
+        content: None,
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let cfg = EngineConfig {
+        workers: 1,
+        queue: 8,
+        max_bytes,
+        proc_root: "/proc".into(),
+        hash_cache: 64,
+        decisions: 64,
+    };
+    let mut engine = Engine::new(&cfg, tx).expect("pool");
+    let mut ev = event_for(child.id(), &bin);
+    if let Some(f) = filename {
+        ev.filename = f.as_bytes().to_vec();
+    }
+    assert!(engine.submit(&ctx, ev).is_none(), "first sight is queued");
+    let (key, outcome) = rx.blocking_recv().expect("outcome");
+    let decided = engine.complete(key, outcome);
+    child.kill().ok();
+    child.wait().ok();
+    decided[0].1.clone()
+}
+
+#[test]
+fn a_descriptor_exec_of_a_listed_unchanged_file_is_that_file() {
+    let d = judge_named(Some("/proc/self/fd/3"), "", 1 << 30);
+    assert_eq!(d.judgement.verdict, Verdict::Ok, "{d:?}");
+    assert!(d.path.ends_with(b"/sleeper"), "judged at its own path: {d:?}");
+    // Listed elsewhere: what the file is (a copy), not fileless (it has a
+    // name).
+    let d = judge_named(Some("/dev/fd/4"), "/opt/elsewhere", 1 << 30);
+    assert_eq!(d.judgement.verdict, Verdict::RelocatedBinary, "{d:?}");
+}
+
+#[test]
+fn over_the_size_cap_an_unlisted_path_is_unknown_and_a_listed_one_unverifiable() {
+    let d = judge_named(None, "/opt/elsewhere", 16);
+    assert_eq!(d.judgement.verdict, Verdict::UnknownBinary, "{d:?}");
+    assert!(
+        d.judgement.reason.contains("not hashed") && d.judgement.reason.contains("over --max-hash-bytes")
+    );
+    assert_eq!(d.sha256, None);
+    let d = judge_named(None, "", 16);
+    assert_eq!(d.judgement.verdict, Verdict::Unverifiable, "it might be the listed file: {d:?}");
+}
+
+#[test]
+fn an_exited_exec_of_a_vanished_unlisted_path_is_unknown() {
+    let ctx = Arc::new(Context {
+        any_algs: Algs::NONE,
+        key: 1,
+        root: Arc::new(RootDir::open(Path::new("/")).expect("root")),
+        index: Arc::default(),
+        manifest: Arc::new(manifest_with("/bin/listed-here", &[0u8; 32])),
+        content: None,
+    });
+    let (mut engine, mut rx) = engine();
+    for (name, verdict) in
+        [("/nonexistent/dropped", Verdict::UnknownBinary), ("/bin/listed-here", Verdict::Unverifiable)]
+    {
+        let mut ev = event_for(std::process::id(), Path::new("/proc/self/exe"));
+        ev.filename = name.as_bytes().to_vec();
+        ev.tgid = 999_999_999;
+        assert!(engine.submit(&ctx, ev).is_none());
+        let (key, outcome) = rx.blocking_recv().expect("outcome");
+        let d = engine.complete(key, outcome)[0].1.clone();
+        assert_eq!(d.judgement.verdict, verdict, "{name}: {d:?}");
+        assert_eq!(d.path, name.as_bytes());
+        if verdict == Verdict::UnknownBinary {
+            assert!(d.judgement.reason.contains("the process exited and the file is gone"), "{d:?}");
+        }
+    }
+}

@@ -15,8 +15,18 @@
 //! 5. the container's listed files by identity ([`super::index`]): a
 //!    process already gone, whose path no longer leads to the file.
 //!
+//! Paths are resolved beneath the process's own root (`/proc/<pid>/root`:
+//! a `chroot` inside the container moves it), falling back to the
+//! container's root once the process is gone. That fallback is the
+//! remaining blind spot: a chrooted process that exited before it was
+//! looked at has its path resolved in the container's root, where it may
+//! name another file (the identity check then refuses it, so the exec is
+//! judged by its name only, see [`Unread`]).
+//!
 //! If none is the same file, the exec is unverifiable: nothing is hashed in
-//! its place. A file mapped as code is found in `/proc/<pid>/maps`, then by
+//! its place. The path it was run by is still known, and returned with the
+//! reason ([`Outcome::Unread`]): a path the SBOM does not list is judged
+//! unknown whether or not its bytes could be read. A file mapped as code is found in `/proc/<pid>/maps`, then by
 //! the index. For a script the kernel reports the interpreter as what ran
 //! ([`Job::script`]), so the interpreter is the file proven by identity and
 //! the script itself is found and hashed by its path ([`super::script`]).
@@ -93,6 +103,10 @@ pub struct Located {
     pub via: Via,
     /// No directory entry links to it any more (deleted, or a memfd).
     pub unlinked: bool,
+    /// It had a name when it was run and was deleted since (its ctime
+    /// moved with the unlink): the kernel's reference to a file the image
+    /// may or may not have held, judged by the path it was run from.
+    pub deleted_after_exec: bool,
     /// `None`: larger than the size cap, not hashed.
     pub hashes: Option<Arc<FileHashes>>,
     /// The script, when the executed path was a `#!` script.
@@ -106,19 +120,44 @@ pub enum Outcome {
     /// The file could not be proven to be the one that ran; the reason says
     /// what was tried.
     Unverifiable(String),
+    /// An exec whose file could not be read back, with the path it was run
+    /// by: judged by that path alone.
+    Unread(Unread),
+}
+
+/// An exec whose bytes could not be proven, but whose path is known.
+#[derive(Debug)]
+pub struct Unread {
+    /// What was tried, and why each failed.
+    pub why: String,
+    /// The executed path inside the container: canonical when it still
+    /// resolves, else as the exec named it (made absolute by the working
+    /// directory, `.` and `..` folded).
+    pub path: Vec<u8>,
+    /// The process had exited and no file with its identity was found.
+    pub gone: bool,
 }
 
 /// Runs a job (blocking).
 pub fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
     let proc_dir = job.proc_root.join(job.tgid.to_string());
+    // The process's own root: a `chroot` inside the container moves it.
+    let own_root = RootDir::open(&proc_dir.join("root")).ok();
+    let root = own_root.as_ref().unwrap_or(&job.root);
     if job.library {
-        return locate_mapped(job, &proc_dir, cache, buf);
+        return locate_mapped(job, root, &proc_dir, cache, buf);
     }
     let cwd = std::fs::read_link(proc_dir.join("cwd")).ok().map(path_bytes);
     let exe_link = std::fs::read_link(proc_dir.join("exe")).ok().map(path_bytes);
     let mut tried = Vec::new();
+    let mut gone = false;
 
-    let resolved = canonicalize_in_root(&job.root, &job.filename, cwd.as_deref());
+    let resolved = canonicalize_in_root(root, &job.filename, cwd.as_deref());
+    // The path the exec named, for judging it when its bytes cannot be read.
+    let named = match &resolved {
+        Ok(p) => Some(p.clone()),
+        Err(_) => lexical_path(&job.filename, cwd.as_deref()),
+    };
     let (script, interpreter) = if job.script {
         // The script is never the kernel's identity (its interpreter is).
         let path = match resolved {
@@ -128,11 +167,11 @@ pub fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
                 job.filename.clone()
             }
         };
-        let (s, interpreter) = read_script(&job.root, path, job.algs, job.max_bytes, buf);
+        let (s, interpreter) = read_script(root, path, job.algs, job.max_bytes, buf);
         (Some(s), interpreter)
     } else {
         match resolved {
-            Ok(path) => match open_exact(&job.root, &path, &job.identity) {
+            Ok(path) => match open_exact(root, &path, &job.identity) {
                 Ok((file, Match::Same)) => return hashed(job, cache, file, path, Via::Path, None, buf),
                 Ok((_, m)) => tried.push(format!("the executed path is now {}", describe(m))),
                 Err(e) => tried.push(format!("the executed path: {e}")),
@@ -143,7 +182,7 @@ pub fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
     };
 
     if let Some(link) = exe_link.as_deref().filter(|l| !l.ends_with(b" (deleted)") && l.starts_with(b"/")) {
-        match open_exact(&job.root, link, &job.identity) {
+        match open_exact(root, link, &job.identity) {
             Ok((file, Match::Same)) => {
                 return hashed(job, cache, file, link.to_vec(), Via::ExeLink, script, buf);
             }
@@ -171,16 +210,20 @@ pub fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
                 path,
                 via: Via::ProcExe,
                 unlinked: true,
+                deleted_after_exec: true,
                 hashes,
                 script,
             }));
         }
         Ok((_, m, _)) => tried.push(format!("/proc/{}/exe is {}", job.tgid, describe(m))),
-        Err(e) => tried.push(format!("/proc/{}/exe: {e} (the process has exited)", job.tgid)),
+        Err(e) => {
+            gone = true;
+            tried.push(format!("/proc/{}/exe: {e} (the process has exited)", job.tgid));
+        }
     }
     if let Some(interpreter) = interpreter {
-        match canonicalize_in_root(&job.root, &interpreter, cwd.as_deref())
-            .and_then(|p| open_exact(&job.root, &p, &job.identity).map(|(f, m)| (f, m, p)))
+        match canonicalize_in_root(root, &interpreter, cwd.as_deref())
+            .and_then(|p| open_exact(root, &p, &job.identity).map(|(f, m)| (f, m, p)))
         {
             Ok((file, Match::Same, path)) => {
                 return hashed(job, cache, file, path, Via::Shebang, script, buf);
@@ -196,13 +239,49 @@ pub fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
         }
     }
     match by_index(job) {
-        Some(Ok((file, path))) => hashed(job, cache, file, path, Via::Index, script, buf),
-        Some(Err(why)) => {
-            tried.push(why);
-            Outcome::Unverifiable(tried.join("; "))
-        }
-        None => Outcome::Unverifiable(tried.join("; ")),
+        Some(Ok((file, path))) => return hashed(job, cache, file, path, Via::Index, script, buf),
+        Some(Err(why)) => tried.push(why),
+        None => {}
     }
+    let why = tried.join("; ");
+    // A script's own bytes are judged apart; `/proc/self/exe` names no
+    // path of the image.
+    match named.filter(|_| !job.script && !super::engine::is_proc_exe(&job.filename)) {
+        Some(path) => Outcome::Unread(Unread { why, path, gone }),
+        None => Outcome::Unverifiable(why),
+    }
+}
+
+/// An executed path made absolute without touching the file system: the
+/// working directory anchors a relative one, `.` and empty names are
+/// dropped, `..` goes up (never above `/`). `None` for a relative path
+/// without a working directory.
+pub fn lexical_path(filename: &[u8], cwd: Option<&[u8]>) -> Option<Vec<u8>> {
+    let mut full = Vec::new();
+    if !filename.starts_with(b"/") {
+        full.extend_from_slice(cwd?);
+        full.push(b'/');
+    }
+    full.extend_from_slice(filename);
+    let mut names: Vec<&[u8]> = Vec::new();
+    for name in full.split(|&b| b == b'/') {
+        match name {
+            b"" | b"." => {}
+            b".." => {
+                names.pop();
+            }
+            n => names.push(n),
+        }
+    }
+    let mut out = Vec::with_capacity(full.len());
+    for n in names {
+        out.push(b'/');
+        out.extend_from_slice(n);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    Some(out)
 }
 
 /// The listed file with the kernel's identity, opened and proven (`None`
@@ -226,10 +305,10 @@ fn by_index(job: &Job) -> Option<Result<(File, Vec<u8>), String>> {
 /// mapping outlives the descriptor the loader closed), opened beneath the
 /// root and proven to be the mapped file; when the process is gone, or no
 /// longer maps it, the listed file with its identity.
-fn locate_mapped(job: &Job, proc_dir: &Path, cache: &HashCache, buf: &mut [u8]) -> Outcome {
+fn locate_mapped(job: &Job, root: &RootDir, proc_dir: &Path, cache: &HashCache, buf: &mut [u8]) -> Outcome {
     let why = match std::fs::read(proc_dir.join("maps")) {
         Ok(maps) => match mapped_path(&maps, job.identity.ino) {
-            Some(path) => match open_exact(&job.root, &path, &job.identity) {
+            Some(path) => match open_exact(root, &path, &job.identity) {
                 Ok((file, Match::Same)) => return hashed(job, cache, file, path, Via::Path, None, buf),
                 Ok((_, m)) => format!("the mapped path is now {}", describe(m)),
                 Err(e) => format!("the mapped path: {e}"),
@@ -315,7 +394,7 @@ fn hashed(
         cache.put(cache_key(&file, &job.identity), h.clone());
         Some(h)
     };
-    Outcome::Located(Box::new(Located { path, via, unlinked, hashes, script }))
+    Outcome::Located(Box::new(Located { path, via, unlinked, deleted_after_exec: false, hashes, script }))
 }
 
 /// Device number standing for "some overlay mount" in cache keys.

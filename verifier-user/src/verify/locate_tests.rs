@@ -59,7 +59,7 @@ fn job(pid: u32, filename: &Path, identity: FileIdentity) -> Job {
 fn located(o: Outcome) -> Box<Located> {
     match o {
         Outcome::Located(l) => l,
-        Outcome::Unverifiable(why) => panic!("unverifiable: {why}"),
+        Outcome::Unverifiable(why) | Outcome::Unread(Unread { why, .. }) => panic!("unverifiable: {why}"),
     }
 }
 
@@ -108,7 +108,12 @@ fn swapped_and_exited_is_unverifiable() {
     fs::write(dir.path().join("evil"), b"other bytes").expect("write");
     fs::rename(dir.path().join("evil"), &bin).expect("rename");
     match locate(&job(pid, &bin, id), &HashCache::new(16), &mut vec![0; 4096]) {
-        Outcome::Unverifiable(why) => assert!(why.contains("another file"), "{why}"),
+        Outcome::Unread(u) => {
+            assert!(u.why.contains("another file"), "{}", u.why);
+            assert_eq!(u.path, bin.as_os_str().as_bytes(), "judged by the path it was run by");
+            assert!(u.gone, "the process had exited");
+        }
+        Outcome::Unverifiable(why) => panic!("the path is known: {why}"),
         Outcome::Located(l) => panic!("located {:?} via {:?}", String::from_utf8_lossy(&l.path), l.via),
     }
 }
@@ -253,7 +258,7 @@ fn gone_job(g: &Gone, filename: &str, identity_of_file: &str) -> Job {
 
 fn unverifiable(o: Outcome) -> String {
     match o {
-        Outcome::Unverifiable(why) => why,
+        Outcome::Unverifiable(why) | Outcome::Unread(Unread { why, .. }) => why,
         Outcome::Located(l) => panic!("located {:?} via {:?}", String::from_utf8_lossy(&l.path), l.via),
     }
 }
@@ -320,4 +325,32 @@ fn a_library_of_an_exited_process_is_found_by_identity_or_said_precisely_why_not
     fs::write(g.root.join("usr/lib/libc.so.6"), b"libc, rewritten").expect("write");
     let why = unverifiable(locate(&j, &HashCache::new(16), &mut vec![0; 4096]));
     assert!(why.contains("changed since"), "{why}");
+}
+
+#[test]
+fn an_executed_path_is_made_absolute_without_the_file_system() {
+    let p = |f: &str, cwd: Option<&str>| {
+        lexical_path(f.as_bytes(), cwd.map(str::as_bytes)).map(|v| String::from_utf8(v).expect("utf-8"))
+    };
+    assert_eq!(p("/tmp/x", None).as_deref(), Some("/tmp/x"));
+    assert_eq!(p("./x", Some("/tmp/d")).as_deref(), Some("/tmp/d/x"));
+    assert_eq!(p("../../../x", Some("/a")).as_deref(), Some("/x"), "never above /");
+    assert_eq!(p("//usr/./bin//x", None).as_deref(), Some("/usr/bin/x"));
+    assert_eq!(p("x", None), None, "relative, with no working directory");
+}
+
+#[test]
+fn an_exited_exec_of_a_deleted_file_keeps_the_path_it_was_run_by() {
+    let g = gone_root();
+    let j = gone_job(&g, "/tmp/dropped", "usr/bin/tool");
+    match locate(&j, &HashCache::new(16), &mut vec![0; 4096]) {
+        Outcome::Unread(u) => {
+            assert_eq!(u.path, b"/tmp/dropped");
+            assert!(u.gone, "{}", u.why);
+        }
+        other => panic!("{other:?}"),
+    }
+    // `/proc/self/exe` is no path of the image: nothing to judge it by.
+    let j = gone_job(&g, "/proc/self/exe", "usr/bin/tool");
+    assert!(matches!(locate(&j, &HashCache::new(16), &mut vec![0; 4096]), Outcome::Unverifiable(_)));
 }

@@ -308,6 +308,66 @@ pub fn judge(
     Judgement::new(Verdict::UnknownBinary, "not in the image's SBOM")
 }
 
+/// Judges an executed file whose bytes were not hashed (over the size cap,
+/// or no longer readable as the file that ran) by its path alone; `why`
+/// says what kept it from being hashed. No downgrade by timing or size: a
+/// path the SBOM does not list, nor the image's layers hold, was never
+/// shipped, and is `unknown-binary` whatever its bytes. A listed path (or
+/// one the layers hold) might be the shipped file: `unverifiable`, unless
+/// the kernel saw it opened for `written` in the container: then it is a
+/// modified image file whatever it holds.
+pub fn judge_unhashed(
+    m: &Manifest,
+    content: Option<&dyn ImageContent>,
+    path: Option<&str>,
+    why: &str,
+    written: bool,
+) -> Judgement {
+    let shipped = |mut j: Judgement| {
+        if written {
+            j.verdict = Verdict::ModifiedBinary;
+            j.reason = format!("{WRITTEN_REASON} (not hashed: {why})");
+        }
+        j
+    };
+    if let Some(p) = path {
+        if let Some((listed, e)) = m.get_canonical(p) {
+            let mut j = Judgement::new(
+                Verdict::Unverifiable,
+                format!("the SBOM lists {listed}, but the file that ran was not hashed: {why}"),
+            );
+            j.package = e.package(m).cloned();
+            return shipped(j);
+        }
+        if content.is_some_and(|c| c.sha256_of(p).is_some()) {
+            return shipped(Judgement::new(
+                Verdict::Unverifiable,
+                format!("the image's layers hold this path (not in the SBOM), but it was not hashed: {why}"),
+            ));
+        }
+    }
+    Judgement::new(Verdict::UnknownBinary, format!("not in the image's SBOM (not hashed: {why})"))
+}
+
+/// A file that had a name when it ran and was deleted since, judged by the
+/// path it ran from with the bytes read through the process: `ok` is not
+/// proof (its ctime moved, so nothing shows the bytes are those that ran)
+/// and becomes `unverifiable`; any other verdict stands, saying so.
+pub fn deleted_after_exec(j: Judgement) -> Judgement {
+    if j.verdict == Verdict::Ok {
+        let mut u = Judgement::new(
+            Verdict::Unverifiable,
+            format!(
+                "deleted after the exec: {}, but that cannot prove these are the bytes that ran",
+                j.reason
+            ),
+        );
+        u.package = j.package;
+        return u;
+    }
+    Judgement { reason: format!("{} (deleted after the exec)", j.reason), ..j }
+}
+
 #[cfg(test)]
 #[path = "verdict_tests.rs"]
 mod tests;

@@ -232,3 +232,35 @@ fn a_written_listed_file_that_could_not_be_hashed_is_still_modified() {
     assert_eq!(judge(&m, None, Some("/bin/busybox"), &none, false, false).verdict, Verdict::Unverifiable);
     assert_eq!(judge(&m, None, Some("/tmp/x"), &none, false, true).verdict, Verdict::Unverifiable);
 }
+
+#[test]
+fn unhashed_files_are_judged_by_their_path() {
+    let m = manifest();
+    let j = judge_unhashed(&m, None, Some("/tmp/x"), "9 bytes, over --max-hash-bytes", false);
+    assert_eq!(j.verdict, Verdict::UnknownBinary);
+    assert!(j.reason.contains("not hashed: 9 bytes"), "{}", j.reason);
+    let listed = judge_unhashed(&m, None, Some("/bin/busybox"), "gone", false);
+    assert_eq!(listed.verdict, Verdict::Unverifiable, "it might be the listed file");
+    assert_eq!(listed.package.map(|p| p.name), Some("busybox".to_owned()));
+    assert_eq!(
+        judge_unhashed(&m, None, None, "gone", false).verdict,
+        Verdict::UnknownBinary,
+        "no SBOM lists it"
+    );
+    let written = judge_unhashed(&m, None, Some("/bin/busybox"), "gone", true);
+    assert_eq!(written.verdict, Verdict::ModifiedBinary, "written since the image was unpacked: {written:?}");
+    assert_eq!(
+        judge_unhashed(&m, None, Some("/tmp/x"), "gone", true).verdict,
+        Verdict::UnknownBinary,
+        "not shipped, written or not"
+    );
+}
+
+#[test]
+fn a_file_deleted_after_its_exec_is_never_ok() {
+    let ok = Judgement::new(Verdict::Ok, "SHA-256 matches the SBOM");
+    assert_eq!(deleted_after_exec(ok).verdict, Verdict::Unverifiable);
+    let unknown = deleted_after_exec(Judgement::new(Verdict::UnknownBinary, "not in the image's SBOM"));
+    assert_eq!(unknown.verdict, Verdict::UnknownBinary);
+    assert!(unknown.reason.contains("deleted after the exec"));
+}
