@@ -105,10 +105,11 @@ pub fn join(sbom: &Manifest, image: &dyn ImageFiles) -> Result<Joined, JoinError
         let m = if p.text.iter().all(u8::is_ascii_whitespace) {
             None
         } else {
-            Some(
-                load_reader(p.text.as_slice(), &p.source, &opts)
-                    .map_err(|e| JoinError::Read { db, file: p.source.clone(), error: e.to_string() })?,
-            )
+            Some(load_reader(p.text.as_slice(), &p.source, &opts).map_err(|e| JoinError::Read {
+                db,
+                file: p.source.clone(),
+                error: e.to_string(),
+            })?)
         };
         if is_listed {
             matched += 1;
@@ -205,7 +206,11 @@ fn percent_decode(s: &str) -> String {
 /// (SBOM tools differ in writing it).
 fn same_version(listed: &str, installed: Option<&str>) -> bool {
     let Some(installed) = installed else { return false };
-    let strip = |v: &str| v.split_once(':').map_or(v, |(e, r)| if e.chars().all(|c| c.is_ascii_digit()) { r } else { v }).to_owned();
+    let strip = |v: &str| {
+        v.split_once(':')
+            .map_or(v, |(e, r)| if e.chars().all(|c| c.is_ascii_digit()) { r } else { v })
+            .to_owned()
+    };
     listed == installed || strip(listed) == strip(installed)
 }
 
@@ -249,7 +254,12 @@ fn dpkg_installed(image: &dyn ImageFiles) -> Option<Vec<Installed>> {
     Some(out)
 }
 
-fn installed(image: &dyn ImageFiles, name: &str, version: Option<&str>, md5sums: Option<String>) -> Installed {
+fn installed(
+    image: &dyn ImageFiles,
+    name: &str,
+    version: Option<&str>,
+    md5sums: Option<String>,
+) -> Installed {
     // The reader takes the package name from the file name.
     let text = md5sums.as_deref().and_then(|p| image.read(p)).unwrap_or_default();
     Installed {

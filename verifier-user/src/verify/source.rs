@@ -190,7 +190,8 @@ impl Source {
             Ok(()) => None,
             Err(why) => Some(self.mtree(bundle).ok_or(why)?),
         };
-        let files = RootFiles::open(rootfs, vouched).ok_or_else(|| format!("{} cannot be opened", rootfs.display()))?;
+        let files = RootFiles::open(rootfs, vouched)
+            .ok_or_else(|| format!("{} cannot be opened", rootfs.display()))?;
         Ok(Arc::new(files))
     }
 
@@ -221,7 +222,11 @@ impl Source {
                     if j.missing.is_empty() {
                         String::new()
                     } else {
-                        format!("; {} listed packages are not installed{}", j.missing.len(), list(" (", &j.missing, ")"))
+                        format!(
+                            "; {} listed packages are not installed{}",
+                            j.missing.len(),
+                            list(" (", &j.missing, ")")
+                        )
                     },
                     db = j.db,
                     weak = if j.db == "dpkg" { "MD5" } else { "SHA-1" },
