@@ -56,6 +56,39 @@ use verifier_tests::{
 /// measured and printed, not asserted.
 const EXACT: &[&str] = &["verifier-spdx", "dpkg-md5sums", "syft-spdx", "sbom4files-spdx"];
 
+/// The SBOM source that lists packages and no files: joined with the
+/// image's dpkg database (the bundle's root is read-only: `root.readonly`
+/// in its `config.json`, so the database there is the image's).
+const PACKAGE_ONLY: &str = "syft-cyclonedx";
+
+/// What must hold under the package-only SBOM: one `sbom-package-only`
+/// warning saying it was joined with dpkg; no high or critical alert; an
+/// exec or library not `ok` only as `sbom-gap` (a file of a package syft
+/// does not list).
+fn package_only_findings(records: &[serde_json::Value], tally: &Tally) -> Vec<String> {
+    let mut out = Vec::new();
+    let warnings: Vec<_> = records.iter().filter(|r| r["type"] == "warning").collect();
+    let joined = warnings.iter().any(|w| {
+        w["schema"] == "verifier.warning.v1" && w["code"] == "sbom-package-only" && w["database"] == "dpkg"
+    });
+    if warnings.len() != 1 || !joined {
+        out.push(format!(
+            "{PACKAGE_ONLY}: want one sbom-package-only warning joined with dpkg: {warnings:?}"
+        ));
+    }
+    if !tally.severe.is_empty() {
+        out.push(format!("{PACKAGE_ONLY}: high/critical alerts: {:#?}", tally.severe));
+    }
+    let gap_only = |m: &std::collections::BTreeMap<String, usize>| m.keys().all(|v| v.ends_with("sbom-gap"));
+    if !gap_only(&tally.non_ok) || !gap_only(&tally.library_non_ok) {
+        out.push(format!(
+            "{PACKAGE_ONLY}: verdicts other than ok/sbom-gap: execs {:?}, libraries {:?}",
+            tally.non_ok, tally.library_non_ok
+        ));
+    }
+    out
+}
+
 /// A directory to write each source's agent records to, as
 /// `<source>.jsonl`, for looking into the false alarms.
 const RECORDS_ENV: &str = "VERIFIER_REAL_IMAGE_RECORDS";
@@ -145,6 +178,9 @@ fn a_debian_workload_under_each_sbom_source() {
             if !alarms.is_empty() {
                 failures.push(format!("{name}: false alarms:\n{}", alarms.join("\n")));
             }
+        }
+        if *name == PACKAGE_ONLY {
+            failures.extend(package_only_findings(&records, &tally));
         }
         rows.push((*name, tally));
     }
