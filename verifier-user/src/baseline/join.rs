@@ -293,8 +293,12 @@ fn apk_installed(image: &dyn ImageFiles) -> Option<Vec<Installed>> {
 /// an image shares it, and a new SBOM parse (a changed file) joins again.
 #[derive(Default)]
 pub struct JoinCache {
-    joined: Mutex<HashMap<(usize, String), (Arc<Manifest>, Result<Arc<Joined>, JoinError>)>>,
+    joined: Mutex<HashMap<(usize, String), CachedJoin>>,
 }
+
+/// A join with the SBOM manifest it was made from (held, so its address,
+/// part of the key, is not reused).
+type CachedJoin = (Arc<Manifest>, Result<Arc<Joined>, JoinError>);
 
 impl JoinCache {
     /// The join of `sbom` with `image`'s database, made once.

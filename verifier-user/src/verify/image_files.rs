@@ -118,7 +118,7 @@ impl GapContent {
         Self { unlisted, files, inner, digests: Mutex::new(HashMap::new()) }
     }
 
-    fn from_database(&self, path: &str) -> Option<[u8; 32]> {
+    fn shipped_by_database(&self, path: &str) -> Option<[u8; 32]> {
         let (listed, entry) = self.unlisted.get_canonical(path)?;
         let bytes = self.files.read(listed).or_else(|| self.files.read(path))?;
         let algs = [HashAlg::Md5, HashAlg::Sha1].into_iter().fold(Algs::SHA256, Algs::with);
@@ -135,7 +135,7 @@ impl ImageContent for GapContent {
         if let Some(hit) = self.digests.lock().unwrap_or_else(|e| e.into_inner()).get(path) {
             return *hit;
         }
-        let found = self.from_database(path);
+        let found = self.shipped_by_database(path);
         let mut cache = self.digests.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= 65_536 {
             cache.clear();
