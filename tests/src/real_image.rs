@@ -232,6 +232,9 @@ pub struct Tally {
     /// Up to three (path, reason) examples of new alerts per verdict, of
     /// different paths.
     pub alert_examples: BTreeMap<String, Vec<(String, String)>>,
+    /// New alerts of high or critical severity, as `verdict/file_verdict
+    /// path`.
+    pub severe: Vec<String>,
 }
 
 fn bump(map: &mut BTreeMap<String, usize>, key: &str) {
@@ -268,6 +271,14 @@ impl Tally {
                 Some("alert") if r["schema"] == "verifier.alert.v1" => {
                     let verdict = r["verdict"].as_str().unwrap_or("?");
                     bump(&mut t.alerts_by, verdict);
+                    if matches!(r["severity"].as_str(), Some("high" | "critical")) {
+                        t.severe.push(format!(
+                            "{verdict}/{} {} ({})",
+                            r["file"]["file_verdict"].as_str().unwrap_or("-"),
+                            r["file"]["path"].as_str().unwrap_or("(no path)"),
+                            r["severity"].as_str().unwrap_or("?"),
+                        ));
+                    }
                     let path = match r["file"]["path"].as_str() {
                         Some(p) if !p.is_empty() => p.to_owned(),
                         _ => "(no path)".to_owned(),

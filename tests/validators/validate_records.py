@@ -5,7 +5,7 @@
 A record's schema file is chosen by its `schema` and `type`:
 `verifier.alert.v1` records by type (`alert`, `alert-update`,
 `alert-suppressed`), every other `verifier.<name>.v1` by name (`exec`,
-`library`, `ready`, `write`, `throttle`, `stats`). With `--falco`, every
+`library`, `ready`, `write`, `throttle`, `warning`, `stats`). With `--falco`, every
 record is checked against `falco-event.schema.json` instead. A record with
 no schema file is an error: a new kind of record needs its schema.
 

@@ -261,6 +261,9 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
             }
             Some(wake) = next_verification(&mut state.verification) => {
                 let done = state.verification.as_mut().map(|d| d.wake(wake)).unwrap_or_default();
+                for w in state.verification.as_ref().map(verification::Verification::take_warnings).unwrap_or_default() {
+                    write_line(&mut out, &w)?;
+                }
                 on_verified(&mut state, &mut out, done)?;
                 out.flush()?;
             }

@@ -365,6 +365,11 @@ impl Verification {
     }
 
     /// Execs waiting for hashing or for their container.
+    /// Warnings about the baselines found since the last call.
+    pub fn take_warnings(&self) -> Vec<crate::output::warning::WarningJson> {
+        self.source.take_warnings()
+    }
+
     pub fn pending(&self) -> usize {
         self.engine.in_flight() + self.containers.waiting()
     }

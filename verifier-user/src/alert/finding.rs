@@ -145,17 +145,18 @@ impl Finding {
             verdict = s.judgement.verdict;
             reason = format!("script: {}", s.judgement.reason);
         }
-        let mut file_verdict = None;
+        let (mut file_verdict, mut severity) = (None, verdict.severity());
         if subject == Subject::Library {
             let lib = as_library(verdict, &reason);
-            (verdict, file_verdict, reason) = (lib.verdict, lib.file_verdict, lib.reason);
+            (verdict, file_verdict, reason, severity) =
+                (lib.verdict, lib.file_verdict, lib.reason, lib.severity);
         }
         Some(Self {
             unix_ns,
             node: node.to_owned(),
             subject,
             verdict,
-            severity: verdict.severity(),
+            severity,
             reason,
             workload,
             process,

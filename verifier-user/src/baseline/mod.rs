@@ -19,6 +19,7 @@
 //! state is `attribution`'s, the verdicts are `verify`'s.
 
 pub mod cache;
+pub mod join;
 pub mod rules;
 pub mod rules_file;
 pub mod store;

@@ -11,6 +11,7 @@
 //! in `filename_hex`; JSON escaping takes care of newlines and quotes.
 
 pub mod verification;
+pub mod warning;
 
 use serde::Serialize;
 

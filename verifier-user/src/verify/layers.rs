@@ -12,13 +12,15 @@
 //! out), and the digest of a shipped file is computed on demand and kept.
 
 use std::{
-    collections::HashMap,
-    os::unix::fs::FileTypeExt as _,
+    collections::{HashMap, HashSet},
+    io::Read as _,
+    os::{fd::AsRawFd as _, unix::fs::FileTypeExt as _},
     path::{Path, PathBuf},
     sync::Mutex,
 };
 
 use super::verdict::ImageContent;
+use crate::baseline::join::ImageFiles;
 use verifier_sbom::fsroot::RootDir;
 use verifier_sbom::hash::{Algs, BUFFER_SIZE, hash_reader};
 
@@ -26,6 +28,9 @@ use verifier_sbom::hash::{Algs, BUFFER_SIZE, hash_reader};
 #[derive(Debug)]
 pub struct Layers {
     lowers: Vec<RootDir>,
+    /// The lower directories' host paths, topmost first (what identifies
+    /// the image's content).
+    lower_paths: Vec<PathBuf>,
     upper: Option<PathBuf>,
     digests: Mutex<HashMap<String, Option<[u8; 32]>>>,
 }
@@ -115,8 +120,9 @@ impl Layers {
 
     /// Layers from directories (topmost lower first).
     pub fn new(lowers: &[PathBuf], upper: Option<PathBuf>) -> Option<Self> {
+        let lower_paths = lowers.to_vec();
         let lowers: Vec<RootDir> = lowers.iter().filter_map(|p| RootDir::open(p).ok()).collect();
-        (!lowers.is_empty()).then(|| Self { lowers, upper, digests: Mutex::new(HashMap::new()) })
+        (!lowers.is_empty()).then(|| Self { lowers, lower_paths, upper, digests: Mutex::new(HashMap::new()) })
     }
 
     /// The writable layer's directory.
@@ -156,6 +162,60 @@ impl ImageContent for Layers {
         self.digests.lock().unwrap_or_else(|e| e.into_inner()).insert(path.to_owned(), found);
         found
     }
+}
+
+/// The image's layers are its read-only content: package databases are
+/// read from them (topmost layer that has the file; a whiteout hides it),
+/// never from the writable layer.
+impl ImageFiles for Layers {
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        let rel = path.trim_start_matches('/').as_bytes();
+        for layer in &self.lowers {
+            let Ok(meta) = layer.open_path(rel).and_then(|f| f.metadata()) else { continue };
+            if !meta.is_file() {
+                return None;
+            }
+            let mut out = Vec::new();
+            layer.open_read(rel).ok()?.read_to_end(&mut out).ok()?;
+            return Some(out);
+        }
+        None
+    }
+
+    fn list(&self, dir: &str) -> Vec<String> {
+        let rel = dir.trim_start_matches('/').as_bytes();
+        let (mut seen, mut out) = (HashSet::new(), Vec::new());
+        for layer in &self.lowers {
+            for (name, whiteout) in list_dir(layer, rel) {
+                if seen.insert(name.clone()) && !whiteout {
+                    out.push(name);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn key(&self) -> String {
+        let paths: Vec<String> = self.lower_paths.iter().map(|p| p.display().to_string()).collect();
+        format!("layers:{}", paths.join(":"))
+    }
+}
+
+/// The names in `rel` beneath `root` (opened without leaving it), each
+/// with whether it is an overlay whiteout.
+pub(crate) fn list_dir(root: &RootDir, rel: &[u8]) -> Vec<(String, bool)> {
+    let Ok(fd) = root.open_dir(rel) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let whiteout = e.file_type().is_ok_and(|t| t.is_char_device());
+            Some((e.file_name().into_string().ok()?, whiteout))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@
 pub mod containers;
 pub mod engine;
 pub mod hash_cache;
+pub mod image_files;
 pub mod index;
 pub mod layers;
 pub mod locate;

@@ -7,9 +7,15 @@
 //! top: the container's root held open (`/proc/<pid>/root`, else the
 //! runtime's rootfs), the image's own layers (overlay lowerdirs, or the
 //! umoci manifest of a runc bundle) and the writable layer.
+//!
+//! An SBOM that lists packages and no file digests is joined with the
+//! image's own package database (`baseline::join`), read from the image's
+//! read-only content only (overlay lower layers; a runc root mounted
+//! read-only or vouched for by umoci's manifest, see `image_files`), and
+//! a `verifier.warning.v1` record says so, once per set of SBOM files.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
@@ -17,18 +23,27 @@ use std::{
 use super::{
     containers::{ContainerInfo, Resolved},
     engine::Context,
+    image_files::{GapContent, RootFiles, readonly_root},
     layers::Layers,
+    mtree::Mtree,
     verdict::ImageContent,
 };
-use verifier_sbom::fsroot::RootDir;
+use verifier_sbom::{Manifest, fsroot::RootDir};
 
 use crate::{
     attribution::{
         ContainerRef,
         runtime::{NotYet, Runtimes},
     },
-    baseline::{Baselines, ImageKeys, cache::ManifestCache},
+    baseline::{
+        Baselines, ImageKeys,
+        cache::ManifestCache,
+        join::{ImageFiles, JoinCache},
+    },
+    output::warning::WarningJson,
 };
+
+type Content = Option<Arc<dyn ImageContent + Send + Sync>>;
 
 /// Settings of the source.
 pub struct SourceConfig {
@@ -43,12 +58,29 @@ pub struct Source {
     cfg: SourceConfig,
     manifests: ManifestCache,
     /// umoci manifests read, by path (one per image, shared by its bundles).
-    mtrees: Mutex<HashMap<PathBuf, Arc<super::mtree::Mtree>>>,
+    mtrees: Mutex<HashMap<PathBuf, Arc<Mtree>>>,
+    joins: JoinCache,
+    /// SBOM sets already warned about.
+    warned: Mutex<HashSet<Vec<PathBuf>>>,
+    /// Warnings not yet printed.
+    warnings: Mutex<Vec<WarningJson>>,
 }
 
 impl Source {
     pub fn new(cfg: SourceConfig) -> Self {
-        Self { cfg, manifests: ManifestCache::default(), mtrees: Mutex::new(HashMap::new()) }
+        Self {
+            cfg,
+            manifests: ManifestCache::default(),
+            mtrees: Mutex::new(HashMap::new()),
+            joins: JoinCache::default(),
+            warned: Mutex::new(HashSet::new()),
+            warnings: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Warnings found since the last call, for the output to print.
+    pub fn take_warnings(&self) -> Vec<WarningJson> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Container -> baseline. `Err` when the runtime state is not there yet.
@@ -81,7 +113,7 @@ impl Source {
                 format!("no SBOM for image {image} (add --sbom PATTERN=FILE or put it in --sbom-store)");
             return Ok(Resolved::NoBaseline(Arc::new(info), why));
         }
-        let manifest = match self.manifests.manifest(&files) {
+        let mut manifest = match self.manifests.manifest(&files) {
             Ok(m) => m,
             Err(e) => return Ok(Resolved::Failed(e.to_string())),
         };
@@ -94,34 +126,139 @@ impl Source {
         };
         info.sbom_sources = files.iter().map(|f| f.display().to_string()).collect();
         info.sbom_format = Some(manifest.source().format.name().to_owned());
+        let layers = layers.map(Arc::new);
+        let mut content: Content = match &layers {
+            Some(l) => Some(l.clone() as Arc<dyn ImageContent + Send + Sync>),
+            None => meta.bundle.as_deref().and_then(|b| self.mtree(b)).map(|m| m as _),
+        };
+        if package_only(&manifest) {
+            let image = meta.image_name.clone().or(meta.image_digest.clone()).unwrap_or_else(|| c.id.clone());
+            let files_of = self.image_files(layers.as_ref(), meta.bundle.as_deref(), meta.rootfs.as_deref());
+            let joined = files_of.and_then(|f| {
+                let j = self.joins.join(&manifest, f.as_ref()).map_err(|e| e.to_string())?;
+                Ok((j, f))
+            });
+            self.warn_package_only(&files, &manifest, image, joined.as_ref().map(|(j, _)| j.as_ref()));
+            if let Ok((j, f)) = joined {
+                manifest = j.manifest.clone();
+                content = Some(Arc::new(GapContent::new(j.unlisted.clone(), f, content)));
+            }
+        }
         let ctx = Context {
             any_algs: verifier_sbom::digest::algs_for_any(&manifest),
             key: Arc::as_ptr(&manifest) as u64,
             root: Arc::new(root),
             index: Arc::default(),
             manifest,
-            content: match layers {
-                Some(l) => Some(Arc::new(l) as Arc<dyn ImageContent + Send + Sync>),
-                None => meta.bundle.as_deref().and_then(|b| self.mtree(b)),
-            },
+            content,
         };
         Ok(Resolved::Verify(Arc::new(ctx), Arc::new(info)))
     }
 
     /// The umoci manifest of `bundle`'s image, read once per file.
-    fn mtree(&self, bundle: &Path) -> Option<Arc<dyn ImageContent + Send + Sync>> {
-        let path = super::mtree::Mtree::find(bundle)?;
+    fn mtree(&self, bundle: &Path) -> Option<Arc<Mtree>> {
+        let path = Mtree::find(bundle)?;
         let mut cache = self.mtrees.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(m) = cache.get(&path) {
             return Some(m.clone());
         }
-        let m = Arc::new(super::mtree::Mtree::parse(&std::fs::read_to_string(&path).ok()?));
+        let m = Arc::new(Mtree::parse(&std::fs::read_to_string(&path).ok()?));
         if cache.len() >= 1024 {
             cache.clear();
         }
         cache.insert(path, m.clone());
         Some(m)
     }
+}
+
+impl Source {
+    /// The image's read-only content to read its package database from, or
+    /// why there is none.
+    fn image_files(
+        &self,
+        layers: Option<&Arc<Layers>>,
+        bundle: Option<&Path>,
+        rootfs: Option<&Path>,
+    ) -> Result<Arc<dyn ImageFiles + Send + Sync>, String> {
+        if let Some(l) = layers {
+            return Ok(l.clone() as _);
+        }
+        let (Some(bundle), Some(rootfs)) = (bundle, rootfs) else {
+            return Err("the container's root is neither an overlay of image layers nor a runc bundle".into());
+        };
+        let vouched = match readonly_root(bundle, rootfs) {
+            Ok(()) => None,
+            Err(why) => Some(self.mtree(bundle).ok_or(why)?),
+        };
+        let files = RootFiles::open(rootfs, vouched)
+            .ok_or_else(|| format!("{} cannot be opened", rootfs.display()))?;
+        Ok(Arc::new(files))
+    }
+
+    /// Says once per SBOM set that it lists no file digests, and what was
+    /// done about it.
+    fn warn_package_only(
+        &self,
+        files: &[PathBuf],
+        m: &Manifest,
+        image: String,
+        joined: Result<&crate::baseline::join::Joined, &String>,
+    ) {
+        if !self.warned.lock().unwrap_or_else(|e| e.into_inner()).insert(files.to_vec()) {
+            return;
+        }
+        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        let head = format!("{} lists {} packages and no file digests", names.join(", "), m.packages().len());
+        let (database, message) = match joined {
+            Ok(j) => (
+                Some(j.db),
+                format!(
+                    "{head}: joined with the image's {db} database (read from the image's read-only content): \
+                     files of the {} listed packages installed verify against the database's digests \
+                     ({weak}, weak); files of the {} installed packages it does not list are sbom-gap{}{}",
+                    j.matched,
+                    j.unlisted_packages.len(),
+                    list(" (", &j.unlisted_packages, ")"),
+                    if j.missing.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; {} listed packages are not installed{}",
+                            j.missing.len(),
+                            list(" (", &j.missing, ")")
+                        )
+                    },
+                    db = j.db,
+                    weak = if j.db == "dpkg" { "MD5" } else { "SHA-1" },
+                ),
+            ),
+            Err(why) => (
+                None,
+                format!(
+                    "{head}: not joined with the image's package database ({why}); every exec and library will be \
+                     unknown-binary or library-drift. Give an SBOM with per-file SHA-256 (`verifier sbom generate`)"
+                ),
+            ),
+        };
+        let mut w = WarningJson::new("sbom-package-only", names, image, message);
+        w.database = database;
+        tracing::warn!("{}", w.message);
+        self.warnings.lock().unwrap_or_else(|e| e.into_inner()).push(w);
+    }
+}
+
+/// An SBOM that lists packages and no file with a digest.
+fn package_only(m: &Manifest) -> bool {
+    !m.packages().is_empty() && m.len_with_digests() == 0
+}
+
+/// Up to 8 names, between `open` and `close`.
+fn list(open: &str, names: &[String], close: &str) -> String {
+    if names.is_empty() {
+        return String::new();
+    }
+    let more = if names.len() > 8 { ", ..." } else { "" };
+    format!("{open}{}{more}{close}", names.iter().take(8).cloned().collect::<Vec<_>>().join(", "))
 }
 
 #[cfg(test)]

@@ -107,6 +107,8 @@ impl Verdict {
             Verdict::ImageFileWritten => Severity::Medium,
             Verdict::UnknownBinary => Severity::High,
             Verdict::ModifiedBinary => Severity::High,
+            // Without the file's own verdict (see `as_library`, which
+            // gives a library that one's severity): as an unknown binary.
             Verdict::LibraryDrift => Severity::High,
             Verdict::Fileless => Severity::Critical,
         }
@@ -149,25 +151,35 @@ impl Judgement {
 }
 
 /// A verdict as a file mapped as code (a shared library): anything but
-/// `ok` is `library-drift` (code the image's SBOM does not vouch for).
+/// `ok` is `library-drift` (code the image's SBOM does not vouch for),
+/// with the severity of the file's own verdict.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LibraryVerdict {
     pub verdict: Verdict,
     /// The file's own verdict behind `library-drift` (`None` when `ok`).
     pub file_verdict: Option<Verdict>,
     pub reason: String,
+    /// The file's own verdict's severity: one table whether a file was
+    /// executed or mapped (an `sbom-gap` library is low, as its exec is).
+    pub severity: Severity,
 }
 
 /// Turns the verdict of a file that was mapped as code, and its reason,
 /// into the library's verdict.
 pub fn as_library(file: Verdict, reason: &str) -> LibraryVerdict {
     if file == Verdict::Ok {
-        return LibraryVerdict { verdict: file, file_verdict: None, reason: reason.to_owned() };
+        return LibraryVerdict {
+            verdict: file,
+            file_verdict: None,
+            reason: reason.to_owned(),
+            severity: file.severity(),
+        };
     }
     LibraryVerdict {
         verdict: Verdict::LibraryDrift,
         file_verdict: Some(file),
         reason: format!("mapped as code: {reason}"),
+        severity: file.severity(),
     }
 }
 

@@ -173,6 +173,25 @@ fn library_verdicts_keep_the_file_verdict_behind_library_drift() {
     assert_eq!(drift.reason, "mapped as code: not in the image's SBOM");
 }
 
+/// One severity table: a mapped file is as severe as the same verdict for
+/// an executed one, whatever `library-drift` says of it by itself.
+#[test]
+fn a_library_has_the_severity_of_its_file_verdict() {
+    for file in [
+        Verdict::Ok,
+        Verdict::SbomGap,
+        Verdict::RelocatedBinary,
+        Verdict::Unverifiable,
+        Verdict::UnknownBinary,
+        Verdict::ModifiedBinary,
+        Verdict::Fileless,
+    ] {
+        assert_eq!(as_library(file, "why").severity, file.severity(), "{file:?}");
+    }
+    assert_eq!(as_library(Verdict::SbomGap, "gap").severity, Severity::Low);
+    assert_eq!(as_library(Verdict::UnknownBinary, "dropped").severity, Severity::High);
+}
+
 /// dpkg lists a usrmerged package's files under their pre-merge names.
 #[test]
 fn a_merged_usr_path_is_judged_by_the_entry_of_its_pre_merge_name() {

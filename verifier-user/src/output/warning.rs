@@ -1,0 +1,46 @@
+//! `verifier.warning.v1`: something about the agent's inputs that makes
+//! its verdicts weaker than the user may think, said once when it is
+//! found (today: an SBOM that lists packages and no file digests).
+
+use serde::Serialize;
+
+pub const SCHEMA_WARNING: &str = "verifier.warning.v1";
+
+/// `verifier.warning.v1`
+#[derive(Clone, Debug, Serialize)]
+pub struct WarningJson {
+    pub schema: &'static str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub time: String,
+    /// What is wrong, stable for filtering: `sbom-package-only`.
+    pub code: &'static str,
+    /// The SBOM files concerned.
+    pub sbom: Vec<String>,
+    /// The image (name, else digest, else the container it was seen for).
+    pub image: String,
+    /// The package database joined with the SBOM (`dpkg`, `apk`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<&'static str>,
+    /// What it means and what to do.
+    pub message: String,
+}
+
+impl WarningJson {
+    pub fn new(code: &'static str, sbom: Vec<String>, image: String, message: String) -> Self {
+        Self {
+            schema: SCHEMA_WARNING,
+            kind: "warning",
+            time: super::rfc3339(unix_now_ns()),
+            code,
+            sbom,
+            image,
+            database: None,
+            message,
+        }
+    }
+}
+
+fn unix_now_ns() -> i128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128)
+}
