@@ -58,7 +58,8 @@ fn on_exec(state: &mut State, out: &mut impl Write, event: ExecEvent) -> anyhow:
         state.user.unattributed += 1;
     }
     if matches!(attribution, Attribution::Container(_)) && state.scan.first_sight(event.cgroup_id) {
-        super::scan::container(state, out, event.cgroup_id, event.tgid)?;
+        let found = super::scan::container(state, event.cgroup_id, event.tgid);
+        check_all_scanned(state, out, found)?;
     }
     check(state, out, Origin::Exec, event, attribution, false)
 }
@@ -72,7 +73,8 @@ fn on_library(state: &mut State, out: &mut impl Write, library: &LibraryEvent) -
         return Ok(());
     }
     if state.scan.first_sight(library.cgroup_id) {
-        super::scan::container(state, out, library.cgroup_id, library.tgid)?;
+        let found = super::scan::container(state, library.cgroup_id, library.tgid);
+        check_all_scanned(state, out, found)?;
     }
     check(state, out, Origin::Library, ExecEvent::of_library(library), attribution, false)
 }
@@ -113,16 +115,17 @@ fn on_undecodable(state: &mut State, err: DecodeError) {
     tracing::warn!("dropping an undecodable ring buffer record: {err}");
 }
 
-/// A running process (or one of its mappings) found by the scan
-/// ([`super::scan`]): verified as its record would be, reported as scanned.
-pub(super) fn check_scanned(
+/// Verifies what a scan of running processes found, as if each had just
+/// been executed (or mapped), marked as scanned.
+pub(super) fn check_all_scanned(
     state: &mut State,
     out: &mut impl Write,
-    origin: Origin,
-    event: ExecEvent,
-    attribution: Attribution,
+    found: Vec<super::scan::Scanned>,
 ) -> anyhow::Result<()> {
-    check(state, out, origin, event, attribution, true)
+    for s in found {
+        check(state, out, s.origin, s.event, s.attribution, true)?;
+    }
+    Ok(())
 }
 
 /// Verifies a container's exec or mapping, or reports it as it is.

@@ -219,7 +219,8 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     tracing::info!("attached to {}; printing execs", attached.join(", "));
     // The hooks are attached: what runs from now on is seen, so judging
     // what already runs leaves no gap.
-    scan::at_start(&mut state, &mut out)?;
+    let found = scan::at_start(&mut state);
+    dispatch::check_all_scanned(&mut state, &mut out, found)?;
     out.flush()?;
 
     // SAFETY: the ring buffer owns its map fd; it stays open and the same
@@ -262,7 +263,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
             Some(wake) = next_verification(&mut state.verification) => {
                 let done = state.verification.as_mut().map(|d| d.wake(wake)).unwrap_or_default();
                 for w in state.verification.as_ref().map(verification::Verification::take_warnings).unwrap_or_default() {
-                    write_line(&mut out, &w)?;
+                    write_line(&mut out, &output::warning::WarningJson::new(&w))?;
                 }
                 on_verified(&mut state, &mut out, done)?;
                 out.flush()?;

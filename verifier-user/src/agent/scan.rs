@@ -12,8 +12,9 @@
 //! kernel reported being created needs no scan, its processes all exec
 //! under the hooks.
 //!
-//! The events built here go through the same dispatch and verification as
-//! the kernel's records, marked as scanned (`"origin": "scan"`). Host
+//! The events built here ([`Scanned`]) are handed back to the dispatcher,
+//! which sends them through the same verification as the kernel's
+//! records, marked as scanned (`"origin": "scan"`). Host
 //! processes are not judged. A container's processes are capped
 //! ([`MAX_PROCESSES_PER_CONTAINER`]); what is left out, or gone before it
 //! could be read, is counted (`user.scan_skipped`).
@@ -21,7 +22,6 @@
 use std::{
     collections::{HashMap, HashSet},
     fs,
-    io::Write,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
 };
@@ -31,7 +31,14 @@ use verifier_sensor::events::{ExecEvent, LibraryEvent, split_args};
 
 use crate::attribution::{Attribution, resolver::find_cgroup2_mount};
 
-use super::{State, dispatch, now_mono_ns, respond::Origin};
+use super::{State, now_mono_ns, respond::Origin};
+
+/// One running process's executable or mapping, judged like a record.
+pub(crate) struct Scanned {
+    pub(crate) origin: Origin,
+    pub(crate) event: ExecEvent,
+    pub(crate) attribution: Attribution,
+}
 
 /// Processes judged per container and scan; the rest are counted.
 pub(crate) const MAX_PROCESSES_PER_CONTAINER: usize = 512;
@@ -64,9 +71,10 @@ impl Scanner {
 
 /// Judges every process of every container now running (at start-up,
 /// after the hooks are attached).
-pub(super) fn at_start(state: &mut State, out: &mut impl Write) -> anyhow::Result<()> {
+pub(super) fn at_start(state: &mut State) -> Vec<Scanned> {
+    let mut found = Vec::new();
     if !state.scan.enabled {
-        return Ok(());
+        return found;
     }
     let me = std::process::id();
     let pids: Vec<u32> = fs::read_dir(&state.scan.proc_root)
@@ -80,22 +88,17 @@ pub(super) fn at_start(state: &mut State, out: &mut impl Write) -> anyhow::Resul
         per_cgroup.entry(p.event.cgroup_id).or_default().push(p);
     }
     for (cgroup_id, processes) in per_cgroup {
-        judge_all(state, out, cgroup_id, processes)?;
+        found.extend(judge_all(state, cgroup_id, processes));
     }
-    Ok(())
+    found
 }
 
 /// Judges the processes of a container the agent has just learnt of,
 /// except `skip` (the process whose record taught it).
-pub(super) fn container(
-    state: &mut State,
-    out: &mut impl Write,
-    cgroup_id: u64,
-    skip: u32,
-) -> anyhow::Result<()> {
+pub(super) fn container(state: &mut State, cgroup_id: u64, skip: u32) -> Vec<Scanned> {
     let Some(path) = cgroup_dir(state.scan.cgroup2.as_deref(), &state.scan.proc_root, skip) else {
         state.scan.seen.insert(cgroup_id);
-        return Ok(());
+        return Vec::new();
     };
     let pids: Vec<u32> = fs::read_to_string(path.join("cgroup.procs"))
         .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
@@ -106,17 +109,13 @@ pub(super) fn container(
         .filter_map(|p| read_process(&state.scan.proc_root, state.scan.cgroup2.as_deref(), p))
         .filter(|p| p.event.cgroup_id == cgroup_id)
         .collect();
-    judge_all(state, out, cgroup_id, processes)
+    judge_all(state, cgroup_id, processes)
 }
 
-/// Hands one cgroup's processes to verification, each attributed as a
+/// One cgroup's processes as events to verify, each attributed as a
 /// record of it would be; host processes are left alone.
-fn judge_all(
-    state: &mut State,
-    out: &mut impl Write,
-    cgroup_id: u64,
-    processes: Vec<Process>,
-) -> anyhow::Result<()> {
+fn judge_all(state: &mut State, cgroup_id: u64, processes: Vec<Process>) -> Vec<Scanned> {
+    let mut found = Vec::new();
     state.scan.seen.insert(cgroup_id);
     let mut libraries: HashSet<(u32, u64)> = HashSet::new();
     let mut judged = 0;
@@ -135,7 +134,7 @@ fn judge_all(
             fs::read(state.scan.proc_root.join(p.event.tgid.to_string()).join("maps")).unwrap_or_default();
         let exe = p.event.exe;
         let (tgid, comm, unix_ns) = (p.event.tgid, p.event.comm.clone(), p.event.unix_ns);
-        dispatch::check_scanned(state, out, Origin::Exec, p.event, attribution.clone())?;
+        found.push(Scanned { origin: Origin::Exec, event: p.event, attribution: attribution.clone() });
         for identity in exec_mappings(&state.scan.proc_root, tgid, &maps) {
             if exe.is_some_and(|e| e.ino == identity.ino && e.dev == identity.dev)
                 || !libraries.insert((identity.dev, identity.ino))
@@ -154,16 +153,14 @@ fn judge_all(
                 slot: 0,
             };
             state.user.scanned_mappings += 1;
-            dispatch::check_scanned(
-                state,
-                out,
-                Origin::Library,
-                ExecEvent::of_library(&library),
-                attribution.clone(),
-            )?;
+            found.push(Scanned {
+                origin: Origin::Library,
+                event: ExecEvent::of_library(&library),
+                attribution: attribution.clone(),
+            });
         }
     }
-    Ok(())
+    found
 }
 
 /// A running process as an exec event.

@@ -366,7 +366,7 @@ impl Verification {
 
     /// Execs waiting for hashing or for their container.
     /// Warnings about the baselines found since the last call.
-    pub fn take_warnings(&self) -> Vec<crate::output::warning::WarningJson> {
+    pub fn take_warnings(&self) -> Vec<crate::baseline::Warning> {
         self.source.take_warnings()
     }
 

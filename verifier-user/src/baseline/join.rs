@@ -320,5 +320,18 @@ impl JoinCache {
 }
 
 #[cfg(test)]
-#[path = "join_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purls_and_epochs() {
+        assert_eq!(
+            purl_name_version("pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64"),
+            Some(("libc6".into(), Some("2.36-9+deb12u4".into())))
+        );
+        assert_eq!(purl_name_version("pkg:pypi/requests@2.0"), None);
+        assert!(same_version("1:2.38.1-5", Some("1:2.38.1-5")));
+        assert!(same_version("2.38.1-5", Some("1:2.38.1-5")));
+        assert!(!same_version("2.38.1-6", Some("1:2.38.1-5")));
+    }
+}

@@ -66,3 +66,21 @@ impl Baselines {
         self.sources.iter().map(|s| s.sbom_files(keys)).find(|f| !f.is_empty()).unwrap_or_default()
     }
 }
+
+/// Something about an image's SBOMs that makes verdicts weaker than the
+/// user may think, found when its baseline is built (today: an SBOM that
+/// lists packages and no file digests). The agent reports each once as a
+/// `verifier.warning.v1` record.
+#[derive(Clone, Debug)]
+pub struct Warning {
+    /// Stable, for filtering: `sbom-package-only`.
+    pub code: &'static str,
+    /// The SBOM files concerned.
+    pub sbom: Vec<String>,
+    /// The image (name, else digest, else the container it was seen for).
+    pub image: String,
+    /// The package database joined with the SBOM (`dpkg`, `apk`), if any.
+    pub database: Option<&'static str>,
+    /// What it means and what to do.
+    pub message: String,
+}

@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::baseline::Warning;
+
 pub const SCHEMA_WARNING: &str = "verifier.warning.v1";
 
 /// `verifier.warning.v1`
@@ -27,16 +29,16 @@ pub struct WarningJson {
 }
 
 impl WarningJson {
-    pub fn new(code: &'static str, sbom: Vec<String>, image: String, message: String) -> Self {
+    pub fn new(w: &Warning) -> Self {
         Self {
             schema: SCHEMA_WARNING,
             kind: "warning",
             time: super::rfc3339(unix_now_ns()),
-            code,
-            sbom,
-            image,
-            database: None,
-            message,
+            code: w.code,
+            sbom: w.sbom.clone(),
+            image: w.image.clone(),
+            database: w.database,
+            message: w.message.clone(),
         }
     }
 }

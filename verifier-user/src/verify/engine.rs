@@ -29,7 +29,7 @@ use verifier_common::event::FileIdentity;
 use super::{
     hash_cache::HashCache,
     index::LazyIndex,
-    locate::{Job, Listed, Located, Outcome, Unread, Via},
+    locate::{Job, Listed, Located, Outcome, Unread, Via, is_proc_exe, runs_from_descriptor},
     pool::{Done, Pool},
     verdict::{ImageContent, Judgement, Verdict, deleted_after_exec, judge, judge_unhashed},
 };
@@ -379,25 +379,6 @@ impl Engine {
         let trusted = cacheable && judgement.verdict == Verdict::Ok;
         (Arc::new(Decision { judgement, path: l.path, via: Some(l.via), sha256, script, trusted }), cacheable)
     }
-}
-
-/// `execveat(fd, "", AT_EMPTY_PATH)` and `fexecve` name the file
-/// `/dev/fd/N`; `/proc/<pid>/fd/N` is the explicit spelling. Either way the
-/// file was run from a descriptor, not a path of the image.
-/// `/proc/self/exe`, `/proc/thread-self/exe` or `/proc/<pid>/exe`.
-pub fn is_proc_exe(filename: &[u8]) -> bool {
-    let Some(rest) = filename.strip_prefix(b"/proc/") else { return false };
-    let Some(who) = rest.strip_suffix(b"/exe") else { return false };
-    who == b"self" || who == b"thread-self" || (!who.is_empty() && who.iter().all(u8::is_ascii_digit))
-}
-
-pub fn runs_from_descriptor(filename: &[u8]) -> bool {
-    if filename.starts_with(b"/dev/fd/") || filename.starts_with(b"/proc/self/fd/") {
-        return true;
-    }
-    let Some(rest) = filename.strip_prefix(b"/proc/") else { return false };
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    digits > 0 && rest[digits..].starts_with(b"/fd/")
 }
 
 fn unverifiable(filename: &[u8], why: &str) -> Arc<Decision> {

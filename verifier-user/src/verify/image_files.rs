@@ -144,3 +144,7 @@ impl ImageContent for GapContent {
         found
     }
 }
+
+#[cfg(test)]
+#[path = "image_files_tests.rs"]
+mod tests;

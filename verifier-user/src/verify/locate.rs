@@ -246,7 +246,7 @@ pub fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
     let why = tried.join("; ");
     // A script's own bytes are judged apart; `/proc/self/exe` names no
     // path of the image.
-    match named.filter(|_| !job.script && !super::engine::is_proc_exe(&job.filename)) {
+    match named.filter(|_| !job.script && !is_proc_exe(&job.filename)) {
         Some(path) => Outcome::Unread(Unread { why, path, gone }),
         None => Outcome::Unverifiable(why),
     }
@@ -416,6 +416,26 @@ fn cache_key(file: &File, id: &FileIdentity) -> FileIdentity {
 fn path_bytes(p: std::path::PathBuf) -> Vec<u8> {
     use std::os::unix::ffi::OsStringExt as _;
     p.into_os_string().into_vec()
+}
+
+/// `/proc/self/exe`, `/proc/thread-self/exe` or `/proc/<pid>/exe`: the
+/// process re-running its own executable (busybox applets).
+pub fn is_proc_exe(filename: &[u8]) -> bool {
+    let Some(rest) = filename.strip_prefix(b"/proc/") else { return false };
+    let Some(who) = rest.strip_suffix(b"/exe") else { return false };
+    who == b"self" || who == b"thread-self" || (!who.is_empty() && who.iter().all(u8::is_ascii_digit))
+}
+
+/// `execveat(fd, "", AT_EMPTY_PATH)` and `fexecve` name the file
+/// `/dev/fd/N`; `/proc/<pid>/fd/N` is the explicit spelling. Either way the
+/// file was run from a descriptor, not a path of the image.
+pub fn runs_from_descriptor(filename: &[u8]) -> bool {
+    if filename.starts_with(b"/dev/fd/") || filename.starts_with(b"/proc/self/fd/") {
+        return true;
+    }
+    let Some(rest) = filename.strip_prefix(b"/proc/") else { return false };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    digits > 0 && rest[digits..].starts_with(b"/fd/")
 }
 
 #[cfg(test)]

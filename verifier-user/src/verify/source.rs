@@ -36,11 +36,10 @@ use crate::{
         runtime::{NotYet, Runtimes},
     },
     baseline::{
-        Baselines, ImageKeys,
+        Baselines, ImageKeys, Warning,
         cache::ManifestCache,
         join::{ImageFiles, JoinCache},
     },
-    output::warning::WarningJson,
 };
 
 type Content = Option<Arc<dyn ImageContent + Send + Sync>>;
@@ -63,7 +62,7 @@ pub struct Source {
     /// SBOM sets already warned about.
     warned: Mutex<HashSet<Vec<PathBuf>>>,
     /// Warnings not yet printed.
-    warnings: Mutex<Vec<WarningJson>>,
+    warnings: Mutex<Vec<Warning>>,
 }
 
 impl Source {
@@ -79,7 +78,7 @@ impl Source {
     }
 
     /// Warnings found since the last call, for the output to print.
-    pub fn take_warnings(&self) -> Vec<WarningJson> {
+    pub fn take_warnings(&self) -> Vec<Warning> {
         std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
@@ -240,8 +239,7 @@ impl Source {
                 ),
             ),
         };
-        let mut w = WarningJson::new("sbom-package-only", names, image, message);
-        w.database = database;
+        let w = Warning { code: "sbom-package-only", sbom: names, image, database, message };
         tracing::warn!("{}", w.message);
         self.warnings.lock().unwrap_or_else(|e| e.into_inner()).push(w);
     }

@@ -1,3 +1,7 @@
+//! The package join end to end: a package-only SBOM joined with the
+//! dpkg or apk database of an image's read-only content, then files
+//! judged against the result.
+
 use std::{path::Path, sync::Arc};
 
 use verifier_sbom::{
@@ -7,9 +11,9 @@ use verifier_sbom::{
 };
 
 use super::*;
-use crate::verify::{
-    image_files::{GapContent, RootFiles},
-    verdict::{Verdict, judge},
+use crate::{
+    baseline::join::*,
+    verify::verdict::{Verdict, judge},
 };
 
 /// A package-only CycloneDX listing `coreutils` only (syft's shape).
@@ -28,7 +32,7 @@ fn md5_hex(b: &[u8]) -> String {
 }
 
 fn hashes(b: &[u8]) -> FileHashes {
-    let algs = Algs::SHA256.with(verifier_sbom::HashAlg::Md5);
+    let algs = Algs::SHA256.with(HashAlg::Md5);
     hash_reader(b, algs, &mut vec![0; BUFFER_SIZE]).expect("hash")
 }
 
@@ -75,18 +79,20 @@ fn listed_packages_verify_weakly_unlisted_are_gaps_dropped_files_unknown() {
     assert!(j.missing.is_empty(), "{:?}", j.missing);
     let content = GapContent::new(j.unlisted.clone(), files, None);
 
-    let ls = judge(&j.manifest, Some(&content), Some("/usr/bin/ls"), &hashes(b"ls bytes"), false);
+    let ls = judge(&j.manifest, Some(&content), Some("/usr/bin/ls"), &hashes(b"ls bytes"), false, false);
     assert_eq!(ls.verdict, Verdict::Ok, "{ls:?}");
     assert!(ls.weak, "MD5 from dpkg is weak");
     assert_eq!(ls.package.as_ref().map(|p| p.name.as_str()), Some("coreutils"));
 
-    let changed = judge(&j.manifest, Some(&content), Some("/usr/bin/ls"), &hashes(b"evil"), false);
+    let changed = judge(&j.manifest, Some(&content), Some("/usr/bin/ls"), &hashes(b"evil"), false, false);
     assert_eq!(changed.verdict, Verdict::ModifiedBinary);
 
-    let gzip = judge(&j.manifest, Some(&content), Some("/usr/bin/gzip"), &hashes(b"gzip bytes"), false);
+    let gzip =
+        judge(&j.manifest, Some(&content), Some("/usr/bin/gzip"), &hashes(b"gzip bytes"), false, false);
     assert_eq!(gzip.verdict, Verdict::SbomGap, "{gzip:?}");
 
-    let dropped = judge(&j.manifest, Some(&content), Some("/tmp/dropped"), &hashes(b"dropped bytes"), false);
+    let dropped =
+        judge(&j.manifest, Some(&content), Some("/tmp/dropped"), &hashes(b"dropped bytes"), false, false);
     assert_eq!(dropped.verdict, Verdict::UnknownBinary, "{dropped:?}");
 }
 
@@ -124,16 +130,4 @@ fn apk_blocks_of_listed_packages_are_joined() {
     let j = join(&m, &files).expect("joined");
     assert_eq!((j.db, j.matched), ("apk", 1));
     assert_eq!(j.unlisted_packages, vec!["musl".to_string()]);
-}
-
-#[test]
-fn purls_and_epochs() {
-    assert_eq!(
-        purl_name_version("pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64"),
-        Some(("libc6".into(), Some("2.36-9+deb12u4".into())))
-    );
-    assert_eq!(purl_name_version("pkg:pypi/requests@2.0"), None);
-    assert!(same_version("1:2.38.1-5", Some("1:2.38.1-5")));
-    assert!(same_version("2.38.1-5", Some("1:2.38.1-5")));
-    assert!(!same_version("2.38.1-6", Some("1:2.38.1-5")));
 }
