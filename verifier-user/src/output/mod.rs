@@ -205,6 +205,9 @@ pub struct UserStats {
     pub throttle_active: u64,
     /// Executable-mapping records received (library verification).
     pub library_maps: u64,
+    /// Records (lines) never written to stdout: its reader stalled past the
+    /// agent's queue, or closed its end.
+    pub stdout_lost: u64,
 }
 
 /// `verifier.stats.v1`: periodic and final. `A` is the alert stream's
