@@ -30,7 +30,9 @@ fn http_status(port: u16, path: &str, limit: Duration) -> Result<u16, String> {
 /// The agent with stdout on a pipe (its read end returned) and stderr in a
 /// file, after its ready record was read.
 fn start(args: &[&str], stderr: &std::path::Path) -> (Child, BufReader<std::fs::File>) {
-    let (read, write): (OwnedFd, OwnedFd) = nix::unistd::pipe().expect("pipe");
+    // Close-on-exec: a read end inherited by the agent would keep the pipe open.
+    let (read, write): (OwnedFd, OwnedFd) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
     let child = Command::new(verifier_bin())
         .arg("agent")
         .args(args)
