@@ -31,8 +31,7 @@ fn http_status(port: u16, path: &str, limit: Duration) -> Result<u16, String> {
 /// file, after its ready record was read.
 fn start(args: &[&str], stderr: &std::path::Path) -> (Child, BufReader<std::fs::File>) {
     // Close-on-exec: a read end inherited by the agent would keep the pipe open.
-    let (read, write): (OwnedFd, OwnedFd) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+    let (read, write): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
     let child = Command::new(verifier_bin())
         .arg("agent")
         .args(args)
