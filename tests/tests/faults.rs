@@ -120,3 +120,24 @@ fn a_closed_stdout_is_said_on_stderr_and_in_the_exit_code() {
     let stats = final_stats_in(&text);
     assert!(stats["user"]["stdout_lost"].as_u64().unwrap_or(0) > 0, "{stats}");
 }
+
+#[test]
+fn a_missing_or_fifo_sbom_is_an_error_at_start() {
+    require_root!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("sbom.json");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let missing = dir.path().join("typo.spdx.json");
+    for (file, says) in [(&fifo, "FIFO"), (&missing, "must exist")] {
+        let rule = format!("app*={}", file.display());
+        let started = Instant::now();
+        let out = Command::new(verifier_bin())
+            .args(["agent", "--no-metrics", "--sbom", &rule])
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(&file.display().to_string()) && err.contains(says), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    }
+}
