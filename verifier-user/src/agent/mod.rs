@@ -141,6 +141,9 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// How often the attribution cache is swept of gone cgroups.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
 /// Exit code when stdout's reader closed its end under the agent: records
 /// were lost (counted in the final stats, written to stderr instead).
 pub const STDOUT_BROKEN: u8 = 3;
@@ -250,6 +253,9 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
     let mut poll = tokio::time::interval(Duration::from_millis(args.poll_ms.max(1)));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut second = tokio::time::interval(Duration::from_secs(1));
+    // Attribution entries of containers that are gone are forgotten.
+    let mut sweep = tokio::time::interval_at(tokio::time::Instant::now() + SWEEP_EVERY, SWEEP_EVERY);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut throttle_tick = tokio::time::interval(Duration::from_millis(250));
     throttle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -285,6 +291,9 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
                 state.user.stdout_lost = out.lost();
                 let record = stats(&counters, &mut state, false)?;
                 metrics.publish(&serde_json::to_value(&record).context("stats as JSON")?);
+            }
+            _ = sweep.tick() => {
+                state.resolver.sweep();
             }
             _ = ticker.tick(), if args.stats_interval > 0 => {
                 state.user.stdout_lost = out.lost();
