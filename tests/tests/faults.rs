@@ -141,3 +141,23 @@ fn a_missing_or_fifo_sbom_is_an_error_at_start() {
         assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     }
 }
+
+#[test]
+fn after_a_sigstop_missed_stats_ticks_are_not_replayed() {
+    require_root!();
+    let _lock = exclusive();
+    let agent = verifier_tests::agent::Agent::start(&["--containers-only", "--stats-interval", "1"])
+        .expect("agent starts");
+    let stats =
+        |a: &verifier_tests::agent::Agent| a.records_so_far().iter().filter(|r| r["type"] == "stats").count();
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = nix::unistd::Pid::from_raw(agent.pid() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+    std::thread::sleep(Duration::from_secs(3));
+    let before = stats(&agent);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT");
+    std::thread::sleep(Duration::from_secs(1));
+    let after = stats(&agent);
+    assert!(after - before <= 2, "{} stats records in the second after SIGCONT", after - before);
+    agent.stop().expect("agent stops");
+}

@@ -242,6 +242,9 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let stats_every = Duration::from_secs(args.stats_interval.max(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + stats_every, stats_every);
+    // After a stop (SIGSTOP, a frozen cgroup, a suspended VM) one record
+    // says so; the missed ticks are not replayed as a burst of copies.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let deadline = args.duration.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
     let until_deadline = async {
         match deadline {
@@ -253,6 +256,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
     let mut poll = tokio::time::interval(Duration::from_millis(args.poll_ms.max(1)));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut second = tokio::time::interval(Duration::from_secs(1));
+    second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // Attribution entries of containers that are gone are forgotten.
     let mut sweep = tokio::time::interval_at(tokio::time::Instant::now() + SWEEP_EVERY, SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
