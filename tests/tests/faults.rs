@@ -161,3 +161,18 @@ fn after_a_sigstop_missed_stats_ticks_are_not_replayed() {
     assert!(after - before <= 2, "{} stats records in the second after SIGCONT", after - before);
     agent.stop().expect("agent stops");
 }
+
+#[test]
+fn without_privilege_the_agent_says_privilege_is_missing_not_tracefs() {
+    require_root!();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(verifier_bin())
+        .args(["agent", "--no-metrics"])
+        .output()
+        .expect("setpriv runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("needs root or CAP_BPF+CAP_PERFMON+CAP_SYS_ADMIN"), "{err}");
+    assert!(!err.contains("not mounted"), "tracefs is mounted: {err}");
+}
