@@ -81,7 +81,7 @@ impl Source {
                 format!("no SBOM for image {image} (add --sbom PATTERN=FILE or put it in --sbom-store)");
             return Ok(Resolved::NoBaseline(Arc::new(info), why));
         }
-        let manifest = match self.manifests.manifest(&files) {
+        let (key, manifest) = match self.manifests.keyed_manifest(&files) {
             Ok(m) => m,
             Err(e) => return Ok(Resolved::Failed(e.to_string())),
         };
@@ -96,7 +96,7 @@ impl Source {
         info.sbom_format = Some(manifest.source().format.name().to_owned());
         let ctx = Context {
             any_algs: verifier_sbom::digest::algs_for_any(&manifest),
-            key: Arc::as_ptr(&manifest) as u64,
+            key,
             root: Arc::new(root),
             index: Arc::default(),
             manifest,
