@@ -58,6 +58,10 @@ pub enum SbomError {
         #[source]
         source: io::Error,
     },
+    /// The path names something other than a regular file (a FIFO, a
+    /// device, a socket): reading it could block forever or never end.
+    #[error("SBOM {file} is a {kind}, not a regular file; point to the SBOM file itself")]
+    NotAFile { file: String, kind: &'static str },
     /// Not a format we read.
     #[error(
         "{file}: not an SBOM format this tool reads ({reason}); supported: SPDX 2.2/2.3 JSON and tag-value, \
@@ -80,6 +84,22 @@ pub enum SbomError {
         "{file}: {at}: the document ends early ({message}); the file is truncated: copy or regenerate it"
     )]
     Truncated { file: String, at: Location, message: String },
+}
+
+/// What kind of file `meta` describes, in words for an error message.
+pub fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    let t = meta.file_type();
+    match () {
+        () if t.is_file() => "regular file",
+        () if t.is_dir() => "directory",
+        () if t.is_fifo() => "FIFO (named pipe)",
+        () if t.is_socket() => "socket",
+        () if t.is_char_device() => "character device",
+        () if t.is_block_device() => "block device",
+        () if t.is_symlink() => "symbolic link",
+        () => "special file",
+    }
 }
 
 impl SbomError {

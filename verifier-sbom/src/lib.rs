@@ -70,11 +70,11 @@ mod text;
 pub mod time;
 pub mod walk;
 
-use std::fs::File;
 use std::io::{BufReader, Read};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
-pub use error::{Location, SbomError};
+pub use error::{Location, SbomError, file_kind};
 pub use model::{
     Digest, DigestRef, Digests, Envelope, FileEntry, HashAlg, Manifest, PackageRef, SbomFormat, SbomSource,
     Strength,
@@ -100,10 +100,19 @@ pub struct LoadOptions {
 pub fn load_path(path: &Path, opts: &LoadOptions) -> Result<Manifest, SbomError> {
     let name = path.display().to_string();
     let io_err = |source| SbomError::Io { file: name.clone(), source };
-    if path.is_dir() {
+    // Non-blocking, so that opening a FIFO returns at once instead of
+    // waiting for a writer; then only a regular file (or a dpkg directory)
+    // is read.
+    let file =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(io_err)?;
+    let meta = file.metadata().map_err(io_err)?;
+    if meta.is_dir() {
+        drop(file);
         return dpkg::load_dir(path, opts);
     }
-    let file = File::open(path).map_err(io_err)?;
+    if !meta.is_file() {
+        return Err(SbomError::NotAFile { file: name, kind: file_kind(&meta) });
+    }
     let mut m = load_reader(file, &name, opts)?;
     m.source_mut().path = Some(path.to_owned());
     Ok(m)
@@ -176,3 +185,7 @@ fn detect(buf: &[u8], name: &str) -> Result<Option<SbomFormat>, SbomError> {
     let shown: String = String::from_utf8_lossy(&first_line[..first_line.len().min(40)]).into_owned();
     Err(SbomError::UnknownFormat { file: name.to_owned(), reason: format!("it starts with {shown:?}") })
 }
+
+#[cfg(test)]
+#[path = "lib_tests.rs"]
+mod tests;

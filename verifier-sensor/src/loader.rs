@@ -44,6 +44,12 @@ pub enum LoaderError {
         "tracefs is not mounted and mounting it at {TRACEFS} failed; mount it with `mount -t tracefs nodev {TRACEFS}` or run the agent as root"
     )]
     Tracefs(#[source] nix::Error),
+    #[error(
+        "cannot {what} at {}: permission denied; the agent needs root or \
+         CAP_BPF+CAP_PERFMON+CAP_SYS_ADMIN to read tracefs and load its eBPF programs (run it with sudo, \
+         or grant those capabilities)", path.display()
+    )]
+    Privilege { what: &'static str, path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Btf(#[from] BtfError),
     #[error("ring buffer size {0} must be a power of two and a multiple of the page size (e.g. 4194304)")]
@@ -115,13 +121,24 @@ pub struct Loaded {
 /// returns where it is.
 pub fn ensure_tracefs() -> Result<PathBuf, LoaderError> {
     for dir in [TRACEFS, "/sys/kernel/debug/tracing"] {
-        if Path::new(dir).join("events").is_dir() {
-            return Ok(dir.into());
+        match std::fs::metadata(Path::new(dir).join("events")) {
+            Ok(m) if m.is_dir() => return Ok(dir.into()),
+            // Mounted but closed to this user (tracefs is root's, 0700):
+            // privilege is what is missing, not the mount.
+            Err(source) if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(LoaderError::Privilege { what: "read tracefs", path: dir.into(), source });
+            }
+            _ => {}
         }
     }
     tracing::info!("tracefs not mounted; mounting it at {TRACEFS}");
     nix::mount::mount(Some("nodev"), TRACEFS, Some("tracefs"), nix::mount::MsFlags::empty(), None::<&str>)
-        .map_err(LoaderError::Tracefs)?;
+        .map_err(|e| match e {
+            nix::Error::EPERM | nix::Error::EACCES => {
+                LoaderError::Privilege { what: "mount tracefs", path: TRACEFS.into(), source: e.into() }
+            }
+            e => LoaderError::Tracefs(e),
+        })?;
     Ok(TRACEFS.into())
 }
 

@@ -16,10 +16,16 @@
 //! event loop stalled, or the agent is stopping).
 //!
 //! A small HTTP/1.1 server on the agent's runtime: one request per
-//! connection, a 5 s read timeout, an 8 KiB request cap and at most 64
-//! connections at once, so a slow or hostile client costs nothing else.
+//! connection, an 8 KiB request cap, 2 s to send the request and 5 s in
+//! all. At most 64 connections at once; when a new one arrives at the cap
+//! the oldest still sending its request is dropped for it. A liveness
+//! probe sends its request at once, so a crowd of idle or slow clients
+//! (anyone who can reach the port) can delay it by no more than an accept,
+//! and cannot get the pod restarted; refusing newcomers instead would let
+//! the crowd starve every probe.
 
 use std::{
+    collections::BTreeMap,
     fmt::Write as _,
     net::SocketAddr,
     sync::{Arc, Mutex},
@@ -30,8 +36,15 @@ use serde_json::Value;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::TcpListener,
-    sync::Semaphore,
+    sync::Notify,
 };
+
+/// Connections served at once.
+const MAX_CONNECTIONS: usize = 64;
+/// Time a client has to send its request.
+const READ_DEADLINE: Duration = Duration::from_secs(2);
+/// Time a connection may last in all.
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(5);
 
 /// `--metrics-addr`.
 #[derive(Debug, Clone, clap::Args)]
@@ -195,43 +208,100 @@ fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// Connections being served, oldest first; those still sending their
+/// request can be evicted.
+#[derive(Default)]
+struct Conns {
+    next: u64,
+    open: BTreeMap<u64, Conn>,
+}
+
+struct Conn {
+    reading: bool,
+    evict: Arc<Notify>,
+}
+
+type SharedConns = Arc<Mutex<Conns>>;
+
+fn lock(conns: &SharedConns) -> std::sync::MutexGuard<'_, Conns> {
+    conns.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes a slot for a new connection, evicting the oldest one still
+/// sending its request when all are taken; `None` if all are answering.
+fn admit(conns: &SharedConns) -> Option<(u64, Arc<Notify>)> {
+    let mut c = lock(conns);
+    if c.open.len() >= MAX_CONNECTIONS {
+        let oldest = c.open.iter().find(|(_, conn)| conn.reading).map(|(id, _)| *id)?;
+        if let Some(gone) = c.open.remove(&oldest) {
+            gone.evict.notify_one();
+        }
+    }
+    let id = c.next;
+    c.next += 1;
+    let evict = Arc::new(Notify::new());
+    c.open.insert(id, Conn { reading: true, evict: Arc::clone(&evict) });
+    Some((id, evict))
+}
+
+/// Gives the slot back when the connection ends, however it ends.
+struct Slot {
+    id: u64,
+    conns: SharedConns,
+}
+
+impl Slot {
+    /// The request is in: this connection is no longer evictable.
+    fn answering(&self) {
+        if let Some(c) = lock(&self.conns).open.get_mut(&self.id) {
+            c.reading = false;
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        lock(&self.conns).open.remove(&self.id);
+    }
+}
+
 /// Binds `addr` now (so a bad address fails start-up) and serves in the
 /// background on the current runtime.
 pub async fn serve(addr: SocketAddr, shared: Shared) -> Result<SocketAddr, MetricsError> {
     let listener = TcpListener::bind(addr).await.map_err(|source| MetricsError::Bind { addr, source })?;
     let local = listener.local_addr().map_err(|source| MetricsError::Bind { addr, source })?;
-    let slots = Arc::new(Semaphore::new(64));
+    let conns = SharedConns::default();
     tokio::spawn(async move {
         loop {
             let Ok((mut conn, _)) = listener.accept().await else { continue };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                drop(conn); // at capacity: refuse rather than queue
+            let Some((id, evict)) = admit(&conns) else {
+                drop(conn); // every slot is answering: refuse rather than queue
                 continue;
             };
+            let slot = Slot { id, conns: Arc::clone(&conns) };
             let shared = shared.clone();
             tokio::spawn(async move {
-                let _permit = permit;
-                let _ = tokio::time::timeout(Duration::from_secs(5), handle(&mut conn, &shared)).await;
+                tokio::select! {
+                    _ = tokio::time::timeout(CONNECTION_DEADLINE, handle(&mut conn, &shared, &slot)) => {}
+                    () = evict.notified() => {}
+                }
+                drop(slot);
             });
         }
     });
     Ok(local)
 }
 
-async fn handle(conn: &mut tokio::net::TcpStream, shared: &Shared) -> std::io::Result<()> {
-    let mut buf = vec![0u8; 8192];
-    let mut len = 0;
-    while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-        if len == buf.len() {
-            return respond(conn, 431, "text/plain", "request header too large\n").await;
-        }
-        let n = conn.read(&mut buf[len..]).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        len += n;
-    }
-    let head = String::from_utf8_lossy(&buf[..len]);
+async fn handle(conn: &mut tokio::net::TcpStream, shared: &Shared, slot: &Slot) -> std::io::Result<()> {
+    let Ok(head) = tokio::time::timeout(READ_DEADLINE, read_head(conn)).await else {
+        return Ok(()); // too slow: dropped
+    };
+    slot.answering();
+    let head = match head? {
+        Head::Closed => return Ok(()),
+        Head::TooLarge => return respond(conn, 431, "text/plain", "request header too large\n").await,
+        Head::Request(head) => head,
+    };
     let mut first = head.lines().next().unwrap_or("").split_whitespace();
     let (method, path) = match (first.next(), first.next(), first.next()) {
         (Some(m), Some(p), Some(v)) if v.starts_with("HTTP/1.") => (m, p),
@@ -250,6 +320,29 @@ async fn handle(conn: &mut tokio::net::TcpStream, shared: &Shared) -> std::io::R
         (_, "/metrics" | "/healthz") => respond(conn, 405, "text/plain", "only GET\n").await,
         _ => respond(conn, 404, "text/plain", "try /metrics or /healthz\n").await,
     }
+}
+
+enum Head {
+    Request(String),
+    TooLarge,
+    Closed,
+}
+
+/// The request line and headers, up to the blank line.
+async fn read_head(conn: &mut tokio::net::TcpStream) -> std::io::Result<Head> {
+    let mut buf = vec![0u8; 8192];
+    let mut len = 0;
+    while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+        if len == buf.len() {
+            return Ok(Head::TooLarge);
+        }
+        let n = conn.read(&mut buf[len..]).await?;
+        if n == 0 {
+            return Ok(Head::Closed);
+        }
+        len += n;
+    }
+    Ok(Head::Request(String::from_utf8_lossy(&buf[..len]).into_owned()))
 }
 
 async fn respond(

@@ -113,3 +113,32 @@ fn a_taken_address_says_what_to_do() {
     let e = rt.block_on(serve(addr, Shared::default())).expect_err("in use");
     assert!(e.to_string().contains("--metrics-addr"), "{e}");
 }
+
+#[test]
+fn a_crowd_of_idle_clients_cannot_starve_the_liveness_probe() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let shared = Shared::default();
+    shared.publish(&stats(1));
+    let addr = rt.block_on(serve("127.0.0.1:0".parse().expect("addr"), shared.clone())).expect("bind");
+    let handle =
+        std::thread::spawn(move || rt.block_on(async { tokio::time::sleep(Duration::from_secs(6)).await }));
+    // 200 clients that connect and say nothing (held open until the end).
+    let idle: Vec<std::net::TcpStream> =
+        (0..200).map(|_| std::net::TcpStream::connect(addr).expect("idle client")).collect();
+    for i in 0..20 {
+        let asked = Instant::now();
+        let mut s = std::net::TcpStream::connect(addr).expect("probe connects");
+        s.set_read_timeout(Some(Duration::from_secs(1))).expect("timeout");
+        s.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").expect("send");
+        let mut out = String::new();
+        let read = s.read_to_string(&mut out);
+        assert!(
+            read.is_ok() && out.starts_with("HTTP/1.1 200"),
+            "probe {i}: {read:?} {out:?} after {:?}",
+            asked.elapsed()
+        );
+        assert!(asked.elapsed() < Duration::from_secs(1), "probe {i} took {:?}", asked.elapsed());
+    }
+    drop(idle);
+    handle.join().expect("runtime thread");
+}

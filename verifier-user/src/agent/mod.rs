@@ -18,11 +18,12 @@ mod dispatch;
 pub mod findings;
 mod respond;
 mod scan;
+mod stdout;
 pub mod throttle;
 pub mod verification;
 
 use std::{
-    io::{BufWriter, Write as _},
+    io::Write as _,
     path::PathBuf,
     process::ExitCode,
     time::{Duration, Instant},
@@ -48,6 +49,7 @@ use crate::{
 };
 
 use dispatch::{drain, on_verified};
+use stdout::Ended;
 
 /// Options of `verifier agent`.
 #[derive(Debug, clap::Args)]
@@ -76,6 +78,12 @@ pub struct AgentArgs {
     /// Seconds between stats records (0: only the final one).
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub stats_interval: u64,
+
+    /// Bytes of records held for a slow stdout reader. The agent never
+    /// waits on stdout: past this, records are dropped and counted as
+    /// `user.stdout_lost`.
+    #[arg(long, default_value_t = stdout::DEFAULT_BOUND, value_name = "BYTES")]
+    pub stdout_queue_bytes: usize,
 
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
     #[arg(long, value_name = "SECS")]
@@ -125,9 +133,22 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run_async(args))?;
-    Ok(ExitCode::SUCCESS)
+    let outcome = runtime.block_on(run_async(args));
+    // A blocking task stuck in a read (an SBOM on a hung filesystem) must
+    // not keep a stopped agent alive.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match outcome? {
+        Ended { broken: true, .. } => Ok(ExitCode::from(STDOUT_BROKEN)),
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
+
+/// How often the attribution cache is swept of gone cgroups.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Exit code when stdout's reader closed its end under the agent: records
+/// were lost (counted in the final stats, written to stderr instead).
+pub const STDOUT_BROKEN: u8 = 3;
 
 struct State {
     node: String,
@@ -144,7 +165,7 @@ struct State {
     scan: scan::Scanner,
 }
 
-async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
+async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
     let node = match &args.node_name {
         Some(n) => n.clone(),
         None => nix::unistd::gethostname()
@@ -200,7 +221,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
         in_flight: dispatch::InFlight::default(),
         scan: scan::Scanner::new(args.verification.enabled()),
     };
-    let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let mut out = stdout::Stdout::process(args.stdout_queue_bytes).context("starting the stdout writer")?;
     let ready = ReadyJson {
         schema: output::SCHEMA_READY,
         kind: "ready",
@@ -231,6 +252,9 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let stats_every = Duration::from_secs(args.stats_interval.max(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + stats_every, stats_every);
+    // After a stop (SIGSTOP, a frozen cgroup, a suspended VM) one record
+    // says so; the missed ticks are not replayed as a burst of copies.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let deadline = args.duration.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
     let until_deadline = async {
         match deadline {
@@ -242,6 +266,10 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     let mut poll = tokio::time::interval(Duration::from_millis(args.poll_ms.max(1)));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut second = tokio::time::interval(Duration::from_secs(1));
+    second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Attribution entries of containers that are gone are forgotten.
+    let mut sweep = tokio::time::interval_at(tokio::time::Instant::now() + SWEEP_EVERY, SWEEP_EVERY);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut throttle_tick = tokio::time::interval(Duration::from_millis(250));
     throttle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -277,10 +305,15 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
                     a.tick(now, &mut out)?;
                     out.flush()?;
                 }
+                state.user.stdout_lost = out.lost();
                 let record = stats(&counters, &mut state, false)?;
                 metrics.publish(&serde_json::to_value(&record).context("stats as JSON")?);
             }
+            _ = sweep.tick() => {
+                state.resolver.sweep();
+            }
             _ = ticker.tick(), if args.stats_interval > 0 => {
+                state.user.stdout_lost = out.lost();
                 write_line(&mut out, &stats(&counters, &mut state, false)?)?;
                 out.flush()?;
             }
@@ -307,9 +340,17 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
         a.finish(now, &mut out, Duration::from_secs(5)).await?;
         state.alerts = Some(a);
     }
+    state.user.stdout_lost = out.lost();
     write_line(&mut out, &stats(&counters, &mut state, true)?)?;
-    out.flush()?;
-    Ok(())
+    let ended = out.close(Duration::from_secs(2));
+    if !ended.drained {
+        // The reader never took the final stats: say them where they can be.
+        state.user.stdout_lost = ended.lost;
+        let mut err = std::io::stderr().lock();
+        write_line(&mut err, &stats(&counters, &mut state, true)?)?;
+        err.flush().context("writing the final stats to stderr")?;
+    }
+    Ok(ended)
 }
 
 pub(crate) fn now_mono_ns() -> i128 {

@@ -322,7 +322,7 @@ fn resolve(source: &Source, container: &ContainerRef, pid: Option<u32>, deadline
 /// `--sbom-store`) and the runtimes' state.
 pub fn source(args: &VerificationArgs, state_roots: Vec<StateRoot>) -> Result<Arc<Source>, String> {
     let containerd = Containerd::new(args.containerd_socket.clone(), tokio::runtime::Handle::current());
-    let mut sources: Vec<Box<dyn BaselineSource>> = vec![Box::new(Rules(args.sboms.clone()))];
+    let mut sources: Vec<Box<dyn BaselineSource>> = vec![Box::new(Rules::checked(args.sboms.clone())?)];
     if let Some(p) = &args.sbom_rules {
         sources.push(Box::new(RulesFile::open(p)?));
     }

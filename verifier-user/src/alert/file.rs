@@ -6,10 +6,21 @@
 //! As a [`Sink`], a failed write loses those lines from this file only:
 //! they are counted (`file_errors`), the first failure is logged, and the
 //! other sinks still get them.
+//!
+//! What an operator's node does to the file is expected, not fatal:
+//! - deleted or replaced under the agent (a cleanup job, a careless `rm`):
+//!   before each batch the path's inode is compared with the open file's;
+//!   when they differ the path is opened anew (`file_reopens`), so alerts
+//!   never go on into an unlinked file nobody can read;
+//! - a full disk: a line is written whole or not at all. A short or failed
+//!   write is cut back to the last whole line, so a shipper never reads a
+//!   torn fragment with the next alert glued onto it;
+//! - created `0600`: alerts carry argv, and argv carries secrets.
 
 use std::{
     fs::{File, OpenOptions},
     io::Write as _,
+    os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
     path::{Path, PathBuf},
 };
 
@@ -19,7 +30,7 @@ use super::{AlertStats, sink::Sink};
 pub enum FileSinkError {
     #[error("alert file {path}: {source} (check that the directory exists and is writable)")]
     Open { path: PathBuf, source: std::io::Error },
-    #[error("writing alert file {path}: {source}")]
+    #[error("writing alert file {path}: {source} (is its filesystem full?)")]
     Write { path: PathBuf, source: std::io::Error },
     #[error("rotating alert file {path}: {source}")]
     Rotate { path: PathBuf, source: std::io::Error },
@@ -32,6 +43,8 @@ pub struct FileSink {
     max_bytes: u64,
     keep: u32,
     pub rotations: u64,
+    /// Times the path was opened anew after it was deleted or replaced.
+    pub reopens: u64,
     /// Lines that could not be written.
     errors: u64,
 }
@@ -41,31 +54,76 @@ impl FileSink {
     pub fn open(path: &Path, max_bytes: u64, keep: u32) -> Result<Self, FileSinkError> {
         let file = open_append(path)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(Self { path: path.to_path_buf(), file, size, max_bytes, keep, rotations: 0, errors: 0 })
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            size,
+            max_bytes,
+            keep,
+            rotations: 0,
+            reopens: 0,
+            errors: 0,
+        })
     }
 
-    /// Appends lines (each without its newline).
+    /// Appends lines (each without its newline). On a failure the lines
+    /// not written are counted in `errors` and the error returned.
     pub fn write_lines(&mut self, lines: &[Vec<u8>]) -> Result<(), FileSinkError> {
-        for line in lines {
-            let len = line.len() as u64 + 1;
-            if self.max_bytes > 0 && self.size > 0 && self.size + len > self.max_bytes {
-                self.rotate()?;
-            }
-            let mut buf = Vec::with_capacity(line.len() + 1);
-            buf.extend_from_slice(line);
-            buf.push(b'\n');
-            self.file
-                .write_all(&buf)
-                .map_err(|source| FileSinkError::Write { path: self.path.clone(), source })?;
-            self.size += len;
+        if let Err(e) = self.follow_path() {
+            self.errors += lines.len() as u64;
+            return Err(e);
         }
+        for (i, line) in lines.iter().enumerate() {
+            if let Err(e) = self.write_line(line) {
+                self.errors += (lines.len() - i) as u64;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the path anew when it no longer names the open file (deleted,
+    /// or replaced), and takes the file's size from the file itself.
+    fn follow_path(&mut self) -> Result<(), FileSinkError> {
+        let open = self.file.metadata().ok().map(|m| (m.dev(), m.ino(), m.len()));
+        let named = std::fs::metadata(&self.path).ok().map(|m| (m.dev(), m.ino()));
+        match (open, named) {
+            (Some((dev, ino, len)), Some(named)) if (dev, ino) == named => self.size = len,
+            _ => {
+                self.file = open_append(&self.path)?;
+                self.size = self.file.metadata().map(|m| m.len()).unwrap_or(0);
+                self.reopens += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> Result<(), FileSinkError> {
+        let len = line.len() as u64 + 1;
+        if self.max_bytes > 0 && self.size > 0 && self.size + len > self.max_bytes {
+            self.rotate()?;
+        }
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line);
+        buf.push(b'\n');
+        if let Err(source) = self.file.write_all(&buf) {
+            // Part of the line may be in the file: cut back to the last
+            // whole line (best effort; the file is ours alone).
+            let _ = self.file.set_len(self.size);
+            return Err(FileSinkError::Write { path: self.path.clone(), source });
+        }
+        self.size += len;
         Ok(())
     }
 
     fn rotate(&mut self) -> Result<(), FileSinkError> {
         let err = |source| FileSinkError::Rotate { path: self.path.clone(), source };
+        let gone = |r: std::io::Result<()>| match r {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        };
         if self.keep == 0 {
-            std::fs::remove_file(&self.path).map_err(err)?;
+            gone(std::fs::remove_file(&self.path)).map_err(err)?;
         } else {
             let _ = std::fs::remove_file(numbered(&self.path, self.keep));
             for i in (1..self.keep).rev() {
@@ -74,7 +132,7 @@ impl FileSink {
                     std::fs::rename(&from, numbered(&self.path, i + 1)).map_err(err)?;
                 }
             }
-            std::fs::rename(&self.path, numbered(&self.path, 1)).map_err(err)?;
+            gone(std::fs::rename(&self.path, numbered(&self.path, 1))).map_err(err)?;
         }
         self.file = open_append(&self.path)?;
         self.size = 0;
@@ -89,11 +147,11 @@ impl Sink for FileSink {
     }
 
     fn write(&mut self, lines: &[Vec<u8>], _stdout: &mut dyn std::io::Write) -> std::io::Result<()> {
-        if let Err(e) = self.write_lines(lines) {
-            if self.errors == 0 {
-                tracing::warn!("{e}; alerts still go to the other sinks");
-            }
-            self.errors += lines.len() as u64;
+        let before = self.errors;
+        if let Err(e) = self.write_lines(lines)
+            && before == 0
+        {
+            tracing::warn!("{e}; alerts still go to the other sinks");
         }
         Ok(())
     }
@@ -101,6 +159,7 @@ impl Sink for FileSink {
     fn add_stats(&self, stats: &mut AlertStats) {
         stats.file_errors += self.errors;
         stats.file_rotations += self.rotations;
+        stats.file_reopens += self.reopens;
     }
 }
 
@@ -110,53 +169,16 @@ fn numbered(path: &Path, i: u32) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Appends, creating the file readable by its owner only.
 fn open_append(path: &Path) -> Result<File, FileSinkError> {
     OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(path)
         .map_err(|source| FileSinkError::Open { path: path.to_path_buf(), source })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rotation_keeps_every_line_whole_and_in_order() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("alerts.jsonl");
-        let mut sink = FileSink::open(&path, 500, 3).expect("open");
-        let lines: Vec<Vec<u8>> = (0..60)
-            .map(|i| format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(i % 40)).into_bytes())
-            .collect();
-        for chunk in lines.chunks(7) {
-            sink.write_lines(chunk).expect("write");
-        }
-        assert!(sink.rotations >= 3, "{} rotations", sink.rotations);
-        assert!(!numbered(&path, 4).exists(), "keep 3");
-        let mut read = Vec::new();
-        for p in [numbered(&path, 3), numbered(&path, 2), numbered(&path, 1), path.clone()] {
-            let text = std::fs::read_to_string(&p).expect("read");
-            assert!(text.len() <= 500, "{} is {} bytes", p.display(), text.len());
-            assert!(text.ends_with('\n'));
-            for l in text.lines() {
-                let v: serde_json::Value = serde_json::from_str(l).expect("a whole JSON line");
-                read.push(v["n"].as_u64().expect("n"));
-            }
-        }
-        // The oldest files were dropped; what is kept is the newest, in order.
-        let last = *read.last().expect("lines");
-        assert_eq!(last, 59);
-        let first = read[0];
-        assert_eq!(read, (first..=59).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn an_unwritable_directory_says_what_to_check() {
-        let e = FileSink::open(Path::new("/nonexistent-dir/alerts.jsonl"), 0, 1).err().expect("fails");
-        assert!(
-            e.to_string().contains("/nonexistent-dir/alerts.jsonl") && e.to_string().contains("writable")
-        );
-    }
-}
+#[path = "file_tests.rs"]
+mod tests;

@@ -121,6 +121,8 @@ pub struct AlertStats {
     pub dedup_evicted: u64,
     pub file_errors: u64,
     pub file_rotations: u64,
+    /// The alert file was deleted or replaced under the agent: opened anew.
+    pub file_reopens: u64,
     pub webhook_sent: u64,
     pub webhook_retries: u64,
     pub webhook_lost: u64,

@@ -9,6 +9,11 @@
 //!
 //! On a pure cgroup v1 host every task reports the root cgroup2 id, so the
 //! cache key falls back to the mount namespace.
+//!
+//! A node runs containers by the thousand over its life, so the cache must
+//! forget the gone ones: [`Resolver::sweep`] (called periodically by the
+//! agent) drops every cgroup entry whose directory is no longer there, or
+//! is there with another inode (removed and made again).
 
 use std::{
     collections::HashMap,
@@ -90,6 +95,23 @@ impl Resolver {
     /// Number of cached cgroups.
     pub fn cached(&self) -> usize {
         self.cache.len()
+    }
+
+    /// Forgets cgroups that no longer exist; returns how many. A
+    /// container's entry is checked at its own path (one `stat`); any other
+    /// cgroup entry (host or unknown, rare) is dropped and looked up again
+    /// if it is seen again. Without a cgroup2 mount nothing can be checked.
+    pub fn sweep(&mut self) -> usize {
+        let Some(root) = self.cgroup2.clone() else { return 0 };
+        let before = self.cache.len();
+        self.cache.retain(|key, found| match (key, found) {
+            (Key::Cgroup(id), Attribution::Container(c)) => {
+                fs::metadata(root.join(c.cgroup.trim_start_matches('/'))).is_ok_and(|m| m.ino() == *id)
+            }
+            (Key::Cgroup(_), _) => false,
+            (Key::MntNs(_), _) => true,
+        });
+        before - self.cache.len()
     }
 
     /// A cgroup was just created (the kernel's `cgroup_mkdir` record):
@@ -302,6 +324,32 @@ mod tests {
         assert_eq!(r.attribute(cgroup_id, 4245, 2000), container);
         // Unknown namespace (0): the cgroup decides.
         assert_eq!(r.attribute(cgroup_id, 4246, 0), container);
+    }
+
+    #[test]
+    fn a_sweep_forgets_removed_cgroups_and_keeps_live_ones() {
+        let f = fixture();
+        let mut r = resolver(&f);
+        let mut ids = Vec::new();
+        for i in 0..150 {
+            let name = format!("ctr-{i}");
+            fs::create_dir_all(f.runc_state.join(&name)).expect("state");
+            let dir = f.cgroup2.join(&name);
+            fs::create_dir_all(&dir).expect("cgroup");
+            let id = fs::metadata(&dir).expect("stat").ino();
+            assert!(r.cgroup_created(id, &format!("/{name}")).is_some());
+            ids.push((dir, id));
+        }
+        assert_eq!(r.cached(), 150);
+        assert_eq!(r.sweep(), 0, "all alive");
+        // 149 containers end; one stays.
+        for (dir, _) in &ids[1..] {
+            fs::remove_dir(dir).expect("rmdir");
+        }
+        assert_eq!(r.sweep(), 149);
+        assert_eq!(r.cached(), 1);
+        let live = r.attribute(ids[0].1, 1, 2000);
+        assert!(matches!(&live, Attribution::Container(c) if c.id == "ctr-0"), "{live:?}");
     }
 
     #[test]

@@ -2,12 +2,20 @@
 //! that uses it and parsed again when a file's size or mtime changes. A
 //! broken SBOM is an error for the containers that need it, remembered
 //! until the file changes (not parsed again at every new container).
+//!
+//! Each parse gets a key of its own from a counter that only goes up: the
+//! kernel's fast path remembers verified files per key, so a key must
+//! never come to mean another manifest (a memory address can: it is
+//! reused once the old manifest is freed).
 
 use std::{
     collections::HashMap,
     os::unix::fs::MetadataExt as _,
     path::PathBuf,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use verifier_sbom::{LoadOptions, Manifest, SbomError, load_path};
@@ -23,7 +31,17 @@ pub enum BaselineError {
 
 type Signature = Vec<(PathBuf, u64, i64)>;
 
+/// The next manifest key; never reused for the agent's life.
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
+/// A key no other manifest (parsed or joined) ever had or will have.
+pub fn next_key() -> u64 {
+    NEXT_KEY.fetch_add(1, Ordering::Relaxed)
+}
+
 struct Parsed {
+    /// This parse's key (see the module doc).
+    key: u64,
     signature: Signature,
     result: Result<Arc<Manifest>, BaselineError>,
 }
@@ -35,9 +53,10 @@ pub struct ManifestCache {
 }
 
 impl ManifestCache {
-    /// The merged manifest of `files`, parsed once per content signature.
-    /// Blocking: call off the event loop.
-    pub fn manifest(&self, files: &[PathBuf]) -> Result<Arc<Manifest>, BaselineError> {
+    /// The merged manifest of `files`, parsed once per content signature,
+    /// with its key: the same for as long as the files do not change, never
+    /// another manifest's. Blocking: call off the event loop.
+    pub fn keyed_manifest(&self, files: &[PathBuf]) -> Result<(u64, Arc<Manifest>), BaselineError> {
         let signature: Signature = files
             .iter()
             .map(|f| {
@@ -52,17 +71,18 @@ impl ManifestCache {
         if let Some(p) = self.parsed.lock().unwrap_or_else(|e| e.into_inner()).get(files)
             && p.signature == signature
         {
-            return p.result.clone();
+            return p.result.clone().map(|m| (p.key, m));
         }
         let result = parse_all(files);
-        let parsed = Arc::new(Parsed { signature, result: result.clone() });
+        let key = next_key();
+        let parsed = Arc::new(Parsed { key, signature, result: result.clone() });
         self.parsed.lock().unwrap_or_else(|e| e.into_inner()).insert(files.to_vec(), parsed);
         // Parsing churns through buffers many times the manifest's size on
         // this (blocking-pool) thread's malloc arena; hand the freed pages
         // back so a node with many images does not keep that high-water mark.
         // SAFETY: malloc_trim only releases free memory; no pointer is touched.
         unsafe { libc::malloc_trim(0) };
-        result
+        result.map(|m| (key, m))
     }
 }
 

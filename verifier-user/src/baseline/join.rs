@@ -58,6 +58,9 @@ pub enum JoinError {
 /// The join of a package-only SBOM with the image's database.
 #[derive(Debug)]
 pub struct Joined {
+    /// The baseline key of the joined manifest (its own: the same SBOM
+    /// joined with another image's database is another baseline).
+    pub key: u64,
     /// The SBOM with the files of its listed packages, database digests.
     pub manifest: Arc<Manifest>,
     /// Files of installed packages the SBOM does not list (for `sbom-gap`).
@@ -135,6 +138,7 @@ pub fn join(sbom: &Manifest, image: &dyn ImageFiles) -> Result<Joined, JoinError
     manifest.shrink_to_fit();
     let unlisted = unlisted.unwrap_or_else(|| Manifest::new(sbom.source().clone()));
     Ok(Joined {
+        key: super::cache::next_key(),
         manifest: Arc::new(manifest),
         unlisted: Arc::new(unlisted),
         db,

@@ -54,6 +54,27 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 /// Rules given on the command line.
 pub struct Rules(pub Vec<SbomRule>);
 
+impl Rules {
+    /// The rules, once every SBOM they name is there and is a file (or a
+    /// dpkg directory): a typo in `--sbom` is an error at start, not every
+    /// later exec of that image `unverifiable`.
+    pub fn checked(rules: Vec<SbomRule>) -> Result<Self, String> {
+        for r in &rules {
+            let arg = format!("--sbom {}={}", r.pattern, r.sbom.display());
+            let meta = std::fs::metadata(&r.sbom)
+                .map_err(|e| format!("{arg}: {e}; the SBOM must exist when the agent starts"))?;
+            if !meta.is_file() && !meta.is_dir() {
+                return Err(format!(
+                    "{arg}: {} is a {}, not a regular file; point to the SBOM file itself",
+                    r.sbom.display(),
+                    verifier_sbom::file_kind(&meta)
+                ));
+            }
+        }
+        Ok(Self(rules))
+    }
+}
+
 /// The first rule matching any of `keys`.
 pub fn first_match<'r>(rules: &'r [SbomRule], keys: &ImageKeys<'_>) -> Option<&'r SbomRule> {
     rules.iter().find(|r| keys.all().any(|k| glob_match(&r.pattern, k)))
@@ -70,6 +91,20 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+
+    #[test]
+    fn a_missing_or_special_sbom_is_an_error_at_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("app.spdx.json");
+        std::fs::write(&file, b"{}").expect("write");
+        let rule = |p: &Path| SbomRule { pattern: "app*".into(), sbom: p.to_owned() };
+        assert!(Rules::checked(vec![rule(&file), rule(dir.path())]).is_ok());
+        let missing = dir.path().join("typo.json");
+        let err = Rules::checked(vec![rule(&missing)]).err().expect("missing");
+        assert!(err.contains("typo.json") && err.contains("must exist"), "{err}");
+        let err = Rules::checked(vec![rule(Path::new("/dev/null"))]).err().expect("a device");
+        assert!(err.contains("/dev/null") && err.contains("character device"), "{err}");
+    }
 
     #[test]
     fn rules_parse_and_say_what_is_wrong() {

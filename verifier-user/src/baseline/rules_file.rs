@@ -54,6 +54,14 @@ pub struct RulesFile {
 
 fn signature(path: &Path) -> Result<Signature, String> {
     let m = std::fs::metadata(path).map_err(|e| format!("SBOM rules {}: {e}", path.display()))?;
+    if !m.is_file() {
+        // A FIFO or device would block the read (or never end).
+        return Err(format!(
+            "SBOM rules {}: a {}, not a regular file",
+            path.display(),
+            verifier_sbom::file_kind(&m)
+        ));
+    }
     Ok((m.size(), m.mtime(), m.mtime_nsec()))
 }
 
@@ -115,6 +123,15 @@ mod tests {
         assert_eq!(rules[0].pattern, "registry.example/a:*");
         assert_eq!(rules[0].sbom, Path::new("/etc/verifier/a.spdx.json"));
         assert_eq!(rules[1].sbom, Path::new("/abs/b.cdx.json"));
+    }
+
+    #[test]
+    fn a_fifo_rules_file_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("rules");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+        let e = RulesFile::open(&fifo).err().expect("refused");
+        assert!(e.contains("FIFO"), "{e}");
     }
 
     #[test]

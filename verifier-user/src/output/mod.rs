@@ -225,6 +225,9 @@ pub struct UserStats {
     /// Processes the scan did not judge: over the per-container cap, or
     /// gone before they could be read.
     pub scan_skipped: u64,
+    /// Records (lines) never written to stdout: its reader stalled past the
+    /// agent's queue, or closed its end.
+    pub stdout_lost: u64,
 }
 
 /// `verifier.stats.v1`: periodic and final. `A` is the alert stream's

@@ -112,7 +112,7 @@ impl Source {
                 format!("no SBOM for image {image} (add --sbom PATTERN=FILE or put it in --sbom-store)");
             return Ok(Resolved::NoBaseline(Arc::new(info), why));
         }
-        let mut manifest = match self.manifests.manifest(&files) {
+        let (mut key, mut manifest) = match self.manifests.keyed_manifest(&files) {
             Ok(m) => m,
             Err(e) => return Ok(Resolved::Failed(e.to_string())),
         };
@@ -139,13 +139,14 @@ impl Source {
             });
             self.warn_package_only(&files, &manifest, image, joined.as_ref().map(|(j, _)| j.as_ref()));
             if let Ok((j, f)) = joined {
+                key = j.key;
                 manifest = j.manifest.clone();
                 content = Some(Arc::new(GapContent::new(j.unlisted.clone(), f, content)));
             }
         }
         let ctx = Context {
             any_algs: verifier_sbom::digest::algs_for_any(&manifest),
-            key: Arc::as_ptr(&manifest) as u64,
+            key,
             root: Arc::new(root),
             index: Arc::default(),
             manifest,

@@ -1,7 +1,7 @@
 //! Container -> context on real files: a rule gives one shared manifest
 //! and a root, the store by digest, a broken SBOM, runtime state not there yet.
 
-use std::fs;
+use std::{collections::HashSet, fs};
 
 use super::*;
 use crate::{
@@ -111,4 +111,26 @@ fn missing_runtime_state_is_not_yet() {
     let src = source(dir.path(), Vec::new(), None);
     let err = src.resolve(&container("ghost", Runtime::Runc), None).err().expect("not yet");
     assert!(err.0.contains("ghost"));
+}
+
+#[test]
+fn a_manifest_key_is_never_reused_for_another_manifest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    runc_state(dir.path(), "c1", serde_json::json!({"io.verifier.image.name": "demo:1"}), None);
+    let sbom = dir.path().join("demo.spdx.json");
+    let src = source(dir.path(), vec![SbomRule { pattern: "demo:*".into(), sbom: sbom.clone() }], None);
+    let mut keys = HashSet::new();
+    for i in 0..40 {
+        // Each version of the SBOM is another manifest; the old one is freed
+        // as soon as its context is dropped, and its key must not come back.
+        fs::write(&sbom, spdx(&format!("/bin/tool-{i}"))).expect("sbom");
+        let filetime = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000 + i);
+        fs::File::options().write(true).open(&sbom).and_then(|f| f.set_modified(filetime)).expect("mtime");
+        match src.resolve(&container("c1", Runtime::Runc), None).expect("resolved") {
+            Resolved::Verify(ctx, _) => {
+                assert!(keys.insert(ctx.key), "key {} reused at version {i}", ctx.key)
+            }
+            Resolved::NoBaseline(_, why) | Resolved::Failed(why) => panic!("{why}"),
+        }
+    }
 }
