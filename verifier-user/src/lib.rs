@@ -1,3 +1,4 @@
+#![warn(unreachable_pub)]
 //! The verifier agent and CLI as a library, so that the integration tests
 //! and benchmarks drive the same code the `verifier` binary runs.
 //!
@@ -15,11 +16,11 @@
 //! - [`agent`]: the event loop tying these together;
 //! - [`cli`]: command-line interface.
 
-pub mod agent;
-pub mod alert;
+pub(crate) mod agent;
+pub(crate) mod alert;
 pub mod attribution;
-pub mod baseline;
+pub(crate) mod baseline;
 pub mod cli;
-pub mod metrics;
-pub mod output;
+pub(crate) mod metrics;
+pub(crate) mod output;
 pub mod verify;

@@ -61,7 +61,7 @@ pub struct MetricsArgs {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum MetricsError {
+pub(crate) enum MetricsError {
     #[error(
         "cannot serve metrics on {addr}: {source} (another agent running? choose --metrics-addr or --no-metrics)"
     )]
@@ -95,11 +95,11 @@ struct Snapshot {
 
 /// What the event loop updates and the server reads.
 #[derive(Clone, Default)]
-pub struct Shared(Arc<Mutex<Snapshot>>);
+pub(crate) struct Shared(Arc<Mutex<Snapshot>>);
 
 impl Shared {
     /// Publishes the stats record (a `verifier.stats.v1` value).
-    pub fn publish(&self, stats: &Value) {
+    pub(crate) fn publish(&self, stats: &Value) {
         let text = render(stats);
         let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
         s.text = text;
@@ -107,7 +107,7 @@ impl Shared {
     }
 
     /// The agent is shutting down: health goes 503.
-    pub fn stopping(&self) {
+    pub(crate) fn stopping(&self) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).stopping = true;
     }
 
@@ -125,7 +125,7 @@ impl Shared {
 }
 
 /// Prometheus text exposition (format 0.0.4) of a stats record.
-pub fn render(stats: &Value) -> String {
+pub(crate) fn render(stats: &Value) -> String {
     let mut samples: Vec<Sample> = Vec::new();
     flatten(stats, "", "", &mut samples);
     samples.sort_by(|a, b| a.name.cmp(&b.name).then(a.labels.cmp(&b.labels)));
@@ -267,7 +267,7 @@ impl Drop for Slot {
 
 /// Binds `addr` now (so a bad address fails start-up) and serves in the
 /// background on the current runtime.
-pub async fn serve(addr: SocketAddr, shared: Shared) -> Result<SocketAddr, MetricsError> {
+pub(crate) async fn serve(addr: SocketAddr, shared: Shared) -> Result<SocketAddr, MetricsError> {
     let listener = TcpListener::bind(addr).await.map_err(|source| MetricsError::Bind { addr, source })?;
     let local = listener.local_addr().map_err(|source| MetricsError::Bind { addr, source })?;
     let conns = SharedConns::default();

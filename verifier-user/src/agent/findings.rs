@@ -16,7 +16,12 @@ use crate::{
 use super::verification::{Verified, Written};
 
 /// The finding for a verified exec or mapping (`subject`), if it is drift.
-pub fn of_verified(subject: Subject, v: &Verified, attribution: &Attribution, node: &str) -> Option<Finding> {
+pub(crate) fn of_verified(
+    subject: Subject,
+    v: &Verified,
+    attribution: &Attribution,
+    node: &str,
+) -> Option<Finding> {
     let d = v.decision.as_ref()?;
     let container = match attribution {
         Attribution::Container(c) => Some(c),
@@ -45,7 +50,7 @@ pub fn of_verified(subject: Subject, v: &Verified, attribution: &Attribution, no
 }
 
 /// The finding for a write-open of a file the image shipped.
-pub fn of_written(w: &Written, attribution: &Attribution, node: &str) -> Finding {
+pub(crate) fn of_written(w: &Written, attribution: &Attribution, node: &str) -> Finding {
     let container = match attribution {
         Attribution::Container(c) => Some(c),
         _ => None,
@@ -80,9 +85,13 @@ pub fn of_written(w: &Written, attribution: &Attribution, node: &str) -> Finding
 /// `upper` (a host directory): created, copied up or changed in the
 /// container. A whiteout or an absent entry is not.
 fn in_layer(upper: &Path, path: &[u8]) -> bool {
-    use std::os::unix::ffi::OsStrExt as _;
-    let rel = std::ffi::OsStr::from_bytes(path.strip_prefix(b"/").unwrap_or(path));
-    std::fs::symlink_metadata(upper.join(rel)).is_ok_and(|m| !m.file_type().is_dir())
+    // Resolved beneath the layer: a symlinked directory planted in the
+    // layer cannot make the agent look at the host's files.
+    let Ok(layer) = verifier_sbom::fsroot::RootDir::open(upper) else { return false };
+    layer
+        .open_path(path.strip_prefix(b"/").unwrap_or(path))
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| !m.file_type().is_dir())
 }
 
 /// Arguments of a running process (`/proc/<pid>/cmdline`), `None` once

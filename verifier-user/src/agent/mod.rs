@@ -15,12 +15,12 @@
 //! when the hooks were attached is judged once by `scan`.
 
 mod dispatch;
-pub mod findings;
+pub(crate) mod findings;
 mod respond;
 mod scan;
 mod stdout;
-pub mod throttle;
-pub mod verification;
+pub(crate) mod throttle;
+pub(crate) mod verification;
 
 use std::{
     io::Write as _,
@@ -125,7 +125,7 @@ pub struct AgentArgs {
 }
 
 /// Runs the agent until a signal or `--duration`.
-pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     // SBOM parsing on the blocking pool would otherwise leave a high-water
     // mark per thread and per large free (see `verifier_sbom::alloc`).
     verifier_sbom::alloc::keep_resident_set_small();
@@ -148,7 +148,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// Exit code when stdout's reader closed its end under the agent: records
 /// were lost (counted in the final stats, written to stderr instead).
-pub const STDOUT_BROKEN: u8 = 3;
+pub(crate) const STDOUT_BROKEN: u8 = 3;
 
 struct State {
     node: String,
@@ -432,7 +432,7 @@ fn stats<'a>(
 /// of `/proc/self/status`. Not `getrusage().ru_maxrss`, which Linux carries
 /// across `execve` and so reports the parent's size at fork when that was
 /// larger (a 60 MiB test harness made the agent look 60 MiB).
-pub fn peak_rss_kib() -> u64 {
+pub(crate) fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -32,7 +32,7 @@ struct Episode {
 
 /// One start or stop, for the output.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Change {
+pub(crate) struct Change {
     pub cgroup_id: u64,
     pub started: bool,
     /// Monotonic (`bpf_ktime_get_ns`) time of the change.
@@ -47,7 +47,7 @@ pub struct Change {
 }
 
 /// The agent's view of the throttle.
-pub struct Throttles {
+pub(crate) struct Throttles {
     maps: ThrottleMaps,
     pub limit: u32,
     active: HashMap<u64, Episode>,
@@ -61,7 +61,7 @@ pub struct Throttles {
 }
 
 impl Throttles {
-    pub fn new(maps: ThrottleMaps, limit: u32) -> Self {
+    pub(crate) fn new(maps: ThrottleMaps, limit: u32) -> Self {
         Self {
             maps,
             limit,
@@ -74,7 +74,7 @@ impl Throttles {
     }
 
     /// The kernel's start record.
-    pub fn started(&mut self, rec: &ThrottleRecord) -> Option<Change> {
+    pub(crate) fn started(&mut self, rec: &ThrottleRecord) -> Option<Change> {
         if self.active.contains_key(&rec.cgroup_id) {
             return None;
         }
@@ -96,7 +96,7 @@ impl Throttles {
     /// Ends quiet episodes and finds unannounced ones. `now_ns` is
     /// `CLOCK_MONOTONIC` (what `bpf_ktime_get_ns` reads); `counter` the
     /// kernel's `throttled` total.
-    pub fn sweep(&mut self, now_ns: u64, counter: u64, all: bool) -> Vec<Change> {
+    pub(crate) fn sweep(&mut self, now_ns: u64, counter: u64, all: bool) -> Vec<Change> {
         let mut out = Vec::new();
         if counter > self.counter_seen && counter > self.suppressed_reported + self.in_active() {
             // Suppressions no start record told of: scan the map.
@@ -152,7 +152,7 @@ impl Throttles {
     }
 
     /// Episodes in progress.
-    pub fn active(&self) -> usize {
+    pub(crate) fn active(&self) -> usize {
         self.active.len()
     }
 }
@@ -192,7 +192,7 @@ pub(super) fn report(
 
 /// A `verifier.throttle.v1` record.
 #[derive(serde::Serialize)]
-pub struct ThrottleJson<'a> {
+pub(crate) struct ThrottleJson<'a> {
     pub schema: &'static str,
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -217,7 +217,13 @@ pub struct ThrottleJson<'a> {
 }
 
 impl<'a> ThrottleJson<'a> {
-    pub fn new(c: &Change, unix_ns: i128, limit: u32, node: &'a str, attribution: &'a Attribution) -> Self {
+    pub(crate) fn new(
+        c: &Change,
+        unix_ns: i128,
+        limit: u32,
+        node: &'a str,
+        attribution: &'a Attribution,
+    ) -> Self {
         Self {
             schema: "verifier.throttle.v1",
             kind: "throttle",

@@ -93,7 +93,7 @@ impl VerificationArgs {
 }
 
 /// An exec with what was decided about it.
-pub struct Verified {
+pub(crate) struct Verified {
     pub event: ExecEvent,
     pub info: Option<Arc<ContainerInfo>>,
     pub decision: Option<Arc<Decision>>,
@@ -102,7 +102,7 @@ pub struct Verified {
 }
 
 /// Something for the event loop to act on.
-pub enum Wake {
+pub(crate) enum Wake {
     Hashed(Key, Outcome),
     Resolved(u64, Resolved),
 }
@@ -113,7 +113,7 @@ type ResolvedMsg = (u64, Resolved);
 type TrustedFiles = HashMap<(u32, u64, u32), (Vec<u8>, Option<[u8; 32]>)>;
 
 /// The verification side of the agent.
-pub struct Verification {
+pub(crate) struct Verification {
     source: Arc<Source>,
     containers: Containers,
     engine: Engine,
@@ -132,7 +132,11 @@ pub struct Verification {
 }
 
 impl Verification {
-    pub fn new(args: &VerificationArgs, source: Arc<Source>, fast_path: FastPath) -> std::io::Result<Self> {
+    pub(crate) fn new(
+        args: &VerificationArgs,
+        source: Arc<Source>,
+        fast_path: FastPath,
+    ) -> std::io::Result<Self> {
         let (done_tx, done_rx) = unbounded_channel();
         let (resolved_tx, resolved_rx) = unbounded_channel();
         let cfg = EngineConfig {
@@ -163,7 +167,7 @@ impl Verification {
     }
 
     /// A container's cgroup appeared: start resolving it now.
-    pub fn container_created(&mut self, cgroup_id: u64, container: ContainerRef) {
+    pub(crate) fn container_created(&mut self, cgroup_id: u64, container: ContainerRef) {
         if self.containers.created(cgroup_id) {
             self.spawn_resolve(cgroup_id, container, None);
         }
@@ -171,7 +175,7 @@ impl Verification {
 
     /// An exec in a container. Returns what can be said now (possibly
     /// several: nothing is reordered within a container).
-    pub fn exec(&mut self, event: ExecEvent, container: &ContainerRef) -> Vec<Verified> {
+    pub(crate) fn exec(&mut self, event: ExecEvent, container: &ContainerRef) -> Vec<Verified> {
         let (cgroup_id, pid) = (event.cgroup_id, event.tgid);
         match self.containers.admit(event) {
             Admit::Now(event, r) => self.with_resolution(event, &r),
@@ -185,7 +189,7 @@ impl Verification {
     }
 
     /// Waits for the next hashing or resolution result.
-    pub async fn next(&mut self) -> Option<Wake> {
+    pub(crate) async fn next(&mut self) -> Option<Wake> {
         tokio::select! {
             Some((key, outcome)) = self.done_rx.recv() => Some(Wake::Hashed(key, outcome)),
             Some((id, r)) = self.resolved_rx.recv() => Some(Wake::Resolved(id, r)),
@@ -194,7 +198,7 @@ impl Verification {
     }
 
     /// Acts on a result from [`Verification::next`].
-    pub fn wake(&mut self, wake: Wake) -> Vec<Verified> {
+    pub(crate) fn wake(&mut self, wake: Wake) -> Vec<Verified> {
         match wake {
             Wake::Hashed(key, outcome) => {
                 let decided = self.engine.complete(key, outcome);
@@ -221,7 +225,7 @@ impl Verification {
     }
 
     /// Execs whose container took too long to resolve.
-    pub fn tick(&mut self) -> Vec<Verified> {
+    pub(crate) fn tick(&mut self) -> Vec<Verified> {
         let why = format!("the container's image was not resolved within {} ms", self.wait.as_millis());
         self.containers
             .expire(Instant::now())
@@ -320,7 +324,7 @@ fn resolve(source: &Source, container: &ContainerRef, pid: Option<u32>, deadline
 /// Builds the container source from the agent's options: the SBOM
 /// sources in order of precedence (`--sbom`, `--sbom-rules`,
 /// `--sbom-store`) and the runtimes' state.
-pub fn source(args: &VerificationArgs, state_roots: Vec<StateRoot>) -> Result<Arc<Source>, String> {
+pub(crate) fn source(args: &VerificationArgs, state_roots: Vec<StateRoot>) -> Result<Arc<Source>, String> {
     let containerd = Containerd::new(args.containerd_socket.clone(), tokio::runtime::Handle::current());
     let mut sources: Vec<Box<dyn BaselineSource>> = vec![Box::new(Rules::checked(args.sboms.clone())?)];
     if let Some(p) = &args.sbom_rules {
@@ -341,7 +345,7 @@ pub fn source(args: &VerificationArgs, state_roots: Vec<StateRoot>) -> Result<Ar
 }
 
 /// A verified file opened for writing in its container.
-pub struct Written {
+pub(crate) struct Written {
     pub record: verifier_common::event::WriteRecord,
     pub unix_ns: i128,
     /// Path and digest it was verified with, when still remembered.
@@ -352,7 +356,7 @@ pub struct Written {
 
 impl Verification {
     /// The kernel reported a write-open of a file in the fast path.
-    pub fn write_open(&mut self, w: &verifier_sensor::events::WriteEvent) -> Written {
+    pub(crate) fn write_open(&mut self, w: &verifier_sensor::events::WriteEvent) -> Written {
         let rec = &w.record;
         let known = self.trusted.remove(&(rec.dev, rec.ino, rec.slot));
         Written {
@@ -366,16 +370,16 @@ impl Verification {
 
     /// Execs waiting for hashing or for their container.
     /// Warnings about the baselines found since the last call.
-    pub fn take_warnings(&self) -> Vec<crate::baseline::Warning> {
+    pub(crate) fn take_warnings(&self) -> Vec<crate::baseline::Warning> {
         self.source.take_warnings()
     }
 
-    pub fn pending(&self) -> usize {
+    pub(crate) fn pending(&self) -> usize {
         self.engine.in_flight() + self.containers.waiting()
     }
 
     /// Everything still waiting, released as unverifiable with `why`.
-    pub fn abandon(&mut self, why: &str) -> Vec<Verified> {
+    pub(crate) fn abandon(&mut self, why: &str) -> Vec<Verified> {
         let mut events = self.containers.expire_all();
         events.extend(self.engine.abandon());
         events
@@ -385,7 +389,7 @@ impl Verification {
     }
 
     /// Counters for the stats record.
-    pub fn stats(&self) -> VerificationStats {
+    pub(crate) fn stats(&self) -> VerificationStats {
         VerificationStats {
             engine: self.engine.stats.clone(),
             containers: self.containers.stats.clone(),
@@ -399,7 +403,7 @@ impl Verification {
 /// `verifier.write.v1`: a file the image shipped (verified `ok` earlier)
 /// opened for writing inside its container.
 #[derive(serde::Serialize)]
-pub struct WrittenJson<'a> {
+pub(crate) struct WrittenJson<'a> {
     pub schema: &'static str,
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -423,7 +427,7 @@ pub struct WrittenJson<'a> {
 }
 
 impl<'a> WrittenJson<'a> {
-    pub fn new(w: &Written, node: &'a str, attribution: &'a crate::attribution::Attribution) -> Self {
+    pub(crate) fn new(w: &Written, node: &'a str, attribution: &'a crate::attribution::Attribution) -> Self {
         let text = w.path.as_deref().map(String::from_utf8_lossy);
         let exact = text.as_ref().is_none_or(|t| matches!(t, std::borrow::Cow::Borrowed(_)));
         Self {

@@ -23,7 +23,7 @@ use crate::verify::verdict::Verdict;
 
 /// What a key says about the file.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum FileKey {
+pub(crate) enum FileKey {
     /// The same bytes at the same path.
     PathAndDigest(Vec<u8>, String),
     /// A path that was not hashed.
@@ -34,7 +34,7 @@ pub enum FileKey {
 
 /// What identifies "the same" drift.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Key {
+pub(crate) struct Key {
     /// Image digest, else image name, else container id: drift of an
     /// image is the same drift in all its containers.
     pub scope: String,
@@ -45,7 +45,7 @@ pub struct Key {
 impl Key {
     /// The key of `f`, or `None` when `f` names no file (see the module
     /// doc): such a finding is never a repeat.
-    pub fn of(f: &Finding) -> Option<Self> {
+    pub(crate) fn of(f: &Finding) -> Option<Self> {
         let w = &f.workload;
         let scope = w
             .image_digest
@@ -65,7 +65,7 @@ impl Key {
     }
 
     /// Stable id for consumers to join updates to their alert.
-    pub fn id(&self) -> String {
+    pub(crate) fn id(&self) -> String {
         let (path, sha256): (&[u8], &str) = match &self.file {
             FileKey::PathAndDigest(p, d) => (p, d),
             FileKey::Path(p) => (p, ""),
@@ -100,7 +100,7 @@ fn unique_id(f: &Finding, seq: u64) -> String {
 
 /// A key's counts.
 #[derive(Clone, Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub id: String,
     pub first_ns: i128,
     pub last_ns: i128,
@@ -112,15 +112,16 @@ pub struct Entry {
     pub last: Finding,
 }
 
-/// Dedup decision for one finding.
-pub enum Seen {
+/// Dedup decision for one finding (the tests' view of repeat + insert).
+#[cfg(test)]
+pub(crate) enum Seen {
     /// First occurrence: emit it (with this id).
     New(String),
     /// A repeat: counted.
     Repeat,
 }
 
-pub struct Dedup {
+pub(crate) struct Dedup {
     entries: HashMap<Key, Entry>,
     capacity: usize,
     pub evicted: u64,
@@ -129,13 +130,14 @@ pub struct Dedup {
 }
 
 impl Dedup {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self { entries: HashMap::new(), capacity: capacity.max(1), evicted: 0, unique: 0 }
     }
 
+    #[cfg(test)]
     /// Records `f`. When the table is full, the least recently seen tenth
     /// is dropped first; their pending repeats are returned for emitting.
-    pub fn see(&mut self, f: &Finding) -> (Seen, Vec<Entry>) {
+    pub(crate) fn see(&mut self, f: &Finding) -> (Seen, Vec<Entry>) {
         if self.repeat(f) {
             return (Seen::Repeat, Vec::new());
         }
@@ -144,7 +146,7 @@ impl Dedup {
     }
 
     /// Counts `f` if its alert was already emitted; false if it is new.
-    pub fn repeat(&mut self, f: &Finding) -> bool {
+    pub(crate) fn repeat(&mut self, f: &Finding) -> bool {
         let Some(e) = Key::of(f).and_then(|k| self.entries.get_mut(&k)) else { return false };
         e.count += 1;
         e.pending += 1;
@@ -156,7 +158,7 @@ impl Dedup {
     /// Remembers a new alert about to be emitted; returns its id and the
     /// pending repeats of entries evicted to make room. A finding that
     /// names no file is not remembered (it can never repeat).
-    pub fn insert(&mut self, f: &Finding) -> (String, Vec<Entry>) {
+    pub(crate) fn insert(&mut self, f: &Finding) -> (String, Vec<Entry>) {
         let Some(key) = Key::of(f) else {
             self.unique += 1;
             return (unique_id(f, self.unique), Vec::new());
@@ -194,7 +196,7 @@ impl Dedup {
     }
 
     /// Entries with repeats since their last update; marks them reported.
-    pub fn updates(&mut self) -> Vec<Entry> {
+    pub(crate) fn updates(&mut self) -> Vec<Entry> {
         let mut out = Vec::new();
         for e in self.entries.values_mut().filter(|e| e.pending > 0) {
             out.push(e.clone());
@@ -204,11 +206,13 @@ impl Dedup {
         out
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 }

@@ -27,7 +27,7 @@ use std::{
 use super::{AlertStats, sink::Sink};
 
 #[derive(Debug, thiserror::Error)]
-pub enum FileSinkError {
+pub(crate) enum FileSinkError {
     #[error("alert file {path}: {source} (check that the directory exists and is writable)")]
     Open { path: PathBuf, source: std::io::Error },
     #[error("writing alert file {path}: {source} (is its filesystem full?)")]
@@ -36,7 +36,7 @@ pub enum FileSinkError {
     Rotate { path: PathBuf, source: std::io::Error },
 }
 
-pub struct FileSink {
+pub(crate) struct FileSink {
     path: PathBuf,
     file: File,
     size: u64,
@@ -51,7 +51,7 @@ pub struct FileSink {
 
 impl FileSink {
     /// Opens (appends to) `path`. `max_bytes == 0`: never rotate.
-    pub fn open(path: &Path, max_bytes: u64, keep: u32) -> Result<Self, FileSinkError> {
+    pub(crate) fn open(path: &Path, max_bytes: u64, keep: u32) -> Result<Self, FileSinkError> {
         let file = open_append(path)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(Self {
@@ -68,7 +68,7 @@ impl FileSink {
 
     /// Appends lines (each without its newline). On a failure the lines
     /// not written are counted in `errors` and the error returned.
-    pub fn write_lines(&mut self, lines: &[Vec<u8>]) -> Result<(), FileSinkError> {
+    pub(crate) fn write_lines(&mut self, lines: &[Vec<u8>]) -> Result<(), FileSinkError> {
         if let Err(e) = self.follow_path() {
             self.errors += lines.len() as u64;
             return Err(e);

@@ -22,7 +22,7 @@ use crate::{
 
 /// What kind of event the finding is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Subject {
+pub(crate) enum Subject {
     /// A file was executed.
     Exec,
     /// A file was mapped as code.
@@ -32,7 +32,7 @@ pub enum Subject {
 }
 
 impl Subject {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Subject::Exec => "exec",
             Subject::Library => "library",
@@ -43,7 +43,7 @@ impl Subject {
 
 /// The process involved.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Process {
+pub(crate) struct Process {
     pub pid: u32,
     pub ppid: u32,
     pub uid: u32,
@@ -58,7 +58,7 @@ pub struct Process {
 
 /// The container, image and pod.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Workload {
+pub(crate) struct Workload {
     pub container_id: Option<String>,
     pub container_name: Option<String>,
     pub runtime: Option<String>,
@@ -71,7 +71,7 @@ pub struct Workload {
 
 /// The file judged.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FileFacts {
+pub(crate) struct FileFacts {
     /// Canonical path inside the container.
     pub path: Vec<u8>,
     /// SHA-256 seen, hex.
@@ -96,14 +96,14 @@ pub struct FileFacts {
 /// A file as the kernel names it: device (as `stat(2)` reports
 /// `st_dev`) and inode number.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct FileId {
+pub(crate) struct FileId {
     pub dev: u64,
     pub ino: u64,
 }
 
 /// One drift finding.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Finding {
+pub(crate) struct Finding {
     /// Unix time of the event, nanoseconds.
     pub unix_ns: i128,
     pub node: String,
@@ -124,7 +124,7 @@ impl Finding {
     /// The finding for an exec or mapping decision, or `None` when it is
     /// not drift (the file and, for a script, the script are `ok`).
     /// `file.in_writable_layer` is left `None` for the caller to fill.
-    pub fn from_decision(
+    pub(crate) fn from_decision(
         subject: Subject,
         d: &Decision,
         process: Process,
@@ -181,13 +181,13 @@ impl Finding {
     }
 
     /// The time as RFC 3339.
-    pub fn time(&self) -> String {
+    pub(crate) fn time(&self) -> String {
         crate::output::rfc3339(self.unix_ns)
     }
 }
 
 impl Workload {
-    pub fn of(container: Option<&ContainerRef>, cgroup_id: u64, info: Option<&ContainerInfo>) -> Self {
+    pub(crate) fn of(container: Option<&ContainerRef>, cgroup_id: u64, info: Option<&ContainerInfo>) -> Self {
         Self {
             container_id: container.map(|c| c.id.clone()),
             container_name: info.and_then(|i| i.name.clone()),

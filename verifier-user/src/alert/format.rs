@@ -24,7 +24,7 @@ pub enum Format {
 }
 
 /// The schema name and major version of native alert records.
-pub const SCHEMA_ALERT: &str = "verifier.alert.v1";
+pub(crate) const SCHEMA_ALERT: &str = "verifier.alert.v1";
 
 /// Exact bytes as text: lossy UTF-8, plus the hex of the bytes when lossy.
 fn text(b: &[u8]) -> (String, Option<String>) {
@@ -202,7 +202,7 @@ fn split_image(name: Option<&str>) -> (Option<String>, Option<String>) {
 }
 
 /// A first occurrence.
-pub fn alert(format: Format, f: &Finding, id: &str) -> Value {
+pub(crate) fn alert(format: Format, f: &Finding, id: &str) -> Value {
     match format {
         Format::Native => native_alert(f, id),
         Format::Falco => falco_alert(f, id, None),
@@ -211,7 +211,7 @@ pub fn alert(format: Format, f: &Finding, id: &str) -> Value {
 }
 
 /// Repeats of an alert since its last update.
-pub fn update(format: Format, e: &Entry, now_ns: i128) -> Value {
+pub(crate) fn update(format: Format, e: &Entry, now_ns: i128) -> Value {
     match format {
         Format::Native => {
             let f = &e.last;
@@ -239,7 +239,7 @@ pub fn update(format: Format, e: &Entry, now_ns: i128) -> Value {
 }
 
 /// Alerts held back by the rate limit.
-pub fn suppressed(format: Format, s: &Suppressed, node: &str) -> Value {
+pub(crate) fn suppressed(format: Format, s: &Suppressed, node: &str) -> Value {
     let total: u64 = s.by_verdict.values().sum();
     let message = format!(
         "{total} drift alerts were rate limited between {} and {}",

@@ -10,18 +10,18 @@
 //! synchronously (stdout is buffered, the file appended to, the webhook
 //! only queues), so an alert is out as soon as its verdict is.
 
-pub mod dedup;
-pub mod file;
-pub mod finding;
-pub mod format;
-pub mod ratelimit;
-pub mod sink;
-pub mod webhook;
+pub(crate) mod dedup;
+pub(crate) mod file;
+pub(crate) mod finding;
+pub(crate) mod format;
+pub(crate) mod ratelimit;
+pub(crate) mod sink;
+pub(crate) mod webhook;
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
-pub use finding::Finding;
-pub use format::Format;
+pub(crate) use finding::Finding;
+pub(crate) use format::Format;
 use sink::Sink;
 
 /// Options of `verifier agent` for the alert stream.
@@ -98,7 +98,7 @@ pub struct AlertArgs {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum AlertError {
+pub(crate) enum AlertError {
     #[error(transparent)]
     File(#[from] file::FileSinkError),
     #[error(transparent)]
@@ -109,7 +109,7 @@ pub enum AlertError {
 
 /// What the alert stream did (in the stats record).
 #[derive(Debug, Default, Clone, serde::Serialize)]
-pub struct AlertStats {
+pub(crate) struct AlertStats {
     /// Alerts emitted, by verdict.
     pub emitted: BTreeMap<&'static str, u64>,
     /// Repeats folded into existing alerts.
@@ -132,7 +132,7 @@ pub struct AlertStats {
 }
 
 /// The alert pipeline.
-pub struct Alerts {
+pub(crate) struct Alerts {
     format: Format,
     dedup: dedup::Dedup,
     rate: ratelimit::RateLimit,
@@ -146,7 +146,7 @@ pub struct Alerts {
 
 impl Alerts {
     /// Opens the sinks (call on the agent's runtime: the webhook spawns).
-    pub fn new(args: &AlertArgs, node: &str) -> Result<Self, AlertError> {
+    pub(crate) fn new(args: &AlertArgs, node: &str) -> Result<Self, AlertError> {
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
         if !args.no_alert_stdout {
             sinks.push(Box::new(sink::Stdout));
@@ -188,7 +188,7 @@ impl Alerts {
     }
 
     /// One finding. `out` is the agent's stdout.
-    pub fn submit(&mut self, f: &Finding, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    pub(crate) fn submit(&mut self, f: &Finding, out: &mut impl std::io::Write) -> std::io::Result<()> {
         // A repeat of an alert already out is only counted. A new one must
         // pass the rate limit before dedup remembers it: an alert held back
         // is counted in `alert-suppressed` (each occurrence) and never gets
@@ -217,7 +217,7 @@ impl Alerts {
 
     /// Periodic: updates for repeated alerts, the rate-limit summary, and
     /// the sinks flushed.
-    pub fn tick(&mut self, now_ns: i128, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    pub(crate) fn tick(&mut self, now_ns: i128, out: &mut impl std::io::Write) -> std::io::Result<()> {
         self.pending(now_ns, out)?;
         self.sinks.iter_mut().try_for_each(|s| s.flush(out))
     }
@@ -244,7 +244,7 @@ impl Alerts {
 
     /// Shutdown: every pending update and summary, then each sink gets up
     /// to `deadline` to deliver (one after another: only the webhook waits).
-    pub async fn finish(
+    pub(crate) async fn finish(
         &mut self,
         now_ns: i128,
         out: &mut impl std::io::Write,
@@ -265,7 +265,7 @@ impl Alerts {
     }
 
     /// Counters so far: the pipeline's, plus each sink's.
-    pub fn stats(&mut self) -> AlertStats {
+    pub(crate) fn stats(&mut self) -> AlertStats {
         let mut stats = self.stats.clone();
         stats.dedup_evicted = self.dedup.evicted;
         for s in &self.sinks {

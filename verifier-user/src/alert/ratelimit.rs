@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-pub struct RateLimit {
+pub(crate) struct RateLimit {
     per_sec: f64,
     burst: f64,
     tokens: f64,
@@ -19,7 +19,7 @@ pub struct RateLimit {
 
 /// A summary of alerts held back.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Suppressed {
+pub(crate) struct Suppressed {
     pub by_verdict: BTreeMap<&'static str, u64>,
     pub from_ns: i128,
     pub to_ns: i128,
@@ -27,7 +27,7 @@ pub struct Suppressed {
 
 impl RateLimit {
     /// `per_sec == 0`: unlimited.
-    pub fn new(per_sec: u32, burst: u32) -> Self {
+    pub(crate) fn new(per_sec: u32, burst: u32) -> Self {
         let burst = f64::from(burst.max(1));
         Self {
             per_sec: f64::from(per_sec),
@@ -49,7 +49,7 @@ impl RateLimit {
     }
 
     /// Whether an alert may go out now; if not, it is counted.
-    pub fn admit(&mut self, verdict: &'static str, now_ns: i128) -> bool {
+    pub(crate) fn admit(&mut self, verdict: &'static str, now_ns: i128) -> bool {
         if self.per_sec == 0.0 {
             return true;
         }
@@ -66,7 +66,7 @@ impl RateLimit {
 
     /// The summary to emit, once alerts may flow again (or `force`, at
     /// shutdown). Emitting it costs no token.
-    pub fn summary(&mut self, now_ns: i128, force: bool) -> Option<Suppressed> {
+    pub(crate) fn summary(&mut self, now_ns: i128, force: bool) -> Option<Suppressed> {
         if self.pending.is_empty() {
             return None;
         }

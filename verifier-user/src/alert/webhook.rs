@@ -37,14 +37,14 @@ use super::{
 };
 
 #[derive(Debug, thiserror::Error)]
-pub enum WebhookError {
+pub(crate) enum WebhookError {
     #[error("webhook URL {0:?}: only http://host[:port][/path] is supported (for https, run a local relay)")]
     Url(String),
 }
 
 /// What one request carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Body {
+pub(crate) enum Body {
     /// A JSON array of up to `batch_max` records.
     Array,
     /// Exactly one JSON object (Falco's HTTP output; what falcosidekick
@@ -54,7 +54,7 @@ pub enum Body {
 
 /// Where and how to deliver.
 #[derive(Clone, Debug)]
-pub struct WebhookConfig {
+pub(crate) struct WebhookConfig {
     pub host: String,
     pub port: u16,
     pub path: String,
@@ -73,7 +73,7 @@ pub struct WebhookConfig {
 
 impl WebhookConfig {
     /// Defaults for `url`.
-    pub fn new(url: &str) -> Result<Self, WebhookError> {
+    pub(crate) fn new(url: &str) -> Result<Self, WebhookError> {
         let rest = url.strip_prefix("http://").ok_or_else(|| WebhookError::Url(url.into()))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -113,7 +113,7 @@ impl WebhookConfig {
 
 /// Delivery counters.
 #[derive(Debug, Default)]
-pub struct WebhookStats {
+pub(crate) struct WebhookStats {
     pub sent: AtomicU64,
     pub batches: AtomicU64,
     pub retries: AtomicU64,
@@ -124,7 +124,7 @@ pub struct WebhookStats {
 }
 
 /// The running sink.
-pub struct Webhook {
+pub(crate) struct Webhook {
     /// `None` once shut down: what is written then is lost (counted).
     tx: Option<mpsc::Sender<Vec<u8>>>,
     stats: Arc<WebhookStats>,
@@ -134,7 +134,7 @@ pub struct Webhook {
 
 impl Webhook {
     /// Spawns the delivery task on the current runtime.
-    pub fn start(cfg: WebhookConfig) -> Self {
+    pub(crate) fn start(cfg: WebhookConfig) -> Self {
         let (tx, rx) = mpsc::channel(cfg.queue_cap.max(1));
         let stats = Arc::new(WebhookStats::default());
         let stop = Arc::new(tokio::sync::Notify::new());
@@ -143,7 +143,7 @@ impl Webhook {
     }
 
     /// Queues one JSON object; a full queue loses it (counted).
-    pub fn send(&self, line: Vec<u8>) {
+    pub(crate) fn send(&self, line: Vec<u8>) {
         if self.tx.as_ref().is_none_or(|tx| tx.try_send(line).is_err()) {
             self.stats.lost.fetch_add(1, Ordering::Relaxed);
         }
@@ -151,7 +151,7 @@ impl Webhook {
 
     /// Delivers what is queued within `deadline`; the rest is lost
     /// (counted), and so is anything sent afterwards.
-    pub async fn shutdown(&mut self, deadline: Duration) {
+    pub(crate) async fn shutdown(&mut self, deadline: Duration) {
         self.tx = None;
         let Some(mut task) = self.task.take() else { return };
         if tokio::time::timeout(deadline, &mut task).await.is_err() {

@@ -11,9 +11,9 @@
 //! already gone) and caches the answer by cgroup id.
 
 pub mod containerd;
-pub mod path;
+pub(crate) mod path;
 pub mod resolver;
-pub mod runtime;
+pub(crate) mod runtime;
 
 use serde::Serialize;
 

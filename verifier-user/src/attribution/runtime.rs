@@ -23,7 +23,7 @@ use super::{
 
 /// What the runtime says about a container.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RuntimeMeta {
+pub(crate) struct RuntimeMeta {
     pub name: Option<String>,
     pub image_name: Option<String>,
     pub image_digest: Option<String>,
@@ -41,10 +41,10 @@ pub struct RuntimeMeta {
 /// Resolution failed in a way that may pass (the runtime has not written
 /// its state yet).
 #[derive(Debug)]
-pub struct NotYet(pub String);
+pub(crate) struct NotYet(pub String);
 
 /// Where runtime state is read from.
-pub struct Runtimes {
+pub(crate) struct Runtimes {
     pub state_roots: Vec<StateRoot>,
     pub containerd: Option<Arc<Containerd>>,
     /// containerd's state directory (`/run/containerd`): namespaces of its
@@ -55,7 +55,7 @@ pub struct Runtimes {
 impl Runtimes {
     /// What the runtime of `c` says about it. `Err` when its state is not
     /// there yet.
-    pub fn meta(&self, c: &ContainerRef) -> Result<RuntimeMeta, NotYet> {
+    pub(crate) fn meta(&self, c: &ContainerRef) -> Result<RuntimeMeta, NotYet> {
         if c.runtime == Runtime::Containerd
             && let Some(client) = &self.containerd
             && let Some(ns) = namespace_of(&self.containerd_state, &c.id)
@@ -102,7 +102,7 @@ impl Runtimes {
 }
 
 /// Image and rootfs from a runc `state.json` and its bundle.
-pub fn runc_meta(state: &[u8]) -> Result<RuntimeMeta, String> {
+pub(crate) fn runc_meta(state: &[u8]) -> Result<RuntimeMeta, String> {
     let state: serde_json::Value =
         serde_json::from_slice(state).map_err(|e| format!("runc state.json: {e}"))?;
     let config = &state["config"];

@@ -22,7 +22,7 @@ use verifier_sbom::{LoadOptions, Manifest, SbomError, load_path};
 
 /// Why a set of SBOM files gave no manifest.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum BaselineError {
+pub(crate) enum BaselineError {
     #[error("SBOM {file}: {error}")]
     Sbom { file: PathBuf, error: Arc<SbomError> },
     #[error("no SBOM file could be read")]
@@ -35,7 +35,7 @@ type Signature = Vec<(PathBuf, u64, i64)>;
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
 /// A key no other manifest (parsed or joined) ever had or will have.
-pub fn next_key() -> u64 {
+pub(crate) fn next_key() -> u64 {
     NEXT_KEY.fetch_add(1, Ordering::Relaxed)
 }
 
@@ -48,7 +48,7 @@ struct Parsed {
 
 /// Parsed manifests by the list of files they were made from.
 #[derive(Default)]
-pub struct ManifestCache {
+pub(crate) struct ManifestCache {
     parsed: Mutex<HashMap<Vec<PathBuf>, Arc<Parsed>>>,
 }
 
@@ -56,7 +56,7 @@ impl ManifestCache {
     /// The merged manifest of `files`, parsed once per content signature,
     /// with its key: the same for as long as the files do not change, never
     /// another manifest's. Blocking: call off the event loop.
-    pub fn keyed_manifest(&self, files: &[PathBuf]) -> Result<(u64, Arc<Manifest>), BaselineError> {
+    pub(crate) fn keyed_manifest(&self, files: &[PathBuf]) -> Result<(u64, Arc<Manifest>), BaselineError> {
         let signature: Signature = files
             .iter()
             .map(|f| {

@@ -33,7 +33,7 @@ use verifier_sbom::{LoadOptions, Manifest, SbomFormat, load_reader};
 /// Read-only view of an image's shipped files (paths absolute, inside the
 /// image). An implementation returns only what it can vouch is the
 /// image's, never the container's writes.
-pub trait ImageFiles {
+pub(crate) trait ImageFiles {
     /// The bytes of a regular file, if the image shipped it.
     fn read(&self, path: &str) -> Option<Vec<u8>>;
     /// The names in a directory the image shipped.
@@ -44,7 +44,7 @@ pub trait ImageFiles {
 
 /// Why no join was made.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum JoinError {
+pub(crate) enum JoinError {
     #[error(
         "the image has no package database this agent reads (/var/lib/dpkg/status, /var/lib/dpkg/status.d, /lib/apk/db/installed)"
     )]
@@ -57,7 +57,7 @@ pub enum JoinError {
 
 /// The join of a package-only SBOM with the image's database.
 #[derive(Debug)]
-pub struct Joined {
+pub(crate) struct Joined {
     /// The baseline key of the joined manifest (its own: the same SBOM
     /// joined with another image's database is another baseline).
     pub key: u64,
@@ -86,7 +86,7 @@ struct Installed {
 }
 
 /// Joins `sbom` with the database in `image`.
-pub fn join(sbom: &Manifest, image: &dyn ImageFiles) -> Result<Joined, JoinError> {
+pub(crate) fn join(sbom: &Manifest, image: &dyn ImageFiles) -> Result<Joined, JoinError> {
     let (db, format, installed) = if let Some(i) = dpkg_installed(image) {
         ("dpkg", SbomFormat::DpkgMd5sums, i)
     } else if let Some(i) = apk_installed(image) {
@@ -296,7 +296,7 @@ fn apk_installed(image: &dyn ImageFiles) -> Option<Vec<Installed>> {
 /// Joins made, one per (SBOM manifest, image content): every container of
 /// an image shares it, and a new SBOM parse (a changed file) joins again.
 #[derive(Default)]
-pub struct JoinCache {
+pub(crate) struct JoinCache {
     joined: Mutex<HashMap<(usize, String), CachedJoin>>,
 }
 
@@ -306,7 +306,11 @@ type CachedJoin = (Arc<Manifest>, Result<Arc<Joined>, JoinError>);
 
 impl JoinCache {
     /// The join of `sbom` with `image`'s database, made once.
-    pub fn join(&self, sbom: &Arc<Manifest>, image: &dyn ImageFiles) -> Result<Arc<Joined>, JoinError> {
+    pub(crate) fn join(
+        &self,
+        sbom: &Arc<Manifest>,
+        image: &dyn ImageFiles,
+    ) -> Result<Arc<Joined>, JoinError> {
         let key = (Arc::as_ptr(sbom) as usize, image.key());
         if let Some((m, r)) = self.joined.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
             && Arc::ptr_eq(m, sbom)

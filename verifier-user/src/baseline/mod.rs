@@ -18,17 +18,17 @@
 //! This layer knows SBOM files and manifests only: the container's runtime
 //! state is `attribution`'s, the verdicts are `verify`'s.
 
-pub mod cache;
-pub mod join;
-pub mod rules;
-pub mod rules_file;
-pub mod store;
+pub(crate) mod cache;
+pub(crate) mod join;
+pub(crate) mod rules;
+pub(crate) mod rules_file;
+pub(crate) mod store;
 
 use std::path::PathBuf;
 
 /// What identifies a container's image, as far as it is known.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct ImageKeys<'a> {
+pub(crate) struct ImageKeys<'a> {
     pub image_name: Option<&'a str>,
     pub image_digest: Option<&'a str>,
     pub container_id: &'a str,
@@ -37,7 +37,7 @@ pub struct ImageKeys<'a> {
 
 impl<'a> ImageKeys<'a> {
     /// Every key a rule pattern is matched against, most specific last.
-    pub fn all(&self) -> impl Iterator<Item = &'a str> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &'a str> {
         [self.image_name, self.image_digest, Some(self.container_id), self.container_name]
             .into_iter()
             .flatten()
@@ -45,24 +45,24 @@ impl<'a> ImageKeys<'a> {
 }
 
 /// One way of finding the SBOM files of an image.
-pub trait BaselineSource: Send + Sync {
+pub(crate) trait BaselineSource: Send + Sync {
     /// The SBOM files for `keys`, or none when this source has no answer.
     fn sbom_files(&self, keys: &ImageKeys<'_>) -> Vec<PathBuf>;
 }
 
 /// The sources in order of precedence: the first non-empty answer wins.
 #[derive(Default)]
-pub struct Baselines {
+pub(crate) struct Baselines {
     sources: Vec<Box<dyn BaselineSource>>,
 }
 
 impl Baselines {
-    pub fn new(sources: Vec<Box<dyn BaselineSource>>) -> Self {
+    pub(crate) fn new(sources: Vec<Box<dyn BaselineSource>>) -> Self {
         Self { sources }
     }
 
     /// The SBOM files of the first source that knows the image.
-    pub fn sbom_files(&self, keys: &ImageKeys<'_>) -> Vec<PathBuf> {
+    pub(crate) fn sbom_files(&self, keys: &ImageKeys<'_>) -> Vec<PathBuf> {
         self.sources.iter().map(|s| s.sbom_files(keys)).find(|f| !f.is_empty()).unwrap_or_default()
     }
 }
@@ -72,7 +72,7 @@ impl Baselines {
 /// lists packages and no file digests). The agent reports each once as a
 /// `verifier.warning.v1` record.
 #[derive(Clone, Debug)]
-pub struct Warning {
+pub(crate) struct Warning {
     /// Stable, for filtering: `sbom-package-only`.
     pub code: &'static str,
     /// The SBOM files concerned.

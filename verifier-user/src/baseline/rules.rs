@@ -29,7 +29,7 @@ impl std::str::FromStr for SbomRule {
 }
 
 /// `*`-glob match.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     if parts.len() == 1 {
         return pattern == text;
@@ -52,13 +52,13 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 }
 
 /// Rules given on the command line.
-pub struct Rules(pub Vec<SbomRule>);
+pub(crate) struct Rules(pub Vec<SbomRule>);
 
 impl Rules {
     /// The rules, once every SBOM they name is there and is a file (or a
     /// dpkg directory): a typo in `--sbom` is an error at start, not every
     /// later exec of that image `unverifiable`.
-    pub fn checked(rules: Vec<SbomRule>) -> Result<Self, String> {
+    pub(crate) fn checked(rules: Vec<SbomRule>) -> Result<Self, String> {
         for r in &rules {
             let arg = format!("--sbom {}={}", r.pattern, r.sbom.display());
             let meta = std::fs::metadata(&r.sbom)
@@ -76,7 +76,7 @@ impl Rules {
 }
 
 /// The first rule matching any of `keys`.
-pub fn first_match<'r>(rules: &'r [SbomRule], keys: &ImageKeys<'_>) -> Option<&'r SbomRule> {
+pub(crate) fn first_match<'r>(rules: &'r [SbomRule], keys: &ImageKeys<'_>) -> Option<&'r SbomRule> {
     rules.iter().find(|r| keys.all().any(|k| glob_match(&r.pattern, k)))
 }
 

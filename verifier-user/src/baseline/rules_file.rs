@@ -21,7 +21,7 @@ use super::{
 };
 
 /// Parses rules text; `base` is the directory relative paths start from.
-pub fn parse(text: &str, base: &Path, name: &Path) -> Result<Vec<SbomRule>, String> {
+pub(crate) fn parse(text: &str, base: &Path, name: &Path) -> Result<Vec<SbomRule>, String> {
     let mut rules = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split_once('#').map_or(line, |(l, _)| l).trim();
@@ -47,7 +47,7 @@ struct State {
 }
 
 /// A rules file, re-read when it changes.
-pub struct RulesFile {
+pub(crate) struct RulesFile {
     path: PathBuf,
     state: Mutex<State>,
 }
@@ -74,7 +74,7 @@ fn load(path: &Path) -> Result<(Signature, Vec<SbomRule>), String> {
 
 impl RulesFile {
     /// Reads the file now: a missing or malformed file is an error at start.
-    pub fn open(path: &Path) -> Result<Self, String> {
+    pub(crate) fn open(path: &Path) -> Result<Self, String> {
         let (sig, rules) = load(path)?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -83,7 +83,7 @@ impl RulesFile {
     }
 
     /// The current rules (re-read if the file changed).
-    pub fn rules(&self) -> Vec<SbomRule> {
+    pub(crate) fn rules(&self) -> Vec<SbomRule> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = signature(&self.path).ok();
         if now.is_some() && now != st.signature {

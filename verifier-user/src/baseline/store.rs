@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::{BaselineSource, ImageKeys};
 
 /// A directory of SBOMs keyed by image digest.
-pub struct Store(pub PathBuf);
+pub(crate) struct Store(pub PathBuf);
 
 impl Store {
     fn files(&self, digest: &str) -> Vec<PathBuf> {

@@ -10,8 +10,8 @@
 //! not UTF-8 are printed lossily in `filename` *and* exactly, hex-encoded,
 //! in `filename_hex`; JSON escaping takes care of newlines and quotes.
 
-pub mod verification;
-pub mod warning;
+pub(crate) mod verification;
+pub(crate) mod warning;
 
 use serde::Serialize;
 
@@ -23,19 +23,19 @@ use verifier_sensor::{
 
 use crate::attribution::{Attribution, ContainerRef};
 
-pub const SCHEMA_EXEC: &str = "verifier.exec.v1";
-pub const SCHEMA_STATS: &str = "verifier.stats.v1";
+pub(crate) const SCHEMA_EXEC: &str = "verifier.exec.v1";
+pub(crate) const SCHEMA_STATS: &str = "verifier.stats.v1";
 /// A file mapped executable in a verified container (same fields as an exec).
-pub const SCHEMA_LIBRARY: &str = "verifier.library.v1";
-pub const SCHEMA_READY: &str = "verifier.ready.v1";
+pub(crate) const SCHEMA_LIBRARY: &str = "verifier.library.v1";
+pub(crate) const SCHEMA_READY: &str = "verifier.ready.v1";
 
 /// RFC 3339 UTC timestamp with nanoseconds, from Unix nanoseconds (the
 /// one formatter, shared with SBOM headers).
-pub use verifier_sbom::time::rfc3339_ns as rfc3339;
+pub(crate) use verifier_sbom::time::rfc3339_ns as rfc3339;
 
 /// Identity of the executed file.
 #[derive(Debug, Serialize)]
-pub struct ExeJson {
+pub(crate) struct ExeJson {
     /// `major:minor`.
     pub dev: String,
     /// `st_dev` as `stat(2)` reports it.
@@ -48,7 +48,7 @@ pub struct ExeJson {
 
 /// `verifier.exec.v1`
 #[derive(Debug, Serialize)]
-pub struct ExecJson<'a> {
+pub(crate) struct ExecJson<'a> {
     pub schema: &'static str,
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -101,7 +101,7 @@ pub struct ExecJson<'a> {
 }
 
 impl<'a> ExecJson<'a> {
-    pub fn new(ev: &ExecEvent, node: &'a str, attribution: &'a Attribution) -> Self {
+    pub(crate) fn new(ev: &ExecEvent, node: &'a str, attribution: &'a Attribution) -> Self {
         let filename = String::from_utf8_lossy(&ev.filename);
         let exact = matches!(filename, std::borrow::Cow::Borrowed(_));
         Self {
@@ -161,7 +161,7 @@ impl<'a> ExecJson<'a> {
 /// `Counter::ALL` under its name, so a new kernel counter reaches this
 /// record (and `/metrics`, built from it) with no edit here.
 #[derive(Debug, Default, Serialize, Clone, PartialEq, Eq)]
-pub struct KernelStats {
+pub(crate) struct KernelStats {
     /// Counter name -> sum over CPUs (`seen`, `sent`, `dropped`, ...).
     #[serde(flatten)]
     pub totals: std::collections::BTreeMap<&'static str, u64>,
@@ -172,7 +172,7 @@ pub struct KernelStats {
 impl KernelStats {
     /// From the counters map as read: per counter (index order of
     /// `Counter::ALL`), per CPU.
-    pub fn from_per_cpu(per_cpu: &[Vec<u64>]) -> Self {
+    pub(crate) fn from_per_cpu(per_cpu: &[Vec<u64>]) -> Self {
         let of = |c: Counter| per_cpu.get(c as usize).map_or(&[][..], Vec::as_slice);
         Self {
             totals: Counter::ALL.iter().map(|&c| (c.name(), of(c).iter().sum())).collect(),
@@ -181,19 +181,19 @@ impl KernelStats {
     }
 
     /// Sum over CPUs of one counter.
-    pub fn total(&self, c: Counter) -> u64 {
+    pub(crate) fn total(&self, c: Counter) -> u64 {
         self.totals.get(c.name()).copied().unwrap_or(0)
     }
 
     /// Records the kernel lost (every loss counter).
-    pub fn lost(&self) -> u64 {
+    pub(crate) fn lost(&self) -> u64 {
         Counter::ALL.iter().filter(|c| c.is_loss()).map(|&c| self.total(c)).sum()
     }
 }
 
 /// What userspace itself counted.
 #[derive(Debug, Default, Serialize, Clone, PartialEq, Eq)]
-pub struct UserStats {
+pub(crate) struct UserStats {
     /// Exec records (and undecodable records) taken off the ring buffer.
     pub received: u64,
     /// Records that failed to decode (counted, not printed).
@@ -234,7 +234,7 @@ pub struct UserStats {
 /// counters (`alert::AlertStats`): a type parameter because the alert layer
 /// sits above this one and reports through it.
 #[derive(Debug, Serialize)]
-pub struct StatsJson<'a, A> {
+pub(crate) struct StatsJson<'a, A> {
     pub schema: &'static str,
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -260,7 +260,7 @@ pub struct StatsJson<'a, A> {
 
 /// `verifier.ready.v1`: printed once the programs are attached.
 #[derive(Debug, Serialize)]
-pub struct ReadyJson<'a> {
+pub(crate) struct ReadyJson<'a> {
     pub schema: &'static str,
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -276,7 +276,7 @@ pub struct ReadyJson<'a> {
 
 /// One hook in the `ready` record.
 #[derive(Debug, Serialize)]
-pub struct HookJson {
+pub(crate) struct HookJson {
     pub name: &'static str,
     /// `raw_tracepoint/<event>` or `tracepoint/<category>/<name>`.
     pub attach: String,

@@ -13,7 +13,7 @@ use crate::verify::{
 
 /// `exec.verification`.
 #[derive(Debug, Serialize)]
-pub struct VerificationJson {
+pub(crate) struct VerificationJson {
     /// For a library: the file's own verdict (`unknown-binary`, ...) when
     /// `verdict` is `library-drift`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,7 +55,7 @@ pub struct VerificationJson {
 }
 
 #[derive(Debug, Serialize)]
-pub struct PackageJson {
+pub(crate) struct PackageJson {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
@@ -71,13 +71,13 @@ impl From<&PackageRef> for PackageJson {
 
 impl VerificationJson {
     /// The exec was not verified (no SBOM for the image, ...).
-    pub fn skipped(reason: &str) -> Self {
+    pub(crate) fn skipped(reason: &str) -> Self {
         Self::judged(None, reason.to_owned(), &[], None, None)
     }
 
     /// For a file mapped executable: the library's verdict
     /// ([`verdict::as_library`]), keeping the file's own in `file_verdict`.
-    pub fn as_library(&mut self) {
+    pub(crate) fn as_library(&mut self) {
         if let Some(v) = self.verdict {
             let lib = verdict::as_library(v, &self.reason);
             self.verdict = Some(lib.verdict);
@@ -86,7 +86,7 @@ impl VerificationJson {
         }
     }
 
-    pub fn from_decision(d: &Decision) -> Self {
+    pub(crate) fn from_decision(d: &Decision) -> Self {
         let mut v = Self::judged(Some(&d.judgement), d.judgement.reason.clone(), &d.path, d.sha256, d.via);
         v.script = d.script.as_ref().map(|s| {
             Box::new(Self::judged(Some(&s.judgement), s.judgement.reason.clone(), &s.path, s.sha256, None))

@@ -6,11 +6,11 @@ use serde::Serialize;
 
 use crate::baseline::Warning;
 
-pub const SCHEMA_WARNING: &str = "verifier.warning.v1";
+pub(crate) const SCHEMA_WARNING: &str = "verifier.warning.v1";
 
 /// `verifier.warning.v1`
 #[derive(Clone, Debug, Serialize)]
-pub struct WarningJson {
+pub(crate) struct WarningJson {
     pub schema: &'static str,
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -29,7 +29,7 @@ pub struct WarningJson {
 }
 
 impl WarningJson {
-    pub fn new(w: &Warning) -> Self {
+    pub(crate) fn new(w: &Warning) -> Self {
         Self {
             schema: SCHEMA_WARNING,
             kind: "warning",

@@ -18,11 +18,9 @@ use std::{
 use super::engine::Context;
 use verifier_sensor::events::ExecEvent;
 
-use crate::attribution::ContainerRef;
-
 /// What the alert stream says about a container.
 #[derive(Clone, Debug, Default)]
-pub struct ContainerInfo {
+pub(crate) struct ContainerInfo {
     pub name: Option<String>,
     pub image_name: Option<String>,
     pub image_digest: Option<String>,
@@ -36,7 +34,7 @@ pub struct ContainerInfo {
 }
 
 /// The result of resolving a container.
-pub enum Resolved {
+pub(crate) enum Resolved {
     /// A baseline to verify against.
     Verify(Arc<Context>, Arc<ContainerInfo>),
     /// Known container, no SBOM configured for its image: execs are
@@ -53,7 +51,7 @@ enum State {
 
 /// Counters for the stats record.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct ContainerStats {
+pub(crate) struct ContainerStats {
     pub resolutions: u64,
     pub resolve_failures: u64,
     pub without_baseline: u64,
@@ -64,7 +62,7 @@ pub struct ContainerStats {
 }
 
 /// What to do with an exec now.
-pub enum Admit {
+pub(crate) enum Admit {
     /// Resolved: handle it with this.
     Now(ExecEvent, Arc<Resolved>),
     /// Waiting; `start` is true when the caller must start resolving.
@@ -72,7 +70,7 @@ pub enum Admit {
 }
 
 /// Per-cgroup states.
-pub struct Containers {
+pub(crate) struct Containers {
     states: HashMap<u64, State>,
     wait_for: Duration,
     max_waiting: usize,
@@ -82,13 +80,13 @@ pub struct Containers {
 impl Containers {
     /// Execs wait at most `wait_for`, and at most `max_waiting` per
     /// container.
-    pub fn new(wait_for: Duration, max_waiting: usize) -> Self {
+    pub(crate) fn new(wait_for: Duration, max_waiting: usize) -> Self {
         Self { states: HashMap::new(), wait_for, max_waiting, stats: ContainerStats::default() }
     }
 
     /// A container's cgroup appeared: returns true when the caller should
     /// start resolving it.
-    pub fn created(&mut self, cgroup_id: u64) -> bool {
+    pub(crate) fn created(&mut self, cgroup_id: u64) -> bool {
         if self.states.contains_key(&cgroup_id) {
             return false;
         }
@@ -97,7 +95,7 @@ impl Containers {
     }
 
     /// An exec in a container.
-    pub fn admit(&mut self, event: ExecEvent) -> Admit {
+    pub(crate) fn admit(&mut self, event: ExecEvent) -> Admit {
         match self.states.get_mut(&event.cgroup_id) {
             Some(State::Done(r)) => Admit::Now(event, r.clone()),
             Some(State::Resolving { waiting, .. }) => {
@@ -120,7 +118,7 @@ impl Containers {
     }
 
     /// Resolution finished: the waiting execs, in order, with the result.
-    pub fn resolved(&mut self, cgroup_id: u64, r: Resolved) -> (Arc<Resolved>, Vec<ExecEvent>) {
+    pub(crate) fn resolved(&mut self, cgroup_id: u64, r: Resolved) -> (Arc<Resolved>, Vec<ExecEvent>) {
         self.stats.resolutions += 1;
         match &r {
             Resolved::Failed(_) => self.stats.resolve_failures += 1,
@@ -143,7 +141,7 @@ impl Containers {
 
     /// Execs that waited past the deadline, released as unresolved. The
     /// resolution keeps going; later execs still wait for it.
-    pub fn expire(&mut self, now: Instant) -> Vec<ExecEvent> {
+    pub(crate) fn expire(&mut self, now: Instant) -> Vec<ExecEvent> {
         let mut out = Vec::new();
         for state in self.states.values_mut() {
             if let State::Resolving { since, waiting } = state
@@ -159,7 +157,7 @@ impl Containers {
     }
 
     /// Execs waiting for their container to be resolved.
-    pub fn waiting(&self) -> usize {
+    pub(crate) fn waiting(&self) -> usize {
         self.states
             .values()
             .map(|s| match s {
@@ -170,7 +168,7 @@ impl Containers {
     }
 
     /// Every waiting exec, released (shutdown).
-    pub fn expire_all(&mut self) -> Vec<ExecEvent> {
+    pub(crate) fn expire_all(&mut self) -> Vec<ExecEvent> {
         let mut out = Vec::new();
         for state in self.states.values_mut() {
             if let State::Resolving { waiting, .. } = state {
@@ -180,27 +178,6 @@ impl Containers {
         self.stats.wait_expired += out.len() as u64;
         out
     }
-
-    /// Forgets a container (its cgroup is gone).
-    pub fn remove(&mut self, cgroup_id: u64) {
-        self.states.remove(&cgroup_id);
-    }
-
-    pub fn len(&self) -> usize {
-        self.states.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.states.is_empty()
-    }
-}
-
-/// The container reference a resolution is for (kept with the job).
-#[derive(Clone, Debug)]
-pub struct Pending {
-    pub cgroup_id: u64,
-    pub container: ContainerRef,
-    pub pid: Option<u32>,
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ use verifier_sbom::{Manifest, digest, fsroot::RootDir, hash::Algs};
 use verifier_sensor::events::ExecEvent;
 
 /// What the engine needs to know about a container's image.
-pub struct Context {
+pub(crate) struct Context {
     /// Identifies the baseline (one per image): decisions are shared by
     /// every container with the same key.
     pub key: u64,
@@ -56,7 +56,7 @@ pub struct Context {
 
 /// The decision about one executed file.
 #[derive(Debug)]
-pub struct Decision {
+pub(crate) struct Decision {
     pub judgement: Judgement,
     /// Canonical path inside the container (exact bytes).
     pub path: Vec<u8>,
@@ -70,16 +70,17 @@ pub struct Decision {
 }
 
 #[derive(Debug)]
-pub struct ScriptDecision {
+pub(crate) struct ScriptDecision {
     pub path: Vec<u8>,
     pub sha256: Option<[u8; 32]>,
     pub judgement: Judgement,
 }
 
 impl Decision {
+    #[cfg(test)]
     /// Whether this needs an alert (the executable's or the script's
     /// verdict is not `ok`).
-    pub fn is_drift(&self) -> bool {
+    pub(crate) fn is_drift(&self) -> bool {
         self.judgement.verdict != Verdict::Ok
             || self.script.as_ref().is_some_and(|s| s.judgement.verdict != Verdict::Ok)
     }
@@ -87,7 +88,7 @@ impl Decision {
 
 /// Counters for the stats record and metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct VerifyStats {
+pub(crate) struct VerifyStats {
     /// Execs given to the engine.
     pub execs: u64,
     /// Answered from the decision cache.
@@ -104,7 +105,7 @@ pub struct VerifyStats {
 }
 
 /// (baseline key, file identity, executed name).
-pub type Key = (u64, FileIdentity, Vec<u8>);
+pub(crate) type Key = (u64, FileIdentity, Vec<u8>);
 
 struct Waiting {
     ctx: Arc<Context>,
@@ -112,7 +113,7 @@ struct Waiting {
 }
 
 /// The engine. Lives on the event loop; hashing happens on the pool.
-pub struct Engine {
+pub(crate) struct Engine {
     pool: Pool<Key>,
     decisions: HashMap<Key, Arc<Decision>>,
     max_decisions: usize,
@@ -128,7 +129,7 @@ pub struct Engine {
 
 /// Engine settings.
 #[derive(Clone, Debug)]
-pub struct EngineConfig {
+pub(crate) struct EngineConfig {
     pub workers: usize,
     pub queue: usize,
     pub max_bytes: u64,
@@ -142,7 +143,7 @@ pub struct EngineConfig {
 impl Engine {
     /// Starts the pool; outcomes come back on `done` and go to
     /// [`Engine::complete`].
-    pub fn new(
+    pub(crate) fn new(
         cfg: &EngineConfig,
         done: tokio::sync::mpsc::UnboundedSender<Done<(u64, FileIdentity, Vec<u8>)>>,
     ) -> std::io::Result<Self> {
@@ -163,7 +164,11 @@ impl Engine {
     /// decision now when it is known (or when the exec cannot be verified
     /// at all); otherwise queues the work and returns `None`: the decision
     /// comes out of [`Engine::complete`].
-    pub fn submit(&mut self, ctx: &Arc<Context>, event: ExecEvent) -> Option<(ExecEvent, Arc<Decision>)> {
+    pub(crate) fn submit(
+        &mut self,
+        ctx: &Arc<Context>,
+        event: ExecEvent,
+    ) -> Option<(ExecEvent, Arc<Decision>)> {
         self.stats.execs += 1;
         let Some(identity) = event.exe else {
             let d = unverifiable(&event.filename, "the kernel could not read the executed file's identity");
@@ -230,7 +235,7 @@ impl Engine {
     }
 
     /// Turns a finished job into decisions for every exec that waited on it.
-    pub fn complete(&mut self, key: Key, outcome: Outcome) -> Vec<(ExecEvent, Arc<Decision>)> {
+    pub(crate) fn complete(&mut self, key: Key, outcome: Outcome) -> Vec<(ExecEvent, Arc<Decision>)> {
         let Some(waiting) = self.inflight.remove(&key) else { return Vec::new() };
         // The kernel saw no name for the file (memfd, deleted): fileless,
         // whether or not it can still be hashed. Run from a descriptor, it
@@ -294,12 +299,12 @@ impl Engine {
 
     /// Gives up on every job in flight (shutdown): their execs, to be
     /// reported unverifiable.
-    pub fn abandon(&mut self) -> Vec<ExecEvent> {
+    pub(crate) fn abandon(&mut self) -> Vec<ExecEvent> {
         self.inflight.drain().flat_map(|(_, w)| w.events).collect()
     }
 
     /// Execs waiting for a job.
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.inflight.values().map(|w| w.events.len()).sum()
     }
 

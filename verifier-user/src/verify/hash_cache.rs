@@ -19,7 +19,7 @@ use verifier_sbom::hash::{Algs, FileHashes};
 
 /// Digests already computed, by file identity.
 #[derive(Debug, Default)]
-pub struct HashCache {
+pub(crate) struct HashCache {
     map: Mutex<HashMap<FileIdentity, Arc<FileHashes>>>,
     cap: usize,
     pub hits: AtomicU64,
@@ -29,12 +29,12 @@ pub struct HashCache {
 impl HashCache {
     /// A cache holding at most `cap` files (cleared wholesale when full: the
     /// common case, images' binaries, refills in one round of execs).
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Self { cap, ..Self::default() }
     }
 
     /// The digests of `id` if they include every one `algs` asks for.
-    pub fn get(&self, id: &FileIdentity, algs: Algs) -> Option<Arc<FileHashes>> {
+    pub(crate) fn get(&self, id: &FileIdentity, algs: Algs) -> Option<Arc<FileHashes>> {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let found = map.get(id).filter(|h| covers(h, algs)).cloned();
         let counter = if found.is_some() { &self.hits } else { &self.misses };
@@ -42,20 +42,12 @@ impl HashCache {
         found
     }
 
-    pub fn put(&self, id: FileIdentity, hashes: Arc<FileHashes>) {
+    pub(crate) fn put(&self, id: FileIdentity, hashes: Arc<FileHashes>) {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= self.cap {
             map.clear();
         }
         map.insert(id, hashes);
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

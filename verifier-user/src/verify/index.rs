@@ -32,24 +32,24 @@ use verifier_sbom::{Manifest, fsroot::RootDir};
 use verifier_sensor::events::kernel_dev_to_user;
 
 /// Listed files indexed per container at most (about 100 bytes each).
-pub const MAX_INDEXED: usize = 1 << 18;
+pub(crate) const MAX_INDEXED: usize = 1 << 18;
 
 /// The index of one container, built on first use.
 #[derive(Debug, Default)]
-pub struct LazyIndex {
+pub(crate) struct LazyIndex {
     cell: OnceLock<IdentityIndex>,
 }
 
 impl LazyIndex {
     /// The index, built now (blocking) if this is the first call.
-    pub fn get_or_build(&self, root: &RootDir, manifest: &Manifest) -> &IdentityIndex {
+    pub(crate) fn get_or_build(&self, root: &RootDir, manifest: &Manifest) -> &IdentityIndex {
         self.cell.get_or_init(|| IdentityIndex::build(root, manifest, MAX_INDEXED))
     }
 }
 
 /// (device as `stat` reports it, inode) -> listed path.
 #[derive(Debug, Default)]
-pub struct IdentityIndex {
+pub(crate) struct IdentityIndex {
     by_identity: HashMap<(u64, u64), Box<str>>,
     /// Listed paths that were not a regular file beneath the root (missing,
     /// a symlink, a directory): not indexed.
@@ -62,7 +62,7 @@ impl IdentityIndex {
     /// Stats every listed path of `manifest` beneath `root`, keeping at
     /// most `cap` regular files. The first listed path of an inode wins
     /// (a hard link or a merged-/usr alias is the same file).
-    pub fn build(root: &RootDir, manifest: &Manifest, cap: usize) -> Self {
+    pub(crate) fn build(root: &RootDir, manifest: &Manifest, cap: usize) -> Self {
         let mut index = Self::default();
         for (path, _) in manifest.files() {
             if index.by_identity.len() >= cap {
@@ -82,21 +82,17 @@ impl IdentityIndex {
 
     /// The listed path whose file has the device and inode of `id` (the
     /// caller still compares ctime and size).
-    pub fn lookup(&self, id: &FileIdentity) -> Option<&str> {
+    pub(crate) fn lookup(&self, id: &FileIdentity) -> Option<&str> {
         self.by_identity.get(&(kernel_dev_to_user(id.dev), id.ino)).map(|p| &**p)
     }
 
     /// Files indexed.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.by_identity.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.by_identity.is_empty()
-    }
-
     /// Why a lookup of `id` found nothing, for the record.
-    pub fn miss(&self, id: &FileIdentity) -> String {
+    pub(crate) fn miss(&self, id: &FileIdentity) -> String {
         let mut why = format!(
             "no file the SBOM lists beneath the container root has its identity (device {}:{}, inode {}): \
              not a listed file, or replaced since",

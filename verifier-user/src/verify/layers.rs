@@ -26,7 +26,7 @@ use verifier_sbom::hash::{Algs, BUFFER_SIZE, hash_reader};
 
 /// The overlay layers of a container root.
 #[derive(Debug)]
-pub struct Layers {
+pub(crate) struct Layers {
     lowers: Vec<RootDir>,
     /// The lower directories' host paths, topmost first (what identifies
     /// the image's content).
@@ -37,7 +37,7 @@ pub struct Layers {
 
 /// lowerdir/upperdir of the mount at `/` in a process's mountinfo, when it
 /// is an overlay.
-pub fn overlay_of(mountinfo: &str) -> Option<(Vec<PathBuf>, Option<PathBuf>)> {
+pub(crate) fn overlay_of(mountinfo: &str) -> Option<(Vec<PathBuf>, Option<PathBuf>)> {
     let line = mountinfo.lines().find(|l| l.split_whitespace().nth(4) == Some("/"))?;
     let (_, right) = line.split_once(" - ")?;
     let mut fields = right.split_whitespace();
@@ -112,27 +112,28 @@ fn unescape(s: &str) -> String {
 impl Layers {
     /// The layers of `pid`'s root mount (`/proc/<pid>/mountinfo`), if it is
     /// an overlay.
-    pub fn of_process(proc_root: &Path, pid: u32) -> Option<Self> {
+    pub(crate) fn of_process(proc_root: &Path, pid: u32) -> Option<Self> {
         let info = std::fs::read_to_string(proc_root.join(pid.to_string()).join("mountinfo")).ok()?;
         let (lowers, upper) = overlay_of(&info)?;
         Self::new(&lowers, upper)
     }
 
     /// Layers from directories (topmost lower first).
-    pub fn new(lowers: &[PathBuf], upper: Option<PathBuf>) -> Option<Self> {
+    pub(crate) fn new(lowers: &[PathBuf], upper: Option<PathBuf>) -> Option<Self> {
         let lower_paths = lowers.to_vec();
         let lowers: Vec<RootDir> = lowers.iter().filter_map(|p| RootDir::open(p).ok()).collect();
         (!lowers.is_empty()).then(|| Self { lowers, lower_paths, upper, digests: Mutex::new(HashMap::new()) })
     }
 
     /// The writable layer's directory.
-    pub fn upper(&self) -> Option<&Path> {
+    pub(crate) fn upper(&self) -> Option<&Path> {
         self.upper.as_deref()
     }
 
+    #[cfg(test)]
     /// Whether `path` (canonical, inside the container) exists in the
     /// writable layer: the container wrote or changed it.
-    pub fn in_writable_layer(&self, path: &str) -> Option<bool> {
+    pub(crate) fn in_writable_layer(&self, path: &str) -> Option<bool> {
         let upper = RootDir::open(self.upper.as_deref()?).ok()?;
         Some(upper.open_path(path.trim_start_matches('/').as_bytes()).is_ok())
     }

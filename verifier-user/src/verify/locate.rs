@@ -47,11 +47,11 @@ use verifier_sbom::{
     hash::{Algs, FileHashes, hash_reader},
 };
 
-pub use super::script::Script;
+pub(crate) use super::script::Script;
 
 /// What a worker needs for one exec.
 #[derive(Debug)]
-pub struct Job {
+pub(crate) struct Job {
     pub root: Arc<RootDir>,
     pub proc_root: Arc<Path>,
     pub tgid: u32,
@@ -73,7 +73,7 @@ pub struct Job {
 
 /// The SBOM of a container and its index of listed files by identity.
 #[derive(Clone, Debug)]
-pub struct Listed {
+pub(crate) struct Listed {
     pub manifest: Arc<Manifest>,
     pub index: Arc<LazyIndex>,
 }
@@ -81,7 +81,7 @@ pub struct Listed {
 /// How the executed file was reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Via {
+pub(crate) enum Via {
     /// The executed path (after resolving symlinks) beneath the root.
     Path,
     /// The process's `/proc/<pid>/exe` link text, beneath the root.
@@ -96,7 +96,7 @@ pub enum Via {
 
 /// The file that ran, found and proven.
 #[derive(Debug)]
-pub struct Located {
+pub(crate) struct Located {
     /// Canonical path inside the container (as `/proc/<pid>/exe` shows it
     /// for `Via::ProcExe`, without the kernel's `" (deleted)"` suffix).
     pub path: Vec<u8>,
@@ -115,7 +115,7 @@ pub struct Located {
 
 /// Outcome of a job.
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Located(Box<Located>),
     /// The file could not be proven to be the one that ran; the reason says
     /// what was tried.
@@ -127,7 +127,7 @@ pub enum Outcome {
 
 /// An exec whose bytes could not be proven, but whose path is known.
 #[derive(Debug)]
-pub struct Unread {
+pub(crate) struct Unread {
     /// What was tried, and why each failed.
     pub why: String,
     /// The executed path inside the container: canonical when it still
@@ -139,7 +139,7 @@ pub struct Unread {
 }
 
 /// Runs a job (blocking).
-pub fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
+pub(crate) fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
     let proc_dir = job.proc_root.join(job.tgid.to_string());
     // The process's own root: a `chroot` inside the container moves it.
     let own_root = RootDir::open(&proc_dir.join("root")).ok();
@@ -256,7 +256,7 @@ pub fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
 /// working directory anchors a relative one, `.` and empty names are
 /// dropped, `..` goes up (never above `/`). `None` for a relative path
 /// without a working directory.
-pub fn lexical_path(filename: &[u8], cwd: Option<&[u8]>) -> Option<Vec<u8>> {
+pub(crate) fn lexical_path(filename: &[u8], cwd: Option<&[u8]>) -> Option<Vec<u8>> {
     let mut full = Vec::new();
     if !filename.starts_with(b"/") {
         full.extend_from_slice(cwd?);
@@ -327,7 +327,7 @@ fn locate_mapped(job: &Job, root: &RootDir, proc_dir: &Path, cache: &HashCache, 
 /// The path of the first mapping of inode `ino` in a `/proc/<pid>/maps`
 /// text (`start-end perms offset dev inode   path`). Paths are the last
 /// field and may hold spaces; a newline in a name is shown as `\012`.
-pub fn mapped_path(maps: &[u8], ino: u64) -> Option<Vec<u8>> {
+pub(crate) fn mapped_path(maps: &[u8], ino: u64) -> Option<Vec<u8>> {
     maps.split(|&b| b == b'\n').find_map(|line| {
         let mut fields = line.splitn(6, |&b| b == b' ');
         let (_, _, _, _) = (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
@@ -420,7 +420,7 @@ fn path_bytes(p: std::path::PathBuf) -> Vec<u8> {
 
 /// `/proc/self/exe`, `/proc/thread-self/exe` or `/proc/<pid>/exe`: the
 /// process re-running its own executable (busybox applets).
-pub fn is_proc_exe(filename: &[u8]) -> bool {
+pub(crate) fn is_proc_exe(filename: &[u8]) -> bool {
     let Some(rest) = filename.strip_prefix(b"/proc/") else { return false };
     let Some(who) = rest.strip_suffix(b"/exe") else { return false };
     who == b"self" || who == b"thread-self" || (!who.is_empty() && who.iter().all(u8::is_ascii_digit))
@@ -429,7 +429,7 @@ pub fn is_proc_exe(filename: &[u8]) -> bool {
 /// `execveat(fd, "", AT_EMPTY_PATH)` and `fexecve` name the file
 /// `/dev/fd/N`; `/proc/<pid>/fd/N` is the explicit spelling. Either way the
 /// file was run from a descriptor, not a path of the image.
-pub fn runs_from_descriptor(filename: &[u8]) -> bool {
+pub(crate) fn runs_from_descriptor(filename: &[u8]) -> bool {
     if filename.starts_with(b"/dev/fd/") || filename.starts_with(b"/proc/self/fd/") {
         return true;
     }

@@ -19,17 +19,17 @@
 //! - [`stats`]: the verification counters of the stats record;
 //! - [`verdict`]: the policy from digests and SBOM to a verdict.
 
-pub mod containers;
-pub mod engine;
-pub mod hash_cache;
-pub mod image_files;
-pub mod index;
-pub mod layers;
-pub mod locate;
-pub mod mtree;
-pub mod open;
-pub mod pool;
-pub mod script;
-pub mod source;
-pub mod stats;
+pub(crate) mod containers;
+pub(crate) mod engine;
+pub(crate) mod hash_cache;
+pub(crate) mod image_files;
+pub(crate) mod index;
+pub(crate) mod layers;
+pub(crate) mod locate;
+pub(crate) mod mtree;
+pub(crate) mod open;
+pub(crate) mod pool;
+pub(crate) mod script;
+pub(crate) mod source;
+pub(crate) mod stats;
 pub mod verdict;

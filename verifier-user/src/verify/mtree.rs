@@ -18,7 +18,7 @@ use super::verdict::ImageContent;
 
 /// Path (absolute, inside the image) -> SHA-256 of every regular file.
 #[derive(Debug, Default)]
-pub struct Mtree {
+pub(crate) struct Mtree {
     files: HashMap<String, [u8; 32]>,
 }
 
@@ -31,7 +31,7 @@ impl ImageContent for Mtree {
 impl Mtree {
     /// Parses mtree text. Lines it cannot use are skipped (the manifest is
     /// evidence for `sbom-gap`, never a reason to pass a file).
-    pub fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         let mut files = HashMap::new();
         let mut dir: Vec<String> = Vec::new();
         let mut default_type = "file".to_owned();
@@ -83,19 +83,16 @@ impl Mtree {
     }
 
     /// The umoci manifest of a bundle, if it has one.
-    pub fn find(bundle: &Path) -> Option<PathBuf> {
+    pub(crate) fn find(bundle: &Path) -> Option<PathBuf> {
         std::fs::read_dir(bundle).ok()?.flatten().map(|e| e.path()).find(|p| {
             p.extension().is_some_and(|e| e == "mtree")
                 && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("sha256_"))
         })
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.files.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
     }
 }
 

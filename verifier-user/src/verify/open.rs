@@ -29,7 +29,7 @@ use verifier_sensor::events::kernel_dev_to_user;
 
 /// How an opened file compares with the kernel's identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Match {
+pub(crate) enum Match {
     /// Same device, inode, size and ctime: the file that ran.
     Same,
     /// Same device and inode but a different ctime or size: the file was
@@ -40,13 +40,13 @@ pub enum Match {
 }
 
 /// Compares `fstat` of `file` with the kernel's identity.
-pub fn compare(file: &File, id: &FileIdentity) -> io::Result<Match> {
+pub(crate) fn compare(file: &File, id: &FileIdentity) -> io::Result<Match> {
     let m = file.metadata()?;
     Ok(compare_meta(&m, id))
 }
 
 /// [`compare`] on metadata already read.
-pub fn compare_meta(m: &std::fs::Metadata, id: &FileIdentity) -> Match {
+pub(crate) fn compare_meta(m: &std::fs::Metadata, id: &FileIdentity) -> Match {
     if m.dev() != kernel_dev_to_user(id.dev) || m.ino() != id.ino {
         return Match::Other;
     }
@@ -56,7 +56,7 @@ pub fn compare_meta(m: &std::fs::Metadata, id: &FileIdentity) -> Match {
 
 /// Opens the canonical `path` beneath `root` for reading (no symlink
 /// followed anywhere) and compares it with `id`.
-pub fn open_exact(root: &RootDir, path: &[u8], id: &FileIdentity) -> io::Result<(File, Match)> {
+pub(crate) fn open_exact(root: &RootDir, path: &[u8], id: &FileIdentity) -> io::Result<(File, Match)> {
     let file = root.open_read(path.strip_prefix(b"/").unwrap_or(path))?;
     let m = compare(&file, id)?;
     Ok((file, m))
@@ -65,7 +65,11 @@ pub fn open_exact(root: &RootDir, path: &[u8], id: &FileIdentity) -> io::Result<
 /// Opens `/proc/<pid>/exe` (under `proc_root`) and compares it with `id`;
 /// also returns the link text (the path as the process's namespace sees it,
 /// `" (deleted)"` appended by the kernel for unlinked files).
-pub fn open_proc_exe(proc_root: &Path, pid: u32, id: &FileIdentity) -> io::Result<(File, Match, Vec<u8>)> {
+pub(crate) fn open_proc_exe(
+    proc_root: &Path,
+    pid: u32,
+    id: &FileIdentity,
+) -> io::Result<(File, Match, Vec<u8>)> {
     let link = proc_root.join(pid.to_string()).join("exe");
     let text = std::os::unix::ffi::OsStringExt::into_vec(std::fs::read_link(&link)?.into_os_string());
     let file = File::open(&link)?;

@@ -22,10 +22,10 @@ use super::{
 use verifier_sbom::hash::BUFFER_SIZE;
 
 /// What comes back for a submitted job.
-pub type Done<T> = (T, Outcome);
+pub(crate) type Done<T> = (T, Outcome);
 
 /// A fixed set of hashing threads behind a bounded queue.
-pub struct Pool<T: Send + 'static> {
+pub(crate) struct Pool<T: Send + 'static> {
     tx: SyncSender<(T, Job)>,
     pub queued: Arc<AtomicU64>,
 }
@@ -33,7 +33,7 @@ pub struct Pool<T: Send + 'static> {
 impl<T: Send + 'static> Pool<T> {
     /// Starts `workers` threads; at most `queue` jobs wait. Each outcome is
     /// sent on `done` with the caller's token.
-    pub fn new(
+    pub(crate) fn new(
         workers: usize,
         queue: usize,
         cache: Arc<HashCache>,
@@ -61,7 +61,7 @@ impl<T: Send + 'static> Pool<T> {
     }
 
     /// Queues a job; gives it back when the queue is full.
-    pub fn try_submit(&self, token: T, job: Job) -> Result<(), (T, Job)> {
+    pub(crate) fn try_submit(&self, token: T, job: Job) -> Result<(), (T, Job)> {
         match self.tx.try_send((token, job)) {
             Ok(()) => {
                 self.queued.fetch_add(1, Ordering::Relaxed);

@@ -32,7 +32,7 @@ const HEAD: usize = 256;
 
 /// A `#!` script run through an interpreter.
 #[derive(Debug)]
-pub struct Script {
+pub(crate) struct Script {
     /// Canonical path inside the container (or the executed path as the
     /// kernel had it, when it no longer resolves).
     pub path: Vec<u8>,

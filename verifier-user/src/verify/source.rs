@@ -45,7 +45,7 @@ use crate::{
 type Content = Option<Arc<dyn ImageContent + Send + Sync>>;
 
 /// Settings of the source.
-pub struct SourceConfig {
+pub(crate) struct SourceConfig {
     pub runtimes: Runtimes,
     pub baselines: Baselines,
     pub proc_root: PathBuf,
@@ -53,7 +53,7 @@ pub struct SourceConfig {
 
 /// Resolves containers to verification contexts (blocking; called off the
 /// event loop).
-pub struct Source {
+pub(crate) struct Source {
     cfg: SourceConfig,
     manifests: ManifestCache,
     /// umoci manifests read, by path (one per image, shared by its bundles).
@@ -66,7 +66,7 @@ pub struct Source {
 }
 
 impl Source {
-    pub fn new(cfg: SourceConfig) -> Self {
+    pub(crate) fn new(cfg: SourceConfig) -> Self {
         Self {
             cfg,
             manifests: ManifestCache::default(),
@@ -78,12 +78,12 @@ impl Source {
     }
 
     /// Warnings found since the last call, for the output to print.
-    pub fn take_warnings(&self) -> Vec<Warning> {
+    pub(crate) fn take_warnings(&self) -> Vec<Warning> {
         std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Container -> baseline. `Err` when the runtime state is not there yet.
-    pub fn resolve(&self, c: &ContainerRef, pid: Option<u32>) -> Result<Resolved, NotYet> {
+    pub(crate) fn resolve(&self, c: &ContainerRef, pid: Option<u32>) -> Result<Resolved, NotYet> {
         let meta = self.cfg.runtimes.meta(c)?;
         let mut info = ContainerInfo {
             name: meta.name.clone(),

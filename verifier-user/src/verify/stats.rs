@@ -7,7 +7,7 @@ use super::{containers::ContainerStats, engine::VerifyStats};
 
 /// `stats.verify`.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct VerificationStats {
+pub(crate) struct VerificationStats {
     #[serde(flatten)]
     pub engine: VerifyStats,
     #[serde(flatten)]
