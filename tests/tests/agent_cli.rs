@@ -53,3 +53,18 @@ fn bad_ring_size_says_what_is_allowed() {
     let err = agent_error(&["--ring-bytes", "1000"]);
     assert!(err.contains("power of two"), "{err}");
 }
+
+/// Logs on a stderr that is not a terminal (a file, `kubectl logs`) carry
+/// no colour escapes.
+#[test]
+fn logs_to_a_pipe_have_no_colour_escapes() {
+    require_root!();
+    let _lock = verifier_tests::exclusive();
+    let out = Command::new(verifier_bin())
+        .args(["agent", "--duration", "0.5", "--log", "info", "--metrics-addr", "127.0.0.1:0"])
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("INFO"), "the agent logged something at info: {err}");
+    assert!(!err.contains('\u{1b}'), "no ANSI escape in piped logs: {err:?}");
+}
