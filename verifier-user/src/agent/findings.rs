@@ -73,6 +73,7 @@ pub fn of_written(w: &Written, attribution: &Attribution, node: &str) -> Finding
         script: None,
         sbom_sources: w.info.as_ref().map(|i| i.sbom_sources.clone()).unwrap_or_default(),
         sbom_format: w.info.as_ref().and_then(|i| i.sbom_format.clone()),
+        unjudged_new: None,
     }
 }
 
