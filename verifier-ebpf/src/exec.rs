@@ -133,6 +133,10 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     if name_len > FILENAME_MAX - 1 {
         name_len = FILENAME_MAX - 1;
     }
+    // The throttle hashes a script's name by 8-byte words: clear what a
+    // previous record left after the NUL (the arguments overwrite it).
+    // SAFETY: `name_len < FILENAME_MAX`, so the 8 bytes are in the buffer.
+    unsafe { core::ptr::write_unaligned(scratch.filename.as_mut_ptr().add(name_len).cast::<u64>(), 0) };
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_ns() };
     let file = ExecFile {

@@ -128,25 +128,33 @@ pub fn throttled(cgroup_id: u64, now: u64, limit: u32, file: &ExecFile) -> bool 
     true
 }
 
-/// FNV-1a over the first `len` bytes of `name` in 8-byte words (the last
-/// one masked to the name), bounded so the verifier sees a finite loop.
-/// Not collision-resistant: it tells apart names a workload uses, not
-/// names built to collide.
+/// FNV-1a over the name's length and its last [`NAME_HASH_WORDS`] 8-byte
+/// words (words before the name's start count as 0). A bounded tail, not
+/// the whole name: hashing all 512 words of a 4 KiB name in every
+/// verifier state that reaches here went past the instruction budget.
+/// Scripts whose names differ only further from the end and have the same
+/// length count as one file (one is judged; the others' execs are counted
+/// as suppressed). The caller zeroes the bytes after the name's NUL in its
+/// last word. Not collision-resistant.
 #[inline(always)]
 fn name_hash((name, len): (&[u8; NAME_BUF], usize)) -> u64 {
-    const WORDS: usize = FILENAME_MAX / 8;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0usize;
-    while i < WORDS && i * 8 < len {
-        let at = i * 8;
-        // SAFETY: `at + 8 <= FILENAME_MAX <= NAME_BUF`: inside the buffer.
-        let mut w = unsafe { core::ptr::read_unaligned(name.as_ptr().add(at).cast::<u64>()) };
-        let left = len - at;
-        if left < 8 {
-            w &= (1u64 << (left * 8)) - 1;
-        }
-        h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
+    let end = (len + 7) & !7;
+    let start = if end > NAME_HASH_WORDS * 8 { end - NAME_HASH_WORDS * 8 } else { 0 };
+    let start = start & (FILENAME_MAX - 1) & !7;
+    let words = name.as_ptr().cast::<u64>();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ len as u64;
+    for i in 0..NAME_HASH_WORDS {
+        let at = start + i * 8;
+        // SAFETY: `at < FILENAME_MAX + NAME_HASH_WORDS * 8 <= NAME_BUF`,
+        // 8-byte aligned, and the buffer sits at an aligned offset of its
+        // map value.
+        let w = unsafe { words.add(at / 8).read() };
+        // All ones while the word starts inside the name (both < 4096).
+        let keep = ((at as i64 - len as i64) >> 63) as u64;
+        h = (h ^ (w & keep)).wrapping_mul(0x0000_0100_0000_01b3);
     }
-    h ^ len as u64
+    h
 }
+
+/// Words of a script's name the throttle hashes (the last 64 bytes).
+const NAME_HASH_WORDS: usize = 8;
