@@ -101,8 +101,8 @@ impl Verdict {
     /// The default severity: running what the image never shipped, or
     /// shipped bytes changed, is high; fileless is critical (nothing on disk
     /// to inspect); files that ran unjudged in an exec flood are high (any
-    /// of them may be drift); a copy of a shipped tool or an SBOM gap is low; a file
-    /// that could not be checked is medium (policy decides).
+    /// of them may be drift); a copy of a shipped tool or an SBOM gap is
+    /// low; a file that could not be checked is medium (policy decides).
     pub fn severity(self) -> Severity {
         match self {
             Verdict::Ok => Severity::Info,
