@@ -40,6 +40,7 @@ use verifier_common::{
 use crate::{
     kernel::{inode_identity, read, read_ptr},
     maps::{CONFIG, EVENTS, SCRATCH, VERIFIED, WATCHED, count, was_written},
+    throttle::{ExecFile, throttled},
 };
 
 /// `bpf_ringbuf_query` / `bpf_ringbuf_output` flags (include/uapi/linux/bpf.h).
@@ -115,19 +116,6 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
             return Ok(());
         }
     }
-    // SAFETY: helper without arguments.
-    let now = unsafe { bpf_ktime_get_ns() };
-    if mnt_ns != config.host_mnt_ns && crate::throttle::throttled(cgroup_id, now, config.exec_limit) {
-        return Ok(());
-    }
-    let ppid = match read_ptr(task, off.task_real_parent).and_then(|p| read::<u32>(p, off.task_tgid)) {
-        Ok(ppid) => ppid,
-        Err(_) => {
-            flags |= FLAG_NO_PARENT;
-            0
-        }
-    };
-
     // SAFETY: the helper bounds the copy by the buffer length and validates
     // the source address.
     let copied = unsafe {
@@ -145,6 +133,27 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     if name_len > FILENAME_MAX - 1 {
         name_len = FILENAME_MAX - 1;
     }
+    // The throttle hashes a script's name by 8-byte words: clear what a
+    // previous record left after the NUL (the arguments overwrite it).
+    // SAFETY: `name_len < FILENAME_MAX`, so the 8 bytes are in the buffer.
+    unsafe { core::ptr::write_unaligned(scratch.filename.as_mut_ptr().add(name_len).cast::<u64>(), 0) };
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let file = ExecFile {
+        exe: &exe,
+        script_name: (flags & FLAG_SCRIPT != 0).then_some((&scratch.filename, name_len)),
+    };
+    if mnt_ns != config.host_mnt_ns && throttled(cgroup_id, now, config.exec_limit, &file) {
+        return Ok(());
+    }
+    let ppid = match read_ptr(task, off.task_real_parent).and_then(|p| read::<u32>(p, off.task_tgid)) {
+        Ok(ppid) => ppid,
+        Err(_) => {
+            flags |= FLAG_NO_PARENT;
+            0
+        }
+    };
+
     // The arguments, right after the name: the new program's argv strings
     // in its own memory (`mm->arg_start..arg_end`), cut at ARGS_MAX.
     let mut args_len = 0usize;

@@ -11,7 +11,7 @@ use verifier_common::{
     counters::{COUNTER_COUNT, Counter},
     event::FileIdentity,
     fastpath::{InodeKey, MAP_VERIFIED, MAP_VERIFIED_INODES, MAP_WATCHED, VerifiedKey},
-    throttle::ThrottleState,
+    throttle::{Suppressed, ThrottleState},
 };
 
 /// A map read or write the kernel refused.
@@ -87,13 +87,24 @@ impl KernelCounters {
 /// The kernel's throttle maps, read-only for the agent.
 pub struct ThrottleMaps {
     pub state: BpfHashMap<MapData, u64, ThrottleState>,
-    pub suppressed: PerCpuHashMap<MapData, u64, u64>,
+    pub suppressed: PerCpuHashMap<MapData, u64, Suppressed>,
 }
 
 impl ThrottleMaps {
     /// Execs suppressed in `cgroup_id`, summed over CPUs.
     pub fn suppressed(&self, cgroup_id: u64) -> u64 {
-        self.suppressed.get(&cgroup_id, 0).map_or(0, |v| v.iter().sum())
+        self.totals(cgroup_id).execs
+    }
+
+    /// Execs suppressed and new files among them that went unjudged in
+    /// `cgroup_id`, summed over CPUs.
+    pub fn totals(&self, cgroup_id: u64) -> Suppressed {
+        self.suppressed.get(&cgroup_id, 0).map_or(Suppressed::default(), |v| {
+            v.iter().fold(Suppressed::default(), |a, s| Suppressed {
+                execs: a.execs + s.execs,
+                unjudged_new: a.unjudged_new + s.unjudged_new,
+            })
+        })
     }
 
     pub fn last_suppressed_ns(&self, cgroup_id: u64) -> Option<u64> {

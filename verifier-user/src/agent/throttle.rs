@@ -8,17 +8,24 @@
 //! to a full ring buffer is found all the same: whenever the kernel's
 //! `throttled` counter moves and no episode explains it, the agent scans
 //! the map for entries with unreported suppressions.
+//!
+//! The stop record also says how many new files ran unjudged (past the
+//! kernel's per-window bound of new files it still sends); when any did,
+//! the container gets an `exec-flood` alert with that count.
 
 use std::collections::HashMap;
 
 use anyhow::Context as _;
 use verifier_common::{
     counters::Counter,
-    throttle::{ThrottleRecord, WINDOW_NS},
+    throttle::{Suppressed, ThrottleRecord, WINDOW_NS},
 };
 use verifier_sensor::maps::{KernelCounters, ThrottleMaps};
 
-use crate::attribution::Attribution;
+use crate::{
+    alert::finding::{Finding, Workload},
+    attribution::Attribution,
+};
 
 use super::{State, now_mono_ns, write_line};
 
@@ -26,8 +33,8 @@ use super::{State, now_mono_ns, write_line};
 #[derive(Clone, Debug)]
 struct Episode {
     started_ns: u64,
-    /// The cgroup's suppressed total when the episode began.
-    base: u64,
+    /// The cgroup's suppressed totals when the episode began.
+    base: Suppressed,
 }
 
 /// One start or stop, for the output.
@@ -39,6 +46,9 @@ pub(crate) struct Change {
     pub ktime_ns: u64,
     /// For a stop: execs not sent during the episode.
     pub suppressed: u64,
+    /// For a stop: of those, first execs of new files past the kernel's
+    /// bound: files that ran unjudged.
+    pub unjudged_new: u64,
     /// For a stop: how long the episode lasted.
     pub duration_ns: u64,
     /// For a start: the exec that tripped it, when the kernel said.
@@ -52,7 +62,7 @@ pub(crate) struct Throttles {
     pub limit: u32,
     active: HashMap<u64, Episode>,
     /// Suppressions already reported, per cgroup.
-    reported: HashMap<u64, u64>,
+    reported: HashMap<u64, Suppressed>,
     /// The `throttled` counter total at the last sweep.
     counter_seen: u64,
     /// Episodes ended, and execs suppressed in them (for stats).
@@ -80,13 +90,14 @@ impl Throttles {
         }
         // Suppressions before the one that sent this record are another
         // episode's, already reported (or about to be found by a sweep).
-        let base = *self.reported.get(&rec.cgroup_id).unwrap_or(&0);
+        let base = self.reported.get(&rec.cgroup_id).copied().unwrap_or_default();
         self.active.insert(rec.cgroup_id, Episode { started_ns: rec.ktime_ns, base });
         Some(Change {
             cgroup_id: rec.cgroup_id,
             started: true,
             ktime_ns: rec.ktime_ns,
             suppressed: 0,
+            unjudged_new: 0,
             duration_ns: 0,
             pid: Some(rec.tgid),
             comm: Some(rec.comm),
@@ -102,8 +113,8 @@ impl Throttles {
             // Suppressions no start record told of: scan the map.
             let found: Vec<u64> = self.maps.suppressed.keys().flatten().collect();
             for cgroup_id in found {
-                let reported = *self.reported.get(&cgroup_id).unwrap_or(&0);
-                if self.maps.suppressed(cgroup_id) > reported && !self.active.contains_key(&cgroup_id) {
+                let reported = self.reported.get(&cgroup_id).copied().unwrap_or_default();
+                if self.maps.suppressed(cgroup_id) > reported.execs && !self.active.contains_key(&cgroup_id) {
                     let started_ns = self.maps.last_suppressed_ns(cgroup_id).unwrap_or(now_ns);
                     self.active.insert(cgroup_id, Episode { started_ns, base: reported });
                     out.push(Change {
@@ -111,6 +122,7 @@ impl Throttles {
                         started: true,
                         ktime_ns: started_ns,
                         suppressed: 0,
+                        unjudged_new: 0,
                         duration_ns: 0,
                         pid: None,
                         comm: None,
@@ -127,8 +139,13 @@ impl Throttles {
                 continue;
             }
             let Some(ep) = self.active.remove(&cgroup_id) else { continue };
-            let total = self.maps.suppressed(cgroup_id).max(ep.base);
-            let suppressed = total.saturating_sub(ep.base);
+            let now = self.maps.totals(cgroup_id);
+            let total = Suppressed {
+                execs: now.execs.max(ep.base.execs),
+                unjudged_new: now.unjudged_new.max(ep.base.unjudged_new),
+            };
+            let suppressed = total.execs - ep.base.execs;
+            let unjudged_new = total.unjudged_new - ep.base.unjudged_new;
             self.reported.insert(cgroup_id, total);
             self.episodes += 1;
             self.suppressed_reported += suppressed;
@@ -138,6 +155,7 @@ impl Throttles {
                 started: false,
                 ktime_ns: now_ns,
                 suppressed,
+                unjudged_new,
                 duration_ns: last.saturating_sub(ep.started_ns),
                 pid: None,
                 comm: None,
@@ -148,7 +166,7 @@ impl Throttles {
 
     /// Suppressions inside episodes not yet ended (not yet in `reported`).
     fn in_active(&self) -> u64 {
-        self.active.iter().map(|(id, ep)| self.maps.suppressed(*id).saturating_sub(ep.base)).sum()
+        self.active.iter().map(|(id, ep)| self.maps.suppressed(*id).saturating_sub(ep.base.execs)).sum()
     }
 
     /// Episodes in progress.
@@ -172,6 +190,9 @@ pub(super) fn sweep(
         // the container is attributed now.
         let attribution = state.resolver.attribute(c.cgroup_id, c.pid.unwrap_or(0), 0);
         report(state, out, c, &attribution)?;
+        if c.unjudged_new > 0 {
+            flood_alert(state, out, c, &attribution)?;
+        }
     }
     if !changes.is_empty() {
         out.flush()?;
@@ -188,6 +209,26 @@ pub(super) fn report(
 ) -> anyhow::Result<()> {
     let unix_ns = state.clock.unix_ns(c.ktime_ns);
     write_line(out, &ThrottleJson::new(c, unix_ns, state.throttles.limit, &state.node, attribution))
+}
+
+/// `exec-flood`: new files ran unjudged in the episode `c` ended.
+fn flood_alert(
+    state: &mut State,
+    out: &mut impl std::io::Write,
+    c: &Change,
+    attribution: &Attribution,
+) -> anyhow::Result<()> {
+    let Some(alerts) = state.alerts.as_mut() else { return Ok(()) };
+    let info = state.verification.as_ref().and_then(|v| v.info(c.cgroup_id));
+    let container = match attribution {
+        Attribution::Container(c) => Some(c),
+        _ => None,
+    };
+    let workload = Workload::of(container, c.cgroup_id, info.as_deref());
+    let unix_ns = state.clock.unix_ns(c.ktime_ns);
+    let f = Finding::exec_flood(workload, info.as_deref(), c.unjudged_new, unix_ns, &state.node);
+    alerts.submit(&f, out)?;
+    Ok(())
 }
 
 /// A `verifier.throttle.v1` record.
@@ -214,6 +255,10 @@ pub(crate) struct ThrottleJson<'a> {
     pub suppressed: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// Stop: of the suppressed execs, new files that ran unjudged (past
+    /// the kernel's bound of new files sent per window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unjudged_new: Option<u64>,
 }
 
 impl<'a> ThrottleJson<'a> {
@@ -242,6 +287,41 @@ impl<'a> ThrottleJson<'a> {
                 .map(|b| String::from_utf8_lossy(verifier_common::decode::comm_bytes(&b)).into_owned()),
             suppressed: (!c.started).then_some(c.suppressed),
             duration_ms: (!c.started).then_some(c.duration_ns / 1_000_000),
+            unjudged_new: (!c.started).then_some(c.unjudged_new),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(started: bool, unjudged_new: u64) -> Change {
+        Change {
+            cgroup_id: 7,
+            started,
+            ktime_ns: 0,
+            suppressed: 900,
+            unjudged_new,
+            duration_ns: 2_000_000_000,
+            pid: started.then_some(42),
+            comm: started.then_some(*b"true\0\0\0\0\0\0\0\0\0\0\0\0"),
+        }
+    }
+
+    #[test]
+    fn a_stop_says_how_many_new_files_ran_unjudged_and_a_start_does_not() {
+        let host = Attribution::Host;
+        let stop =
+            serde_json::to_value(ThrottleJson::new(&change(false, 44), 0, 50, "n", &host)).expect("json");
+        assert_eq!((stop["state"].as_str(), &stop["suppressed"]), (Some("stop"), &serde_json::json!(900)));
+        assert_eq!(stop["unjudged_new"], 44);
+        let quiet =
+            serde_json::to_value(ThrottleJson::new(&change(false, 0), 0, 50, "n", &host)).expect("json");
+        assert_eq!(quiet["unjudged_new"], 0, "always on a stop, 0 included");
+        let start =
+            serde_json::to_value(ThrottleJson::new(&change(true, 0), 0, 50, "n", &host)).expect("json");
+        assert!(start.get("unjudged_new").is_none() && start.get("suppressed").is_none(), "{start}");
+        assert_eq!(start["comm"], "true");
     }
 }

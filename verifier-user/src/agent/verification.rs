@@ -368,6 +368,12 @@ impl Verification {
         }
     }
 
+    /// What is known of the container in `cgroup_id`, once one of its
+    /// execs was resolved.
+    pub fn info(&self, cgroup_id: u64) -> Option<Arc<ContainerInfo>> {
+        self.infos.get(&cgroup_id).cloned()
+    }
+
     /// Execs waiting for hashing or for their container.
     /// Warnings about the baselines found since the last call.
     pub(crate) fn take_warnings(&self) -> Vec<crate::baseline::Warning> {

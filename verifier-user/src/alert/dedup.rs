@@ -253,6 +253,7 @@ mod tests {
             script: None,
             sbom_sources: Vec::new(),
             sbom_format: None,
+            unjudged_new: None,
         }
     }
 

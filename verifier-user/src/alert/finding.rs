@@ -118,6 +118,8 @@ pub(crate) struct Finding {
     pub script: Option<(Vec<u8>, Verdict, Option<String>)>,
     pub sbom_sources: Vec<String>,
     pub sbom_format: Option<String>,
+    /// `exec-flood`: new files that ran unjudged in the throttle episode.
+    pub unjudged_new: Option<u64>,
 }
 
 impl Finding {
@@ -177,7 +179,41 @@ impl Finding {
                 .map(|s| (s.path.clone(), s.judgement.verdict, s.sha256.map(hex::encode))),
             sbom_sources: info.map(|i| i.sbom_sources.clone()).unwrap_or_default(),
             sbom_format: info.and_then(|i| i.sbom_format.clone()),
+            unjudged_new: None,
         })
+    }
+
+    /// `exec-flood`: a throttle episode in `workload`'s container ran
+    /// `unjudged` new files past the kernel's per-window bound; they were
+    /// neither sent nor judged. Names no file, so it is never merged with
+    /// another alert (see `dedup`).
+    pub fn exec_flood(
+        workload: Workload,
+        info: Option<&ContainerInfo>,
+        unjudged: u64,
+        unix_ns: i128,
+        node: &str,
+    ) -> Self {
+        let verdict = Verdict::ExecFlood;
+        Self {
+            unix_ns,
+            node: node.to_owned(),
+            subject: Subject::Exec,
+            verdict,
+            severity: verdict.severity(),
+            reason: format!(
+                "{unjudged} new files ran unjudged during an exec flood: more distinct files in one second than \
+                 the throttle sends ({} per window)",
+                verifier_common::throttle::NEW_PER_WINDOW
+            ),
+            workload,
+            process: Process::default(),
+            file: FileFacts::default(),
+            script: None,
+            sbom_sources: info.map(|i| i.sbom_sources.clone()).unwrap_or_default(),
+            sbom_format: info.and_then(|i| i.sbom_format.clone()),
+            unjudged_new: Some(unjudged),
+        }
     }
 
     /// The time as RFC 3339.

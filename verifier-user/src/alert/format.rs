@@ -90,7 +90,7 @@ fn native_alert(f: &Finding, id: &str) -> Value {
         file.insert("file_verdict".into(), json!(v.name()));
     }
     let w = &f.workload;
-    json!({
+    let mut alert = json!({
         "schema": SCHEMA_ALERT,
         "type": "alert",
         "alert_id": id,
@@ -110,7 +110,11 @@ fn native_alert(f: &Finding, id: &str) -> Value {
             json!({"path": path, "path_hex": path_hex, "verdict": v.name(), "sha256": sha})
         }),
         "sbom": {"sources": f.sbom_sources, "format": f.sbom_format},
-    })
+    });
+    if let Some(n) = f.unjudged_new {
+        alert["unjudged_new"] = json!(n);
+    }
+    alert
 }
 
 fn falco_priority(s: Severity) -> &'static str {

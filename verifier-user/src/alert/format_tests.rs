@@ -58,6 +58,7 @@ fn finding() -> Finding {
         script: None,
         sbom_sources: vec!["/sboms/app.spdx.json".into()],
         sbom_format: Some("spdx-json".into()),
+        unjudged_new: None,
     }
 }
 
@@ -85,6 +86,26 @@ fn native_alerts_carry_every_field_and_exact_bytes() {
     assert!(v["time"].as_str().is_some_and(|t| t.ends_with('Z') && t.contains(".123456789")));
     let line = serde_json::to_string(&v).expect("json");
     assert!(!line.contains('\n'), "one line per alert");
+}
+
+#[test]
+fn an_exec_flood_alert_carries_its_count_and_no_file() {
+    let w = finding().workload;
+    let f = Finding::exec_flood(w, None, 44, 1_700_000_000_000_000_000, "node-a");
+    let v = alert(Format::Native, &f, "id2");
+    assert_eq!(
+        (v["verdict"].as_str(), v["severity"].as_str(), v["event"].as_str()),
+        (Some("exec-flood"), Some("high"), Some("exec"))
+    );
+    assert_eq!(v["unjudged_new"], 44);
+    assert!(v["reason"].as_str().is_some_and(|r| r.starts_with("44 new files")), "{v}");
+    assert_eq!(v["container"]["id"], "c0ffee");
+    assert_eq!((v["file"]["path"].as_str(), &v["file"]["sha256"]), (Some(""), &Value::Null));
+    let plain = alert(Format::Native, &finding(), "id1");
+    assert!(plain.get("unjudged_new").is_none(), "only exec-flood has the count: {plain}");
+    let mut dedup = Dedup::new(16);
+    assert!(matches!(dedup.see(&f).0, Seen::New(_)), "names no file: never a repeat");
+    assert!(matches!(dedup.see(&f).0, Seen::New(_)), "names no file: never a repeat");
 }
 
 #[test]

@@ -34,6 +34,7 @@ fn finding(path: &str, t: i128) -> Finding {
         script: None,
         sbom_sources: Vec::new(),
         sbom_format: None,
+        unjudged_new: None,
     }
 }
 

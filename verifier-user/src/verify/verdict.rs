@@ -47,6 +47,9 @@ pub enum Verdict {
     ImageFileWritten,
     /// A file not in the SBOM was mapped executable (a shared library).
     LibraryDrift,
+    /// A container's exec flood ran more new files in one throttle window
+    /// than the kernel sends: some ran unjudged (counted, not named).
+    ExecFlood,
 }
 
 /// How much a verdict matters to whoever reads the alert stream.
@@ -86,6 +89,7 @@ impl Verdict {
             Verdict::SbomGap => "sbom-gap",
             Verdict::ImageFileWritten => "image-file-written",
             Verdict::LibraryDrift => "library-drift",
+            Verdict::ExecFlood => "exec-flood",
         }
     }
 
@@ -96,8 +100,9 @@ impl Verdict {
 
     /// The default severity: running what the image never shipped, or
     /// shipped bytes changed, is high; fileless is critical (nothing on disk
-    /// to inspect); a copy of a shipped tool or an SBOM gap is low; a file
-    /// that could not be checked is medium (policy decides).
+    /// to inspect); files that ran unjudged in an exec flood are high (any
+    /// of them may be drift); a copy of a shipped tool or an SBOM gap is
+    /// low; a file that could not be checked is medium (policy decides).
     pub fn severity(self) -> Severity {
         match self {
             Verdict::Ok => Severity::Info,
@@ -110,6 +115,7 @@ impl Verdict {
             // Without the file's own verdict (see `as_library`, which
             // gives a library that one's severity): as an unknown binary.
             Verdict::LibraryDrift => Severity::High,
+            Verdict::ExecFlood => Severity::High,
             Verdict::Fileless => Severity::Critical,
         }
     }
