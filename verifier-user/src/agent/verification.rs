@@ -370,7 +370,7 @@ impl Verification {
 
     /// What is known of the container in `cgroup_id`, once one of its
     /// execs was resolved.
-    pub fn info(&self, cgroup_id: u64) -> Option<Arc<ContainerInfo>> {
+    pub(crate) fn info(&self, cgroup_id: u64) -> Option<Arc<ContainerInfo>> {
         self.infos.get(&cgroup_id).cloned()
     }
 

@@ -187,7 +187,7 @@ impl Finding {
     /// `unjudged` new files past the kernel's per-window bound; they were
     /// neither sent nor judged. Names no file, so it is never merged with
     /// another alert (see `dedup`).
-    pub fn exec_flood(
+    pub(crate) fn exec_flood(
         workload: Workload,
         info: Option<&ContainerInfo>,
         unjudged: u64,
