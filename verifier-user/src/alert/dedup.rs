@@ -21,6 +21,18 @@ use sha2::{Digest as _, Sha256};
 use super::finding::Finding;
 use crate::verify::verdict::Verdict;
 
+/// Image digest, else image name, else container id: what a finding's
+/// drift belongs to (the drift of an image is the same drift in all its
+/// containers). Dedup and the rate limit both key on it.
+pub(crate) fn scope_of(f: &Finding) -> String {
+    let w = &f.workload;
+    w.image_digest
+        .clone()
+        .or_else(|| w.image_name.clone())
+        .or_else(|| w.container_id.clone())
+        .unwrap_or_else(|| format!("cgroup:{}", w.cgroup_id))
+}
+
 /// What a key says about the file.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum FileKey {
@@ -46,13 +58,7 @@ impl Key {
     /// The key of `f`, or `None` when `f` names no file (see the module
     /// doc): such a finding is never a repeat.
     pub(crate) fn of(f: &Finding) -> Option<Self> {
-        let w = &f.workload;
-        let scope = w
-            .image_digest
-            .clone()
-            .or_else(|| w.image_name.clone())
-            .or_else(|| w.container_id.clone())
-            .unwrap_or_else(|| format!("cgroup:{}", w.cgroup_id));
+        let scope = scope_of(f);
         let names_a_file = !f.file.path.is_empty() && f.verdict != Verdict::Fileless;
         let path = names_a_file.then(|| f.file.path.clone());
         let file = match (path, f.file.sha256.clone()) {

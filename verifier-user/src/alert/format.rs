@@ -245,11 +245,17 @@ pub(crate) fn update(format: Format, e: &Entry, now_ns: i128) -> Value {
 /// Alerts held back by the rate limit.
 pub(crate) fn suppressed(format: Format, s: &Suppressed, node: &str) -> Value {
     let total: u64 = s.by_verdict.values().sum();
+    let scope = s.scope.as_deref().unwrap_or("the node");
+    let named: Vec<&str> = s.held.iter().map(|h| h.path.as_str()).collect();
     let message = format!(
-        "{total} drift alerts were rate limited between {} and {}",
+        "{total} drift alerts of {scope} were rate limited between {} and {} (files: {}{})",
         crate::output::rfc3339(s.from_ns),
-        crate::output::rfc3339(s.to_ns)
+        crate::output::rfc3339(s.to_ns),
+        named.join(", "),
+        if (named.len() as u64) < total { ", ..." } else { "" }
     );
+    let held: Vec<Value> =
+        s.held.iter().map(|h| json!({"path": h.path, "sha256": h.sha256, "verdict": h.verdict})).collect();
     match format {
         Format::Native => json!({
             "schema": SCHEMA_ALERT,
@@ -258,13 +264,21 @@ pub(crate) fn suppressed(format: Format, s: &Suppressed, node: &str) -> Value {
             "node": node,
             "from": crate::output::rfc3339(s.from_ns),
             "to": crate::output::rfc3339(s.to_ns),
+            "scope": s.scope,
             "total": total,
             "suppressed": s.by_verdict,
+            "held_back": held,
         }),
         Format::Falco => json!({
             "hostname": node,
             "output": message,
-            "output_fields": {"evt.time": s.to_ns as i64, "verifier.suppressed": s.by_verdict, "verifier.count": total},
+            "output_fields": {
+                "evt.time": s.to_ns as i64,
+                "verifier.suppressed": s.by_verdict,
+                "verifier.count": total,
+                "verifier.scope": s.scope,
+                "verifier.held_back": held,
+            },
             "priority": "Warning",
             "rule": "Verifier alerts rate limited",
             "source": "syscall",

@@ -185,9 +185,9 @@ fn every_ocsf_shape_validates_strictly_against_ocsf_1_1() {
     let e = d.updates().pop().expect("update");
     records.push(update(Format::Ocsf, &e, host.unix_ns + 1));
     let mut r = RateLimit::new(1, 1);
-    r.admit("fileless", 0);
-    r.admit("fileless", 0);
-    records.push(suppressed(Format::Ocsf, &r.summary(0, true).expect("summary"), "n"));
+    r.admit("img", held(), 0);
+    r.admit("img", held(), 0);
+    records.push(suppressed(Format::Ocsf, &r.summaries(0, true).pop().expect("summary"), "n"));
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("ocsf.jsonl");
     let lines: Vec<String> = records.iter().map(|v| serde_json::to_string(v).expect("json")).collect();
@@ -218,10 +218,17 @@ fn updates_and_suppressions_have_counts_in_every_format() {
     assert_eq!(update(Format::Ocsf, &e, now)["count"], 2);
     assert_eq!(update(Format::Ocsf, &e, now)["activity_id"], 2, "the finding updated");
     let mut r = RateLimit::new(1, 1);
-    r.admit("fileless", 0);
-    r.admit("fileless", 0);
-    let s = r.summary(0, true).expect("summary");
+    r.admit("img", held(), 0);
+    r.admit("img", held(), 0);
+    let s = r.summaries(0, true).pop().expect("summary");
     assert_eq!(suppressed(Format::Native, &s, "n")["suppressed"]["fileless"], 1);
+    assert_eq!(suppressed(Format::Native, &s, "n")["scope"], "img");
+    assert_eq!(suppressed(Format::Native, &s, "n")["held_back"][0]["path"], "/memfd:x (deleted)");
+    assert_eq!(suppressed(Format::Falco, &s, "n")["output_fields"]["verifier.scope"], "img");
     assert_eq!(suppressed(Format::Ocsf, &s, "n")["count"], 1);
     assert_eq!(suppressed(Format::Falco, &s, "n")["output_fields"]["verifier.count"], 1);
+}
+
+fn held() -> crate::alert::ratelimit::Held {
+    crate::alert::ratelimit::Held { path: "/memfd:x (deleted)".into(), sha256: None, verdict: "fileless" }
 }

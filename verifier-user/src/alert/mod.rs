@@ -197,11 +197,18 @@ impl Alerts {
             self.stats.repeats += 1;
             return Ok(());
         }
-        let mut values = Vec::new();
-        if let Some(s) = self.rate.summary(f.unix_ns, false) {
-            values.push(format::suppressed(self.format, &s, &self.node));
-        }
-        if self.rate.admit(f.verdict.name(), f.unix_ns) {
+        let mut values: Vec<_> = self
+            .rate
+            .summaries(f.unix_ns, false)
+            .iter()
+            .map(|s| format::suppressed(self.format, s, &self.node))
+            .collect();
+        let held = ratelimit::Held {
+            path: String::from_utf8_lossy(&f.file.path).into_owned(),
+            sha256: f.file.sha256.clone(),
+            verdict: f.verdict.name(),
+        };
+        if self.rate.admit(&dedup::scope_of(f), held, f.unix_ns) {
             let (id, flushed) = self.dedup.insert(f);
             for e in &flushed {
                 values.push(format::update(self.format, e, f.unix_ns));
@@ -236,7 +243,7 @@ impl Alerts {
                 self.stats.updates += 1;
             }
         }
-        if let Some(s) = self.rate.summary(now_ns, false) {
+        for s in self.rate.summaries(now_ns, false) {
             values.push(format::suppressed(self.format, &s, &self.node));
         }
         self.write(&values, out)
@@ -253,10 +260,13 @@ impl Alerts {
         self.last_update_ns = now_ns;
         self.interval_ns = 0;
         self.pending(now_ns, out)?;
-        if let Some(s) = self.rate.summary(now_ns, true) {
-            let v = format::suppressed(self.format, &s, &self.node);
-            self.write(&[v], out)?;
-        }
+        let held: Vec<_> = self
+            .rate
+            .summaries(now_ns, true)
+            .iter()
+            .map(|s| format::suppressed(self.format, s, &self.node))
+            .collect();
+        self.write(&held, out)?;
         for s in &mut self.sinks {
             s.flush(out)?;
             s.finish(deadline).await;
