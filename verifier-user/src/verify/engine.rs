@@ -245,19 +245,8 @@ impl Engine {
         let written = waiting.events.iter().any(|e| e.written);
         let (decision, cacheable) = match outcome {
             Outcome::Unverifiable(why) | Outcome::Unread(Unread { why, .. }) if unnamed || descriptor => {
-                let mut d = Judgement::new(Verdict::Fileless, "executed from memory or a deleted file");
-                d.reason = format!("{} (not hashed: {why})", d.reason);
-                (
-                    Arc::new(Decision {
-                        judgement: d,
-                        path: key.2.clone(),
-                        via: None,
-                        sha256: None,
-                        script: None,
-                        trusted: false,
-                    }),
-                    false,
-                )
+                let reason = format!("executed from memory or a deleted file (not hashed: {why})");
+                (unhashed(&key.2, Judgement::new(Verdict::Fileless, reason)), false)
             }
             // Written and no longer the file that ran: a listed path is
             // still a modified image file.
@@ -269,17 +258,7 @@ impl Engine {
                 } else {
                     j.reason = format!("{} (not hashed: {why})", j.reason);
                 }
-                (
-                    Arc::new(Decision {
-                        judgement: j,
-                        path: key.2.clone(),
-                        via: None,
-                        sha256: None,
-                        script: None,
-                        trusted: false,
-                    }),
-                    false,
-                )
+                (unhashed(&key.2, j), false)
             }
             Outcome::Unverifiable(why) => (unverifiable(&key.2, &why), false),
             Outcome::Unread(u) => (self.judge_unread(&waiting.ctx, u, written), false),
@@ -324,7 +303,7 @@ impl Engine {
         let content = ctx.content.as_deref().map(|c| c as &dyn ImageContent);
         let judgement =
             judge_unhashed(&ctx.manifest, content, std::str::from_utf8(&u.path).ok(), &why, written);
-        Arc::new(Decision { judgement, path: u.path, via: None, sha256: None, script: None, trusted: false })
+        unhashed(&u.path, judgement)
     }
 
     fn decide(
@@ -387,9 +366,14 @@ impl Engine {
 }
 
 fn unverifiable(filename: &[u8], why: &str) -> Arc<Decision> {
+    unhashed(filename, Judgement::new(Verdict::Unverifiable, why))
+}
+
+/// A decision about a file whose bytes were not read: never trusted.
+fn unhashed(path: &[u8], judgement: Judgement) -> Arc<Decision> {
     Arc::new(Decision {
-        judgement: Judgement::new(Verdict::Unverifiable, why),
-        path: filename.to_vec(),
+        judgement,
+        path: path.to_vec(),
         via: None,
         sha256: None,
         script: None,
