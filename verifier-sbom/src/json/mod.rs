@@ -20,6 +20,7 @@
 mod cdx;
 mod chunked;
 mod cursor;
+mod envelope;
 pub(crate) mod fast;
 mod spdx2;
 mod spdx3;
@@ -31,7 +32,6 @@ use std::fmt;
 use std::io::{self, BufRead};
 use std::marker::PhantomData;
 
-use base64::Engine;
 use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::error::Category;
@@ -467,7 +467,8 @@ impl<'de> DeserializeSeed<'de> for Value<'_> {
             Key::Payload => {
                 ctx.kind.envelope.get_or_insert(Envelope::Dsse);
                 let b64 = String::deserialize(d)?;
-                payload(ctx, &b64).map_err(|()| D::Error::custom("the payload could not be read"))?;
+                envelope::payload(ctx, &b64)
+                    .map_err(|()| D::Error::custom("the payload could not be read"))?;
             }
             Key::Signatures => {
                 IgnoredAny::deserialize(d)?;
@@ -476,7 +477,7 @@ impl<'de> DeserializeSeed<'de> for Value<'_> {
             Key::DsseEnvelope => {
                 ctx.kind.envelope = Some(Envelope::SigstoreBundle);
                 ctx.kind.signed = true;
-                nested(ctx, d)?;
+                envelope::nested(ctx, d)?;
             }
             Key::MessageSignature => {
                 IgnoredAny::deserialize(d)?;
@@ -494,7 +495,7 @@ impl<'de> DeserializeSeed<'de> for Value<'_> {
             }
             Key::Predicate | Key::Data => {
                 ctx.kind.envelope.get_or_insert(Envelope::InToto);
-                nested(ctx, d)?;
+                envelope::nested(ctx, d)?;
             }
             Key::Subject => {
                 let subjects: Vec<Subject> = Option::deserialize(d)?.unwrap_or_default();
@@ -506,103 +507,6 @@ impl<'de> DeserializeSeed<'de> for Value<'_> {
             }
         }
         Ok(())
-    }
-}
-
-/// A wrapped document read in place: an object, a JSON string holding one
-/// (cosign's legacy `{"Data": "..."}` predicate), or `null`.
-fn nested<'de, D: Deserializer<'de>>(ctx: &mut Ctx, d: D) -> Result<(), D::Error> {
-    ctx.enter_wrapper().map_err(|f| ctx.fail::<D::Error>(f))?;
-    Nested { ctx: &mut *ctx }.deserialize(d)?;
-    ctx.wrap_depth -= 1;
-    Ok(())
-}
-
-impl Ctx {
-    fn enter_wrapper(&mut self) -> Result<(), Fail> {
-        if self.wrap_depth >= MAX_WRAP_DEPTH {
-            return Err(Fail {
-                message: "wrappers (envelope, statement, predicate) nest too deep".into(),
-                hint: hint::NESTING,
-            });
-        }
-        self.wrap_depth += 1;
-        Ok(())
-    }
-}
-
-struct Nested<'c> {
-    ctx: &'c mut Ctx,
-}
-
-impl<'de> DeserializeSeed<'de> for Nested<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Nested<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an SBOM object or a JSON string holding one")
-    }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        Doc { ctx: self.ctx }.visit_map(map)
-    }
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
-        read_embedded(self.ctx, v.as_bytes(), "in the JSON text of the predicate: ")
-            .map_err(|()| E::custom("the embedded document could not be read"))
-    }
-}
-
-/// Decodes a DSSE payload (base64 of an in-toto statement) and reads it.
-fn payload(ctx: &mut Ctx, b64: &str) -> Result<(), ()> {
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    let decoded =
-        [STANDARD, URL_SAFE, STANDARD_NO_PAD, URL_SAFE_NO_PAD].iter().find_map(|e| e.decode(b64).ok());
-    let Some(bytes) = decoded else {
-        let at = Location { path: ctx.path(), ..Location::default() };
-        ctx.fatal.get_or_insert(SbomError::Malformed {
-            file: ctx.sink.file.clone(),
-            at,
-            message: "the DSSE payload is not valid base64".into(),
-            hint: "the envelope is damaged: download the attestation again",
-        });
-        return Err(());
-    };
-    if ctx.wrap_depth >= MAX_WRAP_DEPTH {
-        let at = Location { path: ctx.path(), ..Location::default() };
-        ctx.fatal.get_or_insert(SbomError::Malformed {
-            file: ctx.sink.file.clone(),
-            at,
-            message: "wrappers (envelope, statement, predicate) nest too deep".into(),
-            hint: hint::NESTING,
-        });
-        return Err(());
-    }
-    ctx.wrap_depth += 1;
-    let r = read_embedded(ctx, &bytes, "in the base64-decoded DSSE payload: ");
-    ctx.wrap_depth -= 1;
-    r
-}
-
-/// Reads a JSON document held in memory with the same visitor; an error is
-/// recorded as fatal with positions inside that document.
-fn read_embedded(ctx: &mut Ctx, bytes: &[u8], within: &str) -> Result<(), ()> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let depth = ctx.stack.len();
-    match (Doc { ctx: &mut *ctx }).deserialize(&mut de).and_then(|()| de.end()) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let err = ctx.error_from(e, within);
-            ctx.fatal.get_or_insert(err);
-            ctx.stack.truncate(depth);
-            Err(())
-        }
     }
 }
 
