@@ -60,14 +60,7 @@ impl Drop for OwnCgroup {
 }
 
 fn identity_of(p: &Path) -> FileIdentity {
-    let m = fs::metadata(p).expect("stat");
-    FileIdentity {
-        ino: m.ino(),
-        size: m.size() as i64,
-        ctime_sec: m.ctime(),
-        ctime_nsec: m.ctime_nsec() as u32,
-        dev: libc::major(m.dev()) << 20 | libc::minor(m.dev()),
-    }
+    verifier_sensor::events::identity_of(&fs::metadata(p).expect("stat"))
 }
 
 /// Exec records for `name` and write-open records for `ino`, read until

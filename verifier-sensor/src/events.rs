@@ -56,6 +56,20 @@ pub fn kernel_dev_to_user(dev: u32) -> u64 {
     ((major & 0xffff_f000) << 32) | ((major & 0xfff) << 8) | ((minor & 0xffff_ff00) << 12) | (minor & 0xff)
 }
 
+/// The identity the kernel reports for a file (device in the kernel's
+/// `major << 20 | minor` form), from its `stat`: what a file found by
+/// userspace is compared with.
+pub fn identity_of(m: &std::fs::Metadata) -> FileIdentity {
+    use std::os::unix::fs::MetadataExt as _;
+    FileIdentity {
+        ino: m.ino(),
+        size: m.size() as i64,
+        ctime_sec: m.ctime(),
+        ctime_nsec: m.ctime_nsec() as u32,
+        dev: libc::major(m.dev()) << 20 | libc::minor(m.dev()),
+    }
+}
+
 /// One exec, owned, ready for attribution and output.
 #[derive(Clone, Debug)]
 pub struct ExecEvent {

@@ -27,7 +27,7 @@ use std::{
 };
 
 use verifier_common::event::FileIdentity;
-use verifier_sensor::events::{ExecEvent, LibraryEvent, split_args};
+use verifier_sensor::events::{ExecEvent, LibraryEvent, identity_of, split_args};
 
 use crate::attribution::{Attribution, resolver::find_cgroup2_mount};
 
@@ -215,17 +215,6 @@ fn read_process(proc_root: &Path, cgroup2: Option<&Path>, pid: u32) -> Option<Pr
             tag: 0,
         },
     })
-}
-
-/// The identity the kernel reports for a file, from its `stat`.
-fn identity_of(m: &fs::Metadata) -> FileIdentity {
-    FileIdentity {
-        ino: m.ino(),
-        size: m.size() as i64,
-        ctime_sec: m.ctime(),
-        ctime_nsec: m.ctime_nsec() as u32,
-        dev: libc::major(m.dev()) << 20 | libc::minor(m.dev()),
-    }
 }
 
 fn wall_now_ns() -> i128 {

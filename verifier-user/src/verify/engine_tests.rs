@@ -1,32 +1,20 @@
 //! The engine on real processes: first sight goes to the pool, repeats
 //! come from the decision cache, a burst of one new file is one job.
 
-use std::{
-    fs,
-    os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
-    path::Path,
-    process::Command,
-};
+use std::{fs, os::unix::ffi::OsStrExt as _, path::Path, process::Command};
 
 use sha2::Digest as _;
 
 use super::*;
-use verifier_sbom::{LoadOptions, load_bytes};
+use crate::verify::test_sbom;
 
 fn manifest_with(path: &str, sha256: &[u8]) -> Manifest {
-    let doc = serde_json::json!({
-        "spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "name": "t", "dataLicense": "CC0-1.0",
-        "documentNamespace": "https://example.com/t",
-        "creationInfo": {"created": "2026-01-01T00:00:00Z", "creators": ["Tool: test"]},
-        "files": [{"SPDXID": "SPDXRef-f", "fileName": path,
-                   "checksums": [{"algorithm": "SHA256", "checksumValue": hex::encode(sha256)}]}]
-    });
-    load_bytes(
-        doc.to_string().as_bytes(),
-        "t.spdx.json",
-        &LoadOptions { root_prefix: Some(String::new()), format: None },
-    )
-    .expect("SPDX")
+    test_sbom::manifest(&[(path, &hex::encode(sha256))])
+}
+
+/// An SBOM listing (path, SHA-256 hex).
+fn manifest_of(files: &[(&str, String)]) -> Manifest {
+    test_sbom::manifest(&files.iter().map(|(p, s)| (*p, s.as_str())).collect::<Vec<_>>())
 }
 
 fn event_for(pid: u32, bin: &Path) -> ExecEvent {
@@ -52,13 +40,7 @@ fn event_for(pid: u32, bin: &Path) -> ExecEvent {
         tag: 0,
         argv: None,
         argv_truncated: false,
-        exe: Some(FileIdentity {
-            ino: m.ino(),
-            size: m.size() as i64,
-            ctime_sec: m.ctime(),
-            ctime_nsec: m.ctime_nsec() as u32,
-            dev: libc::major(m.dev()) << 20 | libc::minor(m.dev()),
-        }),
+        exe: Some(verifier_sensor::events::identity_of(&m)),
     }
 }
 
@@ -208,26 +190,6 @@ fn descriptor_paths_are_fileless_names() {
 
 fn sha256_hex(b: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(b))
-}
-
-/// An SBOM listing (path, SHA-256 hex).
-fn manifest_of(files: &[(&str, String)]) -> Manifest {
-    let files: Vec<_> = files
-        .iter()
-        .enumerate()
-        .map(|(i, (p, sha))| {
-            serde_json::json!({"SPDXID": format!("SPDXRef-f{i}"), "fileName": p,
-                "checksums": [{"algorithm": "SHA256", "checksumValue": sha}]})
-        })
-        .collect();
-    let doc = serde_json::json!({
-        "spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "name": "t", "dataLicense": "CC0-1.0",
-        "documentNamespace": "https://example.com/t",
-        "creationInfo": {"created": "2026-01-01T00:00:00Z", "creators": ["Tool: test"]},
-        "files": files
-    });
-    let opts = LoadOptions { root_prefix: Some(String::new()), format: None };
-    load_bytes(doc.to_string().as_bytes(), "t.spdx.json", &opts).expect("SPDX")
 }
 
 /// A script run in a container root and gone before it is judged: the

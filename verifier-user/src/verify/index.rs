@@ -113,36 +113,10 @@ mod tests {
     use std::{fs, os::unix::fs::symlink, path::Path};
 
     use super::*;
-    use verifier_sbom::{LoadOptions, load_bytes};
-
-    fn manifest(paths: &[&str]) -> Manifest {
-        let files: Vec<_> = paths
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                serde_json::json!({"SPDXID": format!("SPDXRef-f{i}"), "fileName": p,
-                    "checksums": [{"algorithm": "SHA256", "checksumValue": "00".repeat(32)}]})
-            })
-            .collect();
-        let doc = serde_json::json!({
-            "spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "name": "t", "dataLicense": "CC0-1.0",
-            "documentNamespace": "https://example.com/t",
-            "creationInfo": {"created": "2026-01-01T00:00:00Z", "creators": ["Tool: test"]},
-            "files": files
-        });
-        let opts = LoadOptions { root_prefix: Some(String::new()), format: None };
-        load_bytes(doc.to_string().as_bytes(), "t.spdx.json", &opts).expect("SPDX")
-    }
+    use crate::verify::test_sbom::listing as manifest;
 
     fn identity(p: &Path) -> FileIdentity {
-        let m = fs::metadata(p).expect("stat");
-        FileIdentity {
-            ino: m.ino(),
-            size: m.size() as i64,
-            ctime_sec: m.ctime(),
-            ctime_nsec: m.ctime_nsec() as u32,
-            dev: libc::major(m.dev()) << 20 | libc::minor(m.dev()),
-        }
+        verifier_sensor::events::identity_of(&fs::metadata(p).expect("stat"))
     }
 
     #[test]

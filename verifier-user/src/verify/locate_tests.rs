@@ -13,14 +13,7 @@ use sha2::Digest as _;
 use super::*;
 
 fn identity_of(path: &Path) -> FileIdentity {
-    let m = fs::metadata(path).expect("stat");
-    FileIdentity {
-        ino: m.ino(),
-        size: m.size() as i64,
-        ctime_sec: m.ctime(),
-        ctime_nsec: m.ctime_nsec() as u32,
-        dev: libc::major(m.dev()) << 20 | libc::minor(m.dev()),
-    }
+    verifier_sensor::events::identity_of(&fs::metadata(path).expect("stat"))
 }
 
 /// A private copy of `sleep`, started; the host root stands in for a
@@ -222,23 +215,7 @@ fn gone_root() -> Gone {
 
 /// An SBOM listing `paths` (digests do not matter to locating).
 fn listed(paths: &[&str]) -> Listed {
-    let files: Vec<_> = paths
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            serde_json::json!({"SPDXID": format!("SPDXRef-f{i}"), "fileName": p,
-                "checksums": [{"algorithm": "SHA256", "checksumValue": "00".repeat(32)}]})
-        })
-        .collect();
-    let doc = serde_json::json!({
-        "spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "name": "t", "dataLicense": "CC0-1.0",
-        "documentNamespace": "https://example.com/t",
-        "creationInfo": {"created": "2026-01-01T00:00:00Z", "creators": ["Tool: test"]},
-        "files": files
-    });
-    let opts = verifier_sbom::LoadOptions { root_prefix: Some(String::new()), format: None };
-    let m = verifier_sbom::load_bytes(doc.to_string().as_bytes(), "t.spdx.json", &opts).expect("SPDX");
-    Listed { manifest: Arc::new(m), index: Arc::default() }
+    Listed { manifest: Arc::new(super::super::test_sbom::listing(paths)), index: Arc::default() }
 }
 
 fn gone_job(g: &Gone, filename: &str, identity_of_file: &str) -> Job {

@@ -32,4 +32,6 @@ pub(crate) mod pool;
 pub(crate) mod script;
 pub(crate) mod source;
 pub(crate) mod stats;
+#[cfg(test)]
+mod test_sbom;
 pub mod verdict;

@@ -10,15 +10,7 @@ use std::{
 use super::*;
 
 fn identity_of(path: &Path) -> FileIdentity {
-    let m = fs::symlink_metadata(path).expect("stat");
-    let dev = libc::major(m.dev()) << 20 | libc::minor(m.dev());
-    FileIdentity {
-        ino: m.ino(),
-        size: m.size() as i64,
-        ctime_sec: m.ctime(),
-        ctime_nsec: m.ctime_nsec() as u32,
-        dev,
-    }
+    verifier_sensor::events::identity_of(&fs::symlink_metadata(path).expect("stat"))
 }
 
 /// A small rootfs: /bin/busybox, /bin/sh -> busybox, /usr/bin/env ->

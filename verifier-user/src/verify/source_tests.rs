@@ -14,14 +14,7 @@ use crate::{
 };
 
 fn spdx(path_in_image: &str) -> String {
-    serde_json::json!({
-        "spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "name": "t", "dataLicense": "CC0-1.0",
-        "documentNamespace": "https://example.com/t",
-        "creationInfo": {"created": "2026-01-01T00:00:00Z", "creators": ["Tool: test"]},
-        "files": [{"SPDXID": "SPDXRef-f", "fileName": path_in_image,
-                   "checksums": [{"algorithm": "SHA256", "checksumValue": "ab".repeat(32)}]}]
-    })
-    .to_string()
+    crate::verify::test_sbom::spdx_text(&[(path_in_image, &"ab".repeat(32))])
 }
 
 fn container(id: &str, runtime: Runtime) -> ContainerRef {
