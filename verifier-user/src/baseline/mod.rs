@@ -19,6 +19,7 @@
 //! state is `attribution`'s, the verdicts are `verify`'s.
 
 pub(crate) mod cache;
+pub(crate) mod host;
 pub(crate) mod join;
 pub(crate) mod rules;
 pub(crate) mod rules_file;
