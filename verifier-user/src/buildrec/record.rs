@@ -24,7 +24,7 @@ use std::{
     sync::Arc,
 };
 
-use verifier_sbom::PackageRef;
+use verifier_sbom::{Manifest, PackageRef};
 
 use crate::verify::{
     engine::Decision,
@@ -113,8 +113,15 @@ impl Aggregate {
         Self { rows: HashMap::new(), build_dir, started_unix, execs: 0, libraries: 0 }
     }
 
-    /// One exec or mapping and its decision.
-    pub(crate) fn add(&mut self, kind: Use, filename: &[u8], d: &Arc<Decision>, unix_ns: i128) {
+    /// One exec or mapping and its decision against `baseline`.
+    pub(crate) fn add(
+        &mut self,
+        kind: Use,
+        filename: &[u8],
+        d: &Arc<Decision>,
+        unix_ns: i128,
+        baseline: &Manifest,
+    ) {
         match kind {
             Use::Library => self.libraries += 1,
             _ => self.execs += 1,
@@ -123,6 +130,15 @@ impl Aggregate {
         self.add_judged(kind, path, d.sha256, &d.judgement, unix_ns, false);
         if let Some(s) = &d.script {
             self.add_judged(Use::Script, &s.path, s.sha256, &s.judgement, unix_ns, false);
+        }
+        // The algorithm the path was compared by, when the verdict itself
+        // does not carry the expected digest (an `ok`).
+        let key = RowKey { kind, path: path.to_vec(), sha256: d.sha256, verdict: d.judgement.verdict };
+        if let Some(row) = self.rows.get_mut(&key)
+            && row.digest_alg.is_none()
+            && let Some((_, entry)) = std::str::from_utf8(path).ok().and_then(|p| baseline.get_canonical(p))
+        {
+            row.digest_alg = entry.best_digest().map(|b| b.alg.name().to_ascii_lowercase());
         }
     }
 

@@ -1,6 +1,10 @@
 use super::*;
 use crate::verify::verdict::Judgement;
 
+fn empty() -> Manifest {
+    Manifest::new(verifier_sbom::SbomSource::new(verifier_sbom::SbomFormat::DpkgMd5sums))
+}
+
 fn decision(path: &str, verdict: Verdict, sha: u8) -> Arc<Decision> {
     let mut judgement = Judgement::new(verdict, "because");
     if verdict == Verdict::Ok {
@@ -22,10 +26,10 @@ fn decision(path: &str, verdict: Verdict, sha: u8) -> Arc<Decision> {
 fn repeats_are_counted_and_distinct_bytes_are_rows_of_their_own() {
     let mut a = Aggregate::new("/nonexistent-build".into(), 0);
     let cc = decision("/usr/bin/gcc-12", Verdict::Ok, 1);
-    a.add(Use::Exec, b"/usr/bin/gcc", &cc, 1_000_000_000);
-    a.add(Use::Exec, b"/usr/bin/gcc", &cc, 2_000_000_000);
-    a.add(Use::Exec, b"/usr/bin/gcc", &decision("/usr/bin/gcc-12", Verdict::ModifiedBinary, 2), 3);
-    a.add(Use::Library, b"", &decision("/usr/lib/libc.so.6", Verdict::Ok, 3), 4);
+    a.add(Use::Exec, b"/usr/bin/gcc", &cc, 1_000_000_000, &empty());
+    a.add(Use::Exec, b"/usr/bin/gcc", &cc, 2_000_000_000, &empty());
+    a.add(Use::Exec, b"/usr/bin/gcc", &decision("/usr/bin/gcc-12", Verdict::ModifiedBinary, 2), 3, &empty());
+    a.add(Use::Library, b"", &decision("/usr/lib/libc.so.6", Verdict::Ok, 3), 4, &empty());
     let rows = a.rows();
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0].verdict, "modified-binary", "drift first");
@@ -46,8 +50,8 @@ fn the_policy_counts_listed_verdicts_and_build_outputs_only_when_asked() {
     std::fs::write(&built, b"x").expect("write");
     let mut a = Aggregate::new(dir.path().to_path_buf(), 0);
     let unknown = decision(built.to_str().expect("utf-8"), Verdict::UnknownBinary, 4);
-    a.add(Use::Exec, b"", &unknown, 1);
-    a.add(Use::Exec, b"", &decision("/tmp/dropped", Verdict::UnknownBinary, 5), 1);
+    a.add(Use::Exec, b"", &unknown, 1, &empty());
+    a.add(Use::Exec, b"", &decision("/tmp/dropped", Verdict::UnknownBinary, 5), 1, &empty());
     let rows = a.rows();
     let flagged: Vec<_> = rows.iter().filter(|r| r.build_output).map(|r| r.path.clone()).collect();
     assert_eq!(flagged, vec![built.display().to_string()]);
@@ -66,6 +70,6 @@ fn a_file_older_than_the_step_is_not_a_build_output() {
     let old = dir.path().join("prebuilt");
     std::fs::write(&old, b"x").expect("write");
     let mut a = Aggregate::new(dir.path().to_path_buf(), i64::MAX);
-    a.add(Use::Exec, b"", &decision(old.to_str().expect("utf-8"), Verdict::UnknownBinary, 6), 1);
+    a.add(Use::Exec, b"", &decision(old.to_str().expect("utf-8"), Verdict::UnknownBinary, 6), 1, &empty());
     assert!(!a.rows()[0].build_output);
 }

@@ -253,7 +253,7 @@ impl Loop {
 
     fn add(&mut self, e: &ExecEvent, d: &Arc<Decision>) {
         let kind = if e.library { Use::Library } else { Use::Exec };
-        self.agg.add(kind, &e.filename, d, e.unix_ns);
+        self.agg.add(kind, &e.filename, d, e.unix_ns, &self.baseline.manifest);
     }
 
     /// The host baseline as seen from mount namespace `mnt_ns` (the root
