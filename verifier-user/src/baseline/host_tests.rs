@@ -55,5 +55,8 @@ fn the_hosts_dpkg_database_loads_when_present() {
     assert!(b.manifest.len() > 100, "{} files", b.manifest.len());
     // Listed as `bin/dash` by dpkg; found by its usr-merged path too.
     let (_, dash) = b.manifest.get_canonical("/usr/bin/dash").expect("dash is in every Debian");
-    assert!(dash.sha256().is_none() && dash.digest(verifier_sbom::HashAlg::Md5).is_some(), "dpkg knows MD5 only");
+    assert!(
+        dash.sha256().is_none() && dash.digest(verifier_sbom::HashAlg::Md5).is_some(),
+        "dpkg knows MD5 only"
+    );
 }

@@ -162,8 +162,7 @@ pub(crate) fn run(cfg: &ExecConfig) -> anyhow::Result<u8> {
         write_json(path, &rec)?;
     }
     if let Some(path) = &cfg.statement {
-        let subjects =
-            cfg.subjects.iter().map(|s| statement::subject(s)).collect::<Result<Vec<_>, _>>()?;
+        let subjects = cfg.subjects.iter().map(|s| statement::subject(s)).collect::<Result<Vec<_>, _>>()?;
         write_json(path, &statement::statement(subjects, &rec))?;
     }
     let s = &rec.summary;

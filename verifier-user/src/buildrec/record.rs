@@ -146,7 +146,14 @@ impl Aggregate {
     /// container's), with why.
     pub(crate) fn add_unjudged(&mut self, filename: &[u8], why: &str, unix_ns: i128) {
         self.execs += 1;
-        self.add_judged(Use::Exec, filename, None, &Judgement::new(Verdict::Unverifiable, why), unix_ns, true);
+        self.add_judged(
+            Use::Exec,
+            filename,
+            None,
+            &Judgement::new(Verdict::Unverifiable, why),
+            unix_ns,
+            true,
+        );
     }
 
     fn add_judged(
@@ -190,16 +197,13 @@ impl Aggregate {
     fn made_by_build(&self, path: &[u8]) -> bool {
         use std::os::unix::ffi::OsStrExt as _;
         let p = Path::new(std::ffi::OsStr::from_bytes(path));
-        p.starts_with(&self.build_dir)
-            && std::fs::metadata(p).is_ok_and(|m| m.ctime() >= self.started_unix)
+        p.starts_with(&self.build_dir) && std::fs::metadata(p).is_ok_and(|m| m.ctime() >= self.started_unix)
     }
 
     /// The rows, drift first, then by path.
     pub(crate) fn rows(&self) -> Vec<FileRow> {
         let mut rows: Vec<FileRow> = self.rows.values().cloned().collect();
-        rows.sort_by(|a, b| {
-            (a.verdict == "ok", &a.path, a.kind).cmp(&(b.verdict == "ok", &b.path, b.kind))
-        });
+        rows.sort_by(|a, b| (a.verdict == "ok", &a.path, a.kind).cmp(&(b.verdict == "ok", &b.path, b.kind)));
         rows
     }
 }

@@ -10,7 +10,8 @@ fn decision(path: &str, verdict: Verdict, sha: u8) -> Arc<Decision> {
     if verdict == Verdict::Ok {
         judgement.expected = Some(format!("md5:{}", "ab".repeat(16)));
         judgement.weak = true;
-        judgement.package = Some(PackageRef { name: "gcc-12".into(), version: Some("12.2".into()), purl: None });
+        judgement.package =
+            Some(PackageRef { name: "gcc-12".into(), version: Some("12.2".into()), purl: None });
     }
     Arc::new(Decision {
         judgement,

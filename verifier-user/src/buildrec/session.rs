@@ -227,7 +227,7 @@ impl Loop {
 
     /// Judges a member's exec (or mapping) against the host baseline in
     /// its own mount namespace; a container's is recorded unjudged.
-    fn exec(&mut self, e: ExecEvent) {
+    fn exec(&mut self, mut e: ExecEvent) {
         if e.mnt_ns != self.host_mnt_ns && !self.members.in_step_cgroup(e.cgroup_id) {
             self.agg.add_unjudged(
                 &e.filename,
@@ -236,7 +236,8 @@ impl Loop {
             );
             return;
         }
-        let ctx = match self.context(e.mnt_ns, e.tgid) {
+        absolute_name(&mut e);
+        let ctx = match self.context(e.mnt_ns, e.tgid, e.ppid) {
             Ok(c) => c,
             Err(why) => return self.agg.add_unjudged(&e.filename, &why, e.unix_ns),
         };
@@ -259,15 +260,23 @@ impl Loop {
     /// The host baseline as seen from mount namespace `mnt_ns` (the root
     /// of `pid`, when it is not the host's: a step in a private mount
     /// namespace sees its own bind mounts).
-    fn context(&mut self, mnt_ns: u32, pid: u32) -> Result<Arc<Context>, String> {
+    fn context(&mut self, mnt_ns: u32, pid: u32, ppid: u32) -> Result<Arc<Context>, String> {
         if let Some(c) = self.contexts.get(&mnt_ns) {
             return Ok(c.clone());
         }
-        let root = if mnt_ns == self.host_mnt_ns {
-            RootDir::open(std::path::Path::new("/"))
+        // Another namespace's root is taken from the process, else its
+        // parent (same namespace, most often); failing both, the host's
+        // root serves this one exec and is not remembered for the
+        // namespace (the identity check still decides what was read).
+        let proc_root =
+            |p: u32| RootDir::open(&std::path::Path::new("/proc").join(p.to_string()).join("root"));
+        let (root, keep) = if mnt_ns == self.host_mnt_ns {
+            (RootDir::open(std::path::Path::new("/")), true)
         } else {
-            RootDir::open(&std::path::Path::new("/proc").join(pid.to_string()).join("root"))
-                .or_else(|_| RootDir::open(std::path::Path::new("/")))
+            match proc_root(pid).or_else(|_| proc_root(ppid)) {
+                Ok(r) => (Ok(r), true),
+                Err(_) => (RootDir::open(std::path::Path::new("/")), false),
+            }
         };
         let root = root.map_err(|e| format!("the host's root directory could not be opened: {e}"))?;
         let manifest = self.baseline.manifest.clone();
@@ -279,7 +288,7 @@ impl Loop {
             manifest,
             content: None,
         });
-        if self.contexts.len() < 256 {
+        if keep && self.contexts.len() < 256 {
             self.contexts.insert(mnt_ns, ctx.clone());
         }
         Ok(ctx)
@@ -308,6 +317,27 @@ impl Loop {
                 Ok(None) | Err(_) => break,
             }
         }
+    }
+}
+
+/// A relative executed name (`./conftest`, make running what it just
+/// built) made absolute with the process's working directory, else its
+/// parent's (where it was forked from), else the step's own (the
+/// verifier's): short-lived processes are often gone before their record
+/// is read. The engine still proves the file by its
+/// identity, so a wrong guess is `unverifiable`, never `ok`.
+fn absolute_name(e: &mut ExecEvent) {
+    if e.filename.first() == Some(&b'/') || e.filename.is_empty() {
+        return;
+    }
+    use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
+    let cwd = [e.tgid, e.ppid]
+        .into_iter()
+        .find_map(|p| std::fs::read_link(format!("/proc/{p}/cwd")).ok())
+        .or_else(|| std::env::current_dir().ok());
+    if let Some(cwd) = cwd {
+        let joined = cwd.join(std::ffi::OsStr::from_bytes(&e.filename));
+        e.filename = joined.into_os_string().into_vec();
     }
 }
 

@@ -93,7 +93,9 @@ pub(crate) fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     }
     let host = sources_of(&args.host_baseline);
     if host.is_empty() {
-        anyhow::bail!("--host-baseline off: `verifier exec` judges against the host baseline; give dpkg or sbom:FILE");
+        anyhow::bail!(
+            "--host-baseline off: `verifier exec` judges against the host baseline; give dpkg or sbom:FILE"
+        );
     }
     let cwd = std::env::current_dir()?;
     let build_dir = args.build_dir.map_or(cwd.clone(), |d| cwd.join(d));
