@@ -91,9 +91,9 @@ pub(crate) enum HostBaselineError {
         "the host's dpkg database {dir}: {error} (on a host without dpkg, give \
          --host-baseline sbom:FILE with an SBOM of the host, e.g. from `verifier sbom generate /`)"
     )]
-    Dpkg { dir: PathBuf, error: SbomError },
+    Dpkg { dir: PathBuf, error: Box<SbomError> },
     #[error("host SBOM {file}: {error} (give an SBOM file `verifier sbom` reads)")]
-    Sbom { file: PathBuf, error: SbomError },
+    Sbom { file: PathBuf, error: Box<SbomError> },
     #[error("no host baseline source was given (use dpkg or sbom:FILE)")]
     Empty,
 }
@@ -168,9 +168,9 @@ fn parse(sources: &[HostSource]) -> Result<Manifest, HostBaselineError> {
     for s in sources {
         let m = match s {
             HostSource::Dpkg => load_path(Path::new(DPKG_INFO), &LoadOptions::default())
-                .map_err(|error| HostBaselineError::Dpkg { dir: DPKG_INFO.into(), error })?,
+                .map_err(|error| HostBaselineError::Dpkg { dir: DPKG_INFO.into(), error: Box::new(error) })?,
             HostSource::Sbom(file) => load_path(file, &LoadOptions::default())
-                .map_err(|error| HostBaselineError::Sbom { file: file.clone(), error })?,
+                .map_err(|error| HostBaselineError::Sbom { file: file.clone(), error: Box::new(error) })?,
         };
         match merged.as_mut() {
             Some(all) => all.merge(m),

@@ -59,10 +59,10 @@ impl BuildCgroup {
     /// writes its own pid (`0`) to `cgroup.procs` from a `pre_exec` hook.
     pub(crate) fn join_on_spawn(&self, cmd: &mut Command) {
         let procs = self.path.join("cgroup.procs");
+        let procs = std::ffi::CString::new(procs.as_os_str().as_encoded_bytes()).unwrap_or_default();
         // SAFETY: the hook runs in the forked child before execve; it only
         // opens and writes a file (async-signal-safe system calls) and
         // allocates nothing beyond what was prepared before the fork.
-        let procs = std::ffi::CString::new(procs.as_os_str().as_encoded_bytes()).unwrap_or_default();
         unsafe {
             cmd.pre_exec(move || {
                 let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);

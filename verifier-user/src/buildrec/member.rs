@@ -132,7 +132,7 @@ mod tests {
         assert!(m.cgroup_created(11, b"/verifier.exec/1/sub"));
         assert!(!m.cgroup_created(12, b"/verifier.exec/10"), "a sibling sharing a prefix");
         assert!(m.admit(11, 5000, 4999));
-        assert!(!m.admit(12, 6000, 5999_000), "unknown cgroup and parent");
+        assert!(!m.admit(12, 6000, 5_999_000), "unknown cgroup and parent");
     }
 
     #[test]
