@@ -76,12 +76,18 @@ pub enum AttestError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: not a usable key: {message} (give a PEM public key: ECDSA P-256/P-384, Ed25519 or RSA >= 2048 bits, as `cosign public-key` or `openssl pkey -pubout` writes it)")]
+    #[error(
+        "{path}: not a usable key: {message} (give a PEM public key: ECDSA P-256/P-384, Ed25519 or RSA >= 2048 bits, as `cosign public-key` or `openssl pkey -pubout` writes it)"
+    )]
     Key { path: PathBuf, message: String },
-    #[error("not a usable signing key: {message} (give an unencrypted PKCS#8 PEM private key, ECDSA P-256 or Ed25519: `openssl genpkey -algorithm ed25519`)")]
+    #[error(
+        "not a usable signing key: {message} (give an unencrypted PKCS#8 PEM private key, ECDSA P-256 or Ed25519: `openssl genpkey -algorithm ed25519`)"
+    )]
     SigningKey { message: String },
     #[error("{path}:{line}:{column}: {message}")]
     Policy { path: PathBuf, line: usize, column: usize, message: String },
-    #[error("{path}: not a usable Sigstore trusted root: {message} (give the trusted_root.json of the Sigstore instance that signed, as `cosign trusted-root create` or the TUF repository's targets/trusted_root.json)")]
+    #[error(
+        "{path}: not a usable Sigstore trusted root: {message} (give the trusted_root.json of the Sigstore instance that signed, as `cosign trusted-root create` or the TUF repository's targets/trusted_root.json)"
+    )]
     TrustRoot { path: PathBuf, message: String },
 }

@@ -48,7 +48,8 @@ pub enum PublicKey {
 impl PublicKey {
     /// Reads a PEM `PUBLIC KEY` (SubjectPublicKeyInfo).
     pub fn from_pem(pem: &str) -> Result<Self, String> {
-        let (label, der) = der::pem::decode_vec(pem.trim().as_bytes()).map_err(|e| format!("not PEM: {e}"))?;
+        let (label, der) =
+            der::pem::decode_vec(pem.trim().as_bytes()).map_err(|e| format!("not PEM: {e}"))?;
         if label != "PUBLIC KEY" {
             return Err(format!("PEM block is `{label}`, expected `PUBLIC KEY`"));
         }
@@ -57,20 +58,28 @@ impl PublicKey {
 
     /// Reads a DER SubjectPublicKeyInfo, choosing the algorithm by its OID.
     pub fn from_spki_der(der: &[u8]) -> Result<Self, String> {
-        let info = SubjectPublicKeyInfoRef::try_from(der).map_err(|e| format!("not a SubjectPublicKeyInfo: {e}"))?;
+        let info =
+            SubjectPublicKeyInfoRef::try_from(der).map_err(|e| format!("not a SubjectPublicKeyInfo: {e}"))?;
         let oid = info.algorithm.oid;
         if oid == EC_PUBLIC_KEY {
-            let curve = info.algorithm.parameters_oid().map_err(|e| format!("EC key without a named curve: {e}"))?;
+            let curve =
+                info.algorithm.parameters_oid().map_err(|e| format!("EC key without a named curve: {e}"))?;
             if curve == SECP256R1 {
-                return p256::ecdsa::VerifyingKey::from_public_key_der(der).map(Self::P256).map_err(|e| e.to_string());
+                return p256::ecdsa::VerifyingKey::from_public_key_der(der)
+                    .map(Self::P256)
+                    .map_err(|e| e.to_string());
             }
             if curve == SECP384R1 {
-                return p384::ecdsa::VerifyingKey::from_public_key_der(der).map(Self::P384).map_err(|e| e.to_string());
+                return p384::ecdsa::VerifyingKey::from_public_key_der(der)
+                    .map(Self::P384)
+                    .map_err(|e| e.to_string());
             }
             return Err(format!("EC curve {curve} is not supported (P-256 and P-384 are)"));
         }
         if oid == ED25519 {
-            return ed25519_dalek::VerifyingKey::from_public_key_der(der).map(Self::Ed25519).map_err(|e| e.to_string());
+            return ed25519_dalek::VerifyingKey::from_public_key_der(der)
+                .map(Self::Ed25519)
+                .map_err(|e| e.to_string());
         }
         if oid == RSA {
             let key = rsa::RsaPublicKey::from_public_key_der(der).map_err(|e| e.to_string())?;
@@ -124,12 +133,14 @@ impl PublicKey {
     pub(crate) fn verify_with(&self, alg: HashAlg, msg: &[u8], sig: &[u8]) -> bool {
         match self {
             Self::P256(k) => {
-                let s = p256::ecdsa::Signature::from_der(sig).or_else(|_| p256::ecdsa::Signature::from_slice(sig));
+                let s = p256::ecdsa::Signature::from_der(sig)
+                    .or_else(|_| p256::ecdsa::Signature::from_slice(sig));
                 let Ok(s) = s else { return false };
                 k.verify_prehash(&alg.digest(msg), &s).is_ok()
             }
             Self::P384(k) => {
-                let s = p384::ecdsa::Signature::from_der(sig).or_else(|_| p384::ecdsa::Signature::from_slice(sig));
+                let s = p384::ecdsa::Signature::from_der(sig)
+                    .or_else(|_| p384::ecdsa::Signature::from_slice(sig));
                 let Ok(s) = s else { return false };
                 k.verify_prehash(&alg.digest(msg), &s).is_ok()
             }
@@ -174,7 +185,10 @@ impl SigningKey {
         use p256::pkcs8::DecodePrivateKey as _;
         let fail = |message: String| crate::AttestError::SigningKey { message };
         if pem.contains("ENCRYPTED") {
-            return Err(fail("encrypted keys are not read; decrypt it first (`openssl pkcs8 -in k.pem -out plain.pem`)".into()));
+            return Err(fail(
+                "encrypted keys are not read; decrypt it first (`openssl pkcs8 -in k.pem -out plain.pem`)"
+                    .into(),
+            ));
         }
         if let Ok(k) = p256::ecdsa::SigningKey::from_pkcs8_pem(pem) {
             return Ok(Self::P256(k));

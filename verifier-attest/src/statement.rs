@@ -54,10 +54,14 @@ pub struct Statement {
 impl Statement {
     /// Reads a statement from a DSSE payload.
     pub fn parse(payload: &[u8]) -> Result<Self, Rejection> {
-        let raw: Raw<'_> = serde_json::from_slice(payload)
-            .map_err(|e| Rejection::new(Check::Malformed, format!("the payload is not an in-toto statement: {e}")))?;
+        let raw: Raw<'_> = serde_json::from_slice(payload).map_err(|e| {
+            Rejection::new(Check::Malformed, format!("the payload is not an in-toto statement: {e}"))
+        })?;
         if !STATEMENT_TYPES.contains(&raw.kind.as_str()) {
-            return Err(Rejection::new(Check::Malformed, format!("statement type `{}` is not an in-toto Statement v0.1 or v1", raw.kind)));
+            return Err(Rejection::new(
+                Check::Malformed,
+                format!("statement type `{}` is not an in-toto Statement v0.1 or v1", raw.kind),
+            ));
         }
         let predicate = match raw.predicate {
             None => Vec::new(),
@@ -69,8 +73,11 @@ impl Statement {
     /// The subject whose sha256 equals one of `digests` (`sha256:<hex>` or
     /// bare hex), if any.
     pub fn subject_matching(&self, digests: &[&str]) -> Option<&Subject> {
-        let want: Vec<String> = digests.iter().map(|d| d.strip_prefix("sha256:").unwrap_or(d).to_ascii_lowercase()).collect();
-        self.subjects.iter().find(|s| s.digest.get("sha256").is_some_and(|h| want.iter().any(|w| w.eq_ignore_ascii_case(h))))
+        let want: Vec<String> =
+            digests.iter().map(|d| d.strip_prefix("sha256:").unwrap_or(d).to_ascii_lowercase()).collect();
+        self.subjects
+            .iter()
+            .find(|s| s.digest.get("sha256").is_some_and(|h| want.iter().any(|w| w.eq_ignore_ascii_case(h))))
     }
 }
 

@@ -118,7 +118,8 @@ struct RawValidity {
 impl TrustedRoot {
     /// Reads a trusted root file.
     pub fn load(path: &Path) -> Result<Self, AttestError> {
-        let bytes = std::fs::read(path).map_err(|source| AttestError::Read { path: path.to_owned(), source })?;
+        let bytes =
+            std::fs::read(path).map_err(|source| AttestError::Read { path: path.to_owned(), source })?;
         Self::parse(&bytes).map_err(|message| AttestError::TrustRoot { path: path.to_owned(), message })
     }
 
@@ -139,7 +140,12 @@ impl TrustedRoot {
             });
         }
         for ca in raw.certificate_authorities {
-            let chain = ca.cert_chain.certificates.iter().map(|c| decode_b64(&c.raw_bytes)).collect::<Option<Vec<_>>>();
+            let chain = ca
+                .cert_chain
+                .certificates
+                .iter()
+                .map(|c| decode_b64(&c.raw_bytes))
+                .collect::<Option<Vec<_>>>();
             let chain = chain.ok_or("a CA certificate is not base64")?;
             root.cas.push(CertAuthority { uri: ca.uri, chain, valid: validity(&ca.valid_for)? });
         }
@@ -160,11 +166,18 @@ fn validity(v: &RawValidity) -> Result<Validity, String> {
 pub(crate) fn parse_rfc3339(s: &str) -> Result<i64, String> {
     let bad = || format!("`{s}` is not an RFC 3339 time");
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return Err(bad());
     }
     let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok()).ok_or_else(bad);
-    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let (y, mo, d, h, mi, se) =
+        (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
     let mut rest = &s[19..];
     if let Some(frac) = rest.strip_prefix('.') {
         rest = frac.trim_start_matches(|c: char| c.is_ascii_digit());
