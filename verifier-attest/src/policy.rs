@@ -24,7 +24,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use regex::Regex;
+pub use regex::Regex;
 use serde::Deserialize;
 
 use crate::error::AttestError;

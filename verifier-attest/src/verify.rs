@@ -297,8 +297,12 @@ fn finish(
             format!("the statement is about [{}], not the image {}", seen.join(", "), digests.join(" / ")),
         )
     })?;
-    let subject =
-        format!("{}@sha256:{}", subject.name, subject.digest.get("sha256").map_or("", String::as_str));
+    let hex = subject.digest.get("sha256").map_or("", String::as_str);
+    let subject = if subject.name.is_empty() {
+        format!("sha256:{hex}")
+    } else {
+        format!("{}@sha256:{hex}", subject.name)
+    };
     if !trust.accepts_type(&st.predicate_type) {
         return Err(Rejection::new(
             Check::PredicateType,
