@@ -145,15 +145,19 @@ fn is_ca(cert: &Certificate) -> bool {
     })
 }
 
-/// `leaf` <- chain[0] <- chain[1] ... <- last (self-signed).
+/// `leaf` <- chain[0] <- chain[1] ... <- last (the anchor).
 fn chain_ok(leaf: &Certificate, chain: &[Vec<u8>], at: i64) -> Result<(), String> {
     let certs = chain
         .iter()
         .map(|d| Certificate::from_der(d).map_err(|e| e.to_string()))
         .collect::<Result<Vec<_>, _>>()?;
-    let Some(last) = certs.last() else { return Err("empty chain".into()) };
+    if certs.is_empty() {
+        return Err("empty chain".into());
+    }
     let mut child = leaf;
-    for issuer in certs.iter().chain(std::iter::once(last)) {
+    // The last certificate is the trust anchor: trusted because the root
+    // lists it, so its self-signature is not checked.
+    for issuer in &certs {
         let v = &issuer.tbs_certificate.validity;
         if at < secs(v.not_before.to_unix_duration()) || at > secs(v.not_after.to_unix_duration()) {
             return Err(format!("{} was not valid at {at}", issuer.tbs_certificate.subject));
