@@ -2,6 +2,7 @@
 //! `verifier check`. Each subcommand's options live next to the code that
 //! uses them; this module only dispatches.
 
+mod attest;
 pub mod exec;
 pub mod sbom;
 
