@@ -205,7 +205,7 @@ pub(crate) fn compile(text: &str) -> Result<Policy, Vec<Problem>> {
                     "a stage only applies to mode = \"enforce\": remove [rule.stage] or enforce",
                 );
             }
-            duration::parse(s.audit_for.get_ref()).map_err(|e| c.problem(&s.audit_for, e)).ok()
+            duration::parse_duration(s.audit_for.get_ref()).map_err(|e| c.problem(&s.audit_for, e)).ok()
         });
         let exceptions =
             r.exceptions.iter().filter_map(|e| c.exception(e, &format!("rule {name}"))).collect::<Vec<_>>();

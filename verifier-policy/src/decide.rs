@@ -231,6 +231,13 @@ fn image_matches(g: &crate::glob::Glob, reference: &str) -> bool {
     g.matches(reference) || g.matches(name) || g.matches(untagged)
 }
 
+impl Matcher {
+    /// `image a|b, namespace x, label k=v`, or `every container`.
+    pub fn describe(&self) -> String {
+        describe(self)
+    }
+}
+
 fn describe(m: &Matcher) -> String {
     let mut parts = Vec::new();
     let list = |l: &[crate::glob::Glob]| l.iter().map(|g| g.as_str()).collect::<Vec<_>>().join("|");

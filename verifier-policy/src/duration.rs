@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 /// Parses `text`; `Err` says what a duration looks like.
-pub(crate) fn parse(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || {
         format!(
             "`{text}` is not a duration: write a number and a unit (s, m, h, d), e.g. \"24h\" or \"1d12h\""
@@ -56,11 +56,11 @@ mod tests {
 
     #[test]
     fn units_and_sums() {
-        assert_eq!(parse("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse("24h"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse("1d12h"), Ok(Duration::from_secs(129_600)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("1d12h"), Ok(Duration::from_secs(129_600)));
         for bad in ["", "24", "h", "3w", "0s", "-1h", "1.5h"] {
-            assert!(parse(bad).is_err(), "{bad:?} accepted");
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(format(Duration::from_secs(129_600)), "1d12h");
         assert_eq!(format(Duration::from_secs(90)), "1m30s");

@@ -53,7 +53,7 @@ impl std::fmt::Display for Problem {
 /// Loading a policy failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("cannot read policy file {path}: {source} (check the path given with --policy)")]
+    #[error("cannot read policy file {path}: {source} (check the path and its permissions)")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("policy file {path} is not UTF-8 text: save it as UTF-8")]
     NotText { path: PathBuf },

@@ -29,7 +29,7 @@ mod staging;
 use std::time::SystemTime;
 
 pub use decide::{Action, Decision, Finding, Judgement, Workload};
-pub use duration::format as format_duration;
+pub use duration::{format as format_duration, parse_duration};
 pub use error::{PolicyError, Position, Problem};
 pub use glob::{Glob, Kind as GlobKind};
 pub use policy::{

@@ -2,6 +2,7 @@
 //! `verifier check`. Each subcommand's options live next to the code that
 //! uses them; this module only dispatches.
 
+pub mod policy;
 pub mod sbom;
 
 use std::process::ExitCode;
@@ -37,6 +38,9 @@ pub enum Command {
     ///
     /// Exit codes: 0 clean, 1 drift found, 2 error.
     Check(sbom::CheckArgs),
+    /// Policy as code: check a policy file, explain which rule applies to a container.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 const AGENT_EXAMPLES: &str = "\
@@ -85,5 +89,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent(args) => crate::agent::run(*args),
         Command::Sbom(cmd) => sbom::run(cmd),
         Command::Check(args) => sbom::run_check(args),
+        Command::Policy(cmd) => policy::run(cmd),
     }
 }
