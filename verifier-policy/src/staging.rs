@@ -41,7 +41,9 @@ impl Staging {
 
     /// `key` was seen now (the first call starts its clock).
     pub fn seen(&mut self, key: &str, now: SystemTime) {
-        self.by_key.entry(key.to_owned()).or_insert(CleanSince { first_seen: now, last_drift: None });
+        if !self.by_key.contains_key(key) {
+            self.by_key.insert(key.to_owned(), CleanSince { first_seen: now, last_drift: None });
+        }
     }
 
     /// Drift that would have been blocked was found for `key`: the clean
