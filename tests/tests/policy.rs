@@ -21,11 +21,13 @@ use verifier_tests::{
     runc::Container,
 };
 
-/// Drops `/tmp/new/<name>` (busybox plus a marker line, so each has its
-/// own digest) in the container and runs it.
+/// Drops `/tmp/<name>/true` (busybox plus a marker line, so each has its
+/// own digest; named like an applet so busybox runs it) in the container
+/// and runs it.
 fn drop_and_run(c: &Container, name: &str) {
+    let f = dropped(name);
     let script = format!(
-        "mkdir -p /tmp/new && cat /bin/busybox > /tmp/new/{name} && echo {name} >> /tmp/new/{name} && chmod +x /tmp/new/{name} && /tmp/new/{name} true"
+        "mkdir -p /tmp/{name} && cat /bin/busybox > {f} && echo {name} >> {f} && chmod +x {f} && {f}"
     );
     c.exec(&["sh", "-c", &script]).expect("drop and run");
 }
@@ -35,6 +37,10 @@ fn dropped_sha(bundle: &Bundle, name: &str) -> String {
     let mut bytes = std::fs::read(bundle.rootfs().join("bin/busybox")).expect("busybox");
     bytes.extend_from_slice(format!("{name}\n").as_bytes());
     hex_of(&sha2::Sha256::digest(&bytes))
+}
+
+fn dropped(name: &str) -> String {
+    format!("/tmp/{name}/true")
 }
 
 fn hex_of(b: &[u8]) -> String {
@@ -149,7 +155,9 @@ fn the_policy_decides_alerts_and_follows_edits() {
     drop_and_run(&containers[0], "one");
     drop_and_run(&containers[1], "two");
     drop_and_run(&containers[2], "known");
-    wait_for(&agent, "the excepted exec", |r| r["type"] == "exec" && r["filename"] == "/tmp/new/known");
+    wait_for(&agent, "the excepted exec", |r| {
+        r["type"] == "exec" && r["filename"] == dropped("known").as_str()
+    });
 
     // A broken edit: a warning, the last good policy stays (observe).
     write_policy(&policy_path, &policy("observed-ish", &excused_sha));
@@ -160,7 +168,7 @@ fn the_policy_decides_alerts_and_follows_edits() {
     );
     drop_and_run(&containers[0], "three");
     wait_for(&agent, "exec under the kept policy", |r| {
-        r["type"] == "exec" && r["filename"] == "/tmp/new/three"
+        r["type"] == "exec" && r["filename"] == dropped("three").as_str()
     });
     assert!(metrics(port).contains("verifier_policy_reload_errors_total 1"), "{}", metrics(port));
 
@@ -169,32 +177,34 @@ fn the_policy_decides_alerts_and_follows_edits() {
     let reload = wait_for(&agent, "reload record", |r| r["type"] == "policy" && r["event"] == "reload");
     assert_ne!(reload["sha256"], start["sha256"]);
     drop_and_run(&containers[0], "four");
-    wait_for(&agent, "alert after the fix", |r| r["type"] == "alert" && r["file"]["path"] == "/tmp/new/four");
+    wait_for(&agent, "alert after the fix", |r| {
+        r["type"] == "alert" && r["file"]["path"] == dropped("four").as_str()
+    });
     let records = agent.stop().expect("agent stops");
     drop(containers);
 
-    let observed = exec_of(&records, "/tmp/new/one");
+    let observed = exec_of(&records, &dropped("one"));
     assert_eq!(observed["verification"]["verdict"], "unknown-binary", "{observed}");
     assert_eq!(
         observed["policy"],
         serde_json::json!({"rule": "quiet", "mode": "observe", "action": "observe"})
     );
-    assert!(alerts_for(&records, "/tmp/new/one").is_empty(), "observe: no alert");
-    assert!(alerts_for(&records, "/tmp/new/three").is_empty(), "the broken edit kept observe");
-    assert_eq!(exec_of(&records, "/tmp/new/three")["policy"]["rule"], "quiet");
+    assert!(alerts_for(&records, &dropped("one")).is_empty(), "observe: no alert");
+    assert!(alerts_for(&records, &dropped("three")).is_empty(), "the broken edit kept observe");
+    assert_eq!(exec_of(&records, &dropped("three"))["policy"]["rule"], "quiet");
 
-    let alerted = alerts_for(&records, "/tmp/new/two");
+    let alerted = alerts_for(&records, &dropped("two"));
     assert_eq!(alerted.len(), 1, "alert mode: {alerted:?}");
     assert_eq!(alerted[0]["policy"], serde_json::json!({"rule": "loud", "mode": "alert", "action": "alert"}));
 
-    let excused = exec_of(&records, "/tmp/new/known");
+    let excused = exec_of(&records, &dropped("known"));
     assert_eq!(excused["verification"]["sha256"], excused_sha.as_str(), "{excused}");
     assert_eq!(excused["exception"]["rule"], "excused", "{excused}");
     assert_eq!(excused["exception"]["reason"], "the test's known tool");
     assert_eq!(excused["policy"]["action"], "observe");
-    assert!(alerts_for(&records, "/tmp/new/known").is_empty(), "excepted: no alert");
+    assert!(alerts_for(&records, &dropped("known")).is_empty(), "excepted: no alert");
 
-    let four = alerts_for(&records, "/tmp/new/four");
+    let four = alerts_for(&records, &dropped("four"));
     assert_eq!(four.first().map(|a| a["policy"]["rule"].clone()), Some("quiet".into()));
     let stats = &final_stats(&records).expect("stats")["policy"];
     assert_eq!((stats["reloads"].as_u64(), stats["reload_errors"].as_u64()), (Some(1), Some(1)), "{stats}");
