@@ -79,6 +79,7 @@ pub(crate) fn of_written(w: &Written, attribution: &Attribution, node: &str) -> 
         sbom_sources: w.info.as_ref().map(|i| i.sbom_sources.clone()).unwrap_or_default(),
         sbom_format: w.info.as_ref().and_then(|i| i.sbom_format.clone()),
         unjudged_new: None,
+        policy: None,
     }
 }
 

@@ -16,6 +16,7 @@
 
 mod dispatch;
 pub(crate) mod findings;
+mod policy;
 mod respond;
 mod scan;
 mod stdout;
@@ -111,6 +112,16 @@ pub struct AgentArgs {
     #[arg(long, default_value = verifier_sensor::btf::VMLINUX_BTF, value_name = "FILE")]
     pub btf: PathBuf,
 
+    /// Policy file (TOML, docs/policy.md): per image, namespace, pod label
+    /// or container name, `observe` (record, no alerts), `alert` or
+    /// `enforce`, with exceptions and staging. Needs verification (--sbom,
+    /// --sbom-rules or --sbom-store). Checked at start (invalid: exit 2),
+    /// then re-read when it changes; a broken edit keeps the last good
+    /// policy and prints a warning record. Check it first with `verifier
+    /// policy check FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
     #[command(
         flatten,
         next_help_heading = "Verification against SBOMs (on with --sbom, --sbom-rules or --sbom-store)"
@@ -163,6 +174,8 @@ struct State {
     in_flight: dispatch::InFlight,
     /// Which containers' running processes have been judged.
     scan: scan::Scanner,
+    /// With `--policy`: the rules findings are judged by.
+    policy: Option<policy::Policies>,
 }
 
 async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
@@ -171,6 +184,14 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
         None => nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".into()),
+    };
+    // A policy that does not load stops the agent before anything is attached.
+    let policies = match &args.policy {
+        Some(_) if !args.verification.enabled() => anyhow::bail!(
+            "--policy judges verification findings: give --sbom, --sbom-rules or --sbom-store with it"
+        ),
+        Some(path) => Some(policy::Policies::start(path)?),
+        None => None,
     };
     let opts = LoadOptions {
         containers_only: args.containers_only,
@@ -220,6 +241,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
         alerts,
         in_flight: dispatch::InFlight::default(),
         scan: scan::Scanner::new(args.verification.enabled()),
+        policy: policies,
     };
     let mut out = stdout::Stdout::process(args.stdout_queue_bytes).context("starting the stdout writer")?;
     let ready = ReadyJson {
@@ -234,6 +256,9 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
         hooks: hooks.iter().map(HookJson::from).collect(),
     };
     write_line(&mut out, &ready)?;
+    if let Some(p) = &state.policy {
+        write_line(&mut out, &p.record(&state.node, "start", state.clock.unix_ns(0) + now_mono_ns()))?;
+    }
     out.flush()?;
     let attached: Vec<_> =
         ready.hooks.iter().filter(|h| h.state == "attached").map(|h| h.attach.as_str()).collect();
@@ -303,6 +328,10 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
                 let now = state.clock.unix_ns(0) + now_mono_ns();
                 if let Some(a) = state.alerts.as_mut() {
                     a.tick(now, &mut out)?;
+                    out.flush()?;
+                }
+                if let Some(p) = state.policy.as_mut() {
+                    p.poll(&mut out, &state.node, now)?;
                     out.flush()?;
                 }
                 state.user.stdout_lost = out.lost();
@@ -422,6 +451,7 @@ fn stats<'a>(
         lost: kernel.lost() + state.user.decode_errors,
         verify: state.verification.as_ref().map(verification::Verification::stats),
         alerts: state.alerts.as_mut().map(crate::alert::Alerts::stats),
+        policy: state.policy.as_ref().map(|p| p.stats.clone()),
         kernel,
         user: state.user.clone(),
         max_rss_kib,

@@ -80,14 +80,31 @@ fn report_checked(
         let now = state.clock.unix_ns(0) + now_mono_ns();
         j.latency_us = u64::try_from((now - v.event.unix_ns) / 1000).ok();
     }
-    write_line(out, &record)?;
-    state.user.printed += 1;
     let subject = match origin {
         Origin::Exec => Subject::Exec,
         Origin::Library => Subject::Library,
     };
+    let mut finding = match state.alerts {
+        Some(_) => findings::of_verified(subject, v, attribution, &state.node),
+        None => None,
+    };
+    // The policy decides what a finding leads to; the record says so.
+    let mut alert = true;
+    if let Some(p) = state.policy.as_mut() {
+        if v.decision.is_some() {
+            p.seen(v.info.as_deref());
+        }
+        if let Some(f) = finding.as_mut() {
+            let judged = p.judge(f, v.info.as_deref());
+            alert = judged.alert;
+            f.policy = Some(judged.policy.clone());
+            (record.policy, record.exception) = (Some(judged.policy), judged.exception);
+        }
+    }
+    write_line(out, &record)?;
+    state.user.printed += 1;
     if let Some(a) = state.alerts.as_mut()
-        && let Some(f) = findings::of_verified(subject, v, attribution, &state.node)
+        && let Some(f) = finding.filter(|_| alert)
     {
         a.submit(&f, out)?;
     }
@@ -102,8 +119,16 @@ fn report_written(
     attribution: &Attribution,
 ) -> anyhow::Result<()> {
     write_line(out, &verification::WrittenJson::new(written, &state.node, attribution))?;
+    let mut f = findings::of_written(written, attribution, &state.node);
+    if let Some(p) = state.policy.as_mut() {
+        let judged = p.judge(&f, written.info.as_deref());
+        if !judged.alert {
+            return Ok(());
+        }
+        f.policy = Some(judged.policy);
+    }
     if let Some(a) = state.alerts.as_mut() {
-        a.submit(&findings::of_written(written, attribution, &state.node), out)?;
+        a.submit(&f, out)?;
     }
     Ok(())
 }

@@ -260,6 +260,7 @@ mod tests {
             sbom_sources: Vec::new(),
             sbom_format: None,
             unjudged_new: None,
+            policy: None,
         }
     }
 

@@ -120,6 +120,8 @@ pub(crate) struct Finding {
     pub sbom_format: Option<String>,
     /// `exec-flood`: new files that ran unjudged in the throttle episode.
     pub unjudged_new: Option<u64>,
+    /// The policy rule that judged it and what it did (with `--policy`).
+    pub policy: Option<crate::output::policy::PolicyJson>,
 }
 
 impl Finding {
@@ -180,6 +182,7 @@ impl Finding {
             sbom_sources: info.map(|i| i.sbom_sources.clone()).unwrap_or_default(),
             sbom_format: info.and_then(|i| i.sbom_format.clone()),
             unjudged_new: None,
+            policy: None,
         })
     }
 
@@ -213,6 +216,7 @@ impl Finding {
             sbom_sources: info.map(|i| i.sbom_sources.clone()).unwrap_or_default(),
             sbom_format: info.and_then(|i| i.sbom_format.clone()),
             unjudged_new: Some(unjudged),
+            policy: None,
         }
     }
 

@@ -114,6 +114,9 @@ fn native_alert(f: &Finding, id: &str) -> Value {
     if let Some(n) = f.unjudged_new {
         alert["unjudged_new"] = json!(n);
     }
+    if let Some(p) = &f.policy {
+        alert["policy"] = json!(p);
+    }
     alert
 }
 

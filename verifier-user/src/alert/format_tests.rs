@@ -59,6 +59,7 @@ fn finding() -> Finding {
         sbom_sources: vec!["/sboms/app.spdx.json".into()],
         sbom_format: Some("spdx-json".into()),
         unjudged_new: None,
+        policy: None,
     }
 }
 

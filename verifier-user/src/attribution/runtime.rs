@@ -13,7 +13,7 @@
 //!
 //! Blocking file reads and RPCs: called off the event loop.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
 use super::{
     ContainerRef, Runtime,
@@ -36,6 +36,11 @@ pub(crate) struct RuntimeMeta {
     pub bundle: Option<PathBuf>,
     pub pod_name: Option<String>,
     pub pod_namespace: Option<String>,
+    /// The pod's labels, when the runtime gives them (containerd's CRI
+    /// sandbox); `None` means unknown, not "no labels".
+    pub pod_labels: Option<BTreeMap<String, String>>,
+    /// The CRI sandbox (pod) container's id (`io.kubernetes.cri.sandbox-id`).
+    pub sandbox_id: Option<String>,
 }
 
 /// Resolution failed in a way that may pass (the runtime has not written
@@ -64,7 +69,19 @@ impl Runtimes {
             let label = |k: &str| rec.labels.get(k).cloned();
             // The shim's runc state gives the rootfs and the init pid.
             let state = self.runc_state(c).ok();
+            // CRI puts the pod's labels on its sandbox container, not on
+            // the pod's other containers.
+            let sandbox = state.as_ref().and_then(|s| s.sandbox_id.as_deref()).filter(|s| *s != c.id);
+            let sandbox_labels = match sandbox {
+                Some(id) => client.container(&ns, id).ok().map(|s| s.labels),
+                None if label("io.cri-containerd.kind").as_deref() == Some("sandbox") => {
+                    Some(rec.labels.clone())
+                }
+                None => None,
+            };
             return Ok(RuntimeMeta {
+                pod_labels: sandbox_labels.map(|l| pod_labels(&l)),
+                sandbox_id: state.as_ref().and_then(|s| s.sandbox_id.clone()),
                 name: label("io.kubernetes.container.name").or(label("nerdctl/name")),
                 image_name: Some(rec.image),
                 image_digest: rec.image_digest,
@@ -101,6 +118,19 @@ impl Runtimes {
     }
 }
 
+/// The pod's own labels among a CRI sandbox container's containerd labels:
+/// without those kubelet and containerd add (`io.kubernetes.*`,
+/// `io.cri-containerd.*`). containerd also copies the sandbox image's
+/// labels there when the pod does not set the same key; they cannot be told
+/// apart and stay.
+pub(crate) fn pod_labels(labels: &std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .filter(|(k, _)| !k.starts_with("io.kubernetes.") && !k.starts_with("io.cri-containerd."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// Image and rootfs from a runc `state.json` and its bundle.
 pub(crate) fn runc_meta(state: &[u8]) -> Result<RuntimeMeta, String> {
     let state: serde_json::Value =
@@ -131,6 +161,7 @@ pub(crate) fn runc_meta(state: &[u8]) -> Result<RuntimeMeta, String> {
         meta.name = ann("io.kubernetes.cri.container-name").or_else(|| ann("io.verifier.container.name"));
         meta.pod_name = ann("io.kubernetes.cri.sandbox-name");
         meta.pod_namespace = ann("io.kubernetes.cri.sandbox-namespace");
+        meta.sandbox_id = ann("io.kubernetes.cri.sandbox-id");
     }
     if meta.image_digest.is_none()
         && let Ok(text) = std::fs::read(bundle.join("umoci.json"))

@@ -47,3 +47,32 @@ fn runc_bundles_name_their_image_by_annotation_or_umoci() {
     assert_eq!(meta.init_pid, Some(4242), "the init pid keeps the root reachable after a short exec");
     assert!(runc_meta(b"{not json").expect_err("bad").contains("state.json"));
 }
+
+#[test]
+fn pod_labels_leave_out_what_kubelet_and_containerd_add() {
+    let sandbox: std::collections::HashMap<String, String> = [
+        ("app", "web"),
+        ("tier", "front"),
+        ("io.kubernetes.pod.name", "web-1"),
+        ("io.kubernetes.pod.namespace", "shop"),
+        ("io.cri-containerd.kind", "sandbox"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let labels = pod_labels(&sandbox);
+    assert_eq!(
+        labels.into_iter().collect::<Vec<_>>(),
+        [("app".into(), "web".into()), ("tier".into(), "front".into())]
+    );
+}
+
+#[test]
+fn cri_bundles_name_their_sandbox() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state =
+        runc_state(dir.path(), "c2", serde_json::json!({"io.kubernetes.cri.sandbox-id": "sb1"}), None);
+    let meta = runc_meta(&fs::read(state.join("c2/state.json")).expect("read")).expect("meta");
+    assert_eq!(meta.sandbox_id.as_deref(), Some("sb1"));
+    assert_eq!(meta.pod_labels, None, "runc alone does not know pod labels");
+}

@@ -4,6 +4,7 @@
 
 mod attest;
 pub mod exec;
+pub mod policy;
 pub mod sbom;
 
 use std::process::ExitCode;
@@ -48,6 +49,9 @@ pub enum Command {
     /// run the step. docs/build-hosts.md.
     #[command(after_help = exec::EXAMPLES)]
     Exec(Box<exec::ExecArgs>),
+    /// Policy as code: check a policy file, explain which rule applies to a container.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 const AGENT_EXAMPLES: &str = "\
@@ -97,5 +101,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sbom(cmd) => sbom::run(cmd),
         Command::Check(args) => sbom::run_check(args),
         Command::Exec(args) => exec::run(*args),
+        Command::Policy(cmd) => policy::run(cmd),
     }
 }

@@ -10,6 +10,7 @@
 //! not UTF-8 are printed lossily in `filename` *and* exactly, hex-encoded,
 //! in `filename_hex`; JSON escaping takes care of newlines and quotes.
 
+pub(crate) mod policy;
 pub(crate) mod verification;
 pub(crate) mod warning;
 
@@ -98,6 +99,12 @@ pub(crate) struct ExecJson<'a> {
     /// container). Absent for records of the kernel's hooks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<&'static str>,
+    /// With `--policy`, for drift: the rule that applied and what it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<policy::PolicyJson>,
+    /// With `--policy`: the exception that excused this drift (no alert).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exception: Option<policy::ExceptionJson>,
 }
 
 impl<'a> ExecJson<'a> {
@@ -153,6 +160,8 @@ impl<'a> ExecJson<'a> {
             },
             verification: None,
             origin: None,
+            policy: None,
+            exception: None,
         }
     }
 }
@@ -256,6 +265,9 @@ pub(crate) struct StatsJson<'a, A> {
     /// Alert stream counters (with verification on).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alerts: Option<A>,
+    /// Policy counters (with `--policy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<policy::PolicyStats>,
 }
 
 /// `verifier.ready.v1`: printed once the programs are attached.

@@ -15,12 +15,19 @@ pub(crate) struct WarningJson {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub time: String,
-    /// What is wrong, stable for filtering: `sbom-package-only`.
+    /// What is wrong, stable for filtering: `sbom-package-only`,
+    /// `policy-reload-failed`.
     pub code: &'static str,
-    /// The SBOM files concerned.
+    /// The SBOM files concerned (absent for a warning about the policy).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sbom: Vec<String>,
-    /// The image (name, else digest, else the container it was seen for).
+    /// The image (name, else digest, else the container it was seen for);
+    /// absent for a warning about the policy.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub image: String,
+    /// The policy file, for `policy-reload-failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     /// The package database joined with the SBOM (`dpkg`, `apk`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<&'static str>,
@@ -39,6 +46,22 @@ impl WarningJson {
             image: w.image.clone(),
             database: w.database,
             message: w.message.clone(),
+            file: None,
+        }
+    }
+
+    /// A policy edit that did not load: the last good policy stays.
+    pub(crate) fn policy_reload_failed(file: &str, message: String) -> Self {
+        Self {
+            schema: SCHEMA_WARNING,
+            kind: "warning",
+            time: super::rfc3339(unix_now_ns()),
+            code: "policy-reload-failed",
+            sbom: Vec::new(),
+            image: String::new(),
+            database: None,
+            message,
+            file: Some(file.to_owned()),
         }
     }
 }

@@ -26,6 +26,8 @@ pub(crate) struct ContainerInfo {
     pub image_digest: Option<String>,
     pub pod_name: Option<String>,
     pub pod_namespace: Option<String>,
+    /// Pod labels when the runtime gives them (`None`: unknown).
+    pub pod_labels: Option<std::collections::BTreeMap<String, String>>,
     /// SBOM files the baseline was read from.
     pub sbom_sources: Vec<String>,
     pub sbom_format: Option<String>,

@@ -91,6 +91,7 @@ impl Source {
             image_digest: meta.image_digest.clone(),
             pod_name: meta.pod_name.clone(),
             pod_namespace: meta.pod_namespace.clone(),
+            pod_labels: meta.pod_labels.clone(),
             ..ContainerInfo::default()
         };
         // The exec's own pid first (it may have exited by now), then the
