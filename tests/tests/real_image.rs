@@ -46,12 +46,13 @@
 //! the same run gave 167 execs, 179 non-ok, 440 non-ok libraries and 258
 //! alerts.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use verifier_tests::{
-    agent::{Agent, verifier_bin},
+    agent::Agent,
     exclusive,
     real_image::{RealImage, Tally, WORKLOAD, table, workload_script},
+    real_run::{our_sbom, package_only_findings, settle, unique},
     require_root,
     runc::Container,
 };
@@ -74,67 +75,9 @@ const PACKAGE_ONLY: &[&str] =
 /// Sources that may be missing (the generator did not install).
 const OPTIONAL: &[&str] = &["sbom4files-spdx"];
 
-/// What must hold under a package-only SBOM: one `sbom-package-only`
-/// warning saying it was joined with dpkg; no high or critical alert; an
-/// exec or library not `ok` only as `sbom-gap` (a file of a package the
-/// SBOM does not list).
-fn package_only_findings(name: &str, records: &[serde_json::Value], tally: &Tally) -> Vec<String> {
-    let mut out = Vec::new();
-    let warnings: Vec<_> = records.iter().filter(|r| r["type"] == "warning").collect();
-    let joined = warnings.iter().any(|w| {
-        w["schema"] == "verifier.warning.v1" && w["code"] == "sbom-package-only" && w["database"] == "dpkg"
-    });
-    if warnings.len() != 1 || !joined {
-        out.push(format!("{name}: want one sbom-package-only warning joined with dpkg: {warnings:?}"));
-    }
-    if !tally.severe.is_empty() {
-        out.push(format!("{name}: high/critical alerts: {:#?}", tally.severe));
-    }
-    let gap_only = |m: &std::collections::BTreeMap<String, usize>| m.keys().all(|v| v.ends_with("sbom-gap"));
-    if !gap_only(&tally.non_ok) || !gap_only(&tally.library_non_ok) {
-        out.push(format!(
-            "{name}: verdicts other than ok/sbom-gap: execs {:?}, libraries {:?}",
-            tally.non_ok, tally.library_non_ok
-        ));
-    }
-    out
-}
-
 /// A directory to write each source's agent records to, as
 /// `<source>.jsonl`, for looking into the false alarms.
 const RECORDS_ENV: &str = "VERIFIER_REAL_IMAGE_RECORDS";
-
-fn unique(prefix: &str) -> String {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-/// Our SBOM of the image, written by the binary under test (so the
-/// measurement follows the generator as it changes).
-fn our_sbom(image: &RealImage, out: &std::path::Path) -> std::path::PathBuf {
-    let status = std::process::Command::new(verifier_bin())
-        .args(["sbom", "generate", "--no-progress", "-o"])
-        .arg(out)
-        .arg(image.rootfs())
-        .status()
-        .expect("running verifier sbom generate");
-    assert!(status.success(), "sbom generate of {}: {status}", image.rootfs().display());
-    out.to_path_buf()
-}
-
-/// Waits until the agent has written nothing new for half a second.
-fn settle(agent: &Agent) {
-    let started = Instant::now();
-    let mut last = (agent.records_so_far().len(), Instant::now());
-    while last.1.elapsed() < Duration::from_millis(500) && started.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(100));
-        let n = agent.records_so_far().len();
-        if n != last.0 {
-            last = (n, Instant::now());
-        }
-    }
-}
 
 /// Runs the workload twice in a fresh container of the image under an
 /// agent verifying it against `sbom`; returns every record.
@@ -161,7 +104,7 @@ fn a_debian_workload_under_each_sbom_source() {
     let image = RealImage::find().expect("the real image (built by `cargo xtask setup`)");
     let scratch = tempfile::tempdir().expect("tempdir");
     let mut sources = image.sources();
-    let ours = our_sbom(&image, &scratch.path().join("verifier.spdx.json"));
+    let ours = our_sbom(&image, &scratch.path().join("verifier.spdx.json")).expect("our SBOM");
     if let Some(s) = sources.iter_mut().find(|(n, _)| *n == "verifier-spdx") {
         s.1 = ours;
     }
