@@ -9,6 +9,10 @@
 //!   for packages and lists every package file with MD5 and SHA-1);
 //! - debsbom: `debsbom generate -r <rootfs>` (PyPI).
 //!
+//! Beside them, the few `.deb` files the distroless test builds its
+//! `status.d` image from (`verifier_tests::distroless`), fetched with
+//! `apt-get download` so that test needs no network.
+//!
 //! npm packages go to [`TOOLS`] (outside the repository, installed once);
 //! each SBOM is written beside the image's others, once: an SBOM already
 //! there is kept, so this step costs nothing on a second run. A generator
@@ -44,7 +48,7 @@ pub fn ensure(image: &Path) -> anyhow::Result<bool> {
         ("cdxgen", &["cdxgen.cdx.json"], cdxgen),
         ("debsbom", &["debsbom.cdx.json", "debsbom.spdx.json"], debsbom),
     ];
-    let mut wrote = false;
+    let mut wrote = debs()?;
     for (name, outputs, step) in steps {
         if outputs.iter().all(|o| sbom.join(o).is_file()) {
             continue;
@@ -59,6 +63,23 @@ pub fn ensure(image: &Path) -> anyhow::Result<bool> {
         }
     }
     Ok(wrote)
+}
+
+/// Fetches each missing `.deb` of the distroless test.
+fn debs() -> anyhow::Result<bool> {
+    let dir = verifier_tests::distroless::debs_dir();
+    let missing: Vec<&str> = verifier_tests::distroless::PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| verifier_tests::distroless::deb_of(p).is_err())
+        .collect();
+    if missing.is_empty() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    util::run(Command::new("apt-get").arg("download").args(&missing).current_dir(&dir))
+        .with_context(|| format!("apt-get download {missing:?} (needs the apt mirror)"))?;
+    Ok(true)
 }
 
 /// Installs an npm package into [`TOOLS`] unless `bin` (relative to it)
