@@ -25,9 +25,10 @@ use verifier_tests::{
     runc::Container,
 };
 
-fn verifier(args: &[&str]) -> String {
+/// Runs the verifier; its exit code must be `code`.
+fn verifier(code: i32, args: &[&str]) -> String {
     let out = Command::new(verifier_bin()).args(args).output().expect("running verifier");
-    assert!(out.status.success(), "verifier {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(code), "verifier {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -42,10 +43,10 @@ fn a_distroless_status_d_image_verifies_under_a_package_only_sbom() {
     for sub in ["proc", "sys", "dev", "tmp", "usr/local/bin"] {
         std::fs::create_dir_all(rootfs.join(sub)).expect("mkdir");
     }
-    std::fs::copy(rootfs.join("bin/busybox"), rootfs.join("usr/local/bin/dropped")).expect("copy");
+    std::fs::copy(rootfs.join("bin/busybox"), rootfs.join("usr/local/bin/true")).expect("copy");
 
     // Our generator reads status.d for packages.
-    let spdx: Value = serde_json::from_str(&verifier(&["sbom", "generate", "--no-progress", rootfs.to_str().expect("utf-8")]))
+    let spdx: Value = serde_json::from_str(&verifier(0, &["sbom", "generate", "--no-progress", rootfs.to_str().expect("utf-8")]))
         .expect("SPDX JSON");
     let names: Vec<&str> = spdx["packages"].as_array().expect("packages").iter().filter_map(|p| p["name"].as_str()).collect();
     for p in PACKAGES {
@@ -62,9 +63,10 @@ fn a_distroless_status_d_image_verifies_under_a_package_only_sbom() {
     });
     assert!(owned, "busybox-static CONTAINS ./bin/busybox ({pkg:?}, {file:?})");
 
-    // The dpkg reader takes status.d as a baseline: every md5sums line.
+    // The dpkg reader takes status.d as a baseline: every md5sums line
+    // (exit code 1: weak digests only).
     let listed: usize = packages.iter().map(|p| p.files).sum();
-    let report = verifier(&["sbom", "inspect", rootfs.join("var/lib/dpkg/status.d").to_str().expect("utf-8")]);
+    let report = verifier(1, &["sbom", "inspect", rootfs.join("var/lib/dpkg/status.d").to_str().expect("utf-8")]);
     let row = report.lines().nth(1).expect("a row");
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert!(cols.contains(&listed.to_string().as_str()) && row.ends_with("weak"), "{listed} files, weak: {report}");
@@ -82,7 +84,7 @@ fn a_distroless_status_d_image_verifies_under_a_package_only_sbom() {
     let agent = Agent::start(&["--stats-interval", "0", "--containers-only", "--sbom", &rule]).expect("agent");
     let container = Container::run(&bundle.dir, &id).expect("runc run");
     container.exec(&["/bin/busybox", "cat", "/etc/protocols"]).expect("packaged busybox");
-    container.exec(&["/usr/local/bin/dropped", "true"]).expect("unpackaged copy");
+    container.exec(&["/usr/local/bin/true"]).expect("unpackaged copy");
     settle(&agent);
     drop(container);
     let records = agent.stop().expect("agent stops");
@@ -97,7 +99,7 @@ fn a_distroless_status_d_image_verifies_under_a_package_only_sbom() {
         "packaged busybox: {:?}",
         verdict("/bin/busybox")
     );
-    assert_eq!(verdict("/usr/local/bin/dropped"), ["unknown-binary"]);
+    assert_eq!(verdict("/usr/local/bin/true"), ["unknown-binary"]);
     let joined = records.iter().any(|w| w["code"] == "sbom-package-only" && w["database"] == "dpkg");
     assert!(joined, "a sbom-package-only warning joined with dpkg: {records:?}");
 }
