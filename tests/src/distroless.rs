@@ -70,7 +70,11 @@ pub fn build(rootfs: &Path) -> anyhow::Result<Vec<Unpacked>> {
             control.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).map(|v| v.trim().to_owned())
         };
         let md5sums = output(
-            Command::new("sh").arg("-c").arg("dpkg-deb --ctrl-tarfile \"$1\" | tar -xO ./md5sums").arg("sh").arg(&deb),
+            Command::new("sh")
+                .arg("-c")
+                .arg("dpkg-deb --ctrl-tarfile \"$1\" | tar -xO ./md5sums")
+                .arg("sh")
+                .arg(&deb),
             "extracting md5sums",
         )?;
         std::fs::write(status_d.join(format!("{package}.md5sums")), &md5sums)?;

@@ -46,16 +46,21 @@ fn a_distroless_status_d_image_verifies_under_a_package_only_sbom() {
     std::fs::copy(rootfs.join("bin/busybox"), rootfs.join("usr/local/bin/true")).expect("copy");
 
     // Our generator reads status.d for packages.
-    let spdx: Value = serde_json::from_str(&verifier(0, &["sbom", "generate", "--no-progress", rootfs.to_str().expect("utf-8")]))
-        .expect("SPDX JSON");
-    let names: Vec<&str> = spdx["packages"].as_array().expect("packages").iter().filter_map(|p| p["name"].as_str()).collect();
+    let spdx: Value = serde_json::from_str(&verifier(
+        0,
+        &["sbom", "generate", "--no-progress", rootfs.to_str().expect("utf-8")],
+    ))
+    .expect("SPDX JSON");
+    let names: Vec<&str> =
+        spdx["packages"].as_array().expect("packages").iter().filter_map(|p| p["name"].as_str()).collect();
     for p in PACKAGES {
         assert!(names.contains(p), "{p} not in {names:?}");
     }
     let id_of = |key: &str, value: &str, list: &str| {
         spdx[list].as_array().expect("list").iter().find(|x| x[key] == value).map(|x| x["SPDXID"].clone())
     };
-    let (pkg, file) = (id_of("name", "busybox-static", "packages"), id_of("fileName", "./bin/busybox", "files"));
+    let (pkg, file) =
+        (id_of("name", "busybox-static", "packages"), id_of("fileName", "./bin/busybox", "files"));
     let owned = spdx["relationships"].as_array().expect("relationships").iter().any(|r| {
         Some(&r["spdxElementId"]) == pkg.as_ref()
             && r["relationshipType"] == "CONTAINS"
@@ -66,10 +71,14 @@ fn a_distroless_status_d_image_verifies_under_a_package_only_sbom() {
     // The dpkg reader takes status.d as a baseline: every md5sums line
     // (exit code 1: weak digests only).
     let listed: usize = packages.iter().map(|p| p.files).sum();
-    let report = verifier(1, &["sbom", "inspect", rootfs.join("var/lib/dpkg/status.d").to_str().expect("utf-8")]);
+    let report =
+        verifier(1, &["sbom", "inspect", rootfs.join("var/lib/dpkg/status.d").to_str().expect("utf-8")]);
     let row = report.lines().nth(1).expect("a row");
     let cols: Vec<&str> = row.split_whitespace().collect();
-    assert!(cols.contains(&listed.to_string().as_str()) && row.ends_with("weak"), "{listed} files, weak: {report}");
+    assert!(
+        cols.contains(&listed.to_string().as_str()) && row.ends_with("weak"),
+        "{listed} files, weak: {report}"
+    );
 
     // The join under runc.
     let sbom = dir.path().join("packages.cdx.json");
@@ -81,7 +90,8 @@ fn a_distroless_status_d_image_verifies_under_a_package_only_sbom() {
     std::fs::write(&config, spec.to_string()).expect("config");
     let id = unique("vt-distroless");
     let rule = format!("{id}={}", sbom.display());
-    let agent = Agent::start(&["--stats-interval", "0", "--containers-only", "--sbom", &rule]).expect("agent");
+    let agent =
+        Agent::start(&["--stats-interval", "0", "--containers-only", "--sbom", &rule]).expect("agent");
     let container = Container::run(&bundle.dir, &id).expect("runc run");
     container.exec(&["/bin/busybox", "cat", "/etc/protocols"]).expect("packaged busybox");
     container.exec(&["/usr/local/bin/true"]).expect("unpackaged copy");

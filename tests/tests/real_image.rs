@@ -61,8 +61,7 @@ use verifier_tests::{
 /// them every verdict must be `ok` and no alert raised. cdxgen lists each
 /// package's files with MD5 and SHA-1 (weak), its path in a `SrcFile`
 /// property.
-const EXACT: &[&str] =
-    &["verifier-spdx", "dpkg-md5sums", "syft-spdx", "sbom4files-spdx", "cdxgen-cyclonedx"];
+const EXACT: &[&str] = &["verifier-spdx", "dpkg-md5sums", "syft-spdx", "sbom4files-spdx", "cdxgen-cyclonedx"];
 
 /// The SBOM sources that list packages and no files: joined with the
 /// image's dpkg database (the bundle's root is read-only: `root.readonly`
@@ -113,7 +112,10 @@ fn a_debian_workload_under_each_sbom_source() {
         .map(|(n, _)| *n)
         .filter(|n| !OPTIONAL.contains(n) && !sources.iter().any(|(s, _)| s == n))
         .collect();
-    assert!(missing.is_empty(), "SBOM sources missing: {missing:?}; run `cargo xtask setup` to generate them");
+    assert!(
+        missing.is_empty(),
+        "SBOM sources missing: {missing:?}; run `cargo xtask setup` to generate them"
+    );
     let mut rows = Vec::new();
     let mut seconds = Vec::new();
     let mut failures = Vec::new();

@@ -83,7 +83,11 @@ fn a_debian_workload_under_containerd() {
         seconds.push(format!("{name} {:.1}", started.elapsed().as_secs_f64()));
         let tally = Tally::of(&records, &id);
         if tally.execs <= 50 {
-            failures.push(format!("{name}: only {} execs judged ({:?})", tally.execs, tally.unjudged.first()));
+            failures.push(format!(
+                "{name}: only {} execs judged ({:?})",
+                tally.execs,
+                tally.unjudged.first()
+            ));
         }
         let alarms = tally.false_alarms();
         if !alarms.is_empty() {

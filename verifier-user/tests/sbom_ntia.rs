@@ -79,8 +79,10 @@ fn spdx_meets_the_ntia_minimum_elements() {
     let doc = generate(&root, "spdx-json", &out, &[]);
     let report = ntia(&out);
     assert_eq!(report["isNtiaConformant"], true, "{report:#}");
-    let pyspdx = Command::new("pyspdxtools").arg("-i").arg(&out).output().expect("pyspdxtools (cargo xtask setup)");
-    let text = String::from_utf8_lossy(&pyspdx.stderr).into_owned() + &String::from_utf8_lossy(&pyspdx.stdout);
+    let pyspdx =
+        Command::new("pyspdxtools").arg("-i").arg(&out).output().expect("pyspdxtools (cargo xtask setup)");
+    let text =
+        String::from_utf8_lossy(&pyspdx.stderr).into_owned() + &String::from_utf8_lossy(&pyspdx.stdout);
     assert!(pyspdx.status.success() && !text.contains("invalid"), "pyspdxtools: {text}");
     let pkgs = doc["packages"].as_array().expect("packages");
     let supplier = |name: &str| pkgs.iter().find(|p| p["name"] == name).map(|p| p["supplier"].clone());
@@ -136,7 +138,8 @@ fn cyclonedx_meets_the_ntia_minimum_elements() {
     }
     let deps = doc["dependencies"].as_array().expect("dependencies");
     let root_deps = deps.iter().find(|d| d["ref"] == "subject").expect("the subject's dependencies");
-    let mut got: Vec<&str> = root_deps["dependsOn"].as_array().expect("dependsOn").iter().filter_map(Value::as_str).collect();
+    let mut got: Vec<&str> =
+        root_deps["dependsOn"].as_array().expect("dependsOn").iter().filter_map(Value::as_str).collect();
     let mut want: Vec<&str> = libraries.iter().filter_map(|c| c["bom-ref"].as_str()).collect();
     got.sort_unstable();
     want.sort_unstable();

@@ -89,8 +89,15 @@ fn npm_tool(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
     if !path.exists() {
         npm()?;
         std::fs::create_dir_all(TOOLS).with_context(|| format!("creating {TOOLS}"))?;
-        util::run(Command::new("npm").args(["install", "--no-audit", "--no-fund", "--prefix", TOOLS, package]))
-            .with_context(|| format!("installing {package} from npm"))?;
+        util::run(Command::new("npm").args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            TOOLS,
+            package,
+        ]))
+        .with_context(|| format!("installing {package} from npm"))?;
     }
     if !path.exists() {
         bail!("{package} installed no {}", path.display());

@@ -198,7 +198,11 @@ fn cyclonedx_cdxgen_src_file_property_is_the_path() {
     let doc = format!(
         r#"{{"bomFormat": "CycloneDX", "specVersion": "1.7", "components": [{}, {}]}}"#,
         file("adduser.mo", "/usr/share/locale/de/LC_MESSAGES/adduser.mo", SHA1_A),
-        file("adduser.mo", "/usr/share/locale/fr/LC_MESSAGES/adduser.mo", "b04cd71b3ebce87e5a9a8e33dbd553190cd0acf5"),
+        file(
+            "adduser.mo",
+            "/usr/share/locale/fr/LC_MESSAGES/adduser.mo",
+            "b04cd71b3ebce87e5a9a8e33dbd553190cd0acf5"
+        ),
     );
     let m = load(&doc).expect("loads");
     assert_eq!(m.len(), 2, "{:?}", m.files().map(|(p, _)| p).collect::<Vec<_>>());
