@@ -38,12 +38,15 @@ const CDXGEN_NPM: &str = "@cyclonedx/cdxgen@12.8.4";
 const CDXGEN_BIN: &str = "node_modules/.bin/cdxgen";
 const DEBSBOM_PYPI: &str = "debsbom==0.10.2";
 
+/// Writes SBOMs of a rootfs (first argument) into a directory (second).
+type Generator = fn(&Path, &Path) -> anyhow::Result<()>;
+
 /// Writes each missing third-party SBOM of `image` (the image directory:
 /// `rootfs/`, `sbom/`). Returns whether any was written.
 pub fn ensure(image: &Path) -> anyhow::Result<bool> {
     let rootfs = image.join("rootfs");
     let sbom = image.join("sbom");
-    let steps: [(&str, &[&str], fn(&Path, &Path) -> anyhow::Result<()>); 3] = [
+    let steps: [(&str, &[&str], Generator); 3] = [
         ("trivy", &["trivy.cdx.json", "trivy.spdx.json"], trivy),
         ("cdxgen", &["cdxgen.cdx.json"], cdxgen),
         ("debsbom", &["debsbom.cdx.json", "debsbom.spdx.json"], debsbom),
