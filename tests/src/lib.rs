@@ -7,11 +7,13 @@ pub mod agent;
 pub mod build;
 pub mod bundle;
 pub mod containerd;
+pub mod distroless;
 pub mod dropped;
 pub mod evasion;
 pub mod http;
 pub mod image;
 pub mod real_image;
+pub mod real_run;
 pub mod runc;
 pub mod storm;
 

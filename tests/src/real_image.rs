@@ -1,7 +1,8 @@
 //! A real distribution image for measuring false alarms: a Debian bookworm
 //! `minbase` rootfs with everyday tools, and SBOMs of it from the
 //! generators users have (ours, the image's own dpkg database, syft SPDX
-//! and CycloneDX, sbom4files).
+//! and CycloneDX, sbom4files, trivy CycloneDX and SPDX, cdxgen, debsbom
+//! CycloneDX and SPDX).
 //!
 //! The image is hundreds of MB, so it is never in git: `cargo xtask setup`
 //! builds it once per machine into [`cache_root`], keyed by [`VERSION`] and
@@ -36,12 +37,19 @@ pub const MANIFEST: &str = "image.json";
 
 /// The SBOM sources of the image: (name, file under the image directory).
 /// sbom4files is optional (it may not install); the rest are required.
+/// trivy, cdxgen and debsbom are added to an image built without them by
+/// `cargo xtask setup`.
 pub const SOURCES: &[(&str, &str)] = &[
     ("verifier-spdx", "sbom/verifier.spdx.json"),
     ("dpkg-md5sums", "sbom/dpkg.md5sums"),
     ("syft-spdx", "sbom/syft.spdx.json"),
     ("syft-cyclonedx", "sbom/syft.cdx.json"),
     ("sbom4files-spdx", "sbom/sbom4files.spdx.json"),
+    ("trivy-cyclonedx", "sbom/trivy.cdx.json"),
+    ("trivy-spdx", "sbom/trivy.spdx.json"),
+    ("cdxgen-cyclonedx", "sbom/cdxgen.cdx.json"),
+    ("debsbom-cyclonedx", "sbom/debsbom.cdx.json"),
+    ("debsbom-spdx", "sbom/debsbom.spdx.json"),
 ];
 
 /// Everything that decides the image's content, as one string: a change

@@ -11,6 +11,8 @@
 //!   CycloneDX JSON, run from inside the rootfs so paths are not prefixed)
 //!   and sbom4files (SPDX JSON; optional, skipped with a warning if it
 //!   does not install);
+//! - trivy, cdxgen and debsbom SBOMs ([`sboms`]), added to a cached image
+//!   that lacks them;
 //! - `image.json`, written last: the spec it was built for, how long each
 //!   step took, and the image's size and file and package counts.
 //!
@@ -30,6 +32,9 @@ use verifier_tests::real_image::{self, MANIFEST, PACKAGES, SUITE, VARIANT, VERSI
 
 use crate::util;
 
+#[path = "real_image_sboms.rs"]
+mod sboms;
+
 /// The machine's apt sources, handed to mmdebstrap as its mirror list.
 const APT_SOURCES: &[&str] = &["/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"];
 
@@ -42,7 +47,7 @@ pub fn ensure() -> anyhow::Result<bool> {
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
         .is_some_and(|m| m["spec"] == real_image::spec());
     if current {
-        return Ok(false);
+        return sboms::ensure(&dir);
     }
     let root = real_image::cache_root();
     let partial = root.join(format!("{VERSION}.partial"));
@@ -77,6 +82,7 @@ pub fn ensure() -> anyhow::Result<bool> {
     std::fs::rename(&partial, &dir)
         .with_context(|| format!("renaming {} to {}", partial.display(), dir.display()))?;
     remove_other_versions(&root, &dir)?;
+    sboms::ensure(&dir)?;
     eprintln!("xtask setup: real image ready in {}: {manifest}", dir.display());
     Ok(true)
 }

@@ -171,7 +171,7 @@ fn validators() -> anyhow::Result<bool> {
         return Ok(false);
     }
     let present = Command::new("python3")
-        .args(["-c", "import spdx_tools, cyclonedx.validation.json, ocsf_json_schema, jsonschema"])
+        .args(["-c", "import spdx_tools, cyclonedx.validation.json, ocsf_json_schema, jsonschema, ntia_conformance_checker"])
         .output()
         .is_ok_and(|o| o.status.success());
     if present {

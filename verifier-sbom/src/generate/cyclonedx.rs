@@ -11,6 +11,13 @@
 //! the digests are then the target's) and which layer it came from
 //! (`verifier:layer`). Serial number and bom-refs derive from the content,
 //! so the same input gives the same document.
+//!
+//! NTIA's minimum elements: each package component has its supplier (its
+//! database's maintainer), name, version and purl; the subject has a
+//! supplier (`--supplier`, else os-release `NAME`) and a version (the
+//! image digest, or `content-<hex>` for a rootfs); `metadata` has the
+//! tool and timestamp; `dependencies` has the subject depending on every
+//! package.
 
 use std::io::{self, Write};
 
@@ -29,6 +36,22 @@ struct Bom<'a> {
     version: u32,
     metadata: Metadata<'a>,
     components: Vec<Component<'a>>,
+    dependencies: Vec<Dependency>,
+}
+
+/// The root depends on every package (what NTIA calls the dependency
+/// relationship; files are nested in their package instead).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Dependency {
+    #[serde(rename = "ref")]
+    bom_ref: String,
+    depends_on: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Supplier<'a> {
+    name: &'a str,
 }
 
 #[derive(Serialize)]
@@ -58,6 +81,8 @@ struct Component<'a> {
     kind: &'static str,
     #[serde(rename = "bom-ref")]
     bom_ref: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    supplier: Option<Supplier<'a>>,
     name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     version: Option<&'a str>,
@@ -119,6 +144,7 @@ fn file_component<'a>(i: usize, f: &'a FileRecord, inv: &'a Inventory) -> Compon
     Component {
         kind: "file",
         bom_ref: format!("file-{i}"),
+        supplier: None,
         name: &f.path,
         version: None,
         purl: None,
@@ -130,6 +156,12 @@ fn file_component<'a>(i: usize, f: &'a FileRecord, inv: &'a Inventory) -> Compon
 
 pub fn write<W: Write>(inv: &Inventory, created: &str, out: W) -> Result<(), GenerateError> {
     let subject = &inv.subject;
+    let id = content_id(inv);
+    let version = subject.version(&id);
+    let dependencies = vec![Dependency {
+        bom_ref: "subject".into(),
+        depends_on: (0..inv.packages.len()).map(|i| format!("package-{i}")).collect(),
+    }];
     let mut packages: Vec<Component<'_>> = inv
         .packages
         .iter()
@@ -137,6 +169,7 @@ pub fn write<W: Write>(inv: &Inventory, created: &str, out: W) -> Result<(), Gen
         .map(|(i, p)| Component {
             kind: "library",
             bom_ref: format!("package-{i}"),
+            supplier: p.supplier.as_deref().map(|name| Supplier { name }),
             name: &p.name,
             version: Some(&p.version),
             purl: Some(p.purl.clone()),
@@ -170,8 +203,9 @@ pub fn write<W: Write>(inv: &Inventory, created: &str, out: W) -> Result<(), Gen
     let root = Component {
         kind: if subject.is_image { "container" } else { "operating-system" },
         bom_ref: "subject".into(),
+        supplier: subject.supplier().map(|name| Supplier { name }),
         name: &subject.name,
-        version: subject.manifest_digest.as_deref().or(subject.config_digest.as_deref()),
+        version: Some(&version),
         purl: spdx::oci_purl(inv),
         hashes: subject
             .manifest_digest
@@ -187,7 +221,7 @@ pub fn write<W: Write>(inv: &Inventory, created: &str, out: W) -> Result<(), Gen
         schema: "http://cyclonedx.org/schema/bom-1.6.schema.json",
         bom_format: "CycloneDX",
         spec_version: "1.6",
-        serial_number: serial(&content_id(inv)),
+        serial_number: serial(&id),
         version: 1,
         metadata: Metadata {
             timestamp: created,
@@ -202,6 +236,7 @@ pub fn write<W: Write>(inv: &Inventory, created: &str, out: W) -> Result<(), Gen
             properties: vec![prop("verifier:summary", spdx::skipped_summary(inv))],
         },
         components: packages,
+        dependencies,
     };
     let mut out = io::BufWriter::new(out);
     serde_json::to_writer_pretty(&mut out, &bom).map_err(|e| GenerateError::Write(e.into()))?;

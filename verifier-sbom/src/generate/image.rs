@@ -389,6 +389,7 @@ fn plan_oci(store: &Store, wanted: Option<&str>) -> Result<Plan, GenerateError> 
         platform,
         layers: layers.iter().filter_map(|l| l.digest.clone()).collect(),
         distro: None,
+        supplier: None,
     };
     Ok(Plan { subject, layers })
 }
@@ -428,6 +429,7 @@ fn plan_docker(store: &Store) -> Result<Plan, GenerateError> {
         }),
         layers: layers.iter().filter_map(|l| l.digest.clone().or_else(|| l.diff_id.clone())).collect(),
         distro: None,
+        supplier: None,
     };
     Ok(Plan { subject, layers })
 }

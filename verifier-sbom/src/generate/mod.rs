@@ -75,6 +75,9 @@ pub struct Options {
     pub platform: Option<String>,
     /// Image name to record (overrides what the image says).
     pub name: Option<String>,
+    /// Who supplies the image (`Name <email>`), recorded as its supplier
+    /// (default: the distribution's `NAME` from os-release).
+    pub supplier: Option<String>,
     pub threads: Option<usize>,
     /// Show a progress bar (only ever drawn on a terminal).
     pub progress: bool,
@@ -82,7 +85,14 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { algs: Algs::SHA256_SHA1, platform: None, name: None, threads: None, progress: false }
+        Self {
+            algs: Algs::SHA256_SHA1,
+            platform: None,
+            name: None,
+            supplier: None,
+            threads: None,
+            progress: false,
+        }
     }
 }
 
@@ -131,6 +141,26 @@ pub struct Subject {
     /// Layer digests in order.
     pub layers: Vec<String>,
     pub distro: Option<packages::Distro>,
+    /// From [`Options::supplier`].
+    pub supplier: Option<String>,
+}
+
+impl Subject {
+    /// Who supplies the image: as asked, else the distribution (`NAME` of
+    /// os-release, `Debian GNU/Linux`), else unknown.
+    pub fn supplier(&self) -> Option<&str> {
+        self.supplier.as_deref().or_else(|| self.distro.as_ref().and_then(|d| d.name.as_deref()))
+    }
+
+    /// The version to record: the manifest digest, else the config digest
+    /// (the image ID), else, for a rootfs directory, `content-<hex>` from
+    /// its files and their digests (the same tree gives the same version).
+    pub fn version(&self, content: &[u8; 32]) -> String {
+        match self.manifest_digest.as_deref().or(self.config_digest.as_deref()) {
+            Some(d) => d.to_owned(),
+            None => format!("content-{}", hex::encode(&content[..8])),
+        }
+    }
 }
 
 /// One file of the SBOM.
@@ -219,6 +249,7 @@ pub fn scan(input: &Path, opts: &Options) -> Result<Inventory, GenerateError> {
     if let Some(name) = &opts.name {
         subject.name.clone_from(name);
     }
+    subject.supplier.clone_from(&opts.supplier);
     Ok(assemble(tree, results, &captures, subject, warnings))
 }
 

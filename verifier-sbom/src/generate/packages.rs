@@ -15,12 +15,15 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::tree::{Node, Tree};
 
-/// `ID` and `VERSION_ID` of `/etc/os-release`.
+/// `ID`, `VERSION_ID`, `PRETTY_NAME` and `NAME` of `/etc/os-release`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Distro {
     pub id: String,
     pub version_id: Option<String>,
     pub pretty_name: Option<String>,
+    /// `NAME` (`Debian GNU/Linux`): the supplier of a rootfs when nothing
+    /// better is known.
+    pub name: Option<String>,
 }
 
 /// One installed package.
@@ -34,6 +37,8 @@ pub struct Package {
     pub purl: String,
     /// Files the database lists for it (normalised, as listed).
     pub listed_files: usize,
+    /// Who supplies it: dpkg's `Maintainer`, apk's `m:` (`Name <email>`).
+    pub supplier: Option<String>,
 }
 
 const APK_DB: &str = "/lib/apk/db/installed";
@@ -65,6 +70,7 @@ pub fn distro(captured: &BTreeMap<&str, &[u8]>) -> Option<Distro> {
         id: fields.remove("ID")?,
         version_id: fields.remove("VERSION_ID"),
         pretty_name: fields.remove("PRETTY_NAME"),
+        name: fields.remove("NAME"),
     })
 }
 
@@ -198,7 +204,7 @@ fn normalize_listed(p: &str) -> String {
 pub fn parse_apk(text: &str, namespace: &str, distro: Option<&Distro>) -> Vec<(Package, Vec<String>)> {
     let mut out = Vec::new();
     for record in text.split("\n\n") {
-        let (mut name, mut version, mut arch) = (None, None, None);
+        let (mut name, mut version, mut arch, mut supplier) = (None, None, None, None);
         let mut dir = String::new();
         let mut files = Vec::new();
         for line in record.lines() {
@@ -209,6 +215,7 @@ pub fn parse_apk(text: &str, namespace: &str, distro: Option<&Distro>) -> Vec<(P
                 "P" => name = Some(value.to_owned()),
                 "V" => version = Some(value.to_owned()),
                 "A" => arch = Some(value.to_owned()),
+                "m" => supplier = Some(value.to_owned()),
                 "F" => dir = value.to_owned(),
                 "R" => files.push(normalize_listed(&format!("{dir}/{value}"))),
                 _ => {}
@@ -216,7 +223,8 @@ pub fn parse_apk(text: &str, namespace: &str, distro: Option<&Distro>) -> Vec<(P
         }
         if let (Some(name), Some(version)) = (name, version) {
             let purl = purl("apk", namespace, &name, &version, arch.as_deref(), distro);
-            out.push((Package { kind: "apk", name, version, arch, purl, listed_files: 0 }, files));
+            let package = Package { kind: "apk", name, version, arch, purl, listed_files: 0, supplier };
+            out.push((package, files));
         }
     }
     out
@@ -251,6 +259,7 @@ pub fn parse_dpkg_status(text: &str, namespace: &str, distro: Option<&Distro>) -
             arch,
             purl,
             listed_files: 0,
+            supplier: fields.get("Maintainer").map(|m| (*m).to_owned()),
         });
     }
     out
@@ -263,18 +272,21 @@ mod tests {
     #[test]
     fn apk_records_and_purls() {
         let db = "C:Q1abc=\nP:musl\nV:1.2.5-r0\nA:x86_64\nF:lib\nR:ld-musl-x86_64.so.1\nZ:Q1x=\nR:libc.musl-x86_64.so.1\n\nP:busybox\nV:1.36.1-r2\nA:x86_64\nF:bin\nR:busybox\n";
-        let pkgs = parse_apk(db, "alpine", None);
+        let pkgs = parse_apk(&format!("{db}m:Natanael Copa <ncopa@alpinelinux.org>\n"), "alpine", None);
         assert_eq!(pkgs.len(), 2);
         assert_eq!(pkgs[0].0.purl, "pkg:apk/alpine/musl@1.2.5-r0?arch=x86_64");
         assert_eq!(pkgs[0].1, vec!["/lib/ld-musl-x86_64.so.1", "/lib/libc.musl-x86_64.so.1"]);
+        assert_eq!(pkgs[0].0.supplier, None);
+        assert_eq!(pkgs[1].0.supplier.as_deref(), Some("Natanael Copa <ncopa@alpinelinux.org>"));
     }
 
     #[test]
     fn dpkg_status_skips_removed_and_encodes_epochs() {
-        let status = "Package: libc6\nStatus: install ok installed\nVersion: 1:2.36-9+deb12u4\nArchitecture: amd64\nDescription: x\n more\n\nPackage: gone\nStatus: deinstall ok config-files\nVersion: 1\n";
-        let d = Distro { id: "debian".into(), version_id: Some("12".into()), pretty_name: None };
+        let status = "Package: libc6\nStatus: install ok installed\nMaintainer: GNU Libc Maintainers <debian-glibc@lists.debian.org>\nVersion: 1:2.36-9+deb12u4\nArchitecture: amd64\nDescription: x\n more\n\nPackage: gone\nStatus: deinstall ok config-files\nVersion: 1\n";
+        let d = Distro { id: "debian".into(), version_id: Some("12".into()), pretty_name: None, name: None };
         let pkgs = parse_dpkg_status(status, "debian", Some(&d));
         assert_eq!(pkgs.len(), 1);
         assert_eq!(pkgs[0].purl, "pkg:deb/debian/libc6@1%3A2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12");
+        assert_eq!(pkgs[0].supplier.as_deref(), Some("GNU Libc Maintainers <debian-glibc@lists.debian.org>"));
     }
 }

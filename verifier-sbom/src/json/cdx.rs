@@ -2,7 +2,8 @@
 //!
 //! Files are components of `type: file`. Their path is, in order of trust:
 //! properties tools use for it (`syft:location:0:path`, any name ending in
-//! `:path`; one file component can list several locations), then
+//! `:path`, cdxgen's `SrcFile`; one file component can list several
+//! locations), then
 //! `evidence.occurrences[].location` (1.5+), then `name`. Components nest
 //! (`components` inside a component): a file nested under a library belongs
 //! to that library. Component-level hashes of libraries are package
@@ -24,6 +25,13 @@ use crate::de::{Alg, Hex, nullable};
 struct Hash {
     alg: Alg,
     content: Hex,
+}
+
+/// Whether a file component's property of this name holds its path in
+/// the image: syft's `syft:location:N:path` (any name ending in `:path`),
+/// cdxgen's `SrcFile` (its file components are named by base name only).
+pub(super) fn is_path_property(name: &str) -> bool {
+    name.ends_with(":path") || name == "SrcFile"
 }
 
 #[derive(Deserialize, Default)]
@@ -270,7 +278,7 @@ impl<'de> Visitor<'de> for Component<'_> {
         if is_file.0 {
             let mut extra: Vec<String> = properties
                 .into_iter()
-                .filter(|p| p.name.as_deref().is_some_and(|n| n.ends_with(":path")))
+                .filter(|p| p.name.as_deref().is_some_and(is_path_property))
                 .filter_map(|p| p.value)
                 .collect();
             if extra.is_empty() {

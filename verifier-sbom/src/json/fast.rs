@@ -245,7 +245,7 @@ fn path_properties<'a>(c: &mut Cursor<'a>, out: &mut Few<&'a str>) -> Res<()> {
             }
         }
         if let (Some(n), Some(v)) = (name, value)
-            && n.ends_with(":path")
+            && super::cdx::is_path_property(n)
         {
             if v.len() > MAX_PATH {
                 return Err(Bail::Fallback);

@@ -73,6 +73,9 @@ fn cyclonedx_component_shapes_agree_with_serde() {
         format!(
             r#"{{"bom-ref": "x", "type": "file", "name": "a", "properties": [{{"name": "syft:location:0:path", "value": "/usr/lib/a"}}, {{"name": "syft:location:1:path", "value": "/lib/a"}}, {{"name": "other", "value": "v"}}, {{"name": "x:path"}}], "hashes": [{{"alg": "SHA-256", "content": "{SHA256}"}}]}}"#
         ),
+        format!(
+            r#"{{"type": "file", "name": "adduser", "purl": "pkg:generic/adduser?path=%2Fusr%2Fsbin%2Fadduser", "hashes": [{{"alg": "MD5", "content": "2ba08fece3b3434a669f3c529bbea383"}}, {{"alg": "SHA-1", "content": "{SHA1}"}}], "properties": [{{"name": "SrcFile", "value": "/usr/sbin/adduser"}}, {{"name": "internal:is_executable", "value": "true"}}]}}"#
+        ),
         r#"{"type": "file", "properties": null, "hashes": null}"#.to_owned(),
         r#"{"type": "library", "name": "lib", "version": "1.0", "purl": "pkg:apk/x/lib@1.0"}"#.to_owned(),
         r#"{"type": "library"}"#.to_owned(),
@@ -93,6 +96,7 @@ fn cyclonedx_component_shapes_agree_with_serde() {
     // The last two are errors: all but those together, then each alone.
     let m = same_both_ways(&doc(&all[..all.len() - 2]));
     assert!(m.get("/usr/lib/a").is_some() && m.get("/lib/a").is_some() && m.get("/a").is_none());
+    assert!(m.get("/usr/sbin/adduser").is_some() && m.get("/adduser").is_none(), "cdxgen's SrcFile");
     assert_eq!(m.get("/nested").and_then(|e| e.package(&m)).map(|p| p.name.as_str()), Some("outer"));
     for s in &all {
         same_both_ways(&doc(&[s]));

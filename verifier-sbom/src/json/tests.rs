@@ -183,6 +183,35 @@ fn cyclonedx_files_nested_components_properties_and_evidence() {
     );
 }
 
+/// cdxgen (`-t rootfs`) names a file component by its base name and puts
+/// the path in a `SrcFile` property: two `adduser.mo` of different
+/// languages must stay two files, at their paths.
+#[test]
+fn cyclonedx_cdxgen_src_file_property_is_the_path() {
+    let file = |name: &str, path: &str, sha1: &str| {
+        format!(
+            r#"{{"name": "{name}", "type": "file", "purl": "pkg:generic/{name}",
+                "hashes": [{{"alg": "MD5", "content": "2ba08fece3b3434a669f3c529bbea383"}}, {{"alg": "SHA-1", "content": "{sha1}"}}],
+                "properties": [{{"name": "SrcFile", "value": "{path}"}}, {{"name": "internal:is_file", "value": "true"}}]}}"#
+        )
+    };
+    let doc = format!(
+        r#"{{"bomFormat": "CycloneDX", "specVersion": "1.7", "components": [{}, {}]}}"#,
+        file("adduser.mo", "/usr/share/locale/de/LC_MESSAGES/adduser.mo", SHA1_A),
+        file(
+            "adduser.mo",
+            "/usr/share/locale/fr/LC_MESSAGES/adduser.mo",
+            "b04cd71b3ebce87e5a9a8e33dbd553190cd0acf5"
+        ),
+    );
+    let m = load(&doc).expect("loads");
+    assert_eq!(m.len(), 2, "{:?}", m.files().map(|(p, _)| p).collect::<Vec<_>>());
+    assert!(m.get("/adduser.mo").is_none());
+    let de = m.get("/usr/share/locale/de/LC_MESSAGES/adduser.mo").expect("de");
+    let fr = m.get("/usr/share/locale/fr/LC_MESSAGES/adduser.mo").expect("fr");
+    assert_ne!(de.digest(HashAlg::Sha1), fr.digest(HashAlg::Sha1));
+}
+
 #[test]
 fn spdx3_json_ld_files_packages_contains() {
     let doc = format!(

@@ -167,11 +167,18 @@ fn listed_packages(sbom: &Manifest) -> HashMap<String, Vec<Option<String>>> {
 }
 
 /// `pkg:deb/debian/libc6@2.36-9?arch=amd64` -> (`libc6`, `2.36-9`); `None`
-/// for a purl that is not deb or apk.
+/// for a purl that is not deb or apk, and for a source package
+/// (`?arch=source`: debsbom lists them beside the binary packages built
+/// from them; a source name such as `glibc` or `shadow` is no installed
+/// package, and one that is (`bash`) is listed again as the binary).
 fn purl_name_version(purl: &str) -> Option<(String, Option<String>)> {
     let rest = purl.strip_prefix("pkg:")?;
     let (kind, path) = rest.split_once('/')?;
     if kind != "deb" && kind != "apk" {
+        return None;
+    }
+    let qualifiers = path.split_once('?').map_or("", |(_, q)| q.split('#').next().unwrap_or(""));
+    if qualifiers.split('&').any(|q| q == "arch=source") {
         return None;
     }
     let path = path.split(['?', '#']).next()?;
@@ -338,6 +345,11 @@ mod tests {
             Some(("libc6".into(), Some("2.36-9+deb12u4".into())))
         );
         assert_eq!(purl_name_version("pkg:pypi/requests@2.0"), None);
+        assert_eq!(purl_name_version("pkg:deb/debian/glibc@2.36-9?arch=source"), None);
+        assert_eq!(
+            purl_name_version("pkg:deb/debian/bash@5.2.15-2+b13?arch=amd64&distro=debian-12.15"),
+            Some(("bash".into(), Some("5.2.15-2+b13".into())))
+        );
         assert!(same_version("1:2.38.1-5", Some("1:2.38.1-5")));
         assert!(same_version("2.38.1-5", Some("1:2.38.1-5")));
         assert!(!same_version("2.38.1-6", Some("1:2.38.1-5")));

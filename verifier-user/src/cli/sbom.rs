@@ -88,6 +88,12 @@ pub struct GenerateArgs {
     /// directory name for a rootfs).
     #[arg(long)]
     pub name: Option<String>,
+    /// Who supplies the image, as `Name <email>` or a name: recorded as
+    /// the image's supplier, which NTIA's minimum elements require
+    /// (default: the distribution's `NAME` from /etc/os-release). Packages
+    /// get their own supplier from their database's maintainer field.
+    #[arg(long)]
+    pub supplier: Option<String>,
     /// Hashing threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -143,6 +149,7 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         algs: format.algs(),
         platform: args.platform,
         name: args.name,
+        supplier: args.supplier,
         threads: args.threads,
         progress: !args.no_progress,
     };
