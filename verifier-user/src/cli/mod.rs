@@ -2,6 +2,7 @@
 //! `verifier check`. Each subcommand's options live next to the code that
 //! uses them; this module only dispatches.
 
+pub mod fetch;
 pub mod sbom;
 
 use std::process::ExitCode;

@@ -43,6 +43,11 @@ pub enum SbomCommand {
     /// `*.md5sums` or a dpkg database directory). Exit codes: 0 every file
     /// is per-file, 1 any is weak or package-only, 2 any could not be read.
     Inspect(InspectArgs),
+    /// Fetch an image's SBOM attestations from its registry (OCI referrers,
+    /// cosign tags, BuildKit), through the agent's disk cache.
+    ///
+    /// Exit codes: 0 some found, 1 none, 2 error.
+    Fetch(super::fetch::FetchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +131,7 @@ pub fn run(cmd: SbomCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         SbomCommand::Generate(args) => run_generate(args),
         SbomCommand::Inspect(args) => run_inspect(&args),
+        SbomCommand::Fetch(args) => super::fetch::run(args),
     }
 }
 
