@@ -11,6 +11,7 @@ pub mod evasion;
 pub mod http;
 pub mod image;
 pub mod real_image;
+pub mod registry;
 pub mod runc;
 pub mod storm;
 
