@@ -224,9 +224,9 @@ fn attestations_found_three_ways_cached_and_offline() -> anyhow::Result<()> {
     // still has the attestations, online or offline, with no network.
     reg.stop();
     for offline in [false, true] {
+        let restarted_fetcher = Fetcher::new(config(&reg, Some(&cache), offline))?;
         let t = Instant::now();
-        let restarted =
-            rt.block_on(Fetcher::new(config(&reg, Some(&cache), offline))?.lookup(&name, &att.index))?;
+        let restarted = rt.block_on(restarted_fetcher.lookup(&name, &att.index))?;
         eprintln!(
             "after restart, registry down, offline={offline}: {:.2} ms",
             t.elapsed().as_secs_f64() * 1e3
