@@ -319,3 +319,7 @@ impl Client {
 fn basic(user: &str, pass: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
 }
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;
