@@ -24,6 +24,7 @@ use verifier_tests::{
     registry::{self, DSSE, INTOTO, OCI_INDEX, Options, Registry, SPDX, Signer, sha256, statement},
 };
 
+const CYCLONEDX: &str = "application/vnd.cyclonedx+json";
 const PREDICATE: &str = "https://spdx.dev/Document";
 
 /// A one-file busybox image, pushed as `repo:v1`; returns its layout and
@@ -58,6 +59,7 @@ fn with(mut d: Value, key: &str, v: Value) -> Value {
 /// What the publisher attached, to compare with what is found.
 struct Attached {
     spdx: Vec<u8>,
+    cyclonedx: Vec<u8>,
     envelope: Vec<u8>,
     statement: Vec<u8>,
     index: String,
@@ -86,6 +88,14 @@ fn attach(reg: &Registry, signer: &Signer, repo: &str, subject: &Value) -> anyho
         reg.artifact(repo, None, &[with(l, "annotations", json!({"predicateType": PREDICATE}))], None)?;
     reg.put_manifest(repo, &format!("{tag}.att"), &att)?;
 
+    // cosign attach sbom: the SBOM itself as the layer, at .sbom.
+    let cyclonedx = serde_json::to_vec(
+        &json!({"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1, "components": []}),
+    )?;
+    let l = reg.put_blob(repo, CYCLONEDX, &cyclonedx)?;
+    let sbom = reg.artifact(repo, None, &[l], None)?;
+    reg.put_manifest(repo, &format!("{tag}.sbom"), &sbom)?;
+
     // BuildKit: an attestation manifest beside the image in its index.
     let l = reg.put_blob(repo, INTOTO, &statement)?;
     let bk = reg.artifact(
@@ -104,7 +114,7 @@ fn attach(reg: &Registry, signer: &Signer, repo: &str, subject: &Value) -> anyho
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [image_desc, bk_desc]});
     let index =
         reg.put_manifest(repo, "multi", &index)?["digest"].as_str().context("index digest")?.to_owned();
-    Ok(Attached { spdx, envelope, statement, index })
+    Ok(Attached { spdx, cyclonedx, envelope, statement, index })
 }
 
 fn config(reg: &Registry, cache: Option<&Path>, offline: bool) -> FetcherConfig {
@@ -150,7 +160,7 @@ fn attestations_found_three_ways_cached_and_offline() -> anyhow::Result<()> {
     let sources: BTreeSet<_> = cold.attestations.iter().map(|a| a.source.as_str()).collect();
     assert_eq!(
         sources,
-        BTreeSet::from(["tag-fallback", "cosign-att", "buildkit"]),
+        BTreeSet::from(["tag-fallback", "cosign-att", "cosign-sbom", "buildkit"]),
         "{:#?}",
         cold.attestations
     );
@@ -159,6 +169,9 @@ fn attestations_found_three_ways_cached_and_offline() -> anyhow::Result<()> {
         match a.source {
             Source::TagFallback => {
                 assert_eq!((a.bytes.as_slice(), a.media_type.as_str()), (att.spdx.as_slice(), SPDX))
+            }
+            Source::CosignSbom => {
+                assert_eq!((a.bytes.as_slice(), a.media_type.as_str()), (att.cyclonedx.as_slice(), CYCLONEDX))
             }
             Source::CosignAtt => {
                 assert_eq!((a.bytes.as_slice(), a.media_type.as_str()), (att.envelope.as_slice(), DSSE));
@@ -178,7 +191,7 @@ fn attestations_found_three_ways_cached_and_offline() -> anyhow::Result<()> {
     // By the platform manifest digest, the tag leads to the index.
     let by_manifest =
         rt.block_on(Fetcher::new(config(&reg, None, false))?.lookup(&format!("{name}:multi"), &manifest))?;
-    assert_eq!(by_manifest.attestations.len(), 3, "{:#?}", by_manifest.attestations);
+    assert_eq!(by_manifest.attestations.len(), 4, "{:#?}", by_manifest.attestations);
 
     // Same process, second call: the cache answers.
     let t = Instant::now();
@@ -216,7 +229,7 @@ fn attestations_found_three_ways_cached_and_offline() -> anyhow::Result<()> {
         out
     });
     for r in all {
-        assert_eq!(r??.len(), 3);
+        assert_eq!(r??.len(), 4);
     }
     assert_eq!(reg.requests(&att_tag) - before, 1, "concurrent calls for one image share one fetch");
 
@@ -240,7 +253,7 @@ fn attestations_found_three_ways_cached_and_offline() -> anyhow::Result<()> {
     let down = rt.block_on(Fetcher::new(config(&reg, Some(&cache), false))?.get(&name, &unknown));
     assert!(matches!(down, Err(FetchError::Registry { .. })), "{down:?}");
     eprintln!(
-        "attestation fetch against the local registry: cold {cold_ms:.1} ms (3 found, 2 subjects), cached {warm_ms:.2} ms"
+        "attestation fetch against the local registry: cold {cold_ms:.1} ms (4 found, 2 subjects), cached {warm_ms:.2} ms"
     );
     Ok(())
 }
