@@ -137,11 +137,23 @@ pub(crate) async fn discover(
         index = Some(m);
     }
     for s in out.subjects.clone() {
-        referrers(client, image, &s.digest, &mut out).await?;
-        cosign(client, image, &s.digest, &mut out).await?;
+        // Independent probes, asked together: against a remote registry a
+        // subject costs a few round trips, not one per probe.
+        let (mut r, mut att, mut sbom) = (Vec::new(), Vec::new(), Vec::new());
+        let (a, b, c) = tokio::join!(
+            referrers(client, image, &s.digest, &mut r),
+            cosign(client, image, &s.digest, ("att", Source::CosignAtt), &mut att),
+            cosign(client, image, &s.digest, ("sbom", Source::CosignSbom), &mut sbom),
+        );
+        a?;
+        b?;
+        c?;
+        r.into_iter().chain(att).chain(sbom).for_each(|x| out.push(x));
     }
     if let Some(index) = index {
-        buildkit(client, image, &index, &out.subjects.clone(), &mut out).await?;
+        let mut found = Vec::new();
+        buildkit(client, image, &index, &out.subjects.clone(), &mut found).await?;
+        found.into_iter().for_each(|x| out.push(x));
     }
     Ok(out)
 }
@@ -154,7 +166,7 @@ async fn layers(
     source: Source,
     subject: &Digest,
     artifact_type: Option<&str>,
-    out: &mut Discovery,
+    out: &mut Vec<Attestation>,
 ) -> Result<(), RegistryError> {
     for l in &m.layers {
         let wanted = manifest::is_attestation_type(&l.media_type)
@@ -182,7 +194,7 @@ async fn referrers(
     client: &Client,
     image: &ImageRef,
     subject: &Digest,
-    out: &mut Discovery,
+    out: &mut Vec<Attestation>,
 ) -> Result<(), RegistryError> {
     let (list, source) = match client.referrers(image, subject).await? {
         Some(list) => (list, Source::Referrers),
@@ -206,19 +218,18 @@ async fn referrers(
     Ok(())
 }
 
+/// cosign's `.att` (DSSE envelopes as layers) or `.sbom` (the SBOM itself
+/// as the layer) tag of `subject`.
 async fn cosign(
     client: &Client,
     image: &ImageRef,
     subject: &Digest,
-    out: &mut Discovery,
+    (suffix, source): (&str, Source),
+    out: &mut Vec<Attestation>,
 ) -> Result<(), RegistryError> {
-    for (suffix, source) in [("att", Source::CosignAtt), ("sbom", Source::CosignSbom)] {
-        let tag = format!("{}.{suffix}", subject.tag());
-        if let Some((m, _, _)) = client.manifest(image, &tag).await? {
-            // cosign's .sbom layers are the SBOM itself (spdx/cyclonedx types),
-            // its .att layers DSSE envelopes.
-            layers(client, image, &m, source, subject, None, out).await?;
-        }
+    let tag = format!("{}.{suffix}", subject.tag());
+    if let Some((m, _, _)) = client.manifest(image, &tag).await? {
+        layers(client, image, &m, source, subject, None, out).await?;
     }
     Ok(())
 }
@@ -228,7 +239,7 @@ async fn buildkit(
     image: &ImageRef,
     index: &Manifest,
     subjects: &[Subject],
-    out: &mut Discovery,
+    out: &mut Vec<Attestation>,
 ) -> Result<(), RegistryError> {
     for d in &index.manifests {
         if d.annotations.get(manifest::BUILDKIT_REF_TYPE).map(String::as_str)
