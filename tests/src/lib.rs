@@ -4,6 +4,7 @@
 //! real programs, runc runs real containers.
 
 pub mod agent;
+pub mod build;
 pub mod bundle;
 pub mod containerd;
 pub mod dropped;

@@ -34,6 +34,7 @@ const USER_LAYERS: &[&[&str]] = &[
     &["alert"],
     &["metrics"],
     &["agent"],
+    &["buildrec"],
     &["cli"],
 ];
 

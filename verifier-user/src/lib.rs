@@ -14,12 +14,14 @@
 //! - [`alert`]: drift findings, dedup, rate limit, formats and sinks;
 //! - [`metrics`]: Prometheus `/metrics` and `/healthz`;
 //! - [`agent`]: the event loop tying these together;
+//! - `buildrec`: `verifier exec`, a build step under watch and its record;
 //! - [`cli`]: command-line interface.
 
 pub(crate) mod agent;
 pub(crate) mod alert;
 pub mod attribution;
 pub(crate) mod baseline;
+pub(crate) mod buildrec;
 pub mod cli;
 pub(crate) mod metrics;
 pub(crate) mod output;

@@ -58,6 +58,17 @@ pub struct VerificationArgs {
     #[arg(long, value_name = "DIR")]
     pub sbom_store: Option<PathBuf>,
 
+    /// Use the SBOM inside a signed attestation FILE (DSSE envelope or
+    /// Sigstore bundle) for images matching PATTERN, only once it verifies
+    /// under `--trust` for the image digest the runtime reports; a rejected
+    /// one is logged with the failed check and never read. Before `--sbom`.
+    #[arg(long = "attestation", value_name = "PATTERN=FILE", requires = "trust")]
+    pub attestations: Vec<crate::baseline::attested::AttestationRule>,
+
+    /// The trust policy for `--attestation` (TOML; see docs/trust.md).
+    #[arg(long, value_name = "FILE")]
+    pub trust: Option<PathBuf>,
+
     /// containerd's API socket, for the image of containerd containers.
     #[arg(long, default_value = crate::attribution::containerd::DEFAULT_SOCKET, value_name = "PATH")]
     pub containerd_socket: PathBuf,
@@ -88,7 +99,10 @@ pub struct VerificationArgs {
 
 impl VerificationArgs {
     pub fn enabled(&self) -> bool {
-        !self.sboms.is_empty() || self.sbom_store.is_some() || self.sbom_rules.is_some()
+        !self.sboms.is_empty()
+            || self.sbom_store.is_some()
+            || self.sbom_rules.is_some()
+            || !self.attestations.is_empty()
     }
 }
 
@@ -326,7 +340,17 @@ fn resolve(source: &Source, container: &ContainerRef, pid: Option<u32>, deadline
 /// `--sbom-store`) and the runtimes' state.
 pub(crate) fn source(args: &VerificationArgs, state_roots: Vec<StateRoot>) -> Result<Arc<Source>, String> {
     let containerd = Containerd::new(args.containerd_socket.clone(), tokio::runtime::Handle::current());
-    let mut sources: Vec<Box<dyn BaselineSource>> = vec![Box::new(Rules::checked(args.sboms.clone())?)];
+    let mut sources: Vec<Box<dyn BaselineSource>> = Vec::new();
+    if let Some(p) = &args.trust {
+        let policy = verifier_attest::TrustPolicy::load(p).map_err(|e| e.to_string())?;
+        let cache = crate::baseline::attested::CACHE_DIR.into();
+        sources.push(Box::new(crate::baseline::attested::Attested::new(
+            args.attestations.clone(),
+            policy,
+            cache,
+        )));
+    }
+    sources.push(Box::new(Rules::checked(args.sboms.clone())?));
     if let Some(p) = &args.sbom_rules {
         sources.push(Box::new(RulesFile::open(p)?));
     }

@@ -18,7 +18,9 @@
 //! This layer knows SBOM files and manifests only: the container's runtime
 //! state is `attribution`'s, the verdicts are `verify`'s.
 
+pub(crate) mod attested;
 pub(crate) mod cache;
+pub(crate) mod host;
 pub(crate) mod join;
 pub(crate) mod rules;
 pub(crate) mod rules_file;

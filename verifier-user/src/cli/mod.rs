@@ -2,6 +2,8 @@
 //! `verifier check`. Each subcommand's options live next to the code that
 //! uses them; this module only dispatches.
 
+mod attest;
+pub mod exec;
 pub mod fetch;
 pub mod sbom;
 
@@ -38,6 +40,15 @@ pub enum Command {
     ///
     /// Exit codes: 0 clean, 1 drift found, 2 error.
     Check(sbom::CheckArgs),
+    /// Run a build step under watch and write its build record.
+    ///
+    /// Every exec and executable mapping of the step (and of containers it
+    /// starts) is judged against the host's package database or a host
+    /// SBOM. Exit status: the command's own when it failed; else 0, or 3
+    /// when a --fail-on verdict occurred; 125 when the verifier could not
+    /// run the step. docs/build-hosts.md.
+    #[command(after_help = exec::EXAMPLES)]
+    Exec(Box<exec::ExecArgs>),
 }
 
 const AGENT_EXAMPLES: &str = "\
@@ -86,5 +97,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent(args) => crate::agent::run(*args),
         Command::Sbom(cmd) => sbom::run(cmd),
         Command::Check(args) => sbom::run_check(args),
+        Command::Exec(args) => exec::run(*args),
     }
 }

@@ -43,6 +43,10 @@ pub enum SbomCommand {
     /// `*.md5sums` or a dpkg database directory). Exit codes: 0 every file
     /// is per-file, 1 any is weak or package-only, 2 any could not be read.
     Inspect(InspectArgs),
+    /// Verify a signed SBOM attestation (DSSE envelope or Sigstore bundle)
+    /// offline: signature (key or keyless), transparency log, image digest,
+    /// predicate type. Exit codes: 0 verified, 1 rejected, 2 input error.
+    Verify(super::attest::VerifyArgs),
     /// Fetch an image's SBOM attestations from its registry (OCI referrers,
     /// cosign tags, BuildKit), through the agent's disk cache.
     ///
@@ -131,6 +135,7 @@ pub fn run(cmd: SbomCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         SbomCommand::Generate(args) => run_generate(args),
         SbomCommand::Inspect(args) => run_inspect(&args),
+        SbomCommand::Verify(args) => super::attest::run(&args),
         SbomCommand::Fetch(args) => super::fetch::run(args),
     }
 }
