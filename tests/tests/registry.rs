@@ -323,5 +323,23 @@ fn basic_auth_from_a_pull_secret_over_tls_with_an_extra_ca() -> anyhow::Result<(
         let path = a["path"].as_str().context("path")?;
         assert_eq!(sha256(&fs::read(path)?), a["digest"].as_str().context("digest")?);
     }
+
+    // What was fetched verifies with the attestation verifier, bound to the
+    // image digest; the unsigned SBOMs beside it do not.
+    let verify = |source: &str, digest: &str| -> anyhow::Result<i32> {
+        let a = listed.iter().find(|a| a["source"] == source).context("source listed")?;
+        let out = Command::new(verifier_tests::agent::verifier_bin())
+            .args(["sbom", "verify"])
+            .arg(a["path"].as_str().context("path")?)
+            .args(["--image-digest", digest, "--key"])
+            .arg(&signer.public)
+            .output()?;
+        eprintln!("sbom verify {source}: {}", String::from_utf8_lossy(&out.stdout).trim());
+        out.status.code().context("exit code")
+    };
+    assert_eq!(verify("cosign-att", &manifest)?, 0, "the signed envelope verifies for the image");
+    let other = format!("sha256:{}", "cd".repeat(32));
+    assert_ne!(verify("cosign-att", &other)?, 0, "and not for another digest");
+    assert_ne!(verify("tag-fallback", &manifest)?, 0, "an unsigned SPDX is not an attestation");
     Ok(())
 }
