@@ -76,3 +76,7 @@ impl BaselineSource for RegistryAttestations {
         Vec::new()
     }
 }
+
+#[cfg(test)]
+#[path = "registry_tests.rs"]
+mod tests;
