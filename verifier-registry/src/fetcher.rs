@@ -209,3 +209,43 @@ impl Inner {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A registry that accepts connections and never answers: the fetch
+    /// ends at the fetcher's bound with an error that says so, and an
+    /// offline fetcher never connects at all.
+    #[tokio::test]
+    async fn a_silent_registry_costs_the_timeout_and_offline_never_connects() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let host = listener.local_addr().expect("addr").to_string();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(conn);
+            }
+        });
+        let cfg = |offline| FetcherConfig {
+            client: ClientOptions { insecure: vec![host.clone()], ..Default::default() },
+            cache_dir: None,
+            offline,
+            fetch_timeout: Duration::from_millis(300),
+            ..Default::default()
+        };
+        let digest = format!("sha256:{}", "1".repeat(64));
+        let image = format!("{host}/app");
+        let started = std::time::Instant::now();
+        let r = Fetcher::new(cfg(false)).expect("fetcher").get(&image, &digest).await;
+        assert!(matches!(r, Err(FetchError::Timeout { .. })), "{r:?}");
+        assert!(started.elapsed() < Duration::from_secs(5), "bounded by fetch_timeout");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let r = Fetcher::new(cfg(true)).expect("fetcher").get(&image, &digest).await;
+        assert!(matches!(r, Err(FetchError::Offline { .. })), "{r:?}");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "offline made no connection");
+    }
+}
