@@ -14,6 +14,7 @@ pub mod http;
 pub mod image;
 pub mod real_image;
 pub mod real_run;
+pub mod registry;
 pub mod runc;
 pub mod storm;
 

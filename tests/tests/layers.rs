@@ -39,7 +39,8 @@ const USER_LAYERS: &[&[&str]] = &[
 ];
 
 /// Crates whose module trees are checked.
-const CRATES: &[&str] = &["verifier-common", "verifier-sbom", "verifier-sensor", "verifier-user", "xtask"];
+const CRATES: &[&str] =
+    &["verifier-common", "verifier-sbom", "verifier-sensor", "verifier-registry", "verifier-user", "xtask"];
 
 type Module = Vec<String>;
 

@@ -69,6 +69,35 @@ pub struct VerificationArgs {
     #[arg(long, value_name = "FILE")]
     pub trust: Option<PathBuf>,
 
+    /// Fetch signed SBOM attestations from each image's registry (OCI
+    /// referrers, cosign `.att`, BuildKit) when its container appears, and
+    /// use one once it verifies under `--trust`; cached on disk by digest,
+    /// so each image is fetched once (docs/registry.md). After
+    /// `--attestation`, before `--sbom`.
+    #[arg(long, requires = "trust")]
+    pub registry_attestations: bool,
+
+    /// Registry credentials for `--registry-attestations`: Docker
+    /// config.json or a kubernetes.io/dockerconfigjson Secret file.
+    #[arg(long, value_name = "FILE")]
+    pub registry_auth: Option<PathBuf>,
+
+    /// Extra CA certificates (PEM) for registries, besides the system roots.
+    #[arg(long, value_name = "FILE")]
+    pub registry_ca: Option<PathBuf>,
+
+    /// Speak plain HTTP to this registry (HOST[:PORT]); repeatable.
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+
+    /// Attestation cache directory for `--registry-attestations`.
+    #[arg(long, value_name = "DIR", default_value = verifier_registry::DEFAULT_CACHE_DIR)]
+    pub registry_cache: PathBuf,
+
+    /// Never contact a registry: use the attestation cache only.
+    #[arg(long)]
+    pub registry_offline: bool,
+
     /// containerd's API socket, for the image of containerd containers.
     #[arg(long, default_value = crate::attribution::containerd::DEFAULT_SOCKET, value_name = "PATH")]
     pub containerd_socket: PathBuf,
@@ -103,6 +132,7 @@ impl VerificationArgs {
             || self.sbom_store.is_some()
             || self.sbom_rules.is_some()
             || !self.attestations.is_empty()
+            || self.registry_attestations
     }
 }
 
@@ -343,12 +373,19 @@ pub(crate) fn source(args: &VerificationArgs, state_roots: Vec<StateRoot>) -> Re
     let mut sources: Vec<Box<dyn BaselineSource>> = Vec::new();
     if let Some(p) = &args.trust {
         let policy = verifier_attest::TrustPolicy::load(p).map_err(|e| e.to_string())?;
-        let cache = crate::baseline::attested::CACHE_DIR.into();
+        let cache: PathBuf = crate::baseline::attested::CACHE_DIR.into();
         sources.push(Box::new(crate::baseline::attested::Attested::new(
             args.attestations.clone(),
-            policy,
-            cache,
+            policy.clone(),
+            cache.clone(),
         )));
+        if args.registry_attestations {
+            let fetcher = registry_fetcher(args).map_err(|e| e.to_string())?;
+            let handle = tokio::runtime::Handle::current();
+            sources.push(Box::new(crate::baseline::registry::RegistryAttestations::new(
+                fetcher, handle, policy, cache,
+            )));
+        }
     }
     sources.push(Box::new(Rules::checked(args.sboms.clone())?));
     if let Some(p) = &args.sbom_rules {
@@ -482,4 +519,23 @@ impl<'a> WrittenJson<'a> {
             image: w.info.as_ref().and_then(|i| i.image_name.clone().or(i.image_digest.clone())),
         }
     }
+}
+
+/// The registry attestation fetcher from the agent's options.
+fn registry_fetcher(args: &VerificationArgs) -> anyhow::Result<verifier_registry::Fetcher> {
+    let credentials = match &args.registry_auth {
+        Some(p) => verifier_registry::Credentials::load(p)?,
+        None => verifier_registry::Credentials::default(),
+    };
+    Ok(verifier_registry::Fetcher::new(verifier_registry::FetcherConfig {
+        client: verifier_registry::ClientOptions {
+            credentials,
+            extra_ca: args.registry_ca.clone(),
+            insecure: args.insecure_registry.clone(),
+            ..Default::default()
+        },
+        cache_dir: Some(args.registry_cache.clone()),
+        offline: args.registry_offline,
+        ..Default::default()
+    })?)
 }

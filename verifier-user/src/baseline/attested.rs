@@ -109,7 +109,7 @@ pub(crate) fn verified_sbom(
     verifier_attest::verify(bytes, digests, &rule.trust)
 }
 
-fn write_cached(dir: &Path, doc: &[u8]) -> std::io::Result<PathBuf> {
+pub(crate) fn write_cached(dir: &Path, doc: &[u8]) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::OpenOptionsExt as _;
     std::fs::create_dir_all(dir)?;
     let path = dir.join(format!("sha256-{}.json", hex::encode(Sha256::digest(doc))));

@@ -22,6 +22,7 @@ pub(crate) mod attested;
 pub(crate) mod cache;
 pub(crate) mod host;
 pub(crate) mod join;
+pub(crate) mod registry;
 pub(crate) mod rules;
 pub(crate) mod rules_file;
 pub(crate) mod store;

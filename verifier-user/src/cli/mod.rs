@@ -5,6 +5,7 @@
 mod attest;
 pub mod exec;
 pub mod policy;
+pub mod fetch;
 pub mod sbom;
 
 use std::process::ExitCode;

@@ -47,6 +47,11 @@ pub enum SbomCommand {
     /// offline: signature (key or keyless), transparency log, image digest,
     /// predicate type. Exit codes: 0 verified, 1 rejected, 2 input error.
     Verify(super::attest::VerifyArgs),
+    /// Fetch an image's SBOM attestations from its registry (OCI referrers,
+    /// cosign tags, BuildKit), through the agent's disk cache.
+    ///
+    /// Exit codes: 0 some found, 1 none, 2 error.
+    Fetch(super::fetch::FetchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +142,7 @@ pub fn run(cmd: SbomCommand) -> anyhow::Result<ExitCode> {
         SbomCommand::Generate(args) => run_generate(args),
         SbomCommand::Inspect(args) => run_inspect(&args),
         SbomCommand::Verify(args) => super::attest::run(&args),
+        SbomCommand::Fetch(args) => super::fetch::run(args),
     }
 }
 
