@@ -4,12 +4,15 @@
 //! real programs, runc runs real containers.
 
 pub mod agent;
+pub mod agent_image;
 pub mod bundle;
 pub mod containerd;
+pub mod deb;
 pub mod dropped;
 pub mod evasion;
 pub mod http;
 pub mod image;
+pub mod pod;
 pub mod real_image;
 pub mod runc;
 pub mod storm;

@@ -10,6 +10,7 @@
 mod bench;
 mod bench_drift;
 mod bench_images;
+mod deb;
 mod demo;
 mod image;
 mod real_image;
@@ -46,6 +47,8 @@ enum Cmd {
     BenchDrift(bench_drift::BenchDriftArgs),
     /// The agent's OCI image (layout and oci-archive), reproducible, with its SBOM.
     Image(image::ImageArgs),
+    /// The agent as a .deb with its hardened systemd unit, for build hosts.
+    Deb(deb::DebArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -79,6 +82,12 @@ fn main() -> anyhow::Result<()> {
                 util::build_release()?;
             }
             image::run(&args)
+        }
+        Cmd::Deb(args) => {
+            if args.bin.is_none() {
+                util::build_release()?;
+            }
+            deb::run(&args)
         }
     }
 }

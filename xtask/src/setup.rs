@@ -171,7 +171,10 @@ fn validators() -> anyhow::Result<bool> {
         return Ok(false);
     }
     let present = Command::new("python3")
-        .args(["-c", "import spdx_tools, cyclonedx.validation.json, ocsf_json_schema, jsonschema"])
+        .args([
+            "-c",
+            "import spdx_tools, cyclonedx.validation.json, ocsf_json_schema, jsonschema, kubernetes_validate",
+        ])
         .output()
         .is_ok_and(|o| o.status.success());
     if present {
