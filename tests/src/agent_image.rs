@@ -66,6 +66,7 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
 /// `verifier` binary, is given).
 pub fn assemble(bin: &Path, sbom_tool: Option<&Path>, dir: &Path, stamp: &Stamp) -> anyhow::Result<Built> {
     let epoch = stamp.epoch;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let stage = tempfile::tempdir()?;
     let rootfs = stage.path().join("rootfs");
     stage_rootfs(bin, &rootfs)?;

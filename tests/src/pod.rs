@@ -22,6 +22,45 @@ use serde_json::Value;
 
 use crate::deb::repo_root;
 
+/// containerd's (and Docker's, CRI's) default capability set for a
+/// container, which `drop: [ALL]` removes.
+pub const RUNTIME_DEFAULT_CAPS: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
+/// Capability numbers (linux/capability.h) of the names the manifest uses.
+pub fn cap_number(name: &str) -> Option<u32> {
+    Some(match name {
+        "DAC_READ_SEARCH" => 2,
+        "SYS_PTRACE" => 19,
+        "SYS_ADMIN" => 21,
+        "SYS_RESOURCE" => 24,
+        "PERFMON" => 38,
+        "BPF" => 39,
+        _ => return None,
+    })
+}
+
+/// The effective capability mask of process `pid`.
+pub fn effective_caps(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:")).context("no CapEff line")?;
+    Ok(u64::from_str_radix(hex.trim(), 16)?)
+}
+
 /// What the pod spec asks of the runtime.
 #[derive(Debug, Clone)]
 pub struct PodSpec {
@@ -125,7 +164,8 @@ impl PodSpec {
             opts.push(format!("--with-ns=pid:/proc/{}/ns/pid", std::process::id()));
         }
         if self.drops_all {
-            opts.push("--cap-drop=ALL".into());
+            // ctr has no `ALL`: drop each of the runtime's defaults.
+            opts.extend(RUNTIME_DEFAULT_CAPS.iter().map(|c| format!("--cap-drop=CAP_{c}")));
         }
         for cap in &self.capabilities {
             opts.push(format!("--cap-add=CAP_{cap}"));
