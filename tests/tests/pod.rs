@@ -164,6 +164,11 @@ fn the_daemonset_pod_verifies_its_neighbour_and_itself() {
     neighbour
         .exec(&["sh", "-c", "mkdir -p /tmp/x && cat /bin/busybox > /tmp/x/true && echo >> /tmp/x/true && chmod +x /tmp/x/true && /tmp/x/true"])
         .expect("dropped binary");
+    // A binary in another user's private directory: hashing it needs
+    // CAP_DAC_READ_SEARCH (uid 0 without it is refused like anyone else).
+    neighbour
+        .exec(&["sh", "-c", "mkdir -p /home/u && cat /bin/busybox > /home/u/true && echo x >> /home/u/true && chmod 0700 /home/u/true /home/u && chown -R 1000:1000 /home/u && /home/u/true"])
+        .expect("private binary");
     let alert_file = alerts.join("alerts.jsonl");
     wait(
         "the drift alert in the alert file",
@@ -173,6 +178,12 @@ fn the_daemonset_pod_verifies_its_neighbour_and_itself() {
                 .iter()
                 .any(|a| a["container"]["id"] == nid.as_str() && a["file"]["path"] == "/tmp/x/true")
         },
+        &log,
+    );
+    wait(
+        "the private binary's alert",
+        Duration::from_secs(20),
+        || lines(&alert_file).iter().any(|a| a["container"]["id"] == nid.as_str() && a["file"]["path"] == "/home/u/true"),
         &log,
     );
     let (code, metrics) = pod::get(port, "/metrics").expect("metrics answer");
@@ -222,6 +233,8 @@ fn the_daemonset_pod_verifies_its_neighbour_and_itself() {
     // then answered in the kernel's fast path.
     assert_eq!(verdict(&nid, "/bin/sleep"), Some("ok".into()), "neighbour's image binary: {records:#?}");
     assert_eq!(verdict(&nid, "/tmp/x/true"), Some("unknown-binary".into()));
+    let private = lines(&alert_file).into_iter().find(|a| a["file"]["path"] == "/home/u/true").expect("alert");
+    assert!(private["file"]["sha256"].is_string(), "a private binary is hashed: {private}");
     let own: Vec<&Value> =
         records.iter().filter(|r| r["type"] == "exec" && r["container"]["id"] == id.as_str()).collect();
     assert!(
