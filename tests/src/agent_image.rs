@@ -279,17 +279,17 @@ mod tests {
     #[test]
     fn same_inputs_same_digest() {
         let bin = Path::new("/bin/true");
-        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
         let stamp = Stamp { epoch: 1_700_000_000, reference: "x/y:1".into(), revision: "abc".into() };
-        let first = assemble(bin, None, a.path(), &stamp).unwrap();
+        let first = assemble(bin, None, a.path(), &stamp).expect("assembled");
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        let second = assemble(bin, None, b.path(), &stamp).unwrap();
+        let second = assemble(bin, None, b.path(), &stamp).expect("assembled");
         assert_eq!(first, second);
         let later = Stamp { epoch: 1_700_000_001, ..stamp };
-        let other = assemble(bin, None, b.path(), &later).unwrap();
+        let other = assemble(bin, None, b.path(), &later).expect("assembled");
         assert_ne!(first.manifest_digest, other.manifest_digest);
         let index: serde_json::Value =
-            serde_json::from_slice(&fs::read(a.path().join("oci/index.json")).unwrap()).unwrap();
+            serde_json::from_slice(&fs::read(a.path().join("oci/index.json")).expect("index")).expect("json");
         assert_eq!(index["manifests"][0]["digest"], first.manifest_digest.as_str());
     }
 
@@ -302,7 +302,7 @@ mod tests {
 
     #[test]
     fn libraries_of_a_dynamic_binary_include_libc() {
-        let libs = shared_libraries(Path::new("/bin/true")).unwrap();
+        let libs = shared_libraries(Path::new("/bin/true")).expect("ldd");
         assert!(libs.iter().any(|l| l.to_string_lossy().contains("libc.so")), "{libs:?}");
     }
 }

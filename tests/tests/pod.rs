@@ -183,7 +183,11 @@ fn the_daemonset_pod_verifies_its_neighbour_and_itself() {
     wait(
         "the private binary's alert",
         Duration::from_secs(20),
-        || lines(&alert_file).iter().any(|a| a["container"]["id"] == nid.as_str() && a["file"]["path"] == "/home/u/true"),
+        || {
+            lines(&alert_file)
+                .iter()
+                .any(|a| a["container"]["id"] == nid.as_str() && a["file"]["path"] == "/home/u/true")
+        },
         &log,
     );
     let (code, metrics) = pod::get(port, "/metrics").expect("metrics answer");
@@ -233,7 +237,8 @@ fn the_daemonset_pod_verifies_its_neighbour_and_itself() {
     // then answered in the kernel's fast path.
     assert_eq!(verdict(&nid, "/bin/sleep"), Some("ok".into()), "neighbour's image binary: {records:#?}");
     assert_eq!(verdict(&nid, "/tmp/x/true"), Some("unknown-binary".into()));
-    let private = lines(&alert_file).into_iter().find(|a| a["file"]["path"] == "/home/u/true").expect("alert");
+    let private =
+        lines(&alert_file).into_iter().find(|a| a["file"]["path"] == "/home/u/true").expect("alert");
     assert!(private["file"]["sha256"].is_string(), "a private binary is hashed: {private}");
     let own: Vec<&Value> =
         records.iter().filter(|r| r["type"] == "exec" && r["container"]["id"] == id.as_str()).collect();
