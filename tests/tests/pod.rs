@@ -112,6 +112,7 @@ fn the_daemonset_pod_verifies_its_neighbour_and_itself() {
         .collect();
     let log = dir.path().join("agent.log");
     let id = format!("vt-pod-agent-{}", std::process::id());
+    let started = Instant::now();
     let status = Command::new("ctr")
         .args(["--address", containerd::SOCKET, "--namespace", containerd::NAMESPACE, "run", "-d"])
         .arg(format!("--log-uri=file://{}", log.display()))
@@ -133,6 +134,7 @@ fn the_daemonset_pod_verifies_its_neighbour_and_itself() {
         || pod::get(port, "/readyz").is_some_and(|(c, _)| c == 200),
         &log,
     );
+    let to_ready = started.elapsed();
     assert_eq!(pod::get(port, "/healthz").map(|r| r.0), Some(200), "liveness");
     let agent_pid = agent.pid().expect("agent pid");
     let want =
@@ -258,6 +260,7 @@ fn the_daemonset_pod_verifies_its_neighbour_and_itself() {
     let stats = records.iter().rev().find(|r| r["type"] == "stats").expect("stats");
     assert_eq!(stats["kernel"]["dropped"], 0, "{stats}");
     let tick = 100.0; // USER_HZ
+    eprintln!("pod agent: ready {:.2} s after `ctr run`", to_ready.as_secs_f64());
     eprintln!(
         "pod agent: peak RSS {:.1} MiB; CPU {:.2} s over {:.1} s ({:.1}% of a core) while verifying",
         rss / 1_048_576.0,
