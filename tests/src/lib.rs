@@ -4,14 +4,17 @@
 //! real programs, runc runs real containers.
 
 pub mod agent;
+pub mod agent_image;
 pub mod build;
 pub mod bundle;
 pub mod containerd;
+pub mod deb;
 pub mod distroless;
 pub mod dropped;
 pub mod evasion;
 pub mod http;
 pub mod image;
+pub mod pod;
 pub mod real_image;
 pub mod real_run;
 pub mod registry;

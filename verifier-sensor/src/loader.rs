@@ -144,9 +144,19 @@ pub fn ensure_tracefs() -> Result<PathBuf, LoaderError> {
 
 /// The host mount namespace's inum: pid 1's (in a DaemonSet the agent runs
 /// with `hostPID`), or, where pid 1 cannot be inspected (a sandbox that
-/// hides it), the agent's own, with a warning.
+/// hides it, pid 1 in an outer user namespace), the parent's, with a
+/// warning: an agent in a container is the child of its runtime's shim,
+/// which runs in the host's namespace, and an agent started on the host
+/// shares its parent's. Its own only when neither can be read.
 pub fn host_mnt_ns() -> u32 {
     if let Ok(m) = std::fs::metadata("/proc/1/ns/mnt") {
+        return m.ino() as u32;
+    }
+    let parent = std::os::unix::process::parent_id();
+    if let Ok(m) = std::fs::metadata(format!("/proc/{parent}/ns/mnt")) {
+        tracing::warn!(
+            "cannot read /proc/1/ns/mnt; taking the parent's (pid {parent}) mount namespace as the host's"
+        );
         return m.ino() as u32;
     }
     tracing::warn!("cannot read /proc/1/ns/mnt; taking the agent's own mount namespace as the host's");

@@ -13,7 +13,11 @@
 //! `verifier_build_info{version}` gauge says which agent is scraped. The
 //! event loop renders a snapshot every second; the server only serves it. `/healthz`
 //! is 200 while snapshots are fresh, 503 with the reason otherwise (the
-//! event loop stalled, or the agent is stopping).
+//! event loop stalled, or the agent is stopping). `/readyz`, the readiness
+//! probe, answers the same: the first snapshot is published by the event
+//! loop once the programs are attached, and a fresh one means the ring
+//! buffer is being drained; before that, and once stopping, the pod takes
+//! no traffic (its metrics are not scraped as healthy).
 //!
 //! A small HTTP/1.1 server on the agent's runtime: one request per
 //! connection, an 8 KiB request cap, 2 s to send the request and 5 s in
@@ -313,12 +317,12 @@ async fn handle(conn: &mut tokio::net::TcpStream, shared: &Shared, slot: &Slot) 
             let text = shared.0.lock().unwrap_or_else(|e| e.into_inner()).text.clone();
             respond(conn, 200, "text/plain; version=0.0.4; charset=utf-8", &text).await
         }
-        ("GET", "/healthz") => match shared.health() {
+        ("GET", "/healthz" | "/readyz") => match shared.health() {
             Ok(()) => respond(conn, 200, "text/plain", "ok\n").await,
             Err(why) => respond(conn, 503, "text/plain", &format!("{why}\n")).await,
         },
-        (_, "/metrics" | "/healthz") => respond(conn, 405, "text/plain", "only GET\n").await,
-        _ => respond(conn, 404, "text/plain", "try /metrics or /healthz\n").await,
+        (_, "/metrics" | "/healthz" | "/readyz") => respond(conn, 405, "text/plain", "only GET\n").await,
+        _ => respond(conn, 404, "text/plain", "try /metrics, /healthz or /readyz\n").await,
     }
 }
 

@@ -84,8 +84,10 @@ fn serves_metrics_and_health_and_survives_bad_clients() {
         std::thread::spawn(move || rt.block_on(async { tokio::time::sleep(Duration::from_secs(4)).await }));
     let (code, body) = get(addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!((code, body.trim()), (503, "starting: no stats yet"));
+    assert_eq!(get(addr, "GET /readyz HTTP/1.1\r\n\r\n").0, 503, "not ready before the first stats");
     shared.publish(&stats(10));
     assert_eq!(get(addr, "GET /healthz HTTP/1.1\r\n\r\n").0, 200);
+    assert_eq!(get(addr, "GET /readyz HTTP/1.1\r\n\r\n").0, 200);
     // A client that connects and says nothing does not hold others up.
     let _slow = std::net::TcpStream::connect(addr).expect("slow client");
     let (code, body) = get(addr, "GET /metrics HTTP/1.1\r\n\r\n");
@@ -102,6 +104,7 @@ fn serves_metrics_and_health_and_survives_bad_clients() {
     assert_eq!(get(addr, &format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000))).0, 431);
     shared.stopping();
     assert_eq!(get(addr, "GET /healthz HTTP/1.1\r\n\r\n").0, 503);
+    assert_eq!(get(addr, "GET /readyz HTTP/1.1\r\n\r\n").0, 503);
     handle.join().expect("runtime thread");
 }
 

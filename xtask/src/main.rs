@@ -10,7 +10,9 @@
 mod bench;
 mod bench_drift;
 mod bench_images;
+mod deb;
 mod demo;
+mod image;
 mod real_image;
 mod setup;
 mod util;
@@ -43,6 +45,10 @@ enum Cmd {
     /// Drift benchmark: exec storms in a container, steady state and first
     /// sight, with report latency.
     BenchDrift(bench_drift::BenchDriftArgs),
+    /// The agent's OCI image (layout and oci-archive), reproducible, with its SBOM.
+    Image(image::ImageArgs),
+    /// The agent as a .deb with its hardened systemd unit, for build hosts.
+    Deb(deb::DebArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,6 +76,18 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             util::build_release()?;
             bench_drift::run(&args)
+        }
+        Cmd::Image(args) => {
+            if args.bin.is_none() {
+                util::build_release()?;
+            }
+            image::run(&args)
+        }
+        Cmd::Deb(args) => {
+            if args.bin.is_none() {
+                util::build_release()?;
+            }
+            deb::run(&args)
         }
     }
 }

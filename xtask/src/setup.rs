@@ -38,6 +38,8 @@ const APT_PACKAGES: &[&str] = &[
     "docker-registry",
     "skopeo",
     "apache2-utils",
+    // systemd-analyze for the package test.
+    "systemd",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
@@ -184,7 +186,10 @@ fn validators() -> anyhow::Result<bool> {
         return Ok(false);
     }
     let present = Command::new("python3")
-        .args(["-c", "import spdx_tools, cyclonedx.validation.json, ocsf_json_schema, jsonschema, ntia_conformance_checker"])
+        .args([
+            "-c",
+            "import spdx_tools, cyclonedx.validation.json, ocsf_json_schema, jsonschema, ntia_conformance_checker, kubernetes_validate",
+        ])
         .output()
         .is_ok_and(|o| o.status.success());
     if present {
