@@ -104,10 +104,19 @@ pub(crate) struct Verified {
 /// Something for the event loop to act on.
 pub(crate) enum Wake {
     Hashed(Key, Outcome),
-    Resolved(u64, Resolved),
+    Resolved(u64, Resolved, ContainerRef),
 }
 
-type ResolvedMsg = (u64, Resolved);
+type ResolvedMsg = (u64, Resolved, ContainerRef);
+
+/// A container resolved against a baseline, for enforcement to consider.
+pub(crate) struct Resolution {
+    pub cgroup_id: u64,
+    pub slot: u32,
+    pub ctx: Arc<crate::verify::engine::Context>,
+    pub info: Arc<ContainerInfo>,
+    pub container: ContainerRef,
+}
 
 /// (dev, ino, slot) -> (path, SHA-256) of the files in the fast path.
 type TrustedFiles = HashMap<(u32, u64, u32), (Vec<u8>, Option<[u8; 32]>)>;
@@ -127,6 +136,8 @@ pub(crate) struct Verification {
     wait: Duration,
     /// Files in the fast path, by (dev, ino, slot): what a write-open names.
     trusted: TrustedFiles,
+    /// Containers resolved since the last [`Verification::take_resolutions`].
+    resolutions: Vec<Resolution>,
     pub fast_path_inserted: u64,
     pub fast_path_errors: u64,
 }
@@ -161,6 +172,7 @@ impl Verification {
             infos: HashMap::new(),
             wait,
             trusted: HashMap::new(),
+            resolutions: Vec::new(),
             fast_path_inserted: 0,
             fast_path_errors: 0,
         })
@@ -192,7 +204,7 @@ impl Verification {
     pub(crate) async fn next(&mut self) -> Option<Wake> {
         tokio::select! {
             Some((key, outcome)) = self.done_rx.recv() => Some(Wake::Hashed(key, outcome)),
-            Some((id, r)) = self.resolved_rx.recv() => Some(Wake::Resolved(id, r)),
+            Some((id, r, c)) = self.resolved_rx.recv() => Some(Wake::Resolved(id, r, c)),
             else => None,
         }
     }
@@ -204,8 +216,8 @@ impl Verification {
                 let decided = self.engine.complete(key, outcome);
                 decided.into_iter().map(|(e, d)| self.decided(e, d)).collect()
             }
-            Wake::Resolved(cgroup_id, r) => {
-                if let Resolved::Verify(ctx, _) = &r {
+            Wake::Resolved(cgroup_id, r, container) => {
+                if let Resolved::Verify(ctx, info) = &r {
                     let slot = slot_for(&mut self.slots, ctx.key);
                     self.cgroup_slots.insert(cgroup_id, slot);
                     if let Some(fp) = self.fast_path.as_mut()
@@ -213,6 +225,13 @@ impl Verification {
                     {
                         self.fast_path_errors += 1;
                     }
+                    self.resolutions.push(Resolution {
+                        cgroup_id,
+                        slot,
+                        ctx: ctx.clone(),
+                        info: info.clone(),
+                        container,
+                    });
                 }
                 let (r, waiting) = self.containers.resolved(cgroup_id, r);
                 let mut out = Vec::new();
@@ -284,7 +303,7 @@ impl Verification {
         let deadline = Instant::now() + self.wait;
         tokio::task::spawn_blocking(move || {
             let r = resolve(&source, &container, pid, deadline);
-            let _ = tx.send((cgroup_id, r));
+            let _ = tx.send((cgroup_id, r, container));
         });
     }
 }
@@ -374,7 +393,11 @@ impl Verification {
         self.infos.get(&cgroup_id).cloned()
     }
 
-    /// Execs waiting for hashing or for their container.
+    /// Containers resolved against a baseline since the last call.
+    pub(crate) fn take_resolutions(&mut self) -> Vec<Resolution> {
+        std::mem::take(&mut self.resolutions)
+    }
+
     /// Warnings about the baselines found since the last call.
     pub(crate) fn take_warnings(&self) -> Vec<crate::baseline::Warning> {
         self.source.take_warnings()

@@ -120,6 +120,19 @@ pub(crate) struct Finding {
     pub sbom_format: Option<String>,
     /// `exec-flood`: new files that ran unjudged in the throttle episode.
     pub unjudged_new: Option<u64>,
+    /// What was done about it, when more than reporting: a block.
+    pub response: Option<Response>,
+}
+
+/// A response to drift beyond the report (enforcement).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Response {
+    /// `blocked`, or `would-block` in dry-run.
+    pub action: &'static str,
+    /// How: `tracepoint-kill`.
+    pub mechanism: &'static str,
+    /// What selected enforcement for this container.
+    pub rule: String,
 }
 
 impl Finding {
@@ -180,6 +193,7 @@ impl Finding {
             sbom_sources: info.map(|i| i.sbom_sources.clone()).unwrap_or_default(),
             sbom_format: info.and_then(|i| i.sbom_format.clone()),
             unjudged_new: None,
+            response: None,
         })
     }
 
@@ -213,6 +227,7 @@ impl Finding {
             sbom_sources: info.map(|i| i.sbom_sources.clone()).unwrap_or_default(),
             sbom_format: info.and_then(|i| i.sbom_format.clone()),
             unjudged_new: Some(unjudged),
+            response: None,
         }
     }
 

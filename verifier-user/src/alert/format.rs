@@ -114,6 +114,11 @@ fn native_alert(f: &Finding, id: &str) -> Value {
     if let Some(n) = f.unjudged_new {
         alert["unjudged_new"] = json!(n);
     }
+    if let Some(r) = &f.response {
+        alert["action"] = json!(r.action);
+        alert["mechanism"] = json!(r.mechanism);
+        alert["rule"] = json!(r.rule);
+    }
     alert
 }
 

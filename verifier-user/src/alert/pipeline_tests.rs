@@ -35,6 +35,7 @@ fn finding(path: &str, t: i128) -> Finding {
         sbom_sources: Vec::new(),
         sbom_format: None,
         unjudged_new: None,
+        response: None,
     }
 }
 
