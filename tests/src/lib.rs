@@ -7,6 +7,7 @@ pub mod agent;
 pub mod bundle;
 pub mod containerd;
 pub mod dropped;
+pub mod enforce;
 pub mod evasion;
 pub mod http;
 pub mod image;
