@@ -9,6 +9,7 @@
 
 mod bench;
 mod bench_drift;
+mod bench_enforce;
 mod bench_images;
 mod demo;
 mod real_image;
@@ -43,6 +44,9 @@ enum Cmd {
     /// Drift benchmark: exec storms in a container, steady state and first
     /// sight, with report latency.
     BenchDrift(bench_drift::BenchDriftArgs),
+    /// Enforcement benchmark: enforced against observe-only and verifying
+    /// storms in one run; start delay of an enforced real image.
+    BenchEnforce(bench_enforce::BenchEnforceArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,6 +74,11 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             util::build_release()?;
             bench_drift::run(&args)
+        }
+        Cmd::BenchEnforce(args) => {
+            setup::run()?;
+            util::build_release()?;
+            bench_enforce::run(&args)
         }
     }
 }

@@ -141,7 +141,14 @@ pub(super) fn on_preverified(
     cgroup_id: u64,
     result: crate::verify::preverify::PreVerified,
 ) -> anyhow::Result<()> {
-    if let Some(record) = state.enforcement.as_mut().and_then(|e| e.preverified(cgroup_id, result)) {
+    // The files judged ok enter the fast path too: their first exec costs
+    // what a verified file's does.
+    if let (Some(d), Some(slot)) =
+        (state.verification.as_mut(), state.enforcement.as_ref().and_then(|e| e.pending_slot(cgroup_id)))
+    {
+        d.trust_preverified(slot, &result.ok);
+    }
+    if let Some(record) = state.enforcement.as_mut().and_then(|e| e.preverified(cgroup_id, &result)) {
         super::write_line(out, &record)?;
     }
     Ok(())

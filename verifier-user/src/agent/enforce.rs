@@ -278,6 +278,11 @@ impl Enforcement {
         Some(record)
     }
 
+    /// The baseline slot of a container being pre-verified.
+    pub(crate) fn pending_slot(&self, cgroup_id: u64) -> Option<u32> {
+        self.pending.get(&cgroup_id).map(|p| p.2)
+    }
+
     /// Waits for the next finished pre-verification.
     pub(crate) async fn next(&mut self) -> Option<(u64, PreVerified)> {
         self.done_rx.recv().await
@@ -285,7 +290,7 @@ impl Enforcement {
 
     /// A container's allowed set is ready: fill the kernel's, then set its
     /// mode. Returns the `enforcement` record.
-    pub(crate) fn preverified(&mut self, cgroup_id: u64, p: PreVerified) -> Option<EnforcementJson> {
+    pub(crate) fn preverified(&mut self, cgroup_id: u64, p: &PreVerified) -> Option<EnforcementJson> {
         let (mode, rule, slot, info, id) = self.pending.remove(&cgroup_id)?;
         self.stats.containers_pending = self.stats.containers_pending.saturating_sub(1);
         let mut record = self.record(cgroup_id, &id, &info, mode, &rule, "active");

@@ -17,6 +17,7 @@ use std::{
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use verifier_common::event::FileIdentity;
 use verifier_sensor::{events::ExecEvent, maps::FastPath};
 
 use crate::{
@@ -391,6 +392,25 @@ impl Verification {
     /// execs was resolved.
     pub(crate) fn info(&self, cgroup_id: u64) -> Option<Arc<ContainerInfo>> {
         self.infos.get(&cgroup_id).cloned()
+    }
+
+    /// Files pre-verified `ok` for baseline `slot` (an enforced
+    /// container's, hashed at its start): into the kernel fast path, as
+    /// if each had been executed and judged.
+    pub(crate) fn trust_preverified(&mut self, slot: u32, files: &[(FileIdentity, String, Option<[u8; 32]>)]) {
+        let Some(fp) = self.fast_path.as_mut() else { return };
+        for (identity, path, sha256) in files {
+            match fp.verified(*identity, slot) {
+                Ok(()) => {
+                    self.fast_path_inserted += 1;
+                    if self.trusted.len() >= 65_536 {
+                        self.trusted.clear();
+                    }
+                    self.trusted.insert((identity.dev, identity.ino, slot), (path.clone().into_bytes(), *sha256));
+                }
+                Err(_) => self.fast_path_errors += 1,
+            }
+        }
     }
 
     /// Containers resolved against a baseline since the last call.

@@ -40,6 +40,9 @@ use super::{
 pub(crate) struct PreVerified {
     /// Identities the container may run or map as code.
     pub allowed: Vec<FileIdentity>,
+    /// Of those, the files judged `ok`: (identity, path, SHA-256), for the
+    /// kernel fast path.
+    pub ok: Vec<(FileIdentity, String, Option<[u8; 32]>)>,
     /// Candidate files not allowed: (path, verdict, reason).
     pub refused: Vec<(String, Verdict, String)>,
     /// Paths the SBOM lists.
@@ -91,8 +94,11 @@ pub(crate) fn preverify(
                     let judged = judge_one(ctx, path, file, max_bytes, &mut buf);
                     let mut r = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     match judged {
-                        Ok((identity, j, bytes)) => {
+                        Ok((identity, j, bytes, sha256)) => {
                             r.bytes += bytes;
+                            if j.verdict == Verdict::Ok {
+                                r.ok.push((identity, path.clone(), sha256));
+                            }
                             let as_code = if *library && j.verdict != Verdict::Ok {
                                 Verdict::LibraryDrift
                             } else {
@@ -122,12 +128,12 @@ fn judge_one(
     file: &std::fs::File,
     max_bytes: u64,
     buf: &mut [u8],
-) -> Result<(FileIdentity, verdict::Judgement, u64), String> {
+) -> Result<(FileIdentity, verdict::Judgement, u64, Option<[u8; 32]>), String> {
     let before = identity_of(&file.metadata().map_err(|e| format!("fstat: {e}"))?);
     let content = ctx.content.as_deref().map(|c| c as &dyn verdict::ImageContent);
     if before.size as u64 > max_bytes {
         let why = format!("{} bytes, over the hashing limit", before.size);
-        return Ok((before, verdict::judge_unhashed(&ctx.manifest, content, Some(path), &why, false), 0));
+        return Ok((before, verdict::judge_unhashed(&ctx.manifest, content, Some(path), &why, false), 0, None));
     }
     let algs = digest::algs_for(ctx.manifest.get(path));
     let hashes = hash_reader(file, algs, buf).map_err(|e| format!("reading: {e}"))?;
@@ -136,7 +142,7 @@ fn judge_one(
         return Err("the file changed while it was being hashed".into());
     }
     let j = verdict::judge(&ctx.manifest, content, Some(path), &hashes, false, false);
-    Ok((before, j, hashes.size))
+    Ok((before, j, hashes.size, hashes.sha256))
 }
 
 #[cfg(test)]
@@ -197,6 +203,7 @@ mod tests {
         assert!(p.allowed.contains(&ids("bin/ok")) && p.allowed.contains(&ids("lib/libx.so.1")), "{p:?}");
         assert!(!p.allowed.contains(&ids("bin/changed")), "{p:?}");
         assert_eq!(p.refused.len(), 1, "{p:?}");
+        assert_eq!(p.ok.len(), 2, "both allowed files are ok: {p:?}");
         assert_eq!((p.refused[0].0.as_str(), p.refused[0].1), ("/bin/changed", Verdict::ModifiedBinary));
         let none = |_: Verdict| false;
         assert_eq!(preverify(&ctx, &none, 1 << 20).allowed.len(), 3, "nothing blocked: all allowed");
