@@ -180,7 +180,11 @@ fn a_debian_workload_runs_unblocked_and_a_dropped_library_does_not_load() {
             .expect("agent starts");
     let bundles: Vec<Bundle> = [&e, &a]
         .iter()
-        .map(|id| image.bundle(&dir.path().join(id), &["sleep", "300"]).expect("bundle"))
+        .map(|id| {
+            let d = dir.path().join(id);
+            std::fs::create_dir_all(&d).expect("bundle dir");
+            image.bundle(&d, &["sleep", "300"]).expect("bundle")
+        })
         .collect();
     let ce = Container::run(&bundles[0].dir, &e).expect("runc run");
     let ca = Container::run(&bundles[1].dir, &a).expect("runc run");

@@ -179,6 +179,7 @@ fn real_image_start(dir: &std::path::Path) -> anyhow::Result<()> {
         &verifier_bin(),
         &["--containers-only", "--stats-interval", "0", "--sbom", &rule, "--enforce", &id],
     )?;
+    std::fs::create_dir_all(dir.join("real"))?;
     let bundle = image.bundle(&dir.join("real"), &["sleep", "300"])?;
     let t = Instant::now();
     let container = Container::run(&bundle.dir, &id)?;
