@@ -71,16 +71,19 @@ pub fn run(args: &BenchEnforceArgs) -> anyhow::Result<()> {
     let bundle = Bundle::busybox(&dir.join("bundle"), &["sleep", "3600"])?;
     let rootfs = bundle.rootfs();
     let sets = args.rounds * 3;
-    for (path, body) in std::iter::once(("opt/bin/tiny".to_owned(), "listed".to_owned())).chain(
-        (0..sets).flat_map(|s| (0..args.new).map(move |i| (format!("opt/first{s}/n{i}"), format!("first {s} {i}")))),
-    ) {
+    for (path, body) in
+        std::iter::once(("opt/bin/tiny".to_owned(), "listed".to_owned())).chain((0..sets).flat_map(|s| {
+            (0..args.new).map(move |i| (format!("opt/first{s}/n{i}"), format!("first {s} {i}")))
+        }))
+    {
         let p = rootfs.join(&path);
         std::fs::create_dir_all(p.parent().context("parent")?)?;
         std::fs::write(&p, tiny_elf(body.as_bytes()))?;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
     }
     let sbom = dir.join("image.spdx.json");
-    let ok = Command::new(verifier_bin()).args(["sbom", "generate", "-o"]).arg(&sbom).arg(&rootfs).status()?;
+    let ok =
+        Command::new(verifier_bin()).args(["sbom", "generate", "-o"]).arg(&sbom).arg(&rootfs).status()?;
     if !ok.success() {
         bail!("sbom generate failed");
     }
@@ -99,8 +102,19 @@ pub fn run(args: &BenchEnforceArgs) -> anyhow::Result<()> {
     );
     println!(
         "{:>5} {:>9} {:>9} {:>9} {:>7} {:>7} | {:>8} {:>8} {:>8} {:>7} {:>7} | {:>7} {:>6}",
-        "round", "obs/s", "ver/s", "enf/s", "ver x", "enf x", "1st obs", "1st ver", "1st enf", "ver x", "enf x",
-        "act ms", "blocks"
+        "round",
+        "obs/s",
+        "ver/s",
+        "enf/s",
+        "ver x",
+        "enf x",
+        "1st obs",
+        "1st ver",
+        "1st enf",
+        "ver x",
+        "enf x",
+        "act ms",
+        "blocks"
     );
     let mut totals = [[0.0f64; 3]; 2];
     let mut set = 0;

@@ -164,15 +164,12 @@ impl Block {
     pub(crate) fn verdict(&self) -> Option<Verdict> {
         let judged = self.decision.as_ref().map(|d| d.judgement.verdict);
         let reasons = self.event.record.reasons;
-        let file = judged.or_else(|| {
-            if reasons & verifier_common::enforce::REASON_FILELESS != 0 {
-                Some(Verdict::Fileless)
-            } else if reasons & verifier_common::enforce::REASON_WRITTEN != 0 {
-                Some(Verdict::ModifiedBinary)
-            } else {
-                None
-            }
-        })?;
+        let file = match judged {
+            Some(v) => v,
+            None if reasons & verifier_common::enforce::REASON_FILELESS != 0 => Verdict::Fileless,
+            None if reasons & verifier_common::enforce::REASON_WRITTEN != 0 => Verdict::ModifiedBinary,
+            None => return None,
+        };
         Some(if self.is_library() && file != Verdict::Ok { Verdict::LibraryDrift } else { file })
     }
 

@@ -397,7 +397,11 @@ impl Verification {
     /// Files pre-verified `ok` for baseline `slot` (an enforced
     /// container's, hashed at its start): into the kernel fast path, as
     /// if each had been executed and judged.
-    pub(crate) fn trust_preverified(&mut self, slot: u32, files: &[(FileIdentity, String, Option<[u8; 32]>)]) {
+    pub(crate) fn trust_preverified(
+        &mut self,
+        slot: u32,
+        files: &[(FileIdentity, String, Option<[u8; 32]>)],
+    ) {
         let Some(fp) = self.fast_path.as_mut() else { return };
         for (identity, path, sha256) in files {
             match fp.verified(*identity, slot) {
@@ -406,7 +410,8 @@ impl Verification {
                     if self.trusted.len() >= 65_536 {
                         self.trusted.clear();
                     }
-                    self.trusted.insert((identity.dev, identity.ino, slot), (path.clone().into_bytes(), *sha256));
+                    self.trusted
+                        .insert((identity.dev, identity.ino, slot), (path.clone().into_bytes(), *sha256));
                 }
                 Err(_) => self.fast_path_errors += 1,
             }

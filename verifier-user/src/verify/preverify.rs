@@ -121,6 +121,9 @@ pub(crate) fn preverify(
     result
 }
 
+/// One file judged: its identity, judgement, bytes read and SHA-256.
+type Judged = (FileIdentity, verdict::Judgement, u64, Option<[u8; 32]>);
+
 /// Hashes and judges one file; its identity, judgement and bytes read.
 fn judge_one(
     ctx: &Context,
@@ -128,12 +131,17 @@ fn judge_one(
     file: &std::fs::File,
     max_bytes: u64,
     buf: &mut [u8],
-) -> Result<(FileIdentity, verdict::Judgement, u64, Option<[u8; 32]>), String> {
+) -> Result<Judged, String> {
     let before = identity_of(&file.metadata().map_err(|e| format!("fstat: {e}"))?);
     let content = ctx.content.as_deref().map(|c| c as &dyn verdict::ImageContent);
     if before.size as u64 > max_bytes {
         let why = format!("{} bytes, over the hashing limit", before.size);
-        return Ok((before, verdict::judge_unhashed(&ctx.manifest, content, Some(path), &why, false), 0, None));
+        return Ok((
+            before,
+            verdict::judge_unhashed(&ctx.manifest, content, Some(path), &why, false),
+            0,
+            None,
+        ));
     }
     let algs = digest::algs_for(ctx.manifest.get(path));
     let hashes = hash_reader(file, algs, buf).map_err(|e| format!("reading: {e}"))?;
