@@ -11,6 +11,7 @@ pub mod containerd;
 pub mod deb;
 pub mod distroless;
 pub mod dropped;
+pub mod enforce;
 pub mod evasion;
 pub mod http;
 pub mod image;

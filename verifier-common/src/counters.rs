@@ -44,10 +44,18 @@ pub enum Counter {
     MmapSent = 12,
     /// As above, but the record was lost (ring buffer full).
     MmapDropped = 13,
+    /// An exec or executable mapping in an enforced container was killed
+    /// (`bpf_send_signal(SIGKILL)`).
+    Blocked = 14,
+    /// As above in a dry-run container: reported, not killed.
+    WouldBlock = 15,
+    /// A block record was lost (ring buffer full); the block itself
+    /// happened.
+    BlockDropped = 16,
 }
 
 /// Number of counters (the `COUNTERS` map's `max_entries`).
-pub const COUNTER_COUNT: u32 = 14;
+pub const COUNTER_COUNT: u32 = 17;
 
 impl Counter {
     /// All counters, in index order.
@@ -66,6 +74,9 @@ impl Counter {
         Counter::MmapFastPath,
         Counter::MmapSent,
         Counter::MmapDropped,
+        Counter::Blocked,
+        Counter::WouldBlock,
+        Counter::BlockDropped,
     ];
 
     /// A record the kernel meant to send was lost (ring buffer full): these
@@ -73,7 +84,11 @@ impl Counter {
     pub const fn is_loss(self) -> bool {
         matches!(
             self,
-            Counter::Dropped | Counter::CgroupDropped | Counter::WriteDropped | Counter::MmapDropped
+            Counter::Dropped
+                | Counter::CgroupDropped
+                | Counter::WriteDropped
+                | Counter::MmapDropped
+                | Counter::BlockDropped
         )
     }
 
@@ -94,6 +109,9 @@ impl Counter {
             Counter::MmapFastPath => "mmap_fast_path",
             Counter::MmapSent => "mmap_sent",
             Counter::MmapDropped => "mmap_dropped",
+            Counter::Blocked => "blocked",
+            Counter::WouldBlock => "would_block",
+            Counter::BlockDropped => "block_dropped",
         }
     }
 }

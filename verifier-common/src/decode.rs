@@ -39,6 +39,7 @@ pub enum Record<'a> {
     WriteOpen(WriteRecord),
     Throttle(ThrottleRecord),
     MmapExec(MmapRecord),
+    Block(crate::enforce::BlockRecord),
 }
 
 impl Record<'_> {
@@ -50,6 +51,7 @@ impl Record<'_> {
             Record::WriteOpen(_) => RecordKind::WriteOpen,
             Record::Throttle(_) => RecordKind::Throttle,
             Record::MmapExec(_) => RecordKind::MmapExec,
+            Record::Block(_) => RecordKind::Block,
         }
     }
 }
@@ -149,6 +151,14 @@ pub fn decode_any(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             // SAFETY: at least MMAP_RECORD_SIZE bytes of a repr(C)
             // plain-old-data struct; unaligned read.
             Ok(Record::MmapExec(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) }))
+        }
+        RecordKind::Block => {
+            if bytes.len() < crate::enforce::BLOCK_RECORD_SIZE {
+                return Err(DecodeError::Truncated { len: bytes.len() });
+            }
+            // SAFETY: at least BLOCK_RECORD_SIZE bytes of a repr(C)
+            // plain-old-data struct; unaligned read.
+            Ok(Record::Block(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) }))
         }
     }
 }
@@ -333,10 +343,32 @@ mod tests {
             RecordKind::WriteOpen => WRITE_RECORD_SIZE,
             RecordKind::Throttle => THROTTLE_RECORD_SIZE,
             RecordKind::MmapExec => MMAP_RECORD_SIZE,
+            RecordKind::Block => crate::enforce::BLOCK_RECORD_SIZE,
         };
         let mut bytes = std::vec![0u8; size];
         bytes[..2].copy_from_slice(&(kind as u16).to_ne_bytes());
         bytes
+    }
+
+    #[test]
+    fn block_records_decode_with_their_fields() {
+        let rec = crate::enforce::BlockRecord {
+            kind: crate::event::KIND_BLOCK,
+            reasons: crate::enforce::REASON_FILELESS,
+            mode: crate::enforce::MODE_ENFORCE,
+            cgroup_id: 77,
+            identity: crate::event::FileIdentity { ino: 9, ..Default::default() },
+            fd: -1,
+            ..Default::default()
+        };
+        // SAFETY: BlockRecord is repr(C) plain-old-data without padding.
+        let bytes: [u8; crate::enforce::BLOCK_RECORD_SIZE] = unsafe { core::mem::transmute(rec) };
+        match decode_any(&bytes) {
+            Ok(Record::Block(b)) => {
+                assert_eq!((b.reasons, b.mode, b.cgroup_id, b.identity.ino, b.fd), (4, 2, 77, 9, -1));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -28,16 +28,20 @@ pub enum RecordKind {
     Throttle = 4,
     /// A file mapped executable in a watched container ([`MmapRecord`]).
     MmapExec = 5,
+    /// An exec or mapping blocked (or, in dry-run, that would have been) in
+    /// an enforced container ([`crate::enforce::BlockRecord`]).
+    Block = 6,
 }
 
 impl RecordKind {
     /// All kinds, in number order.
-    pub const ALL: [RecordKind; 5] = [
+    pub const ALL: [RecordKind; 6] = [
         RecordKind::Exec,
         RecordKind::CgroupMkdir,
         RecordKind::WriteOpen,
         RecordKind::Throttle,
         RecordKind::MmapExec,
+        RecordKind::Block,
     ];
 
     /// The kind a record's first field names, if any.
@@ -48,6 +52,7 @@ impl RecordKind {
             KIND_WRITE_OPEN => RecordKind::WriteOpen,
             KIND_THROTTLE => RecordKind::Throttle,
             KIND_MMAP_EXEC => RecordKind::MmapExec,
+            KIND_BLOCK => RecordKind::Block,
             _ => return None,
         })
     }
@@ -63,6 +68,8 @@ pub const KIND_WRITE_OPEN: u16 = RecordKind::WriteOpen as u16;
 pub const KIND_THROTTLE: u16 = RecordKind::Throttle as u16;
 /// [`MmapRecord`]: a file mapped executable in a watched container.
 pub const KIND_MMAP_EXEC: u16 = RecordKind::MmapExec as u16;
+/// [`crate::enforce::BlockRecord`]: a block in an enforced container.
+pub const KIND_BLOCK: u16 = RecordKind::Block as u16;
 
 /// Largest file name carried, in bytes, matching the kernel's `PATH_MAX`
 /// (4096 including the terminating NUL).

@@ -12,6 +12,7 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod counters;
+pub mod enforce;
 pub mod event;
 pub mod fastpath;
 pub mod offsets;

@@ -9,6 +9,7 @@ use aya_ebpf::{
 use verifier_common::{
     DEFAULT_RING_BYTES,
     counters::{COUNTER_COUNT, Counter},
+    enforce::{ALLOWED_MAX, ENFORCE_MAX},
     event::{CgroupScratch, ExecScratch},
     fastpath::{InodeKey, VERIFIED_MAX, VerifiedKey, WATCHED_MAX, WRITTEN_MAX, WrittenKey},
     offsets::ProgramConfig,
@@ -55,6 +56,16 @@ pub static VERIFIED_INODES: LruHashMap<InodeKey, u32> = LruHashMap::with_max_ent
 /// read by exec and mmap, which never fast-path a file found here.
 #[map]
 pub static WRITTEN: LruHashMap<WrittenKey, u64> = LruHashMap::with_max_entries(WRITTEN_MAX, 0);
+
+/// Enforced containers: cgroup id -> mode (`MAP_ENFORCE`). Written by the
+/// agent once the container's allowed set is filled.
+#[map]
+pub static ENFORCE: HashMap<u64, u32> = HashMap::with_max_entries(ENFORCE_MAX, 0);
+
+/// Files an enforced container may run or map as code, per baseline slot
+/// (`MAP_ALLOWED`). Written by the agent.
+#[map]
+pub static ALLOWED: LruHashMap<VerifiedKey, u32> = LruHashMap::with_max_entries(ALLOWED_MAX, 0);
 
 /// True when the file (dev, ino) was opened for writing in a watched
 /// container (it is in [`WRITTEN`]).

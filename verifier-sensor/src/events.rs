@@ -245,6 +245,14 @@ pub struct ThrottleEvent {
     pub record: ThrottleRecord,
 }
 
+/// An exec or mapping blocked in an enforced container (or that would
+/// have been, in dry-run).
+#[derive(Clone, Copy, Debug)]
+pub struct BlockEvent {
+    pub unix_ns: i128,
+    pub record: verifier_common::enforce::BlockRecord,
+}
+
 /// NUL-separated argument strings (the last may be cut, without its NUL).
 pub fn split_args(raw: &[u8]) -> Vec<Vec<u8>> {
     if raw.is_empty() {

@@ -110,7 +110,24 @@ pub const HOOKS: &[Hook] = &[
         },
         probe: Probe::TracefsEvent,
     },
+    Hook {
+        name: "enforce_exec",
+        program: "enforce_exec",
+        attach: Attach::RawTracepoint("sched_process_exec"),
+        need: Need::Optional { what_is_lost: ENFORCE_LOST },
+        probe: Probe::None,
+    },
+    Hook {
+        name: "enforce_mmap",
+        program: "enforce_mmap",
+        attach: Attach::Tracepoint { category: "syscalls", name: "sys_enter_mmap" },
+        need: Need::Optional { what_is_lost: ENFORCE_LOST },
+        probe: Probe::TracefsEvent,
+    },
 ];
+
+const ENFORCE_LOST: &str =
+    "enforced containers are not blocked by tracepoint-kill (their execs are still verified and reported)";
 
 impl Hook {
     /// Runs the probe against tracefs mounted at `tracefs`; `Err` says

@@ -21,14 +21,15 @@ use aya::{
 };
 use verifier_common::{
     GLOBAL_CONFIG, MAP_COUNTERS, MAP_EVENTS,
-    fastpath::{MAP_VERIFIED, MAP_VERIFIED_INODES, MAP_WATCHED},
+    enforce::{MAP_ALLOWED, MAP_ENFORCE},
+    fastpath::{MAP_VERIFIED, MAP_VERIFIED_INODES, MAP_WATCHED, MAP_WRITTEN},
     offsets::ProgramConfig,
     throttle::{MAP_THROTTLE, MAP_THROTTLE_SUPPRESSED},
 };
 
 use crate::btf::{self, Btf, BtfError};
 use crate::hooks::{Attach, HOOKS, Hook, HookOutcome, HookState, Need};
-use crate::maps::{FastPath, KernelCounters, MapError, ThrottleMaps};
+use crate::maps::{EnforceMaps, FastPath, KernelCounters, MapError, ThrottleMaps};
 
 /// Where tracefs is mounted when the agent has to mount it.
 pub const TRACEFS: &str = "/sys/kernel/tracing";
@@ -113,6 +114,8 @@ pub struct Loaded {
     pub fast_path: FastPath,
     /// Per-container throttle state (read-only for the agent).
     pub throttle: ThrottleMaps,
+    /// Enforcement modes and allowed sets (written by the agent).
+    pub enforce: EnforceMaps,
     /// Every row of [`HOOKS`] and what became of it.
     pub hooks: Vec<HookOutcome>,
 }
@@ -244,8 +247,14 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
         suppressed: PerCpuHashMap::try_from(take_hash(&mut ebpf, MAP_THROTTLE_SUPPRESSED)?)
             .map_err(|source| LoaderError::Map(MapError::Read { name: MAP_THROTTLE_SUPPRESSED, source }))?,
     };
+    let enforce = EnforceMaps {
+        modes: hash(&mut ebpf, MAP_ENFORCE)?,
+        allowed: hash(&mut ebpf, MAP_ALLOWED)?,
+        written: hash(&mut ebpf, MAP_WRITTEN)?,
+    };
     Ok(Loaded {
         ebpf,
+        enforce,
         events,
         counters: KernelCounters(counters),
         config,
@@ -253,6 +262,15 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
         throttle,
         hooks,
     })
+}
+
+/// Takes a hash map out of the object, typed.
+fn hash<K: aya::Pod, V: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<HashMap<MapData, K, V>, LoaderError> {
+    let map = ebpf.take_map(name).ok_or(LoaderError::MissingMap(name))?;
+    HashMap::try_from(map).map_err(|source| LoaderError::Map(MapError::Read { name, source }))
 }
 
 /// Walks [`HOOKS`]: probes, loads and attaches each program. A required

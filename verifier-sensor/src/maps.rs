@@ -9,6 +9,7 @@ use aya::maps::{HashMap, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHash
 use verifier_common::{
     MAP_COUNTERS,
     counters::{COUNTER_COUNT, Counter},
+    enforce::{MAP_ALLOWED, MAP_ENFORCE},
     event::FileIdentity,
     fastpath::{InodeKey, MAP_VERIFIED, MAP_VERIFIED_INODES, MAP_WATCHED, VerifiedKey},
     throttle::{Suppressed, ThrottleState},
@@ -59,6 +60,52 @@ impl FastPath {
     /// Forgets a verified file (a baseline changed).
     pub fn forget(&mut self, identity: FileIdentity, slot: u32) {
         let _ = self.verified.remove(&VerifiedKey { identity, slot, _pad: 0 });
+    }
+}
+
+/// The agent's side of enforcement (see `verifier_common::enforce`):
+/// which containers are blocked in, and what they may run.
+pub struct EnforceMaps {
+    pub(crate) modes: HashMap<MapData, u64, u32>,
+    pub(crate) allowed: HashMap<MapData, VerifiedKey, u32>,
+    pub(crate) written: HashMap<MapData, verifier_common::fastpath::WrittenKey, u64>,
+}
+
+impl EnforceMaps {
+    /// Sets the container's mode (`MODE_*`): from now on its execs and
+    /// executable mappings are decided in the kernel.
+    pub fn set_mode(&mut self, cgroup_id: u64, mode: u32) -> Result<(), MapError> {
+        self.modes.insert(cgroup_id, mode, 0).map_err(|source| MapError::Write { name: MAP_ENFORCE, source })
+    }
+
+    /// Stops enforcing in a container.
+    pub fn clear(&mut self, cgroup_id: u64) {
+        let _ = self.modes.remove(&cgroup_id);
+    }
+
+    /// The mode set for a container, if any.
+    pub fn mode(&self, cgroup_id: u64) -> Option<u32> {
+        self.modes.get(&cgroup_id, 0).ok()
+    }
+
+    /// The file `identity` may run in enforced containers of baseline `slot`.
+    pub fn allow(&mut self, identity: FileIdentity, slot: u32) -> Result<(), MapError> {
+        self.allowed
+            .insert(VerifiedKey { identity, slot, _pad: 0 }, 1, 0)
+            .map_err(|source| MapError::Write { name: MAP_ALLOWED, source })
+    }
+
+    /// Forgets a write-open of (dev, ino) made by another container than
+    /// `cgroup_id`: the entry is from a file that was deleted and whose
+    /// inode number the new container's file now has (the writer's cgroup
+    /// ids are never reused). A write made by the container itself stays.
+    /// Returns whether an entry was removed.
+    pub fn forget_stale_write(&mut self, ino: u64, dev: u32, cgroup_id: u64) -> bool {
+        let key = verifier_common::fastpath::WrittenKey { ino, dev, _pad: 0 };
+        match self.written.get(&key, 0) {
+            Ok(writer) if writer != cgroup_id => self.written.remove(&key).is_ok(),
+            _ => false,
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use verifier_common::{
     event::RecordKind,
 };
 
-use crate::events::{CgroupEvent, Clock, ExecEvent, LibraryEvent, ThrottleEvent, WriteEvent};
+use crate::events::{BlockEvent, CgroupEvent, Clock, ExecEvent, LibraryEvent, ThrottleEvent, WriteEvent};
 
 /// A decoded record.
 #[derive(Clone, Debug)]
@@ -27,6 +27,9 @@ pub enum Record {
     Cgroup(CgroupEvent),
     /// A container went past its exec limit.
     Throttle(ThrottleEvent),
+    /// An exec or mapping was blocked in an enforced container (or would
+    /// have been, in dry-run).
+    Block(BlockEvent),
 }
 
 impl Record {
@@ -42,6 +45,9 @@ impl Record {
             decode::Record::Throttle(record) => {
                 Record::Throttle(ThrottleEvent { unix_ns: clock.unix_ns(record.ktime_ns), record })
             }
+            decode::Record::Block(record) => {
+                Record::Block(BlockEvent { unix_ns: clock.unix_ns(record.ktime_ns), record })
+            }
         })
     }
 
@@ -53,6 +59,7 @@ impl Record {
             Record::Write(_) => RecordKind::WriteOpen,
             Record::Cgroup(_) => RecordKind::CgroupMkdir,
             Record::Throttle(_) => RecordKind::Throttle,
+            Record::Block(_) => RecordKind::Block,
         }
     }
 }
@@ -102,6 +109,12 @@ mod tests {
                 identity: FileIdentity { ino: 5, ..Default::default() },
                 ..Default::default()
             }),
+            RecordKind::Block => bytes_of(&verifier_common::enforce::BlockRecord {
+                kind: k,
+                ktime_ns: 10,
+                cgroup_id: 9,
+                ..Default::default()
+            }),
         };
         if matches!(kind, RecordKind::Exec | RecordKind::CgroupMkdir) {
             bytes.extend_from_slice(b"/bin/ls");
@@ -122,6 +135,7 @@ mod tests {
                 RecordKind::WriteOpen => WRITE_RECORD_SIZE,
                 RecordKind::Throttle => THROTTLE_RECORD_SIZE,
                 RecordKind::MmapExec => MMAP_RECORD_SIZE,
+                RecordKind::Block => verifier_common::enforce::BLOCK_RECORD_SIZE,
             };
             let cut = &sample(kind)[..fixed - 1];
             assert!(Record::from_bytes(cut, &clock).is_err(), "{kind:?} cut short");

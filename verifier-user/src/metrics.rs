@@ -177,7 +177,20 @@ fn flatten(v: &Value, prefix: &str, path: &str, out: &mut Vec<Sample>) {
             // Per-CPU copies of counters whose totals are exported.
             Value::Object(_) if k == "per_cpu" => {}
             Value::Object(inner) if inner.values().all(Value::is_number) && !inner.is_empty() => {
-                if let Some(label) = label_of(k) {
+                if k == "blocks" {
+                    // Keys are label lists already: `mechanism=..,verdict=..,action=..`.
+                    for (key, n) in inner {
+                        if let Some(value) = n.as_f64() {
+                            let pairs: Vec<String> = key
+                                .split(',')
+                                .filter_map(|kv| kv.split_once('='))
+                                .map(|(l, v)| format!("{}=\"{}\"", sanitize(l.to_owned()), escape(v)))
+                                .collect();
+                            let labels = format!("{{{}}}", pairs.join(","));
+                            out.push(Sample { name: name.clone(), labels, value, field: field.clone() });
+                        }
+                    }
+                } else if let Some(label) = label_of(k) {
                     for (key, n) in inner {
                         if let Some(value) = n.as_f64() {
                             let labels = format!("{{{label}=\"{}\"}}", escape(key));

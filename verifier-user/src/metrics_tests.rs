@@ -12,7 +12,8 @@ fn stats(seen: u64) -> Value {
         "kernel": {"seen": seen, "dropped": 0, "per_cpu": {"seen": [seen - 1, 1]}},
         "user": {"received": 5, "throttle_active": 0},
         "alerts": {"emitted": {"unknown-binary": 2, "fileless": 1}, "suppressed": 0, "webhook_refused": {"400": 3}},
-        "lost": 0
+        "lost": 0,
+        "blocks": {"mechanism=tracepoint-kill,verdict=unknown-binary,action=blocked": 2}
     })
 }
 
@@ -41,6 +42,12 @@ fn the_exposition_is_well_formed_and_complete() {
     assert!(text.contains("verifier_alerts_emitted_total{verdict=\"fileless\"} 1\n"), "{text}");
     assert!(text.contains("verifier_alerts_webhook_refused_total{status=\"400\"} 3\n"), "{text}");
     assert!(text.contains("verifier_lost_total 0\n"));
+    assert!(
+        text.contains(
+            "verifier_blocks_total{mechanism=\"tracepoint-kill\",verdict=\"unknown-binary\",action=\"blocked\"} 2\n"
+        ),
+        "{text}"
+    );
     assert!(text.contains(&format!("verifier_build_info{{version=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION"))));
 }
 

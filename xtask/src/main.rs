@@ -9,6 +9,7 @@
 
 mod bench;
 mod bench_drift;
+mod bench_enforce;
 mod bench_images;
 mod deb;
 mod demo;
@@ -49,6 +50,9 @@ enum Cmd {
     Image(image::ImageArgs),
     /// The agent as a .deb with its hardened systemd unit, for build hosts.
     Deb(deb::DebArgs),
+    /// Enforcement benchmark: enforced against observe-only and verifying
+    /// storms in one run; start delay of an enforced real image.
+    BenchEnforce(bench_enforce::BenchEnforceArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -88,6 +92,11 @@ fn main() -> anyhow::Result<()> {
                 util::build_release()?;
             }
             deb::run(&args)
+        }
+        Cmd::BenchEnforce(args) => {
+            setup::run()?;
+            util::build_release()?;
+            bench_enforce::run(&args)
         }
     }
 }

@@ -40,6 +40,7 @@ const APT_PACKAGES: &[&str] = &[
     "apache2-utils",
     // systemd-analyze for the package test.
     "systemd",
+    "libc6-dev",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

@@ -14,7 +14,7 @@ use std::{collections::HashMap, io::Write};
 use aya::maps::{MapData, RingBuf};
 use verifier_common::decode::DecodeError;
 use verifier_sensor::{
-    events::{CgroupEvent, ExecEvent, LibraryEvent, ThrottleEvent, WriteEvent},
+    events::{BlockEvent, CgroupEvent, ExecEvent, LibraryEvent, ThrottleEvent, WriteEvent},
     records::Record,
 };
 
@@ -45,6 +45,7 @@ pub(super) fn drain(
             Ok(Record::Write(w)) => on_write(state, out, &w)?,
             Ok(Record::Cgroup(c)) => on_cgroup(state, &c),
             Ok(Record::Throttle(t)) => on_throttle(state, out, &t)?,
+            Ok(Record::Block(b)) => on_block(state, b),
             Err(err) => on_undecodable(state, err),
         }
     }
@@ -107,6 +108,60 @@ fn on_throttle(state: &mut State, out: &mut impl Write, t: &ThrottleEvent) -> an
     let Some(change) = state.throttles.started(&t.record) else { return Ok(()) };
     let attribution = state.resolver.attribute(t.record.cgroup_id, t.record.tgid, 0);
     throttle::report(state, out, &change, &attribution)
+}
+
+/// A block in an enforced container: held by enforcement until the
+/// blocked file's own record is judged (it comes from the reporting
+/// programs, separately), then reported with that verdict.
+fn on_block(state: &mut State, block: BlockEvent) {
+    state.user.blocks += 1;
+    let attribution = state.resolver.attribute(block.record.cgroup_id, block.record.tgid, 0);
+    let info = state.verification.as_ref().and_then(|d| d.info(block.record.cgroup_id));
+    if let Some(e) = state.enforcement.as_mut() {
+        e.blocked(block, attribution, info);
+    }
+}
+
+/// Containers the drift side resolved since the last call: enforcement
+/// starts on those it enforces (an `enforcement` record each).
+pub(super) fn on_resolutions(state: &mut State, out: &mut impl Write) -> anyhow::Result<()> {
+    let (Some(d), Some(e)) = (state.verification.as_mut(), state.enforcement.as_mut()) else { return Ok(()) };
+    for r in d.take_resolutions() {
+        if let Some(record) = e.resolved(r) {
+            super::write_line(out, &record)?;
+        }
+    }
+    Ok(())
+}
+
+/// A container's allowed set is in the kernel: it is enforced now.
+pub(super) fn on_preverified(
+    state: &mut State,
+    out: &mut impl Write,
+    cgroup_id: u64,
+    result: crate::verify::preverify::PreVerified,
+) -> anyhow::Result<()> {
+    // The files judged ok enter the fast path too: their first exec costs
+    // what a verified file's does.
+    if let (Some(d), Some(slot)) =
+        (state.verification.as_mut(), state.enforcement.as_ref().and_then(|e| e.pending_slot(cgroup_id)))
+    {
+        d.trust_preverified(slot, &result.ok);
+    }
+    if let Some(record) = state.enforcement.as_mut().and_then(|e| e.preverified(cgroup_id, &result)) {
+        super::write_line(out, &record)?;
+    }
+    Ok(())
+}
+
+/// Blocks whose file was not judged in time (all of them, at shutdown)
+/// are reported without a verdict.
+pub(super) fn enforcement_tick(state: &mut State, out: &mut impl Write, all: bool) -> anyhow::Result<()> {
+    let expired = state.enforcement.as_mut().map(|e| e.expired(all)).unwrap_or_default();
+    for b in expired {
+        respond(state, out, Outcome::Blocked(b))?;
+    }
+    Ok(())
 }
 
 fn on_undecodable(state: &mut State, err: DecodeError) {

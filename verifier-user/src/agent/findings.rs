@@ -8,12 +8,15 @@
 use std::path::Path;
 
 use crate::{
-    alert::finding::{FileFacts, FileId, Finding, Process, Subject, Workload},
+    alert::finding::{FileFacts, FileId, Finding, Process, Response, Subject, Workload},
     attribution::Attribution,
     verify::verdict::Verdict,
 };
 
-use super::verification::{Verified, Written};
+use super::{
+    enforce::Block,
+    verification::{Verified, Written},
+};
 
 /// The finding for a verified exec or mapping (`subject`), if it is drift.
 pub(crate) fn of_verified(
@@ -80,6 +83,54 @@ pub(crate) fn of_written(w: &Written, attribution: &Attribution, node: &str) -> 
         sbom_format: w.info.as_ref().and_then(|i| i.sbom_format.clone()),
         unjudged_new: None,
         policy: None,
+        response: None,
+    }
+}
+
+/// The finding for a block (or a dry-run's would-block): the blocked
+/// file's verdict when it was judged, else `unverifiable` ("blocked before
+/// it could be judged"), with the action, mechanism and rule.
+pub(crate) fn of_block(b: &Block, node: &str) -> Finding {
+    let container = match &b.attribution {
+        Attribution::Container(c) => Some(c),
+        _ => None,
+    };
+    let r = &b.event.record;
+    let d = b.decision.as_deref();
+    let verdict = b.verdict().unwrap_or(Verdict::Unverifiable);
+    let reason = match d {
+        Some(d) => format!("{} ({}: {})", d.judgement.reason, b.action(), b.reasons().join(", ")),
+        None => format!("{} before the agent judged the file: {}", b.action(), b.reasons().join(", ")),
+    };
+    Finding {
+        unix_ns: b.event.unix_ns,
+        node: node.to_owned(),
+        subject: if b.is_library() { Subject::Library } else { Subject::Exec },
+        verdict,
+        severity: verdict.severity(),
+        reason,
+        workload: Workload::of(container, r.cgroup_id, b.info.as_deref()),
+        process: Process {
+            pid: r.tgid,
+            comm: verifier_common::decode::comm_bytes(&r.comm).to_vec(),
+            ..Process::default()
+        },
+        file: FileFacts {
+            path: d.map(|d| d.path.clone()).unwrap_or_default(),
+            sha256: d.and_then(|d| d.sha256).map(hex::encode),
+            file_verdict: d.map(|d| d.judgement.verdict).filter(|&v| v != verdict),
+            identity: Some(FileId {
+                dev: verifier_sensor::events::kernel_dev_to_user(r.identity.dev),
+                ino: r.identity.ino,
+            }),
+            ..FileFacts::default()
+        },
+        script: None,
+        sbom_sources: b.info.as_ref().map(|i| i.sbom_sources.clone()).unwrap_or_default(),
+        sbom_format: b.info.as_ref().and_then(|i| i.sbom_format.clone()),
+        unjudged_new: None,
+        policy: None,
+        response: Some(Response { action: b.action(), mechanism: b.mechanism(), rule: b.rule.clone() }),
     }
 }
 

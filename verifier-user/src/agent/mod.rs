@@ -15,6 +15,7 @@
 //! when the hooks were attached is judged once by `scan`.
 
 mod dispatch;
+pub(crate) mod enforce;
 pub(crate) mod findings;
 mod policy;
 mod respond;
@@ -128,6 +129,12 @@ pub struct AgentArgs {
     )]
     pub verification: verification::VerificationArgs,
 
+    #[command(
+        flatten,
+        next_help_heading = "Enforcement (block drift in the kernel before it runs; docs/enforcement.md)"
+    )]
+    pub enforce: enforce::EnforceArgs,
+
     #[command(flatten, next_help_heading = "Alert stream (drift findings)")]
     pub alerts: crate::alert::AlertArgs,
 
@@ -176,6 +183,8 @@ struct State {
     scan: scan::Scanner,
     /// With `--policy`: the rules findings are judged by.
     policy: Option<policy::Policies>,
+    /// Blocking in enforced containers (with `--enforce`).
+    enforcement: Option<enforce::Enforcement>,
 }
 
 async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
@@ -203,7 +212,16 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
     let loaded = tokio::task::spawn_blocking(move || loader::load(verifier_sensor::EBPF_OBJECT, &opts))
         .await
         .context("loader thread")??;
-    let loader::Loaded { ebpf, events, counters, config, fast_path, throttle, hooks } = loaded;
+    let loader::Loaded { ebpf, events, counters, config, fast_path, throttle, enforce: enforce_maps, hooks } =
+        loaded;
+    let enforcement = enforce::Enforcement::new(
+        &args.enforce,
+        enforce_maps,
+        &hooks,
+        args.verification.enabled(),
+        !args.verification.no_fast_path,
+        args.verification.max_hash_bytes,
+    )?;
 
     let mut roots = default_state_roots();
     roots.extend(args.runc_roots.iter().map(|dir| StateRoot {
@@ -242,6 +260,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
         in_flight: dispatch::InFlight::default(),
         scan: scan::Scanner::new(args.verification.enabled()),
         policy: policies,
+        enforcement,
     };
     let mut out = stdout::Stdout::process(args.stdout_queue_bytes).context("starting the stdout writer")?;
     let ready = ReadyJson {
@@ -254,6 +273,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
         ring_bytes: args.ring_bytes,
         host_mnt_ns: config.host_mnt_ns,
         hooks: hooks.iter().map(HookJson::from).collect(),
+        enforcement: enforce::probe(&hooks),
     };
     write_line(&mut out, &ready)?;
     if let Some(p) = &state.policy {
@@ -309,6 +329,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
             _ = poll.tick() => {
                 let expired = state.verification.as_mut().map(verification::Verification::tick).unwrap_or_default();
                 on_verified(&mut state, &mut out, expired)?;
+                dispatch::enforcement_tick(&mut state, &mut out, false)?;
                 if drain(ring.get_mut(), &mut state, &mut out)? {
                     out.flush()?;
                 }
@@ -319,6 +340,11 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
                     write_line(&mut out, &output::warning::WarningJson::new(&w))?;
                 }
                 on_verified(&mut state, &mut out, done)?;
+                dispatch::on_resolutions(&mut state, &mut out)?;
+                out.flush()?;
+            }
+            Some((cgroup_id, result)) = next_preverified(&mut state.enforcement) => {
+                dispatch::on_preverified(&mut state, &mut out, cgroup_id, result)?;
                 out.flush()?;
             }
             _ = throttle_tick.tick() => {
@@ -363,6 +389,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
     drain(ring.get_mut(), &mut state, &mut out)?;
     finish_verification(&mut state, &mut out, true).await?;
     throttle::sweep(&counters, &mut state, &mut out, true)?;
+    dispatch::enforcement_tick(&mut state, &mut out, true)?;
     metrics.stopping();
     if let Some(mut a) = state.alerts.take() {
         let now = state.clock.unix_ns(0) + now_mono_ns();
@@ -423,6 +450,16 @@ async fn finish_verification(
     Ok(())
 }
 
+/// Waits for a finished pre-verification, if enforcing.
+async fn next_preverified(
+    e: &mut Option<enforce::Enforcement>,
+) -> Option<(u64, crate::verify::preverify::PreVerified)> {
+    match e {
+        Some(e) => e.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Waits for the drift side, if there is one.
 async fn next_verification(d: &mut Option<verification::Verification>) -> Option<verification::Wake> {
     match d {
@@ -452,6 +489,8 @@ fn stats<'a>(
         verify: state.verification.as_ref().map(verification::Verification::stats),
         alerts: state.alerts.as_mut().map(crate::alert::Alerts::stats),
         policy: state.policy.as_ref().map(|p| p.stats.clone()),
+        enforcement: state.enforcement.as_ref().map(|e| e.stats.clone()),
+        blocks: state.enforcement.as_ref().map(|e| e.blocks.clone()),
         kernel,
         user: state.user.clone(),
         max_rss_kib,

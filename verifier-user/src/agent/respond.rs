@@ -5,9 +5,9 @@
 //! write to a verified file) comes here with the attribution it was given
 //! when its record arrived, and is reported: one stdout record and, for
 //! drift, one alert finding. Reporting is the only response today; this is
-//! the one place where enforcement (kill on exec, BPF LSM deny) will plug
-//! in, as another response chosen at start-up, without touching how
-//! records are received or verified.
+//! the one place where enforcement plugs in: a block the kernel made
+//! (`enforce`) is reported here too, as a `block` record and an alert
+//! with its action, once the blocked file is judged.
 
 use std::io::Write;
 
@@ -15,10 +15,13 @@ use crate::{
     alert::finding::Subject,
     attribution::Attribution,
     output::{self, ExecJson, verification::VerificationJson},
+    verify::verdict::Verdict,
 };
 
 use super::{
-    State, findings, now_mono_ns,
+    State,
+    enforce::Block,
+    findings, now_mono_ns,
     verification::{self, Verified, Written},
     write_line,
 };
@@ -40,16 +43,75 @@ pub(crate) enum Outcome {
     Checked { origin: Origin, verified: Verified, attribution: Attribution, scanned: bool },
     /// A file the image shipped was opened for writing in its container.
     Written { written: Written, attribution: Attribution },
+    /// An exec or mapping blocked in an enforced container.
+    Blocked(Block),
 }
 
 /// Acts on an outcome: reports it.
 pub(crate) fn respond(state: &mut State, out: &mut impl Write, outcome: Outcome) -> anyhow::Result<()> {
     match outcome {
         Outcome::Checked { origin, verified, attribution, scanned } => {
-            report_checked(state, out, origin, &verified, &attribution, scanned)
+            report_checked(state, out, origin, &verified, &attribution, scanned)?;
+            // A block waiting for this file's verdict is reported with it.
+            let v = &verified;
+            match state
+                .enforcement
+                .as_mut()
+                .and_then(|e| e.judged(v.event.tgid, v.event.exe, v.decision.as_ref()))
+            {
+                Some(block) => report_block(state, out, &block),
+                None => Ok(()),
+            }
         }
         Outcome::Written { written, attribution } => report_written(state, out, &written, &attribution),
+        Outcome::Blocked(block) => report_block(state, out, &block),
     }
+}
+
+/// A block: one `block` record on stdout, one alert with its action,
+/// counted for `verifier_blocks_total`.
+fn report_block(state: &mut State, out: &mut impl Write, b: &Block) -> anyhow::Result<()> {
+    let r = &b.event.record;
+    let d = b.decision.as_deref();
+    let path = d.filter(|d| !d.path.is_empty()).map(|d| String::from_utf8_lossy(&d.path).into_owned());
+    let container = match &b.attribution {
+        Attribution::Container(c) => Some(c),
+        _ => None,
+    };
+    let record = output::enforce::BlockJson {
+        schema: output::enforce::SCHEMA_BLOCK,
+        kind: "block",
+        time: output::rfc3339(b.event.unix_ns),
+        node: &state.node,
+        action: b.action(),
+        mechanism: b.mechanism(),
+        rule: &b.rule,
+        event: if b.is_library() { "library" } else { "exec" },
+        reasons: b.reasons(),
+        verdict: b.verdict().map(Verdict::name),
+        reason: d.map(|d| d.judgement.reason.clone()),
+        path: path.clone(),
+        sha256: d.and_then(|d| d.sha256).map(hex::encode),
+        dev: format!("{}:{}", r.identity.dev >> 20, r.identity.dev & 0xf_ffff),
+        ino: r.identity.ino,
+        pid: r.pid,
+        tgid: r.tgid,
+        comm: String::from_utf8_lossy(verifier_common::decode::comm_bytes(&r.comm)).into_owned(),
+        signal_rc: r.signal_rc,
+        allowed_now: b.allowed_now,
+        cgroup_id: r.cgroup_id,
+        container,
+        image: b.info.as_ref().and_then(|i| i.image_name.clone().or(i.image_digest.clone())),
+    };
+    write_line(out, &record)?;
+    state.user.printed += 1;
+    if let Some(e) = state.enforcement.as_mut() {
+        e.count(b);
+    }
+    if let Some(a) = state.alerts.as_mut() {
+        a.submit(&findings::of_block(b, &state.node), out)?;
+    }
+    Ok(())
 }
 
 /// An exec (or mapping) record on stdout, with its verification and how

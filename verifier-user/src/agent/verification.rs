@@ -17,6 +17,7 @@ use std::{
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use verifier_common::event::FileIdentity;
 use verifier_sensor::{events::ExecEvent, maps::FastPath};
 
 use crate::{
@@ -148,10 +149,19 @@ pub(crate) struct Verified {
 /// Something for the event loop to act on.
 pub(crate) enum Wake {
     Hashed(Key, Outcome),
-    Resolved(u64, Resolved),
+    Resolved(u64, Resolved, ContainerRef),
 }
 
-type ResolvedMsg = (u64, Resolved);
+type ResolvedMsg = (u64, Resolved, ContainerRef);
+
+/// A container resolved against a baseline, for enforcement to consider.
+pub(crate) struct Resolution {
+    pub cgroup_id: u64,
+    pub slot: u32,
+    pub ctx: Arc<crate::verify::engine::Context>,
+    pub info: Arc<ContainerInfo>,
+    pub container: ContainerRef,
+}
 
 /// (dev, ino, slot) -> (path, SHA-256) of the files in the fast path.
 type TrustedFiles = HashMap<(u32, u64, u32), (Vec<u8>, Option<[u8; 32]>)>;
@@ -171,6 +181,8 @@ pub(crate) struct Verification {
     wait: Duration,
     /// Files in the fast path, by (dev, ino, slot): what a write-open names.
     trusted: TrustedFiles,
+    /// Containers resolved since the last [`Verification::take_resolutions`].
+    resolutions: Vec<Resolution>,
     pub fast_path_inserted: u64,
     pub fast_path_errors: u64,
 }
@@ -205,6 +217,7 @@ impl Verification {
             infos: HashMap::new(),
             wait,
             trusted: HashMap::new(),
+            resolutions: Vec::new(),
             fast_path_inserted: 0,
             fast_path_errors: 0,
         })
@@ -236,7 +249,7 @@ impl Verification {
     pub(crate) async fn next(&mut self) -> Option<Wake> {
         tokio::select! {
             Some((key, outcome)) = self.done_rx.recv() => Some(Wake::Hashed(key, outcome)),
-            Some((id, r)) = self.resolved_rx.recv() => Some(Wake::Resolved(id, r)),
+            Some((id, r, c)) = self.resolved_rx.recv() => Some(Wake::Resolved(id, r, c)),
             else => None,
         }
     }
@@ -248,8 +261,8 @@ impl Verification {
                 let decided = self.engine.complete(key, outcome);
                 decided.into_iter().map(|(e, d)| self.decided(e, d)).collect()
             }
-            Wake::Resolved(cgroup_id, r) => {
-                if let Resolved::Verify(ctx, _) = &r {
+            Wake::Resolved(cgroup_id, r, container) => {
+                if let Resolved::Verify(ctx, info) = &r {
                     let slot = slot_for(&mut self.slots, ctx.key);
                     self.cgroup_slots.insert(cgroup_id, slot);
                     if let Some(fp) = self.fast_path.as_mut()
@@ -257,6 +270,13 @@ impl Verification {
                     {
                         self.fast_path_errors += 1;
                     }
+                    self.resolutions.push(Resolution {
+                        cgroup_id,
+                        slot,
+                        ctx: ctx.clone(),
+                        info: info.clone(),
+                        container,
+                    });
                 }
                 let (r, waiting) = self.containers.resolved(cgroup_id, r);
                 let mut out = Vec::new();
@@ -328,7 +348,7 @@ impl Verification {
         let deadline = Instant::now() + self.wait;
         tokio::task::spawn_blocking(move || {
             let r = resolve(&source, &container, pid, deadline);
-            let _ = tx.send((cgroup_id, r));
+            let _ = tx.send((cgroup_id, r, container));
         });
     }
 }
@@ -435,7 +455,35 @@ impl Verification {
         self.infos.get(&cgroup_id).cloned()
     }
 
-    /// Execs waiting for hashing or for their container.
+    /// Files pre-verified `ok` for baseline `slot` (an enforced
+    /// container's, hashed at its start): into the kernel fast path, as
+    /// if each had been executed and judged.
+    pub(crate) fn trust_preverified(
+        &mut self,
+        slot: u32,
+        files: &[(FileIdentity, String, Option<[u8; 32]>)],
+    ) {
+        let Some(fp) = self.fast_path.as_mut() else { return };
+        for (identity, path, sha256) in files {
+            match fp.verified(*identity, slot) {
+                Ok(()) => {
+                    self.fast_path_inserted += 1;
+                    if self.trusted.len() >= 65_536 {
+                        self.trusted.clear();
+                    }
+                    self.trusted
+                        .insert((identity.dev, identity.ino, slot), (path.clone().into_bytes(), *sha256));
+                }
+                Err(_) => self.fast_path_errors += 1,
+            }
+        }
+    }
+
+    /// Containers resolved against a baseline since the last call.
+    pub(crate) fn take_resolutions(&mut self) -> Vec<Resolution> {
+        std::mem::take(&mut self.resolutions)
+    }
+
     /// Warnings about the baselines found since the last call.
     pub(crate) fn take_warnings(&self) -> Vec<crate::baseline::Warning> {
         self.source.take_warnings()

@@ -52,6 +52,9 @@ pub(crate) struct Key {
     pub scope: String,
     pub file: FileKey,
     pub verdict: &'static str,
+    /// A block is its own alert, apart from the drift report of the same
+    /// file.
+    pub action: Option<&'static str>,
 }
 
 impl Key {
@@ -67,7 +70,7 @@ impl Key {
             (None, Some(d)) => FileKey::Digest(d),
             (None, None) => return None,
         };
-        Some(Self { scope, file, verdict: f.verdict.name() })
+        Some(Self { scope, file, verdict: f.verdict.name(), action: f.response.as_ref().map(|r| r.action) })
     }
 
     /// Stable id for consumers to join updates to their alert.
@@ -83,6 +86,11 @@ impl Key {
             h.update(part);
         }
         h.update(self.verdict.as_bytes());
+        // Unchanged for reports (no action), so their ids stay stable.
+        if let Some(action) = self.action {
+            h.update(b"\0");
+            h.update(action.as_bytes());
+        }
         hex::encode(&h.finalize()[..12])
     }
 }
@@ -261,6 +269,7 @@ mod tests {
             sbom_format: None,
             unjudged_new: None,
             policy: None,
+            response: None,
         }
     }
 

@@ -122,6 +122,19 @@ pub(crate) struct Finding {
     pub unjudged_new: Option<u64>,
     /// The policy rule that judged it and what it did (with `--policy`).
     pub policy: Option<crate::output::policy::PolicyJson>,
+    /// What was done about it, when more than reporting: a block.
+    pub response: Option<Response>,
+}
+
+/// A response to drift beyond the report (enforcement).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Response {
+    /// `blocked`, or `would-block` in dry-run.
+    pub action: &'static str,
+    /// How: `tracepoint-kill`.
+    pub mechanism: &'static str,
+    /// What selected enforcement for this container.
+    pub rule: String,
 }
 
 impl Finding {
@@ -183,6 +196,7 @@ impl Finding {
             sbom_format: info.and_then(|i| i.sbom_format.clone()),
             unjudged_new: None,
             policy: None,
+            response: None,
         })
     }
 
@@ -217,6 +231,7 @@ impl Finding {
             sbom_format: info.and_then(|i| i.sbom_format.clone()),
             unjudged_new: Some(unjudged),
             policy: None,
+            response: None,
         }
     }
 

@@ -117,6 +117,11 @@ fn native_alert(f: &Finding, id: &str) -> Value {
     if let Some(p) = &f.policy {
         alert["policy"] = json!(p);
     }
+    if let Some(r) = &f.response {
+        alert["action"] = json!(r.action);
+        alert["mechanism"] = json!(r.mechanism);
+        alert["rule"] = json!(r.rule);
+    }
     alert
 }
 

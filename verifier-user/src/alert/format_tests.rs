@@ -60,6 +60,7 @@ fn finding() -> Finding {
         sbom_format: Some("spdx-json".into()),
         unjudged_new: None,
         policy: None,
+        response: None,
     }
 }
 
@@ -104,6 +105,26 @@ fn an_exec_flood_alert_carries_its_count_and_no_file() {
     assert_eq!((v["file"]["path"].as_str(), &v["file"]["sha256"]), (Some(""), &Value::Null));
     let plain = alert(Format::Native, &finding(), "id1");
     assert!(plain.get("unjudged_new").is_none(), "only exec-flood has the count: {plain}");
+    assert!(plain.get("action").is_none(), "a report has no action: {plain}");
+    let mut blocked = finding();
+    blocked.response = Some(crate::alert::finding::Response {
+        action: "blocked",
+        mechanism: "tracepoint-kill",
+        rule: "--enforce app*".into(),
+    });
+    let b = alert(Format::Native, &blocked, "id3");
+    assert_eq!(
+        (b["action"].as_str(), b["mechanism"].as_str()),
+        (Some("blocked"), Some("tracepoint-kill")),
+        "{b}"
+    );
+    assert_eq!(b["rule"], "--enforce app*");
+    let mut d = Dedup::new(16);
+    assert!(matches!(d.see(&finding()).0, Seen::New(_)));
+    assert!(
+        matches!(d.see(&blocked).0, Seen::New(_)),
+        "a block is its own alert beside the report of its file"
+    );
     let mut dedup = Dedup::new(16);
     assert!(matches!(dedup.see(&f).0, Seen::New(_)), "names no file: never a repeat");
     assert!(matches!(dedup.see(&f).0, Seen::New(_)), "names no file: never a repeat");

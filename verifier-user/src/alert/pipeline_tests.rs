@@ -36,6 +36,7 @@ fn finding(path: &str, t: i128) -> Finding {
         sbom_format: None,
         unjudged_new: None,
         policy: None,
+        response: None,
     }
 }
 

@@ -219,7 +219,8 @@ impl Loop {
                         let _ = self.fast_path.watch(c.id, HOST_SLOT);
                     }
                 }
-                Ok(Record::Write(_) | Record::Throttle(_)) => {}
+                // `verifier exec` never enforces: blocks cannot come from its programs.
+                Ok(Record::Write(_) | Record::Throttle(_) | Record::Block(_)) => {}
                 Err(err) => tracing::warn!("dropping an undecodable ring buffer record: {err}"),
             }
         }

@@ -11,6 +11,7 @@
 //! in `filename_hex`; JSON escaping takes care of newlines and quotes.
 
 pub(crate) mod policy;
+pub(crate) mod enforce;
 pub(crate) mod verification;
 pub(crate) mod warning;
 
@@ -226,6 +227,8 @@ pub(crate) struct UserStats {
     pub throttle_active: u64,
     /// Executable-mapping records received (library verification).
     pub library_maps: u64,
+    /// Block records received from the kernel (enforcement).
+    pub blocks: u64,
     /// Running processes of containers judged by the agent's scan (at
     /// start-up, or when it first learns of a container).
     pub scanned_processes: u64,
@@ -268,6 +271,13 @@ pub(crate) struct StatsJson<'a, A> {
     /// Policy counters (with `--policy`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<policy::PolicyStats>,
+    /// Enforcement counters (with `--enforce` or `--enforce-dry-run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforcement: Option<enforce::EnforceStats>,
+    /// Blocks reported, by `mechanism=..,verdict=..,action=..` (metric
+    /// `verifier_blocks_total` with those labels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 /// `verifier.ready.v1`: printed once the programs are attached.
@@ -284,6 +294,8 @@ pub(crate) struct ReadyJson<'a> {
     pub host_mnt_ns: u32,
     /// Every kernel hook and what became of it on this kernel.
     pub hooks: Vec<HookJson>,
+    /// Blocking mechanisms this kernel offers (probed at start).
+    pub enforcement: enforce::ProbeJson,
 }
 
 /// One hook in the `ready` record.

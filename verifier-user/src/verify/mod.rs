@@ -11,6 +11,8 @@
 //! - [`open`]: race-free resolution beneath a container root;
 //! - [`locate`]: one exec on a worker thread (find, prove, hash);
 //! - [`pool`]: the bounded hashing threads;
+//! - [`preverify`]: an enforced container's code files, judged before
+//!   they run;
 //! - [`script`]: a `#!` script's bytes and interpreter;
 //! - [`hash_cache`]: digests already computed, by file identity;
 //! - [`index`]: a container's listed files by identity (for processes
@@ -29,6 +31,7 @@ pub(crate) mod locate;
 pub(crate) mod mtree;
 pub(crate) mod open;
 pub(crate) mod pool;
+pub(crate) mod preverify;
 pub(crate) mod script;
 pub(crate) mod source;
 pub(crate) mod stats;

@@ -1,0 +1,208 @@
+//! Enforcement on kernels without BPF LSM: kill, from the tracepoint, an
+//! exec or executable mapping of a file an enforced container may not run.
+//!
+//! Two small programs, apart from the reporting ones so that neither grows
+//! the exec program (which is near the kernel verifier's budget):
+//!
+//! - `enforce_exec`, raw tracepoint `sched_process_exec`
+//!   (`TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm
+//!   *bprm)`, include/trace/events/sched.h). It fires in `exec_binprm()`
+//!   after the new image is installed (`current->mm->exe_file` is the file
+//!   executed) and before the task returns to user space.
+//! - `enforce_mmap`, trace event `syscalls:sys_enter_mmap` (prot is
+//!   `args[2]`, flags `args[3]`, fd `args[4]`; see `mmap.rs` for the
+//!   format): a file about to be mapped with `PROT_EXEC`.
+//!
+//! Only cgroups in `ENFORCE` are looked at (one hash lookup for every
+//! other exec or mapping on the node). In them, the file is blocked when
+//! it has no name (`i_nlink == 0`: memfd or deleted), was opened for
+//! writing in a container (`WRITTEN`), or its identity is not in
+//! `ALLOWED` for the container's baseline slot (`WATCHED`). Blocking is
+//! `bpf_send_signal(SIGKILL)`: the signal is pending on the current task
+//! and taken on its way back to user space, so not one instruction of the
+//! new image (nor of the mapped library: the `mmap` returns into a task
+//! that dies) runs. A `#!` script is decided by its interpreter's
+//! identity: the kernel does not name the script's file here (the agent
+//! still judges and reports the script). Processes in the host's mount
+//! namespace (runc's own `runc init`, which is put into the container's
+//! cgroup before it joins the container's namespaces) are never blocked.
+//!
+//! In dry-run mode ([`MODE_DRY_RUN`]) the same record is sent and nothing
+//! is killed.
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_ktime_get_ns, generated::bpf_send_signal,
+    },
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
+};
+use verifier_common::{
+    counters::Counter,
+    enforce::{
+        BlockRecord, HOOK_EXEC, HOOK_MMAP, MECHANISM_TRACEPOINT_KILL, MODE_ENFORCE, REASON_FILELESS,
+        REASON_NO_IDENTITY, REASON_NOT_ALLOWED, REASON_WRITTEN,
+    },
+    event::{FileIdentity, KIND_BLOCK},
+    fastpath::VerifiedKey,
+    offsets::KernelOffsets,
+};
+
+use crate::{
+    kernel::{fd_file, inode_identity, read, read_ptr},
+    maps::{ALLOWED, CONFIG, ENFORCE, EVENTS, WATCHED, count, was_written},
+};
+
+/// `SIGKILL` (include/uapi/asm-generic/signal.h).
+const SIGKILL: u32 = 9;
+/// `PROT_EXEC` (include/uapi/asm-generic/mman-common.h).
+const PROT_EXEC: u64 = 0x4;
+/// `MAP_ANONYMOUS` (include/uapi/asm-generic/mman-common.h).
+const MAP_ANONYMOUS: u64 = 0x20;
+
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn enforce_exec(_ctx: RawTracePointContext) -> i32 {
+    match try_enforce_exec() {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+fn try_enforce_exec() -> Result<(), i64> {
+    // SAFETY: helper without arguments.
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    let Some((mode, slot)) = enforced(cgroup_id) else { return Ok(()) };
+    let config = CONFIG.load();
+    let off = &config.offsets;
+    // SAFETY: the current task, only read through probe-reads.
+    let task = unsafe { bpf_get_current_task() };
+    if in_host_mnt_ns(task, off, config.host_mnt_ns) {
+        return Ok(());
+    }
+    let (identity, reasons) = match exe(task, off) {
+        Ok((identity, nlink)) => (identity, judge(&identity, slot, nlink == 0)),
+        Err(_) => (FileIdentity::default(), REASON_NO_IDENTITY),
+    };
+    if reasons != 0 {
+        block(mode, reasons, HOOK_EXEC, cgroup_id, slot, identity, -1);
+    }
+    Ok(())
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_mmap")]
+pub fn enforce_mmap(ctx: TracePointContext) -> u32 {
+    match try_enforce_mmap(&ctx) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+fn try_enforce_mmap(ctx: &TracePointContext) -> Result<(), i64> {
+    // SAFETY: helper without arguments.
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    let Some((mode, slot)) = enforced(cgroup_id) else { return Ok(()) };
+    let config = CONFIG.load();
+    let off = &config.offsets;
+    let args = off.tp_sys_enter_args as usize;
+    // SAFETY: probe-reads of the tracepoint record at BTF offsets.
+    let prot: u64 = unsafe { ctx.read_at(args + 2 * 8) }.map_err(i64::from)?;
+    // SAFETY: as above.
+    let flags: u64 = unsafe { ctx.read_at(args + 3 * 8) }.map_err(i64::from)?;
+    // SAFETY: as above.
+    let fd: u64 = unsafe { ctx.read_at(args + 4 * 8) }.map_err(i64::from)?;
+    if prot & PROT_EXEC == 0 || flags & MAP_ANONYMOUS != 0 || fd > i32::MAX as u64 {
+        return Ok(());
+    }
+    // SAFETY: the current task, only read through probe-reads.
+    let task = unsafe { bpf_get_current_task() };
+    if in_host_mnt_ns(task, off, config.host_mnt_ns) {
+        return Ok(());
+    }
+    // A descriptor that names no open file fails the mmap itself.
+    let inode = read_ptr(fd_file(task, fd, off)?, off.file_f_inode)?;
+    let identity = inode_identity(inode, off)?;
+    let nlink = read::<u32>(inode, off.inode_i_nlink)?;
+    let reasons = judge(&identity, slot, nlink == 0);
+    if reasons != 0 {
+        block(mode, reasons, HOOK_MMAP, cgroup_id, slot, identity, fd as i32);
+    }
+    Ok(())
+}
+
+/// The container's mode and baseline slot, when it is enforced.
+#[inline(always)]
+fn enforced(cgroup_id: u64) -> Option<(u32, u32)> {
+    // SAFETY: values copied out at once; the agent inserts whole entries.
+    let mode = *unsafe { ENFORCE.get(&cgroup_id) }?;
+    // SAFETY: as above.
+    let slot = *unsafe { WATCHED.get(&cgroup_id) }?;
+    Some((mode, slot))
+}
+
+/// Why the file may not run (`REASON_*` bits; 0: it may).
+#[inline(always)]
+fn judge(identity: &FileIdentity, slot: u32, unlinked: bool) -> u16 {
+    let mut reasons = 0;
+    if unlinked {
+        reasons |= REASON_FILELESS;
+    }
+    if was_written(identity.ino, identity.dev) {
+        reasons |= REASON_WRITTEN;
+    }
+    // SAFETY: lookup only.
+    if unsafe { ALLOWED.get(&VerifiedKey { identity: *identity, slot, _pad: 0 }) }.is_none() {
+        reasons |= REASON_NOT_ALLOWED;
+    }
+    reasons
+}
+
+/// Kills the current task (enforce mode) and reports it.
+#[inline(always)]
+fn block(mode: u32, reasons: u16, hook: u16, cgroup_id: u64, slot: u32, identity: FileIdentity, fd: i32) {
+    let signal_rc = if mode == MODE_ENFORCE {
+        count(Counter::Blocked);
+        // SAFETY: signals the current task; no pointer arguments.
+        unsafe { bpf_send_signal(SIGKILL) as i32 }
+    } else {
+        count(Counter::WouldBlock);
+        0
+    };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let record = BlockRecord {
+        kind: KIND_BLOCK,
+        reasons,
+        hook,
+        mechanism: MECHANISM_TRACEPOINT_KILL,
+        mode,
+        signal_rc,
+        // SAFETY: helper without arguments.
+        ktime_ns: unsafe { bpf_ktime_get_ns() },
+        cgroup_id,
+        pid: pid_tgid as u32,
+        tgid: (pid_tgid >> 32) as u32,
+        identity,
+        slot,
+        fd,
+        comm: bpf_get_current_comm().unwrap_or([0; 16]),
+    };
+    if EVENTS.output::<BlockRecord>(&record, 0).is_err() {
+        count(Counter::BlockDropped);
+    }
+}
+
+/// `current->mm->exe_file->f_inode`: identity and link count.
+#[inline(always)]
+fn exe(task: u64, off: &KernelOffsets) -> Result<(FileIdentity, u32), i64> {
+    let mm = read_ptr(task, off.task_mm)?;
+    let inode = read_ptr(read_ptr(mm, off.mm_exe_file)?, off.file_f_inode)?;
+    Ok((inode_identity(inode, off)?, read::<u32>(inode, off.inode_i_nlink)?))
+}
+
+/// True when the task is in the host's mount namespace
+/// (`task->nsproxy->mnt_ns->ns.inum`).
+#[inline(always)]
+fn in_host_mnt_ns(task: u64, off: &KernelOffsets, host: u32) -> bool {
+    let inum = read_ptr(task, off.task_nsproxy)
+        .and_then(|ns| read_ptr(ns, off.nsproxy_mnt_ns))
+        .and_then(|mnt| read::<u32>(mnt, off.mnt_ns_inum));
+    matches!(inum, Ok(i) if i == host && host != 0)
+}

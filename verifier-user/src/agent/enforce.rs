@@ -1,0 +1,467 @@
+//! Enforcement: which containers are blocked in, their allowed sets, and
+//! what the agent says about each block.
+//!
+//! The kernel decides (`verifier-ebpf/src/enforce.rs`): an exec or
+//! executable mapping in an enforced container of a file that is not in
+//! its allowed set, was written in a container, or has no name is killed
+//! before it runs, and a block record comes here. This module:
+//!
+//! - chooses the containers ([`Enforcement::enforcement_for`], the one
+//!   place the choice is made: today `--enforce` / `--enforce-dry-run`
+//!   patterns, later a policy file);
+//! - when such a container is resolved, pre-verifies its listed code
+//!   files off the event loop (`verify::preverify`), fills the kernel's
+//!   `ALLOWED` set, and only then sets its mode. Until then the container
+//!   is `pending`: its execs are verified and reported as usual but not
+//!   blocked (fail-open, said in an `enforcement` record), because a
+//!   half-filled set would kill the workload's own files;
+//! - holds each block record until the agent has judged the file that was
+//!   blocked (the exec or library record the reporting programs sent for
+//!   the same process and file), so the block is reported with the file's
+//!   verdict; after [`JUDGE_WAIT`] it is reported without one. A blocked
+//!   file judged with a verdict that is not blocked (`relocated-binary`
+//!   by default) is allowed from then on: the block was the kernel's
+//!   caution, its next run passes.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use verifier_common::enforce::{HOOK_MMAP, MODE_DRY_RUN, MODE_ENFORCE, mechanism_name, reason_names};
+use verifier_sensor::{events::BlockEvent, hooks::HookOutcome, maps::EnforceMaps};
+
+use crate::{
+    attribution::Attribution,
+    baseline::{ImageKeys, rules::glob_match},
+    verify::{
+        containers::ContainerInfo,
+        engine::Decision,
+        preverify::{PreVerified, preverify},
+        verdict::Verdict,
+    },
+};
+
+pub(crate) use crate::output::enforce::{EnforceStats, EnforcementJson, ProbeJson};
+
+use super::verification::Resolution;
+
+/// Options of `verifier agent` for enforcement.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EnforceArgs {
+    /// Block, in containers whose image name, image digest, container id
+    /// or name matches PATTERN (`*` wildcards, as `--sbom`), every exec or
+    /// shared library that is not one of the image's own verified files:
+    /// killed in the kernel before its first instruction, reported as a
+    /// `block` record and an alert with `action: blocked`. Repeatable.
+    /// Needs an SBOM for the image (`--sbom`, `--sbom-rules` or
+    /// `--sbom-store`).
+    #[arg(long = "enforce", value_name = "PATTERN")]
+    pub enforce: Vec<String>,
+
+    /// As `--enforce`, but nothing is killed: what would have been blocked
+    /// is reported with `action: would-block`. `--enforce` wins when both
+    /// match.
+    #[arg(long = "enforce-dry-run", value_name = "PATTERN")]
+    pub dry_run: Vec<String>,
+
+    /// Verdicts that keep a file out of an enforced container's allowed
+    /// set (comma-separated). A listed file whose verdict is not here (for
+    /// example `unverifiable`, listed without a usable digest) may run.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "VERDICTS",
+        default_value = "unknown-binary,modified-binary,fileless,library-drift",
+        value_parser = parse_verdict
+    )]
+    pub block_verdicts: Vec<Verdict>,
+}
+
+fn parse_verdict(s: &str) -> Result<Verdict, String> {
+    const ALL: [Verdict; 8] = [
+        Verdict::UnknownBinary,
+        Verdict::ModifiedBinary,
+        Verdict::Fileless,
+        Verdict::Unverifiable,
+        Verdict::RelocatedBinary,
+        Verdict::SbomGap,
+        Verdict::LibraryDrift,
+        Verdict::ImageFileWritten,
+    ];
+    ALL.into_iter()
+        .find(|v| v.name() == s)
+        .ok_or_else(|| format!("unknown verdict {s:?}; one of: {}", ALL.map(Verdict::name).join(", ")))
+}
+
+/// Enforcement cannot start as asked.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EnforceError {
+    #[error(
+        "--enforce and --enforce-dry-run need the image's SBOM: add --sbom PATTERN=FILE, --sbom-rules or --sbom-store"
+    )]
+    NoBaseline,
+    #[error("--enforce needs the kernel fast path (WATCHED map): drop --no-fast-path")]
+    NoFastPath,
+}
+
+/// How a container is enforced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    DryRun,
+    Enforce,
+}
+
+impl Mode {
+    fn kernel(self) -> u32 {
+        match self {
+            Mode::DryRun => MODE_DRY_RUN,
+            Mode::Enforce => MODE_ENFORCE,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Mode::DryRun => "dry-run",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+/// How long a block waits for the blocked file's verdict.
+pub(crate) const JUDGE_WAIT: Duration = Duration::from_secs(2);
+
+/// A block the kernel reported, with what is known of it.
+pub(crate) struct Block {
+    pub event: BlockEvent,
+    pub attribution: Attribution,
+    pub rule: String,
+    pub decision: Option<Arc<Decision>>,
+    pub info: Option<Arc<ContainerInfo>>,
+    /// The file was judged with a verdict that is not blocked, and is now
+    /// allowed.
+    pub allowed_now: bool,
+}
+
+impl Block {
+    /// `blocked`, or `would-block` in dry-run.
+    pub(crate) fn action(&self) -> &'static str {
+        if self.event.record.mode == MODE_ENFORCE { "blocked" } else { "would-block" }
+    }
+
+    pub(crate) fn mechanism(&self) -> &'static str {
+        mechanism_name(self.event.record.mechanism)
+    }
+
+    pub(crate) fn is_library(&self) -> bool {
+        self.event.record.hook == HOOK_MMAP
+    }
+
+    /// The verdict reported: the file's, once judged; else what the
+    /// kernel's reasons say for certain (fileless, written), else none.
+    pub(crate) fn verdict(&self) -> Option<Verdict> {
+        let judged = self.decision.as_ref().map(|d| d.judgement.verdict);
+        let reasons = self.event.record.reasons;
+        let file = match judged {
+            Some(v) => v,
+            None if reasons & verifier_common::enforce::REASON_FILELESS != 0 => Verdict::Fileless,
+            None if reasons & verifier_common::enforce::REASON_WRITTEN != 0 => Verdict::ModifiedBinary,
+            None => return None,
+        };
+        Some(if self.is_library() && file != Verdict::Ok { Verdict::LibraryDrift } else { file })
+    }
+
+    /// The kernel's reasons, by name.
+    pub(crate) fn reasons(&self) -> Vec<&'static str> {
+        reason_names(self.event.record.reasons).collect()
+    }
+}
+
+/// One enforced container.
+struct Enforced {
+    rule: String,
+    slot: u32,
+}
+
+/// The enforcement side of the agent.
+pub(crate) struct Enforcement {
+    args: EnforceArgs,
+    maps: EnforceMaps,
+    /// The tracepoint-kill programs are attached.
+    available: Result<(), String>,
+    max_bytes: u64,
+    containers: HashMap<u64, Enforced>,
+    pending: HashMap<u64, (Mode, String, u32, Arc<ContainerInfo>, String)>,
+    done_tx: UnboundedSender<(u64, PreVerified)>,
+    done_rx: UnboundedReceiver<(u64, PreVerified)>,
+    /// Blocks waiting for their file's verdict, by (pid, inode, device).
+    waiting: HashMap<(u32, u64, u32), (Block, Instant)>,
+    /// `mechanism=..,verdict=..,action=..` -> blocks.
+    pub blocks: BTreeMap<String, u64>,
+    pub stats: EnforceStats,
+}
+
+impl Enforcement {
+    /// `None` when no container is to be enforced.
+    pub(crate) fn new(
+        args: &EnforceArgs,
+        maps: EnforceMaps,
+        hooks: &[HookOutcome],
+        verification: bool,
+        fast_path: bool,
+        max_bytes: u64,
+    ) -> Result<Option<Self>, EnforceError> {
+        if args.enforce.is_empty() && args.dry_run.is_empty() {
+            return Ok(None);
+        }
+        if !verification {
+            return Err(EnforceError::NoBaseline);
+        }
+        if !fast_path {
+            return Err(EnforceError::NoFastPath);
+        }
+        let (done_tx, done_rx) = unbounded_channel();
+        Ok(Some(Self {
+            args: args.clone(),
+            maps,
+            available: tracepoint_kill(hooks),
+            max_bytes,
+            containers: HashMap::new(),
+            pending: HashMap::new(),
+            done_tx,
+            done_rx,
+            waiting: HashMap::new(),
+            blocks: BTreeMap::new(),
+            stats: EnforceStats::default(),
+        }))
+    }
+
+    /// How a container with these keys is enforced, and the rule that
+    /// says so; `None`: not enforced. The one place the choice is made.
+    pub(crate) fn enforcement_for(&self, keys: &ImageKeys<'_>) -> Option<(Mode, String)> {
+        enforcement_for(&self.args, keys)
+    }
+
+    /// A container was resolved: if it is to be enforced, start building
+    /// its allowed set (on a blocking thread) and say it is pending.
+    pub(crate) fn resolved(&mut self, r: Resolution) -> Option<EnforcementJson> {
+        if self.containers.contains_key(&r.cgroup_id) || self.pending.contains_key(&r.cgroup_id) {
+            return None;
+        }
+        let keys = ImageKeys {
+            image_name: r.info.image_name.as_deref(),
+            image_digest: r.info.image_digest.as_deref(),
+            container_id: &r.container.id,
+            container_name: r.info.name.as_deref(),
+        };
+        let (mode, rule) = self.enforcement_for(&keys)?;
+        let mut record = self.record(r.cgroup_id, &r.container.id, &r.info, mode, &rule, "pending");
+        if let Err(why) = &self.available {
+            record.state = "failed";
+            record.error = Some(why.clone());
+            self.stats.containers_failed += 1;
+            return Some(record);
+        }
+        self.pending.insert(r.cgroup_id, (mode, rule, r.slot, r.info.clone(), r.container.id.clone()));
+        self.stats.containers_pending += 1;
+        let blocked = self.args.block_verdicts.clone();
+        let (tx, max_bytes, ctx, cgroup_id) = (self.done_tx.clone(), self.max_bytes, r.ctx, r.cgroup_id);
+        tokio::task::spawn_blocking(move || {
+            let result = preverify(&ctx, &|v| blocked.contains(&v), max_bytes);
+            let _ = tx.send((cgroup_id, result));
+        });
+        Some(record)
+    }
+
+    /// The baseline slot of a container being pre-verified.
+    pub(crate) fn pending_slot(&self, cgroup_id: u64) -> Option<u32> {
+        self.pending.get(&cgroup_id).map(|p| p.2)
+    }
+
+    /// Waits for the next finished pre-verification.
+    pub(crate) async fn next(&mut self) -> Option<(u64, PreVerified)> {
+        self.done_rx.recv().await
+    }
+
+    /// A container's allowed set is ready: fill the kernel's, then set its
+    /// mode. Returns the `enforcement` record.
+    pub(crate) fn preverified(&mut self, cgroup_id: u64, p: &PreVerified) -> Option<EnforcementJson> {
+        let (mode, rule, slot, info, id) = self.pending.remove(&cgroup_id)?;
+        self.stats.containers_pending = self.stats.containers_pending.saturating_sub(1);
+        let mut record = self.record(cgroup_id, &id, &info, mode, &rule, "active");
+        let filled = p.allowed.iter().try_for_each(|id| {
+            self.maps.forget_stale_write(id.ino, id.dev, cgroup_id);
+            self.maps.allow(*id, slot)
+        });
+        let set = filled.and_then(|()| self.maps.set_mode(cgroup_id, mode.kernel()));
+        record.listed = Some(p.listed);
+        record.allowed = Some(p.allowed.len());
+        record.refused_total = Some(p.refused.len());
+        record.refused = p.refused.iter().take(20).map(|(path, v, _)| (path.clone(), v.name())).collect();
+        record.preverify_ms = Some(p.elapsed.as_secs_f64() * 1000.0);
+        record.hashed_bytes = Some(p.bytes);
+        match set {
+            Ok(()) => {
+                self.stats.containers_active += 1;
+                self.stats.allowed_files += p.allowed.len() as u64;
+                self.containers.insert(cgroup_id, Enforced { rule, slot });
+            }
+            Err(e) => {
+                self.maps.clear(cgroup_id);
+                self.stats.containers_failed += 1;
+                record.state = "failed";
+                record.error =
+                    Some(format!("{e}: the container is not enforced (its execs are still reported)"));
+            }
+        }
+        Some(record)
+    }
+
+    /// A block record from the kernel: held until its file is judged.
+    pub(crate) fn blocked(
+        &mut self,
+        event: BlockEvent,
+        attribution: Attribution,
+        info: Option<Arc<ContainerInfo>>,
+    ) {
+        let r = &event.record;
+        let rule = self.containers.get(&r.cgroup_id).map_or_else(|| "unknown".to_owned(), |c| c.rule.clone());
+        let key = (r.tgid, r.identity.ino, r.identity.dev);
+        let block = Block { event, attribution, rule, decision: None, info, allowed_now: false };
+        self.waiting.insert(key, (block, Instant::now()));
+    }
+
+    /// The agent judged an exec or mapping: the block it explains, if any,
+    /// ready to report. A verdict that is not blocked allows the file.
+    pub(crate) fn judged(
+        &mut self,
+        tgid: u32,
+        identity: Option<verifier_common::event::FileIdentity>,
+        decision: Option<&Arc<Decision>>,
+    ) -> Option<Block> {
+        let id = identity?;
+        let (mut block, _) = self.waiting.remove(&(tgid, id.ino, id.dev))?;
+        block.decision = decision.cloned();
+        if let Some(v) = block.verdict()
+            && !self.args.block_verdicts.contains(&v)
+            && block.event.record.reasons & verifier_common::enforce::REASON_FILELESS == 0
+            && let Some(c) = self.containers.get(&block.event.record.cgroup_id)
+            && self.maps.allow(id, c.slot).is_ok()
+        {
+            block.allowed_now = true;
+            self.stats.allowed_after_block += 1;
+        }
+        Some(block)
+    }
+
+    /// Blocks whose file was not judged within [`JUDGE_WAIT`] (or all, at
+    /// shutdown), to report without a verdict.
+    pub(crate) fn expired(&mut self, all: bool) -> Vec<Block> {
+        let now = Instant::now();
+        let keys: Vec<_> = self
+            .waiting
+            .iter()
+            .filter(|(_, (_, since))| all || now.duration_since(*since) >= JUDGE_WAIT)
+            .map(|(k, _)| *k)
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| self.waiting.remove(&k))
+            .map(|(b, _)| {
+                self.stats.blocks_unjudged += 1;
+                b
+            })
+            .collect()
+    }
+
+    /// Counts a reported block for `verifier_blocks_total`.
+    pub(crate) fn count(&mut self, b: &Block) {
+        let verdict = b.verdict().map_or("unjudged", Verdict::name);
+        let key = format!("mechanism={},verdict={verdict},action={}", b.mechanism(), b.action());
+        *self.blocks.entry(key).or_default() += 1;
+    }
+
+    fn record(
+        &self,
+        cgroup_id: u64,
+        id: &str,
+        info: &ContainerInfo,
+        mode: Mode,
+        rule: &str,
+        state: &'static str,
+    ) -> EnforcementJson {
+        EnforcementJson {
+            schema: crate::output::enforce::SCHEMA_ENFORCEMENT,
+            kind: "enforcement",
+            cgroup_id,
+            container_id: id.to_owned(),
+            image: info.image_name.clone().or_else(|| info.image_digest.clone()),
+            mode: mode.name(),
+            state,
+            rule: rule.to_owned(),
+            mechanism: "tracepoint-kill",
+            listed: None,
+            allowed: None,
+            refused: Vec::new(),
+            refused_total: None,
+            preverify_ms: None,
+            hashed_bytes: None,
+            error: None,
+        }
+    }
+}
+
+/// How the options enforce a container with these keys: `--enforce`
+/// patterns first, then `--enforce-dry-run`; the rule names the flag.
+fn enforcement_for(args: &EnforceArgs, keys: &ImageKeys<'_>) -> Option<(Mode, String)> {
+    let hit = |patterns: &[String]| patterns.iter().find(|p| keys.all().any(|k| glob_match(p, k))).cloned();
+    hit(&args.enforce)
+        .map(|p| (Mode::Enforce, format!("--enforce {p}")))
+        .or_else(|| hit(&args.dry_run).map(|p| (Mode::DryRun, format!("--enforce-dry-run {p}"))))
+}
+
+/// Whether both tracepoint-kill programs are attached; else why not.
+fn tracepoint_kill(hooks: &[HookOutcome]) -> Result<(), String> {
+    for name in ["enforce_exec", "enforce_mmap"] {
+        match hooks.iter().find(|h| h.name == name).map(|h| &h.state) {
+            Some(verifier_sensor::hooks::HookState::Attached) => {}
+            Some(verifier_sensor::hooks::HookState::Skipped(why)) => {
+                return Err(format!("hook {name} is not attached: {why}"));
+            }
+            None => return Err(format!("hook {name} is missing from this build")),
+        }
+    }
+    Ok(())
+}
+
+/// Probes the blocking mechanisms: tracepoint-kill (the hooks above),
+/// BPF LSM (the kernel's active LSM list; no BPF LSM program is built
+/// yet, so it is never used even where the list has it).
+pub(crate) fn probe(hooks: &[HookOutcome]) -> ProbeJson {
+    let mut available = Vec::new();
+    let mut unavailable = BTreeMap::new();
+    match tracepoint_kill(hooks) {
+        Ok(()) => available.push("tracepoint-kill"),
+        Err(why) => {
+            unavailable.insert("tracepoint-kill", why);
+        }
+    }
+    let lsm = std::fs::read_to_string("/sys/kernel/security/lsm");
+    let why = match lsm {
+        Ok(list) if list.split(',').any(|l| l.trim() == "bpf") => {
+            "the kernel lists the bpf LSM, but this agent has no BPF LSM programs yet".to_owned()
+        }
+        Ok(list) => format!(
+            "bpf is not in the kernel's active LSMs (/sys/kernel/security/lsm: {}); boot with lsm=...,bpf",
+            list.trim()
+        ),
+        Err(e) => format!("cannot read /sys/kernel/security/lsm: {e}"),
+    };
+    unavailable.insert("bpf-lsm", why);
+    ProbeJson { mechanism: available.first().copied(), available, unavailable }
+}
+
+#[cfg(test)]
+#[path = "enforce_tests.rs"]
+mod tests;
