@@ -11,6 +11,7 @@ mod bench;
 mod bench_drift;
 mod bench_images;
 mod demo;
+mod kernels;
 mod real_image;
 mod setup;
 mod util;
@@ -43,6 +44,9 @@ enum Cmd {
     /// Drift benchmark: exec storms in a container, steady state and first
     /// sight, with report latency.
     BenchDrift(bench_drift::BenchDriftArgs),
+    /// Kernel matrix: boot Debian's 5.10-7.3 kernels in QEMU, run the agent
+    /// and a runc container in each, print a kernel x check table.
+    Kernels(kernels::KernelsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,6 +74,11 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             util::build_release()?;
             bench_drift::run(&args)
+        }
+        Cmd::Kernels(args) => {
+            setup::run()?;
+            util::build_release()?;
+            kernels::run(&args)
         }
     }
 }
