@@ -110,7 +110,7 @@ impl Apt {
     fn update_once(&self) -> anyhow::Result<()> {
         let have_lists = std::fs::read_dir(self.dir.join("lists"))?
             .flatten()
-            .any(|e| e.file_name().to_string_lossy().ends_with("_Packages"));
+            .any(|e| e.file_name().to_string_lossy().contains("_Packages"));
         if have_lists {
             return Ok(());
         }
@@ -276,11 +276,11 @@ fn version_key(name: &str) -> Vec<u64> {
 /// `linux-binary-*` / `linux-base-*` dependencies of `image` that have a
 /// candidate (newer packaging keeps vmlinuz and config there).
 fn split_parts(apt: &Apt, image: &str) -> anyhow::Result<Vec<String>> {
-    let depends = output(apt.cmd("apt-cache").args(["depends", "--no-all-versions"]).arg(image))?;
+    let depends = output(apt.cmd("apt-cache").arg("depends").arg(image))?;
     let mut parts = Vec::new();
     for line in depends.lines() {
         let Some(dep) = line.trim().strip_prefix("Depends: ") else { continue };
-        if !(dep.starts_with("linux-binary-") || dep.starts_with("linux-base-")) {
+        if !(dep.starts_with("linux-binary-") || dep.starts_with("linux-base-")) || parts.iter().any(|p| p == dep) {
             continue;
         }
         let policy = output(apt.cmd("apt-cache").arg("policy").arg(dep))?;

@@ -140,7 +140,12 @@ fn build_initramfs(out: &Path) -> anyhow::Result<u64> {
     std::fs::create_dir_all(&image_dir)?;
     let bundle = image::busybox_with_tool(&image_dir, &["sleep", "600"])?;
     map_exec(&bundle.rootfs().join("bin/map-exec"), work.path())?;
-    image::generate_sbom(&bundle, &image_dir.join("sbom.spdx.json"), "spdx-json")?;
+    util::run(
+        Command::new(verifier_bin())
+            .args(["sbom", "generate", "--format", "spdx-json", "-o"])
+            .arg(image_dir.join("sbom.spdx.json"))
+            .arg(bundle.rootfs()),
+    )?;
     fs.tree("image", &image_dir)?;
     fs.write(out)
 }

@@ -30,6 +30,8 @@ fn main() {
             failed = true;
         }
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // Long enough for the agent to find the mapping under a slow emulated
+    // CPU (half a second was not).
+    std::thread::sleep(Duration::from_secs(5));
     std::process::exit(i32::from(failed));
 }
