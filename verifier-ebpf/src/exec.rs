@@ -205,7 +205,13 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
     };
 
-    let total = HEADER_SIZE + name_len + args_len;
+    // The clamp is for the kernel's verifier, which must see the size
+    // bounded where the helper takes it. LLVM knows the sum is in range and
+    // drops a plain clamp; 6.1's verifier loses the bounds of the two
+    // lengths on the way and refused the program ("R3 min value is
+    // negative", kernel matrix). `black_box` hides the sum from LLVM, so
+    // the comparison stays in the program.
+    let total = core::hint::black_box(HEADER_SIZE + name_len + args_len);
     let total = if total > HEADER_SIZE + FILENAME_MAX + ARGS_MAX {
         HEADER_SIZE + FILENAME_MAX + ARGS_MAX
     } else {

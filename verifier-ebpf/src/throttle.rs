@@ -140,7 +140,11 @@ pub fn throttled(cgroup_id: u64, now: u64, limit: u32, file: &ExecFile) -> bool 
 fn name_hash((name, len): (&[u8; NAME_BUF], usize)) -> u64 {
     let end = (len + 7) & !7;
     let start = if end > NAME_HASH_WORDS * 8 { end - NAME_HASH_WORDS * 8 } else { 0 };
-    let start = start & (FILENAME_MAX - 1) & !7;
+    // The mask is for the kernel's verifier: LLVM knows `start` is in range
+    // and drops a plain mask, and 6.18's verifier then could not bound the
+    // read ("invalid access to map value ... off=8279", kernel matrix).
+    // `black_box` hides `start` from LLVM, so the mask stays.
+    let start = core::hint::black_box(start) & (FILENAME_MAX - 1) & !7;
     let words = name.as_ptr().cast::<u64>();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ len as u64;
     for i in 0..NAME_HASH_WORDS {

@@ -14,6 +14,7 @@ mod bench_images;
 mod deb;
 mod demo;
 mod image;
+mod kernels;
 mod real_image;
 mod setup;
 mod util;
@@ -53,6 +54,9 @@ enum Cmd {
     /// Enforcement benchmark: enforced against observe-only and verifying
     /// storms in one run; start delay of an enforced real image.
     BenchEnforce(bench_enforce::BenchEnforceArgs),
+    /// Kernel matrix: boot Debian's 5.10-7.3 kernels in QEMU, run the agent
+    /// and a runc container in each, print a kernel x check table.
+    Kernels(kernels::KernelsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -97,6 +101,11 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             util::build_release()?;
             bench_enforce::run(&args)
+        }
+        Cmd::Kernels(args) => {
+            setup::run()?;
+            util::build_release()?;
+            kernels::run(&args)
         }
     }
 }

@@ -10,8 +10,8 @@
 //! not UTF-8 are printed lossily in `filename` *and* exactly, hex-encoded,
 //! in `filename_hex`; JSON escaping takes care of newlines and quotes.
 
-pub(crate) mod policy;
 pub(crate) mod enforce;
+pub(crate) mod policy;
 pub(crate) mod verification;
 pub(crate) mod warning;
 

@@ -1,0 +1,37 @@
+//! `map-exec PATH...`: maps each file `PROT_READ | PROT_EXEC`, as the
+//! dynamic loader maps a shared library, then holds the mappings for a
+//! moment so the agent can look them up.
+//!
+//! Built by `cargo xtask kernels` with plain `rustc` (no crates) as a static
+//! binary and shipped inside the guest's container image, so the matrix can
+//! check the mmap hook where no python3 or compiler exists.
+
+use std::{os::fd::AsRawFd as _, time::Duration};
+
+const PROT_READ: i32 = 1;
+const PROT_EXEC: i32 = 4;
+const MAP_PRIVATE: i32 = 2;
+
+unsafe extern "C" {
+    fn mmap(addr: *mut u8, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut u8;
+}
+
+fn main() {
+    let mut failed = false;
+    for path in std::env::args().skip(1) {
+        let mapped = std::fs::File::open(&path).and_then(|f| {
+            let len = f.metadata()?.len() as usize;
+            // SAFETY: a fresh private mapping of an open file; never read.
+            let at = unsafe { mmap(std::ptr::null_mut(), len, PROT_READ | PROT_EXEC, MAP_PRIVATE, f.as_raw_fd(), 0) };
+            if at as isize == -1 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+        });
+        if let Err(e) = mapped {
+            eprintln!("map-exec: {path}: {e}");
+            failed = true;
+        }
+    }
+    // Long enough for the agent to find the mapping under a slow emulated
+    // CPU (half a second was not).
+    std::thread::sleep(Duration::from_secs(5));
+    std::process::exit(i32::from(failed));
+}
