@@ -2,6 +2,7 @@
 //! `verifier check`. Each subcommand's options live next to the code that
 //! uses them; this module only dispatches.
 
+pub mod alerts;
 pub mod exec;
 pub mod sbom;
 
@@ -47,6 +48,10 @@ pub enum Command {
     /// run the step. docs/build-hosts.md.
     #[command(after_help = exec::EXAMPLES)]
     Exec(Box<exec::ExecArgs>),
+    /// Read the fleet's alert stream (NATS JetStream, where agents publish
+    /// with --alert-nats). docs/alerts.md.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
 }
 
 const AGENT_EXAMPLES: &str = "\
@@ -96,5 +101,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sbom(cmd) => sbom::run(cmd),
         Command::Check(args) => sbom::run_check(args),
         Command::Exec(args) => exec::run(*args),
+        Command::Alerts(cmd) => alerts::run(cmd),
     }
 }
