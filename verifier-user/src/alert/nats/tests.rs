@@ -123,7 +123,7 @@ fn config(port: u16) -> NatsConfig {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
 
 fn line(i: usize) -> Vec<u8> {
