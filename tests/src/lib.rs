@@ -11,6 +11,7 @@ pub mod dropped;
 pub mod evasion;
 pub mod http;
 pub mod image;
+pub mod nats;
 pub mod real_image;
 pub mod runc;
 pub mod storm;

@@ -10,6 +10,7 @@
 mod bench;
 mod bench_drift;
 mod bench_images;
+mod bench_sinks;
 mod demo;
 mod real_image;
 mod setup;

@@ -92,7 +92,8 @@ pub struct TailArgs {
 /// `90s`, `15m`, `2h`, `1d`, or plain seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = num.parse().map_err(|_| format!("{s:?}: expected a number and a unit, e.g. 90s, 15m, 2h, 1d"))?;
+    let n: u64 =
+        num.parse().map_err(|_| format!("{s:?}: expected a number and a unit, e.g. 90s, 15m, 2h, 1d"))?;
     let secs = match unit {
         "" | "s" => 1,
         "m" => 60,
@@ -106,7 +107,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Runs `verifier alerts ...`.
 pub fn run(cmd: AlertsCommand) -> anyhow::Result<ExitCode> {
     let AlertsCommand::Tail(args) = cmd;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let rt =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(async {
         match args.timeout {
             Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), tail(&args)).await {
@@ -126,7 +128,9 @@ async fn tail(args: &TailArgs) -> anyhow::Result<ExitCode> {
     let client = connect_options("verifier alerts tail".into(), args.creds.as_deref(), false)?
         .connect(addrs.as_slice())
         .await
-        .with_context(|| format!("connecting to NATS at {}: is the server up and the URL right?", args.nats))?;
+        .with_context(|| {
+            format!("connecting to NATS at {}: is the server up and the URL right?", args.nats)
+        })?;
     let js = jetstream::new(client);
     let stream = js.get_stream(&args.stream).await.with_context(|| {
         format!("stream {}: agents create it when they first publish (--alert-nats); or name another with --stream", args.stream)
@@ -153,7 +157,8 @@ async fn tail(args: &TailArgs) -> anyhow::Result<ExitCode> {
         None => stream.create_consumer(config).await,
     }
     .map_err(|e| anyhow::anyhow!("creating a consumer on stream {}: {e}", args.stream))?;
-    let mut messages = consumer.messages().await.map_err(|e| anyhow::anyhow!("reading stream {}: {e}", args.stream))?;
+    let mut messages =
+        consumer.messages().await.map_err(|e| anyhow::anyhow!("reading stream {}: {e}", args.stream))?;
     let mut n = 0u64;
     if args.count == Some(0) {
         return Ok(ExitCode::SUCCESS);

@@ -53,13 +53,21 @@ pub(crate) const SUBJECT_PREFIX: &str = "verifier.alerts";
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum NatsError {
-    #[error("NATS server {url:?}: {reason}; expected nats://host:port (or tls://host:port), several separated by commas")]
+    #[error(
+        "NATS server {url:?}: {reason}; expected nats://host:port (or tls://host:port), several separated by commas"
+    )]
     Url { url: String, reason: String },
-    #[error("NATS subject {0:?}: expected dot-separated tokens without spaces or wildcards, e.g. verifier.alerts.node1")]
+    #[error(
+        "NATS subject {0:?}: expected dot-separated tokens without spaces or wildcards, e.g. verifier.alerts.node1"
+    )]
     Subject(String),
-    #[error("JetStream stream name {0:?}: expected letters, digits, `-` or `_` (no spaces, dots, `*`, `>`, slashes)")]
+    #[error(
+        "JetStream stream name {0:?}: expected letters, digits, `-` or `_` (no spaces, dots, `*`, `>`, slashes)"
+    )]
     Stream(String),
-    #[error("NATS credentials {path}: {source}; give a .creds file (user JWT and nkey seed, as `nsc` writes)")]
+    #[error(
+        "NATS credentials {path}: {source}; give a .creds file (user JWT and nkey seed, as `nsc` writes)"
+    )]
     Creds { path: PathBuf, source: std::io::Error },
 }
 
@@ -67,7 +75,9 @@ pub(crate) enum NatsError {
 pub(crate) fn servers(urls: &str) -> Result<Vec<ServerAddr>, NatsError> {
     urls.split(',')
         .map(|u| {
-            u.trim().parse::<ServerAddr>().map_err(|e| NatsError::Url { url: u.to_owned(), reason: e.to_string() })
+            u.trim()
+                .parse::<ServerAddr>()
+                .map_err(|e| NatsError::Url { url: u.to_owned(), reason: e.to_string() })
         })
         .collect()
 }
@@ -98,7 +108,9 @@ pub(crate) fn connect_options(
 /// `subject` is a literal subject to publish on.
 pub(crate) fn check_subject(subject: &str) -> Result<(), NatsError> {
     let ok = !subject.is_empty()
-        && subject.split('.').all(|t| !t.is_empty() && t != "*" && t != ">" && !t.contains(char::is_whitespace));
+        && subject
+            .split('.')
+            .all(|t| !t.is_empty() && t != "*" && t != ">" && !t.contains(char::is_whitespace));
     if ok { Ok(()) } else { Err(NatsError::Subject(subject.to_owned())) }
 }
 
@@ -109,8 +121,10 @@ pub(crate) fn check_stream(name: &str) -> Result<(), NatsError> {
 
 /// `verifier.alerts.<node>`, the node name made one subject token.
 pub(crate) fn default_subject(node: &str) -> String {
-    let token: String =
-        node.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let token: String = node
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
     format!("{SUBJECT_PREFIX}.{}", if token.is_empty() { "_" } else { &token })
 }
 

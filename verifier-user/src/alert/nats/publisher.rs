@@ -127,7 +127,12 @@ fn done(shared: &Shared, r: &Record) {
 
 /// Publishes `batch`; returns what was not acknowledged and whether the
 /// server said there is no stream for the subject.
-async fn publish(js: &jetstream::Context, cfg: &NatsConfig, batch: Vec<Record>, shared: &Shared) -> (Vec<Record>, bool) {
+async fn publish(
+    js: &jetstream::Context,
+    cfg: &NatsConfig,
+    batch: Vec<Record>,
+    shared: &Shared,
+) -> (Vec<Record>, bool) {
     let mut pending = Vec::with_capacity(batch.len());
     for r in &batch {
         let mut msg = PublishMessage::build()
@@ -220,7 +225,8 @@ impl Backoff {
 
     async fn wait(&mut self) {
         // Up to a quarter more, so many nodes do not retry in step.
-        let jitter = Duration::from_nanos(u64::from(std::process::id()) % (self.next.as_nanos() as u64 / 4 + 1));
+        let jitter =
+            Duration::from_nanos(u64::from(std::process::id()) % (self.next.as_nanos() as u64 / 4 + 1));
         tokio::time::sleep(self.next + jitter).await;
         self.next = (self.next * 2).min(self.max);
     }

@@ -64,7 +64,6 @@ fn message_ids_follow_the_bytes_and_alert_ids_are_found_in_every_format() {
 /// killed when dropped.
 struct Server {
     child: Child,
-    port: u16,
 }
 
 impl Server {
@@ -86,7 +85,7 @@ impl Server {
             assert!(std::time::Instant::now() < deadline, "nats-server did not listen on {port}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(Self { child, port })
+        Some(Self { child })
     }
 
     fn stop(mut self) {
