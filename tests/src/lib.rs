@@ -16,6 +16,7 @@ pub mod evasion;
 pub mod http;
 pub mod image;
 pub mod pod;
+pub mod nats;
 pub mod real_image;
 pub mod real_run;
 pub mod registry;

@@ -40,9 +40,13 @@ pub struct BenchDriftArgs {
     /// Files in each image's SBOM.
     #[arg(long, default_value_t = 5000)]
     files: u32,
+    /// Also compare the alert sinks: NATS JetStream (a local nats-server)
+    /// against the alert file, same storms, alternating.
+    #[arg(long)]
+    sinks: bool,
 }
 
-fn storm(container: &Container, program: &str, n: u32) -> anyhow::Result<f64> {
+pub(crate) fn storm(container: &Container, program: &str, n: u32) -> anyhow::Result<f64> {
     let script = format!("i=0; while [ $i -lt {n} ]; do {program}; i=$((i+1)); done");
     let started = Instant::now();
     container.exec(&["sh", "-c", &script])?;
@@ -68,7 +72,8 @@ pub fn run(args: &BenchDriftArgs) -> anyhow::Result<()> {
     }
     // Unlisted binaries for the first-sight storms, added after the SBOM: a
     // fresh set for every run (a binary seen once is no longer new).
-    for set in 0..args.rounds.max(1) * 2 {
+    let sets = args.rounds.max(1) * if args.sinks { 4 } else { 2 };
+    for set in 0..sets {
         std::fs::create_dir_all(rootfs.join(format!("opt/new{set}")))?;
         for i in 0..args.new {
             let p = rootfs.join(format!("opt/new{set}/n{i}"));
@@ -199,6 +204,10 @@ pub fn run(args: &BenchDriftArgs) -> anyhow::Result<()> {
         pct(&all, 0.99) as f64 / 1000.0,
         all.len()
     );
+    if args.sinks {
+        let first_set = args.rounds.max(1) * 2;
+        crate::bench_sinks::run(&container, &dir, &verify, args.rounds, args.execs, args.new, first_set)?;
+    }
     drop(container);
     if args.images > 0 {
         crate::bench_images::run(&dir.join("images"), args.images, args.files)?;
@@ -218,7 +227,7 @@ fn pct(sorted: &[u64], p: f64) -> u64 {
 }
 
 /// Runs each of the `n` unlisted binaries of `set` once.
-fn storm_new(container: &Container, set: u32, n: u32) -> anyhow::Result<f64> {
+pub(crate) fn storm_new(container: &Container, set: u32, n: u32) -> anyhow::Result<f64> {
     let script = format!("i=0; while [ $i -lt {n} ]; do /opt/new{set}/n$i; i=$((i+1)); done");
     let started = Instant::now();
     container.exec(&["sh", "-c", &script]).context("first-sight storm")?;

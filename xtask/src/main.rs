@@ -12,6 +12,7 @@ mod bench_drift;
 mod bench_enforce;
 mod bench_images;
 mod deb;
+mod bench_sinks;
 mod demo;
 mod image;
 mod kernels;

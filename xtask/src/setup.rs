@@ -41,6 +41,7 @@ const APT_PACKAGES: &[&str] = &[
     // systemd-analyze for the package test.
     "systemd",
     "libc6-dev",
+    "nats-server",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

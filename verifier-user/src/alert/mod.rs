@@ -1,8 +1,8 @@
 //! The alert stream: drift findings, deduplicated, rate limited, formatted
 //! (`native`, `falco`, `ocsf`) and written to the sinks security teams
 //! consume: stdout (next to the agent's other records), a rotated file,
-//! an HTTP webhook, each a `sink::Sink` that [`Alerts`] only knows by
-//! that trait. Every alert that is not written is counted: dedup repeats
+//! an HTTP webhook, a NATS JetStream stream, each a `sink::Sink` that
+//! [`Alerts`] only knows by that trait. Every alert that is not written is counted: dedup repeats
 //! end up in `alert-update` records, rate-limited ones in
 //! `alert-suppressed` records, and sink failures in the stats.
 //!
@@ -14,6 +14,7 @@ pub(crate) mod dedup;
 pub(crate) mod file;
 pub(crate) mod finding;
 pub(crate) mod format;
+pub(crate) mod nats;
 pub(crate) mod ratelimit;
 pub(crate) mod sink;
 pub(crate) mod webhook;
@@ -78,6 +79,38 @@ pub struct AlertArgs {
     #[arg(long = "webhook-header-env", value_name = "NAME=VAR")]
     pub webhook_headers: Vec<String>,
 
+    /// Publish alerts to NATS JetStream at this server (`nats://host:4222`,
+    /// `tls://...`; several separated by commas). Each record is counted
+    /// sent once the server acknowledged storing it; retried with backoff
+    /// while the server is away, behind a queue of
+    /// `--alert-nats-queue-bytes`; what does not fit is lost (counted in
+    /// the stats). docs/alerts.md.
+    #[arg(long, value_name = "URL")]
+    pub alert_nats: Option<String>,
+
+    /// Subject to publish on [default: verifier.alerts.<node name>].
+    #[arg(long, value_name = "SUBJECT", requires = "alert_nats")]
+    pub alert_nats_subject: Option<String>,
+
+    /// JetStream stream that stores the alerts; created when missing, with
+    /// subjects `verifier.alerts.>` and file storage.
+    #[arg(long, default_value = nats::DEFAULT_STREAM, value_name = "NAME", requires = "alert_nats")]
+    pub alert_nats_stream: String,
+
+    /// Do not create the stream: only check that it exists and takes the
+    /// subject (streams managed by their operators).
+    #[arg(long, requires = "alert_nats")]
+    pub alert_nats_no_create: bool,
+
+    /// NATS credentials file (`.creds`: user JWT and nkey seed).
+    #[arg(long, value_name = "FILE", requires = "alert_nats")]
+    pub alert_nats_creds: Option<PathBuf>,
+
+    /// Bytes of alert records waiting for the NATS server at most; past
+    /// this they are lost (counted).
+    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    pub alert_nats_queue_bytes: usize,
+
     /// Seconds between `alert-update` records for repeated alerts.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub alert_update_interval: u64,
@@ -103,6 +136,8 @@ pub(crate) enum AlertError {
     File(#[from] file::FileSinkError),
     #[error(transparent)]
     Webhook(#[from] webhook::WebhookError),
+    #[error("--alert-nats: {0}")]
+    Nats(#[from] nats::NatsError),
     #[error("--webhook-header-env {0:?}: expected NAME=VAR with VAR set in the environment")]
     Header(String),
 }
@@ -129,6 +164,17 @@ pub(crate) struct AlertStats {
     /// Of `webhook_lost`: alerts the receiver refused for good, by HTTP
     /// status (a 4xx other than 408 and 429 is not retried).
     pub webhook_refused: BTreeMap<String, u64>,
+    /// Alert records the NATS server acknowledged (stored; duplicates
+    /// included).
+    pub nats_sent: u64,
+    /// Of `nats_sent`: acknowledged as a duplicate of an earlier try (the
+    /// server had stored it, its acknowledgement was lost).
+    pub nats_duplicates: u64,
+    /// Publishes tried again (server away, no acknowledgement in time).
+    pub nats_retries: u64,
+    /// Records never acknowledged: queue full, over the server's
+    /// `max_payload`, or still queued at the shutdown deadline.
+    pub nats_lost: u64,
 }
 
 /// The alert pipeline.
@@ -168,6 +214,19 @@ impl Alerts {
                 cfg.headers.push((name.to_owned(), value));
             }
             sinks.push(Box::new(webhook::Webhook::start(cfg)));
+        }
+        if let Some(url) = &args.alert_nats {
+            let mut cfg = nats::NatsConfig::new(url, node)?;
+            if let Some(s) = &args.alert_nats_subject {
+                nats::check_subject(s)?;
+                cfg.subject = s.clone();
+            }
+            nats::check_stream(&args.alert_nats_stream)?;
+            cfg.stream = args.alert_nats_stream.clone();
+            cfg.create = !args.alert_nats_no_create;
+            cfg.creds = args.alert_nats_creds.clone();
+            cfg.queue_bytes = args.alert_nats_queue_bytes;
+            sinks.push(Box::new(nats::Nats::start(cfg)?));
         }
         Ok(Self {
             format: args.alert_format,

@@ -3,6 +3,7 @@
 //! uses them; this module only dispatches.
 
 mod attest;
+pub mod alerts;
 pub mod exec;
 pub mod fetch;
 pub mod policy;
@@ -53,6 +54,10 @@ pub enum Command {
     /// Policy as code: check a policy file, explain which rule applies to a container.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Read the fleet's alert stream (NATS JetStream, where agents publish
+    /// with --alert-nats). docs/alerts.md.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
 }
 
 const AGENT_EXAMPLES: &str = "\
@@ -103,5 +108,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => sbom::run_check(args),
         Command::Exec(args) => exec::run(*args),
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Alerts(cmd) => alerts::run(cmd),
     }
 }
