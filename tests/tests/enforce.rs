@@ -234,3 +234,80 @@ fn a_debian_workload_runs_unblocked_and_a_dropped_library_does_not_load() {
     assert_eq!(blocks(&records, &e).len(), 1, "only the library: {:#?}", blocks(&records, &e));
     assert!(blocks(&records, &a).is_empty());
 }
+
+#[test]
+fn a_policy_rule_enforces_its_containers_and_a_staged_rule_only_reports() {
+    require_root!();
+    let _lock = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ids = [unique("vt-enf-pol"), unique("vt-enf-stg")];
+    let mut bundles = Vec::new();
+    for (id, name) in ids.iter().zip(["strict", "staged"]) {
+        let b = image::busybox_with_tool(&dir.path().join(name), &["sleep", "120"]).expect("bundle");
+        image::annotate(&b, &[("io.verifier.container.name", name)]).expect("annotate");
+        bundles.push((id.clone(), b));
+    }
+    let sbom =
+        image::generate_sbom(&bundles[0].1, &dir.path().join("sbom.spdx.json"), "spdx-json").expect("sbom");
+    let rule = format!("vt-enf-*={}", sbom.display());
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        r#"version = 1
+[[rule]]
+name = "strict"
+mode = "enforce"
+[rule.match]
+containers = ["strict"]
+
+[[rule]]
+name = "staged"
+mode = "enforce"
+audit_for = "1h"
+[rule.match]
+containers = ["staged"]
+"#,
+    )
+    .expect("policy");
+    let agent = Agent::start(&[
+        "--stats-interval",
+        "0",
+        "--containers-only",
+        "--sbom",
+        &rule,
+        "--policy",
+        policy.to_str().expect("utf-8"),
+    ])
+    .expect("agent starts");
+    let containers: Vec<Container> =
+        bundles.iter().map(|(id, b)| Container::run(&b.dir, id).expect("runc run")).collect();
+    for (id, _) in &bundles {
+        wait_active(&agent, id).expect("enforcement active");
+    }
+    for (id, _) in &bundles {
+        exec_any(id, &dropped_script("m-policy")).expect("payload");
+    }
+    let strict_ran = bundles[0].1.rootfs().join("tmp/m-policy").exists();
+    let staged_ran = bundles[1].1.rootfs().join("tmp/m-policy").exists();
+    assert!(!strict_ran, "the enforce rule's container must not run the dropped binary");
+    assert!(staged_ran, "a staged rule only reports until the image has been clean for audit_for");
+    for id in &ids {
+        wait_for(&agent, Duration::from_secs(10), |r| r["type"] == "block" && r["container"]["id"] == *id)
+            .unwrap_or_else(|e| panic!("{id}: no block record: {e}: {:#?}", agent.records_so_far()));
+    }
+    let records = agent.records_so_far();
+    let strict = blocks(&records, &ids[0]);
+    let staged = blocks(&records, &ids[1]);
+    assert!(
+        strict.iter().any(|b| b["action"] == "blocked" && b["rule"] == "policy rule strict"),
+        "{strict:#?}"
+    );
+    assert!(
+        staged.iter().all(|b| b["action"] == "would-block" && b["rule"] == "policy rule staged"),
+        "{staged:#?}"
+    );
+    drop(containers);
+    let records = agent.stop().expect("agent stops");
+    let stats = final_stats(&records).expect("final stats");
+    assert!(stats["kernel"]["blocked"].as_u64() >= Some(1), "{stats}");
+}

@@ -71,7 +71,7 @@ containers = ["alerted"]
 
 [[rule]]
 name = "excused"
-mode = "enforce"
+mode = "alert"
 [rule.match]
 containers = ["excused"]
 [[rule.exception]]

@@ -50,6 +50,11 @@ pub struct Enforcement {
 }
 
 impl Policy {
+    /// Whether any rule, or the default, has mode `enforce`.
+    pub fn may_enforce(&self) -> bool {
+        self.default_mode == Mode::Enforce || self.rules.iter().any(|r| r.mode == Mode::Enforce)
+    }
+
     /// `Some` when the rule for `w` is `enforce`: the verdicts to block and
     /// whether only as a dry run. `None`: nothing is blocked.
     pub fn enforcement_for(

@@ -127,7 +127,7 @@ fn on_block(state: &mut State, block: BlockEvent) {
 pub(super) fn on_resolutions(state: &mut State, out: &mut impl Write) -> anyhow::Result<()> {
     let (Some(d), Some(e)) = (state.verification.as_mut(), state.enforcement.as_mut()) else { return Ok(()) };
     for r in d.take_resolutions() {
-        if let Some(record) = e.resolved(r) {
+        if let Some(record) = e.resolved(r, state.policy.as_ref()) {
             super::write_line(out, &record)?;
         }
     }

@@ -46,7 +46,7 @@ use crate::{
 
 pub(crate) use crate::output::enforce::{EnforceStats, EnforcementJson, ProbeJson};
 
-use super::verification::Resolution;
+use super::{policy::Policies, verification::Resolution};
 
 /// Options of `verifier agent` for enforcement.
 #[derive(Debug, Clone, clap::Args)]
@@ -183,6 +183,18 @@ impl Block {
 struct Enforced {
     rule: String,
     slot: u32,
+    /// Verdicts that keep a file out of its allowed set: the policy rule's,
+    /// or `--block-verdicts`.
+    block_verdicts: Vec<Verdict>,
+}
+
+/// How one container is enforced: its mode, the rule that chose it and the
+/// verdicts that rule blocks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Choice {
+    pub mode: Mode,
+    pub rule: String,
+    pub block_verdicts: Vec<Verdict>,
 }
 
 /// The enforcement side of the agent.
@@ -193,7 +205,7 @@ pub(crate) struct Enforcement {
     available: Result<(), String>,
     max_bytes: u64,
     containers: HashMap<u64, Enforced>,
-    pending: HashMap<u64, (Mode, String, u32, Arc<ContainerInfo>, String)>,
+    pending: HashMap<u64, (Choice, u32, Arc<ContainerInfo>, String)>,
     done_tx: UnboundedSender<(u64, PreVerified)>,
     done_rx: UnboundedReceiver<(u64, PreVerified)>,
     /// Blocks waiting for their file's verdict, by (pid, inode, device).
@@ -212,8 +224,9 @@ impl Enforcement {
         verification: bool,
         fast_path: bool,
         max_bytes: u64,
+        policy_enforces: bool,
     ) -> Result<Option<Self>, EnforceError> {
-        if args.enforce.is_empty() && args.dry_run.is_empty() {
+        if args.enforce.is_empty() && args.dry_run.is_empty() && !policy_enforces {
             return Ok(None);
         }
         if !verification {
@@ -238,15 +251,30 @@ impl Enforcement {
         }))
     }
 
-    /// How a container with these keys is enforced, and the rule that
-    /// says so; `None`: not enforced. The one place the choice is made.
-    pub(crate) fn enforcement_for(&self, keys: &ImageKeys<'_>) -> Option<(Mode, String)> {
-        enforcement_for(&self.args, keys)
+    /// How a container is enforced, and the rule that says so; `None`: not
+    /// enforced. The one place the choice is made: the `--enforce` and
+    /// `--enforce-dry-run` flags first (an operator's explicit override),
+    /// then the policy file's rule for the container.
+    pub(crate) fn enforcement_for(
+        &self,
+        keys: &ImageKeys<'_>,
+        info: &ContainerInfo,
+        policy: Option<&Policies>,
+    ) -> Option<Choice> {
+        if let Some((mode, rule)) = enforcement_for(&self.args, keys) {
+            return Some(Choice { mode, rule, block_verdicts: self.args.block_verdicts.clone() });
+        }
+        let e = policy?.enforcement_for(Some(info))?;
+        Some(Choice {
+            mode: if e.dry_run { Mode::DryRun } else { Mode::Enforce },
+            rule: format!("policy rule {}", e.rule),
+            block_verdicts: e.block_verdicts.iter().filter_map(|v| parse_verdict(v).ok()).collect(),
+        })
     }
 
     /// A container was resolved: if it is to be enforced, start building
     /// its allowed set (on a blocking thread) and say it is pending.
-    pub(crate) fn resolved(&mut self, r: Resolution) -> Option<EnforcementJson> {
+    pub(crate) fn resolved(&mut self, r: Resolution, policy: Option<&Policies>) -> Option<EnforcementJson> {
         if self.containers.contains_key(&r.cgroup_id) || self.pending.contains_key(&r.cgroup_id) {
             return None;
         }
@@ -256,17 +284,18 @@ impl Enforcement {
             container_id: &r.container.id,
             container_name: r.info.name.as_deref(),
         };
-        let (mode, rule) = self.enforcement_for(&keys)?;
-        let mut record = self.record(r.cgroup_id, &r.container.id, &r.info, mode, &rule, "pending");
+        let choice = self.enforcement_for(&keys, &r.info, policy)?;
+        let mut record =
+            self.record(r.cgroup_id, &r.container.id, &r.info, choice.mode, &choice.rule, "pending");
         if let Err(why) = &self.available {
             record.state = "failed";
             record.error = Some(why.clone());
             self.stats.containers_failed += 1;
             return Some(record);
         }
-        self.pending.insert(r.cgroup_id, (mode, rule, r.slot, r.info.clone(), r.container.id.clone()));
+        let blocked = choice.block_verdicts.clone();
+        self.pending.insert(r.cgroup_id, (choice, r.slot, r.info.clone(), r.container.id.clone()));
         self.stats.containers_pending += 1;
-        let blocked = self.args.block_verdicts.clone();
         let (tx, max_bytes, ctx, cgroup_id) = (self.done_tx.clone(), self.max_bytes, r.ctx, r.cgroup_id);
         tokio::task::spawn_blocking(move || {
             let result = preverify(&ctx, &|v| blocked.contains(&v), max_bytes);
@@ -277,7 +306,7 @@ impl Enforcement {
 
     /// The baseline slot of a container being pre-verified.
     pub(crate) fn pending_slot(&self, cgroup_id: u64) -> Option<u32> {
-        self.pending.get(&cgroup_id).map(|p| p.2)
+        self.pending.get(&cgroup_id).map(|p| p.1)
     }
 
     /// Waits for the next finished pre-verification.
@@ -288,7 +317,7 @@ impl Enforcement {
     /// A container's allowed set is ready: fill the kernel's, then set its
     /// mode. Returns the `enforcement` record.
     pub(crate) fn preverified(&mut self, cgroup_id: u64, p: &PreVerified) -> Option<EnforcementJson> {
-        let (mode, rule, slot, info, id) = self.pending.remove(&cgroup_id)?;
+        let (Choice { mode, rule, block_verdicts }, slot, info, id) = self.pending.remove(&cgroup_id)?;
         self.stats.containers_pending = self.stats.containers_pending.saturating_sub(1);
         let mut record = self.record(cgroup_id, &id, &info, mode, &rule, "active");
         let filled = p.allowed.iter().try_for_each(|id| {
@@ -306,7 +335,7 @@ impl Enforcement {
             Ok(()) => {
                 self.stats.containers_active += 1;
                 self.stats.allowed_files += p.allowed.len() as u64;
-                self.containers.insert(cgroup_id, Enforced { rule, slot });
+                self.containers.insert(cgroup_id, Enforced { rule, slot, block_verdicts });
             }
             Err(e) => {
                 self.maps.clear(cgroup_id);
@@ -334,20 +363,23 @@ impl Enforcement {
     }
 
     /// The agent judged an exec or mapping: the block it explains, if any,
-    /// ready to report. A verdict that is not blocked allows the file.
+    /// ready to report. A verdict that is not blocked, or a finding a
+    /// policy exception covers (`excepted`), allows the file: it was killed
+    /// once, before it could be judged, and runs from then on.
     pub(crate) fn judged(
         &mut self,
         tgid: u32,
         identity: Option<verifier_common::event::FileIdentity>,
         decision: Option<&Arc<Decision>>,
+        excepted: bool,
     ) -> Option<Block> {
         let id = identity?;
         let (mut block, _) = self.waiting.remove(&(tgid, id.ino, id.dev))?;
         block.decision = decision.cloned();
         if let Some(v) = block.verdict()
-            && !self.args.block_verdicts.contains(&v)
             && block.event.record.reasons & verifier_common::enforce::REASON_FILELESS == 0
             && let Some(c) = self.containers.get(&block.event.record.cgroup_id)
+            && (excepted || !c.block_verdicts.contains(&v))
             && self.maps.allow(id, c.slot).is_ok()
         {
             block.allowed_now = true;

@@ -221,6 +221,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
         args.verification.enabled(),
         !args.verification.no_fast_path,
         args.verification.max_hash_bytes,
+        policies.as_ref().is_some_and(policy::Policies::may_enforce),
     )?;
 
     let mut roots = default_state_roots();

@@ -4,11 +4,13 @@
 //!
 //! `observe` records the exec with its verdict and sends no alert; `alert`
 //! is the behaviour without a policy; `enforce` alerts and, for a verdict
-//! it blocks, says `would-block`: blocking itself belongs to the
-//! enforcement side, which asks [`Policies::enforcement_for`]. Until that
-//! side acts on it, a `block` decision is reported as `would-block`, so no
-//! record claims a block that did not happen. An exception that matches
-//! makes the finding `observe` with the exception named in the record.
+//! it blocks, says `block` (`would-block` while staged or in dry run):
+//! what the rule asks. Blocking itself belongs to the enforcement side
+//! (`agent/enforce.rs`), which asks [`Policies::enforcement_for`] when a
+//! container is resolved; whether a block happened is its `block` record's
+//! to say. An exception that matches makes the finding `observe` with the
+//! exception named in the record, and lets the kernel allow the file from
+//! then on.
 //!
 //! Staging (enforce after a clean period) needs to know since when each
 //! image has been clean: every checked exec of a container marks its image
@@ -55,6 +57,13 @@ impl Policies {
             staging: Staging::default(),
             stats: PolicyStats::default(),
         })
+    }
+
+    /// Whether any rule (or the default) enforces: the blocking side is
+    /// set up at start only then. A reload that adds the first `enforce`
+    /// rule needs a restart (said in docs/policy.md).
+    pub(crate) fn may_enforce(&self) -> bool {
+        self.policy().may_enforce()
     }
 
     fn policy(&self) -> &Policy {
@@ -151,11 +160,10 @@ impl Policies {
         {
             self.staging.drift(k, now);
         }
-        let action = match j.action {
-            // Nothing blocks from here yet: say what would have happened.
-            Action::Block => Action::WouldBlock,
-            a => a,
-        };
+        // What the rule asks; whether the kernel blocked it (the container's
+        // enforcement active, the mechanism available) is the `block`
+        // record's to say.
+        let action = j.action;
         Judged {
             policy: PolicyJson { rule: d.rule.clone(), mode: d.mode.name(), action: action.name() },
             exception: j.exception.map(|e| ExceptionJson {
@@ -169,7 +177,6 @@ impl Policies {
 
     /// For the enforcement side: whether the rule for this container
     /// enforces, which verdicts, and whether only as a dry run.
-    #[expect(dead_code, reason = "the blocking side calls it once it lands")]
     pub(crate) fn enforcement_for(&self, info: Option<&ContainerInfo>) -> Option<Enforcement> {
         let w = workload(info);
         let history = w.stage_key().and_then(|k| self.staging.get(&k).copied());

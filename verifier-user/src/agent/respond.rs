@@ -51,13 +51,13 @@ pub(crate) enum Outcome {
 pub(crate) fn respond(state: &mut State, out: &mut impl Write, outcome: Outcome) -> anyhow::Result<()> {
     match outcome {
         Outcome::Checked { origin, verified, attribution, scanned } => {
-            report_checked(state, out, origin, &verified, &attribution, scanned)?;
+            let excepted = report_checked(state, out, origin, &verified, &attribution, scanned)?;
             // A block waiting for this file's verdict is reported with it.
             let v = &verified;
             match state
                 .enforcement
                 .as_mut()
-                .and_then(|e| e.judged(v.event.tgid, v.event.exe, v.decision.as_ref()))
+                .and_then(|e| e.judged(v.event.tgid, v.event.exe, v.decision.as_ref(), excepted))
             {
                 Some(block) => report_block(state, out, &block),
                 None => Ok(()),
@@ -115,7 +115,8 @@ fn report_block(state: &mut State, out: &mut impl Write, b: &Block) -> anyhow::R
 }
 
 /// An exec (or mapping) record on stdout, with its verification and how
-/// long that took; drift becomes an alert.
+/// long that took; drift becomes an alert. Returns whether a policy
+/// exception covers the finding.
 fn report_checked(
     state: &mut State,
     out: &mut impl Write,
@@ -123,7 +124,7 @@ fn report_checked(
     v: &Verified,
     attribution: &Attribution,
     scanned: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let mut record = ExecJson::new(&v.event, &state.node, attribution);
     record.origin = scanned.then_some("scan");
     record.verification = match (&v.decision, &v.skipped) {
@@ -163,6 +164,7 @@ fn report_checked(
             (record.policy, record.exception) = (Some(judged.policy), judged.exception);
         }
     }
+    let excepted = record.exception.is_some();
     write_line(out, &record)?;
     state.user.printed += 1;
     if let Some(a) = state.alerts.as_mut()
@@ -170,7 +172,7 @@ fn report_checked(
     {
         a.submit(&f, out)?;
     }
-    Ok(())
+    Ok(excepted)
 }
 
 /// `image-file-written`: a record on stdout and an alert.

@@ -2,8 +2,8 @@
 //! `verifier check`. Each subcommand's options live next to the code that
 //! uses them; this module only dispatches.
 
-mod attest;
 pub mod alerts;
+mod attest;
 pub mod exec;
 pub mod fetch;
 pub mod policy;
