@@ -263,7 +263,7 @@ containers = ["strict"]
 [[rule]]
 name = "staged"
 mode = "enforce"
-audit_for = "1h"
+stage = { audit_for = "1h" }
 [rule.match]
 containers = ["staged"]
 "#,
