@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod containerd;
 pub mod dropped;
 pub mod evasion;
+pub mod fault;
 pub mod http;
 pub mod image;
 pub mod real_image;
