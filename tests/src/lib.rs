@@ -14,6 +14,7 @@ pub mod http;
 pub mod image;
 pub mod real_image;
 pub mod runc;
+pub mod schemas;
 pub mod storm;
 
 /// Skips the calling test (with the reason on stderr) unless running as

@@ -94,6 +94,8 @@ fn a_missing_fifo_or_device_sbom_is_an_error_at_start_and_in_check() {
     // The agent refuses at once (exit 2) what can never be an SBOM. A
     // directory is a dpkg database directory to it: accepted at start,
     // read when an image needs it.
+    let kinds = [(&fifo, "fifo"), (&missing, "missing"), (&device, "device"), (&empty, "directory")];
+    let kind = |f: &std::path::Path| kinds.iter().find(|(k, _)| k.as_path() == f).map_or("?", |(_, n)| *n);
     for (file, says) in [(&fifo, "FIFO"), (&missing, "must exist"), (&device, "character device")] {
         let rule = format!("app*={}", file.display());
         let started = Instant::now();
@@ -103,7 +105,7 @@ fn a_missing_fifo_or_device_sbom_is_an_error_at_start_and_in_check() {
             .expect("runs");
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         let ms = started.elapsed().as_millis();
-        observed.push(json!({"agent": file, "exit": out.status.code(), "ms": ms}));
+        observed.push(json!({"agent": kind(file), "exit": out.status.code(), "ms": ms}));
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(&file.display().to_string()) && err.contains(says), "{err}");
         assert!(ms < 10_000, "took {ms} ms");
@@ -131,7 +133,9 @@ fn a_missing_fifo_or_device_sbom_is_an_error_at_start_and_in_check() {
         }
         let out = child.wait_with_output().expect("output");
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        observed.push(json!({"check": file, "exit": out.status.code(), "ms": started.elapsed().as_millis()}));
+        observed.push(
+            json!({"check": kind(file), "exit": out.status.code(), "ms": started.elapsed().as_millis()}),
+        );
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(&file.display().to_string()) && err.contains(says), "{}: {err}", file.display());
     }
@@ -177,6 +181,11 @@ fn without_privilege_the_agent_says_privilege_is_missing_not_tracefs() {
         .output()
         .expect("setpriv runs");
     let err = String::from_utf8_lossy(&out.stderr);
+    report(
+        "no privilege",
+        "exit 2 saying root or CAP_BPF+CAP_PERFMON+CAP_SYS_ADMIN is needed",
+        json!({"exit": out.status.code()}),
+    );
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("needs root or CAP_BPF+CAP_PERFMON+CAP_SYS_ADMIN"), "{err}");
     assert!(!err.contains("not mounted"), "tracefs is mounted: {err}");
