@@ -1,7 +1,7 @@
 //! The alert sinks under the faults of a real node, against the real
 //! agent: the alert file deleted under it, its filesystem full (a 1 MiB
-//! tmpfs), and stdout gone at shutdown with the final stats still written
-//! where they can be. Each test prints its counters for `cargo xtask
+//! tmpfs), a webhook receiver that never answers, and stdout gone at
+//! shutdown with the final stats still written where they can be. Each test prints its counters for `cargo xtask
 //! faults` before asserting the documented behaviour (docs/alerts.md).
 
 use std::{
@@ -254,4 +254,47 @@ fn with_stdout_closed_the_final_stats_reach_the_alert_file_webhook_and_stderr() 
     assert!(in_stderr["user"]["stdout_lost"].as_u64() > Some(0), "{in_stderr}");
     assert_eq!(in_file, Some(&in_stderr), "the alert file has the same final stats");
     assert_eq!(in_hook, Some(&in_stderr), "the webhook got the same final stats: {hooked:?}");
+}
+
+#[test]
+fn a_webhook_that_never_answers_costs_shutdown_at_most_its_deadline_and_is_counted() {
+    require_root!();
+    let _lock = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Accepts every connection and never reads or answers: each POST hangs
+    // until the agent's own timeout.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let hook = format!("http://127.0.0.1:{port}/");
+    let file = dir.path().join("alerts.jsonl");
+    let (agent, container, _bundle) =
+        agent_with_alert_file(dir.path(), &file, &["--webhook-url", &hook, "--webhook-flush-ms", "100"]);
+    let names = ["hung1", "hung2", "hung3"];
+    drop_and_run(&container, &names);
+    wait_alerts(&agent, &names);
+    let stopping = Instant::now();
+    let records = agent.stop().expect("agent stops");
+    let stop_ms = stopping.elapsed().as_millis();
+    drop(container);
+    let stats = final_stats(&records).expect("stats")["alerts"].clone();
+    let alerts = records.iter().filter(|r| r["schema"] == "verifier.alert.v1").count() as u64;
+    report(
+        "webhook receiver that never answers",
+        "SIGTERM still ends the agent (5 s webhook deadline); undelivered alerts in alerts.webhook_lost; the file has them all",
+        json!({"stop_ms": stop_ms, "alerts": alerts, "webhook_sent": stats["webhook_sent"],
+               "webhook_lost": stats["webhook_lost"], "in_file": file_records(&file).len()}),
+    );
+    assert!(stop_ms < 8_000, "stopped after {stop_ms} ms");
+    assert_eq!(
+        (stats["webhook_sent"].as_u64(), stats["webhook_lost"].as_u64()),
+        (Some(0), Some(alerts)),
+        "{stats}"
+    );
+    assert_eq!(file_records(&file).len() as u64, alerts, "the file sink is not held back by the webhook");
 }

@@ -3,8 +3,8 @@
 //!
 //! The scenarios are the root tests in `tests/tests/faults*.rs` (stalled
 //! and closed stdout, SIGSTOP, FIFO/device/directory SBOMs, the alert file
-//! deleted and on a full disk, final stats with stdout gone, slow metrics
-//! clients, container churn). Each prints a `fault-result:` line (see
+//! deleted and on a full disk, a webhook that never answers, final stats
+//! with stdout gone, slow metrics clients, container churn). Each prints a `fault-result:` line (see
 //! `verifier_tests::fault`) before it asserts; the test harness says pass
 //! or fail. `cargo xtask test` runs the same tests among all the others:
 //! this command is for reading the results, not a second CI run.
