@@ -13,6 +13,7 @@ pub mod distroless;
 pub mod dropped;
 pub mod enforce;
 pub mod evasion;
+pub mod fault;
 pub mod http;
 pub mod image;
 pub mod nats;
@@ -21,6 +22,7 @@ pub mod real_image;
 pub mod real_run;
 pub mod registry;
 pub mod runc;
+pub mod schemas;
 pub mod storm;
 
 /// Skips the calling test (with the reason on stderr) unless running as

@@ -3,78 +3,22 @@
 //! and checks it stays answerable, stops when told, and counts what it lost.
 
 use std::{
-    io::{BufRead as _, BufReader, Read as _, Write as _},
-    os::fd::OwnedFd,
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
-use verifier_tests::{agent::verifier_bin, exclusive, require_root};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
-}
-
-/// Status code of GET `path`, or an error if no answer within `limit`.
-fn http_status(port: u16, path: &str, limit: Duration) -> Result<u16, String> {
-    let mut s = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), limit)
-        .map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(limit)).map_err(|e| e.to_string())?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).map_err(|e| format!("read: {e}"))?;
-    out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or(out)
-}
-
-/// The agent with stdout on a pipe (its read end returned) and stderr in a
-/// file, after its ready record was read.
-fn start(args: &[&str], stderr: &std::path::Path) -> (Child, BufReader<std::fs::File>) {
-    // Close-on-exec: a read end inherited by the agent would keep the pipe open.
-    let (read, write): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
-    let child = Command::new(verifier_bin())
-        .arg("agent")
-        .args(args)
-        .env("VERIFIER_LOG", "error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(write))
-        .stderr(std::fs::File::create(stderr).expect("stderr file"))
-        .spawn()
-        .expect("agent starts");
-    let mut reader = BufReader::new(std::fs::File::from(read));
-    let mut ready = String::new();
-    reader.read_line(&mut ready).expect("ready line");
-    assert!(ready.contains("\"ready\""), "first record is ready: {ready:?}");
-    (child, reader)
-}
+use serde_json::json;
+use verifier_tests::{
+    agent::verifier_bin,
+    exclusive,
+    fault::{final_stats_in, free_port, http_status, report, sigterm_and_wait, start_piped as start},
+    require_root,
+};
 
 fn execs(n: usize) {
     for _ in 0..n {
         Command::new("/bin/true").status().expect("exec /bin/true");
     }
-}
-
-fn sigterm_and_wait(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-    let sent = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        if sent.elapsed() > limit {
-            let _ = child.kill();
-            panic!("the agent did not exit within {limit:?} of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn final_stats_in(text: &str) -> Value {
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|r| r["type"] == "stats" && r["final"] == true)
-        .unwrap_or_else(|| panic!("no final stats on stderr: {text}"))
 }
 
 #[test]
@@ -94,12 +38,20 @@ fn a_stalled_stdout_reader_loses_counted_records_not_health_or_sigterm() {
     let health = http_status(port, "/healthz", Duration::from_secs(1));
     assert_eq!(health, Ok(200), "/healthz while stdout is stalled");
     assert!(asked.elapsed() < Duration::from_secs(1), "/healthz took {:?}", asked.elapsed());
+    let health_ms = asked.elapsed().as_millis();
+    let stopping = Instant::now();
     let status = sigterm_and_wait(&mut child, Duration::from_secs(5));
+    let stop_ms = stopping.elapsed().as_millis();
     drop(reader);
-    assert!(status.success(), "a stalled reader is not an error: {status}");
     let text = std::fs::read_to_string(&stderr).expect("stderr");
     let stats = final_stats_in(&text);
     let lost = stats["user"]["stdout_lost"].as_u64().unwrap_or(0);
+    report(
+        "stalled stdout",
+        "/healthz 200 within 1 s, exit 0 within 5 s of SIGTERM, loss in user.stdout_lost",
+        json!({"healthz_ms": health_ms, "stop_ms": stop_ms, "exit": status.code(), "stdout_lost": lost}),
+    );
+    assert!(status.success(), "a stalled reader is not an error: {status}");
     assert!(lost > 0, "stdout_lost counted: {stats}");
 }
 
@@ -115,31 +67,83 @@ fn a_closed_stdout_is_said_on_stderr_and_in_the_exit_code() {
     std::thread::sleep(Duration::from_millis(1500));
     let status = sigterm_and_wait(&mut child, Duration::from_secs(5));
     let text = std::fs::read_to_string(&stderr).expect("stderr");
+    let stats = final_stats_in(&text);
+    report(
+        "closed stdout",
+        "exit 3, said on stderr, final stats on stderr with user.stdout_lost",
+        json!({"exit": status.code(), "stdout_lost": stats["user"]["stdout_lost"]}),
+    );
     assert_eq!(status.code(), Some(3), "exit code 3 for a closed stdout: {text}");
     assert!(text.contains("stdout is closed"), "{text}");
-    let stats = final_stats_in(&text);
     assert!(stats["user"]["stdout_lost"].as_u64().unwrap_or(0) > 0, "{stats}");
 }
 
 #[test]
-fn a_missing_or_fifo_sbom_is_an_error_at_start() {
+fn a_missing_fifo_or_device_sbom_is_an_error_at_start_and_in_check() {
     require_root!();
     let dir = tempfile::tempdir().expect("tempdir");
     let fifo = dir.path().join("sbom.json");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
     let missing = dir.path().join("typo.spdx.json");
-    for (file, says) in [(&fifo, "FIFO"), (&missing, "must exist")] {
+    let device = std::path::PathBuf::from("/dev/zero");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir(&rootfs).expect("mkdir");
+    let mut observed = Vec::new();
+    // The agent refuses at once (exit 2) what can never be an SBOM. A
+    // directory is a dpkg database directory to it: accepted at start,
+    // read when an image needs it.
+    let kinds = [(&fifo, "fifo"), (&missing, "missing"), (&device, "device"), (&empty, "directory")];
+    let kind = |f: &std::path::Path| kinds.iter().find(|(k, _)| k.as_path() == f).map_or("?", |(_, n)| *n);
+    for (file, says) in [(&fifo, "FIFO"), (&missing, "must exist"), (&device, "character device")] {
         let rule = format!("app*={}", file.display());
         let started = Instant::now();
         let out = Command::new(verifier_bin())
             .args(["agent", "--no-metrics", "--sbom", &rule])
             .output()
             .expect("runs");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let ms = started.elapsed().as_millis();
+        observed.push(json!({"agent": kind(file), "exit": out.status.code(), "ms": ms}));
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(&file.display().to_string()) && err.contains(says), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+        assert!(ms < 10_000, "took {ms} ms");
     }
+    // `verifier check` reads every SBOM first: each of these is an error
+    // naming the file and what it is, never a hang on the FIFO.
+    for (file, says) in
+        [(&fifo, "FIFO"), (&missing, "No such file"), (&device, "character device"), (&empty, "directory")]
+    {
+        let started = Instant::now();
+        let mut child = Command::new(verifier_bin())
+            .args(["check", "--sbom"])
+            .arg(file)
+            .arg(&rootfs)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("runs");
+        while child.try_wait().expect("wait").is_none() {
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("verifier check --sbom {} still runs after 10 s", file.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().expect("output");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        observed.push(
+            json!({"check": kind(file), "exit": out.status.code(), "ms": started.elapsed().as_millis()}),
+        );
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(&file.display().to_string()) && err.contains(says), "{}: {err}", file.display());
+    }
+    report(
+        "FIFO / device / directory / missing --sbom",
+        "agent and check exit 2 at once naming the file and its type (agent: a directory is a dpkg database)",
+        json!(observed),
+    );
 }
 
 #[test]
@@ -158,6 +162,11 @@ fn after_a_sigstop_missed_stats_ticks_are_not_replayed() {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT");
     std::thread::sleep(Duration::from_secs(1));
     let after = stats(&agent);
+    report(
+        "SIGSTOP / SIGCONT",
+        "at most 2 stats records in the second after SIGCONT (missed ticks not replayed)",
+        json!({"stats_after_sigcont": after - before}),
+    );
     assert!(after - before <= 2, "{} stats records in the second after SIGCONT", after - before);
     agent.stop().expect("agent stops");
 }
@@ -172,6 +181,11 @@ fn without_privilege_the_agent_says_privilege_is_missing_not_tracefs() {
         .output()
         .expect("setpriv runs");
     let err = String::from_utf8_lossy(&out.stderr);
+    report(
+        "no privilege",
+        "exit 2 saying root or CAP_BPF+CAP_PERFMON+CAP_SYS_ADMIN is needed",
+        json!({"exit": out.status.code()}),
+    );
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("needs root or CAP_BPF+CAP_PERFMON+CAP_SYS_ADMIN"), "{err}");
     assert!(!err.contains("not mounted"), "tracefs is mounted: {err}");

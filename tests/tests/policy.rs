@@ -4,7 +4,8 @@
 //! an alert carrying the rule; a dropped file excepted by its digest is
 //! recorded as excepted and not alerted on. Then the file is edited while
 //! the agent runs: a broken edit gives a warning and keeps the last good
-//! policy; the fix gives a `policy` record and its new mode applies.
+//! policy; the fix gives a `policy` record and its new mode applies. Every
+//! record of the run matches its schema in docs/schemas/.
 
 use std::{
     io::{Read as _, Write as _},
@@ -206,6 +207,12 @@ fn the_policy_decides_alerts_and_follows_edits() {
 
     let four = alerts_for(&records, &dropped("four"));
     assert_eq!(four.first().map(|a| a["policy"]["rule"].clone()), Some("quiet".into()));
+    // Every record of the run matches its schema: the policy records, the
+    // reload warning (with `file`), exec records and alerts with `policy`
+    // and `exception`, the stats' `policy` counters.
+    let said = verifier_tests::schemas::validate(&records.iter().collect::<Vec<_>>(), dir.path())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(said.contains("checked policy: 2") && said.contains("checked warning: 1"), "{said}");
     let stats = &final_stats(&records).expect("stats")["policy"];
     assert_eq!((stats["reloads"].as_u64(), stats["reload_errors"].as_u64()), (Some(1), Some(1)), "{stats}");
     assert_eq!((stats["observed"].as_u64(), stats["excepted"].as_u64()), (Some(2), Some(1)), "{stats}");

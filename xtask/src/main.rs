@@ -5,6 +5,7 @@
 //!   second run is a no-op in well under a second);
 //! - `demo`: build, then watch a real runc container's execs;
 //! - `test`: setup, build, then unit and root integration tests;
+//! - `faults`: the fault suite, with a table of expected and observed;
 //! - `bench`: exec-storm slowdown with and without the agent.
 
 mod bench;
@@ -16,6 +17,7 @@ mod deb;
 mod demo;
 mod image;
 mod kernels;
+mod faults;
 mod real_image;
 mod setup;
 mod util;
@@ -43,6 +45,9 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Run the fault suite (root tests `tests/tests/faults*.rs`) and print
+    /// a table: scenario, expected behaviour, observed counters, pass/fail.
+    Faults,
     /// Exec-storm benchmark: slowdown with the agent against none, in one run.
     Bench(bench::BenchArgs),
     /// Drift benchmark: exec storms in a container, steady state and first
@@ -75,6 +80,11 @@ fn main() -> anyhow::Result<()> {
         Cmd::Test { args } => {
             setup::run()?;
             util::test(&args)
+        }
+        Cmd::Faults => {
+            setup::run()?;
+            util::build_release()?;
+            faults::run()
         }
         Cmd::Bench(args) => {
             setup::run()?;

@@ -401,10 +401,19 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
     write_line(&mut out, &stats(&counters, &mut state, true)?)?;
     let ended = out.close(Duration::from_secs(2));
     if !ended.drained {
-        // The reader never took the final stats: say them where they can be.
+        // The reader never took the final stats: say them where they can
+        // be (the alert file, the webhook, and stderr in any case).
         state.user.stdout_lost = ended.lost;
+        let line = serde_json::to_vec(&stats(&counters, &mut state, true)?).context("encoding the stats")?;
+        let took = match state.alerts.as_mut() {
+            Some(a) => a.last_record(&line, Duration::from_secs(1)).await,
+            None => Vec::new(),
+        };
         let mut err = std::io::stderr().lock();
-        write_line(&mut err, &stats(&counters, &mut state, true)?)?;
+        writeln!(err, "{}", stdout::lost_summary(ended.lost, &took)).context("writing to stderr")?;
+        err.write_all(&line)
+            .and_then(|()| err.write_all(b"\n"))
+            .context("writing the final stats to stderr")?;
         err.flush().context("writing the final stats to stderr")?;
     }
     Ok(ended)

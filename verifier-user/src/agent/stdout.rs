@@ -66,6 +66,18 @@ pub(crate) struct Ended {
     pub drained: bool,
 }
 
+/// The line on stderr, before the final stats record, when stdout did not
+/// take it: how many lines stdout lost, and which alert sinks got the
+/// record too (`took`: sink names), so an operator reading only the log
+/// knows where to look.
+pub(crate) fn lost_summary(lost: u64, took: &[&str]) -> String {
+    let also = match took {
+        [] => String::new(),
+        names => format!(" and to the alert {}", names.join(" and the alert ")),
+    };
+    format!("verifier: stdout did not take the final stats ({lost} lines lost on stdout); written here{also}")
+}
+
 /// A `Write` for the event loop that never blocks on the reader.
 pub(crate) struct Stdout {
     pending: Vec<u8>,

@@ -82,3 +82,12 @@ fn a_broken_pipe_is_reported_and_every_line_counted_lost() {
     assert!(ended.broken && !ended.drained, "{ended:?}");
     assert_eq!(ended.lost, 50);
 }
+
+#[test]
+fn the_stderr_summary_says_what_was_lost_and_where_the_stats_went() {
+    let alone = super::lost_summary(7, &[]);
+    assert!(alone.contains("7 lines lost") && alone.ends_with("written here"), "{alone}");
+    let both = super::lost_summary(0, &["file", "webhook"]);
+    assert!(both.ends_with("written here and to the alert file and the alert webhook"), "{both}");
+    assert!(!both.contains('\n'), "one line: {both}");
+}

@@ -24,7 +24,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{AlertStats, sink::Sink};
+use super::{
+    AlertStats,
+    sink::{LastRecord, Sink},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FileSinkError {
@@ -154,6 +157,12 @@ impl Sink for FileSink {
             tracing::warn!("{e}; alerts still go to the other sinks");
         }
         Ok(())
+    }
+
+    fn last_record(&mut self, line: &[u8], _deadline: std::time::Duration) -> LastRecord<'_> {
+        // Appending never waits on anyone: the deadline is not needed.
+        let took = self.write_lines(&[line.to_vec()]).is_ok();
+        Box::pin(async move { took })
     }
 
     fn add_stats(&self, stats: &mut AlertStats) {

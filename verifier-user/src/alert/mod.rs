@@ -333,6 +333,25 @@ impl Alerts {
         Ok(())
     }
 
+    /// Shutdown, after [`Self::finish`], when stdout did not take the final
+    /// stats record: each sink that still can delivers it (the file at
+    /// once, the webhook within `deadline`). Only for `native` alerts,
+    /// whose consumers tell records apart by `schema`/`type`; a Falco or
+    /// OCSF consumer would take a stats record for a malformed event.
+    /// Returns the names of the sinks that took it.
+    pub(crate) async fn last_record(&mut self, line: &[u8], deadline: Duration) -> Vec<&'static str> {
+        let mut took = Vec::new();
+        if self.format != Format::Native {
+            return took;
+        }
+        for s in &mut self.sinks {
+            if s.last_record(line, deadline).await {
+                took.push(s.name());
+            }
+        }
+        took
+    }
+
     /// Counters so far: the pipeline's, plus each sink's.
     pub(crate) fn stats(&mut self) -> AlertStats {
         let mut stats = self.stats.clone();

@@ -154,3 +154,26 @@ fn sink_counters_reach_the_stats() {
     let s = a.stats();
     assert_eq!((s.file_rotations, s.file_errors, s.emitted["unknown-binary"]), (2, 0, 3));
 }
+
+#[test]
+fn the_last_record_goes_to_the_alert_file_in_native_format_only() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (format, wanted) in [("native", true), ("falco", false), ("ocsf", false)] {
+        let file = dir.path().join(format!("{format}.jsonl"));
+        let path = file.to_str().expect("utf-8");
+        let mut a = rt.block_on(async { alerts(&["--alert-format", format, "--alert-file", path]) });
+        let mut out = Vec::new();
+        a.submit(&finding("/x", 1000 * S), &mut out).expect("submit");
+        let line = br#"{"schema":"verifier.stats.v1","type":"stats","final":true}"#;
+        let took = rt.block_on(async {
+            a.finish(1001 * S, &mut out, Duration::from_millis(10)).await.expect("finish");
+            a.last_record(line, Duration::from_millis(10)).await
+        });
+        let text = std::fs::read_to_string(&file).expect("alert file");
+        let last = text.lines().last().unwrap_or_default();
+        assert_eq!(took == ["file"], wanted, "{format}: {took:?}");
+        assert_eq!(last.as_bytes() == line, wanted, "{format}: {text}");
+        assert_eq!(text.lines().count(), 1 + usize::from(wanted), "{format}: {text}");
+    }
+}

@@ -16,6 +16,9 @@ use super::AlertStats;
 /// What [`Sink::finish`] returns: the delivery still to do, awaited once.
 pub(crate) type Finishing<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
+/// What [`Sink::last_record`] returns: whether the record was delivered.
+pub(crate) type LastRecord<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+
 /// One destination of the alert stream.
 pub(crate) trait Sink: Send {
     /// Short name for logs: `stdout`, `file`, `webhook`.
@@ -38,6 +41,15 @@ pub(crate) trait Sink: Send {
     fn finish(&mut self, deadline: Duration) -> Finishing<'_> {
         let _ = deadline;
         Box::pin(async {})
+    }
+
+    /// After [`Sink::finish`], when stdout did not take the agent's final
+    /// stats record: deliver that one record (one JSON object without its
+    /// newline) within `deadline`, if this sink still can. Not counted as
+    /// an alert. The default (stdout itself) cannot.
+    fn last_record(&mut self, line: &[u8], deadline: Duration) -> LastRecord<'_> {
+        let _ = (line, deadline);
+        Box::pin(async { false })
     }
 
     /// Adds this sink's counters (sent, retried, lost, errors) to `stats`.

@@ -33,7 +33,7 @@ use tokio::{
 
 use super::{
     AlertStats,
-    sink::{Finishing, Sink},
+    sink::{Finishing, LastRecord, Sink},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +130,8 @@ pub(crate) struct Webhook {
     stats: Arc<WebhookStats>,
     task: Option<tokio::task::JoinHandle<()>>,
     stop: Arc<tokio::sync::Notify>,
+    /// For the one request after shutdown ([`Sink::last_record`]).
+    cfg: WebhookConfig,
 }
 
 impl Webhook {
@@ -138,8 +140,8 @@ impl Webhook {
         let (tx, rx) = mpsc::channel(cfg.queue_cap.max(1));
         let stats = Arc::new(WebhookStats::default());
         let stop = Arc::new(tokio::sync::Notify::new());
-        let task = tokio::spawn(deliver(cfg, rx, stats.clone(), stop.clone()));
-        Self { tx: Some(tx), stats, task: Some(task), stop }
+        let task = tokio::spawn(deliver(cfg.clone(), rx, stats.clone(), stop.clone()));
+        Self { tx: Some(tx), stats, task: Some(task), stop, cfg }
     }
 
     /// Queues one JSON object; a full queue loses it (counted).
@@ -177,6 +179,16 @@ impl Sink for Webhook {
 
     fn finish(&mut self, deadline: Duration) -> Finishing<'_> {
         Box::pin(self.shutdown(deadline))
+    }
+
+    /// One POST in the configured body shape, not retried: the agent is
+    /// stopping and `deadline` bounds the wait.
+    fn last_record(&mut self, line: &[u8], deadline: Duration) -> LastRecord<'_> {
+        let body = body(self.cfg.body, &[line.to_vec()]);
+        Box::pin(async move {
+            let sent = tokio::time::timeout(deadline, post(&self.cfg, &body)).await;
+            matches!(sent, Ok(Ok((status, _))) if classify(status) == Outcome::Delivered)
+        })
     }
 
     fn add_stats(&self, stats: &mut AlertStats) {
