@@ -15,6 +15,7 @@
 
 mod cgroup;
 mod member;
+mod mntns;
 pub(crate) mod record;
 mod session;
 pub(crate) mod statement;
