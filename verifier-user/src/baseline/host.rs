@@ -151,6 +151,13 @@ impl HostBaseline {
         Ok(true)
     }
 
+    /// When the newest watched file (dpkg's status, an SBOM) was last
+    /// changed, as of the last parse (Unix ns): a package transaction
+    /// the manifest records ended then.
+    pub(crate) fn changed_ns(&self) -> i128 {
+        self.stamps.iter().map(|s| s.2).max().unwrap_or(0)
+    }
+
     /// What the baseline was read from.
     pub(crate) fn describe(&self) -> Vec<SourceInfo> {
         self.sources

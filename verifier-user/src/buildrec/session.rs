@@ -74,6 +74,8 @@ struct Loop {
     baseline: HostBaseline,
     contexts: HashMap<u32, Arc<Context>>,
     namespaces: Namespaces,
+    /// When the host baseline was last checked for a transaction (Unix ns).
+    checked_ns: i128,
     host_mnt_ns: u32,
     agg: Aggregate,
     fast_path: verifier_sensor::maps::FastPath,
@@ -125,6 +127,7 @@ pub(crate) async fn run(cfg: &ExecConfig) -> anyhow::Result<Ended> {
         baseline,
         contexts: HashMap::new(),
         namespaces: Namespaces::default(),
+        checked_ns: 0,
         host_mnt_ns: config.host_mnt_ns,
         agg: Aggregate::new(cfg.build_dir.clone(), started_unix),
         fast_path,
@@ -240,12 +243,38 @@ impl Loop {
             return;
         }
         absolute_name(&mut e);
+        self.transaction_ended(&mut e);
         let ctx = match self.context(e.mnt_ns, e.tgid, e.ppid) {
             Ok(c) => c,
             Err(why) => return self.agg.add_unjudged(&e.filename, &why, e.unix_ns),
         };
         if let Some((e, d)) = self.engine.submit(&ctx, e) {
             self.add(&e, &d);
+        }
+    }
+
+    /// A package transaction inside the step (`dpkg -i`, `apt-get
+    /// install`) is not drift. What it installed may run right after it:
+    /// the database is checked for every exec that happened after the
+    /// last check (one `stat`, not a timer), so the exec is judged
+    /// against the database that records it. Its files were written by
+    /// the step, and the kernel flags them (`written`, which in a
+    /// container makes a listed file `modified-binary`); against a host
+    /// baseline a file last changed before the database was (its ctime
+    /// not after the status file's mtime) was written by a transaction
+    /// the database now records, and is judged by its bytes. One written
+    /// after that keeps the flag.
+    fn transaction_ended(&mut self, e: &mut ExecEvent) {
+        if e.unix_ns > self.checked_ns {
+            self.checked_ns = self.clock.unix_ns(0) + crate::agent::now_mono_ns();
+            self.refresh();
+        }
+        if e.written
+            && let Some(x) = e.exe
+            && i128::from(x.ctime_sec) * 1_000_000_000 + i128::from(x.ctime_nsec)
+                <= self.baseline.changed_ns()
+        {
+            e.written = false;
         }
     }
 
