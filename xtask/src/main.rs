@@ -8,6 +8,7 @@
 //! - `bench`: exec-storm slowdown with and without the agent.
 
 mod bench;
+mod bench_build;
 mod bench_drift;
 mod bench_images;
 mod demo;
@@ -43,6 +44,9 @@ enum Cmd {
     /// Drift benchmark: exec storms in a container, steady state and first
     /// sight, with report latency.
     BenchDrift(bench_drift::BenchDriftArgs),
+    /// Build benchmark: a generated C code base built with and without
+    /// `verifier exec`, alternating; time ratio and the verifier's memory.
+    BenchBuild(bench_build::BenchBuildArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,6 +74,11 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             util::build_release()?;
             bench_drift::run(&args)
+        }
+        Cmd::BenchBuild(args) => {
+            setup::run()?;
+            util::build_release()?;
+            bench_build::run(&args)
         }
     }
 }
