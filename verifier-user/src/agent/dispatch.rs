@@ -155,7 +155,8 @@ fn check(
         && d.judges_host()
     {
         event.tag = state.in_flight.enter(Arrival { origin, attribution, scanned });
-        let verified = d.host_exec(event);
+        let now = state.clock.unix_ns(0) + super::now_mono_ns();
+        let verified = d.host_exec(event, now);
         return on_verified(state, out, verified);
     }
     let verified = Verified { event, info: None, decision: None, skipped: None };

@@ -15,8 +15,10 @@
 //!
 //! A package transaction (dpkg rewrites its status file) makes the
 //! baseline be parsed again under a new key ([`HostJudge::refresh`], once
-//! a second): nothing decided against the old database is reused, and the
-//! host cgroups are watched again under the new slot.
+//! a second and before judging an exec newer than the last check):
+//! nothing decided against the old database is reused, and the host
+//! cgroups are watched again under the new slot. The files it wrote are
+//! judged by their bytes ([`HostJudge::admit`]).
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -32,6 +34,8 @@ pub(crate) struct HostJudge {
     baseline: HostBaseline,
     ctx: Arc<Context>,
     cgroups: HashSet<u64>,
+    /// When the database was last checked for a transaction (Unix ns).
+    checked_ns: i128,
 }
 
 /// Why host judging could not start.
@@ -48,7 +52,7 @@ impl HostJudge {
     pub(crate) fn load(sources: &[HostSource]) -> Result<Self, HostJudgeError> {
         let baseline = HostBaseline::load(sources)?;
         let ctx = context(&baseline)?;
-        Ok(Self { baseline, ctx, cgroups: HashSet::new() })
+        Ok(Self { baseline, ctx, cgroups: HashSet::new(), checked_ns: 0 })
     }
 
     /// What host execs are judged against now.
@@ -65,6 +69,26 @@ impl HostJudge {
     /// The host cgroups seen so far.
     pub(crate) fn cgroups(&self) -> impl Iterator<Item = u64> + '_ {
         self.cgroups.iter().copied()
+    }
+
+    /// Prepares a host exec for judging. A binary a transaction just
+    /// installed may run before the once-a-second check: the database is
+    /// checked for every exec newer than the last check (one `stat`).
+    /// Files a transaction wrote are flagged `written` by the kernel (host
+    /// cgroups are watched); one written no later than the database was
+    /// is judged by its bytes (`HostBaseline::written_by_transaction`).
+    /// Returns whether the baseline changed.
+    pub(crate) fn admit(&mut self, event: &mut verifier_sensor::events::ExecEvent, now_ns: i128) -> bool {
+        let changed = if event.unix_ns > self.checked_ns {
+            self.checked_ns = now_ns;
+            self.refresh()
+        } else {
+            false
+        };
+        if event.written && event.exe.is_some_and(|x| self.baseline.written_by_transaction(&x)) {
+            event.written = false;
+        }
+        changed
     }
 
     /// Parses the baseline again when the database changed; `true` when
@@ -127,6 +151,53 @@ mod tests {
         let mut seen: Vec<u64> = h.cgroups().collect();
         seen.sort_unstable();
         assert_eq!(seen, [7, 8], "watched again under the new slot");
+    }
+
+    fn written_event(identity: verifier_common::event::FileIdentity) -> verifier_sensor::events::ExecEvent {
+        verifier_sensor::events::ExecEvent {
+            unix_ns: 1,
+            pid: 1,
+            tgid: 1,
+            ppid: 1,
+            ns_pid: 1,
+            uid: 0,
+            gid: 0,
+            cgroup_id: 1,
+            mnt_ns: 1,
+            pid_ns: 1,
+            comm: b"tool".to_vec(),
+            filename: b"/usr/bin/tool".to_vec(),
+            filename_truncated: false,
+            script: false,
+            exe_unlinked: false,
+            written: true,
+            library: false,
+            tag: 0,
+            argv: None,
+            argv_truncated: false,
+            exe: Some(identity),
+        }
+    }
+
+    /// A file changed no later than the database is a transaction's and is
+    /// judged by its bytes; one changed after it keeps the written flag.
+    #[test]
+    fn only_a_file_written_before_the_database_changed_loses_the_written_flag() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tool = dir.path().join("tool");
+        std::fs::write(&tool, b"v1").expect("write");
+        let file = dir.path().join("host.md5sums");
+        std::fs::write(&file, format!("{}  usr/bin/tool\n", "a".repeat(32))).expect("write");
+        let mut h = HostJudge::load(&[HostSource::Sbom(file)]).expect("load");
+        let before = verifier_sensor::events::identity_of(&std::fs::metadata(&tool).expect("stat"));
+        let mut e = written_event(before);
+        h.admit(&mut e, 2);
+        assert!(!e.written, "written before the database: a transaction's file");
+        let mut later = before;
+        later.ctime_sec += 3600;
+        let mut e = written_event(later);
+        h.admit(&mut e, 3);
+        assert!(e.written, "changed after the last transaction: still flagged");
     }
 
     #[test]

@@ -231,7 +231,10 @@ impl Verification {
 
     /// An exec (or mapping) of a host process, judged against the host
     /// baseline; its cgroup is watched from its first one on.
-    pub(crate) fn host_exec(&mut self, event: ExecEvent) -> Vec<Verified> {
+    pub(crate) fn host_exec(&mut self, mut event: ExecEvent, now_ns: i128) -> Vec<Verified> {
+        if self.host.as_mut().is_some_and(|h| h.admit(&mut event, now_ns)) {
+            self.rewatch_host();
+        }
         let Some(h) = self.host.as_mut() else { return Vec::new() };
         let ctx = h.context().clone();
         if h.first_sight(event.cgroup_id) {
@@ -252,10 +255,14 @@ impl Verification {
     /// Reads the host baseline again after a package transaction; the
     /// host cgroups move to the new baseline's fast-path slot.
     pub(crate) fn host_refresh(&mut self) {
-        let Some(h) = self.host.as_mut() else { return };
-        if !h.refresh() {
-            return;
+        if self.host.as_mut().is_some_and(|h| h.refresh()) {
+            self.rewatch_host();
         }
+    }
+
+    /// The host cgroups under the current host baseline's fast-path slot.
+    fn rewatch_host(&mut self) {
+        let Some(h) = self.host.as_ref() else { return };
         let slot = slot_for(&mut self.slots, h.context().key);
         for cgroup in h.cgroups() {
             self.cgroup_slots.insert(cgroup, slot);

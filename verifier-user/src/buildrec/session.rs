@@ -269,11 +269,7 @@ impl Loop {
             self.checked_ns = self.clock.unix_ns(0) + crate::agent::now_mono_ns();
             self.refresh();
         }
-        if e.written
-            && let Some(x) = e.exe
-            && i128::from(x.ctime_sec) * 1_000_000_000 + i128::from(x.ctime_nsec)
-                <= self.baseline.changed_ns()
-        {
+        if e.written && e.exe.is_some_and(|x| self.baseline.written_by_transaction(&x)) {
             e.written = false;
         }
     }
