@@ -24,8 +24,18 @@ use anyhow::Context as _;
 
 use crate::util::{self, cargo_bin, output, root};
 
-const APT_PACKAGES: &[&str] =
-    &["runc", "busybox-static", "bpftool", "containerd", "umoci", "mmdebstrap", "prometheus", "gcc", "make"];
+const APT_PACKAGES: &[&str] = &[
+    "runc",
+    "busybox-static",
+    "bpftool",
+    "containerd",
+    "umoci",
+    "mmdebstrap",
+    "prometheus",
+    "gcc",
+    "make",
+    "buildah",
+];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Where the LLVM prefix for bpf-linker lives (must outlive the build).
