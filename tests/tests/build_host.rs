@@ -113,9 +113,6 @@ fn a_binary_the_build_made_and_ran_in_its_own_directory_is_a_build_output() {
 }
 
 #[test]
-#[ignore = "open gap: the bind-mounted cc1 of a private mount namespace is judged `unverifiable` (\
-            not hashed: cc1 exited and its bytes were not found beneath the root used), not yet \
-            `modified-binary`; see docs/build-hosts.md"]
 fn a_replaced_compiler_is_modified_binary_and_fails_the_step() {
     require_root!();
     if !have_toolchain() {

@@ -9,6 +9,7 @@
 //! - `bench`: exec-storm slowdown with and without the agent.
 
 mod bench;
+mod bench_build;
 mod bench_drift;
 mod bench_enforce;
 mod bench_images;
@@ -63,6 +64,9 @@ enum Cmd {
     /// Kernel matrix: boot Debian's 5.10-7.3 kernels in QEMU, run the agent
     /// and a runc container in each, print a kernel x check table.
     Kernels(kernels::KernelsArgs),
+    /// Build benchmark: a generated C code base built with and without
+    /// `verifier exec`, alternating; time ratio and the verifier's memory.
+    BenchBuild(bench_build::BenchBuildArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -117,6 +121,11 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             util::build_release()?;
             kernels::run(&args)
+        }
+        Cmd::BenchBuild(args) => {
+            setup::run()?;
+            util::build_release()?;
+            bench_build::run(&args)
         }
     }
 }

@@ -42,6 +42,7 @@ const APT_PACKAGES: &[&str] = &[
     "systemd",
     "libc6-dev",
     "nats-server",
+    "buildah",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

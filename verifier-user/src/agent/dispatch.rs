@@ -70,10 +70,12 @@ fn on_exec(state: &mut State, out: &mut impl Write, event: ExecEvent) -> anyhow:
 fn on_library(state: &mut State, out: &mut impl Write, library: &LibraryEvent) -> anyhow::Result<()> {
     state.user.library_maps += 1;
     let attribution = state.resolver.attribute(library.cgroup_id, library.tgid, 0);
-    if state.verification.is_none() || !matches!(attribution, Attribution::Container(_)) {
+    let host = matches!(attribution, Attribution::Host)
+        && state.verification.as_ref().is_some_and(|v| v.judges_host());
+    if state.verification.is_none() || !(host || matches!(attribution, Attribution::Container(_))) {
         return Ok(());
     }
-    if state.scan.first_sight(library.cgroup_id) {
+    if !host && state.scan.first_sight(library.cgroup_id) {
         let found = super::scan::container(state, library.cgroup_id, library.tgid);
         check_all_scanned(state, out, found)?;
     }
@@ -85,6 +87,12 @@ fn on_write(state: &mut State, out: &mut impl Write, write: &WriteEvent) -> anyh
     let Some(d) = state.verification.as_mut() else { return Ok(()) };
     let written = d.write_open(write);
     let attribution = state.resolver.attribute(write.record.cgroup_id, write.record.tgid, 0);
+    // A host file rewritten is a package transaction or drift its next
+    // exec shows (judged again: the kernel flags it written); there is no
+    // image whose file was written.
+    if matches!(attribution, Attribution::Host) {
+        return Ok(());
+    }
     respond(state, out, Outcome::Written { written, attribution })
 }
 
@@ -196,6 +204,14 @@ fn check(
         let container = c.clone();
         event.tag = state.in_flight.enter(Arrival { origin, attribution, scanned });
         let verified = d.exec(event, &container);
+        return on_verified(state, out, verified);
+    }
+    if let (Some(d), Attribution::Host) = (state.verification.as_mut(), &attribution)
+        && d.judges_host()
+    {
+        event.tag = state.in_flight.enter(Arrival { origin, attribution, scanned });
+        let now = state.clock.unix_ns(0) + super::now_mono_ns();
+        let verified = d.host_exec(event, now);
         return on_verified(state, out, verified);
     }
     let verified = Verified { event, info: None, decision: None, skipped: None };

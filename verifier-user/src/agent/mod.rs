@@ -18,6 +18,7 @@ mod dispatch;
 pub(crate) mod enforce;
 pub(crate) mod findings;
 mod policy;
+mod host;
 mod respond;
 mod scan;
 mod stdout;
@@ -230,7 +231,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
         runtime: Runtime::Runc,
         namespaced: false,
     }));
-    let verification = if args.verification.enabled() {
+    let mut verification = if args.verification.enabled() {
         let source = verification::source(&args.verification, roots.clone()).map_err(anyhow::Error::msg)?;
         Some(
             verification::Verification::new(&args.verification, source, fast_path)
@@ -239,6 +240,15 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
     } else {
         None
     };
+    if let Some(v) = verification.as_mut()
+        && args.verification.judges_host()
+    {
+        let sources = crate::baseline::host::sources_of(&args.verification.host_baseline);
+        let judge = tokio::task::spawn_blocking(move || host::HostJudge::load(&sources))
+            .await
+            .context("host baseline thread")??;
+        v.set_host(judge);
+    }
     let alerts = if args.verification.enabled() {
         Some(crate::alert::Alerts::new(&args.alerts, &node).context("opening the alert sinks")?)
     } else {
@@ -352,6 +362,9 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
                 throttle::sweep(&counters, &mut state, &mut out, false)?;
             }
             _ = second.tick() => {
+                if let Some(v) = state.verification.as_mut() {
+                    v.host_refresh();
+                }
                 let now = state.clock.unix_ns(0) + now_mono_ns();
                 if let Some(a) = state.alerts.as_mut() {
                     a.tick(now, &mut out)?;

@@ -125,6 +125,14 @@ pub struct VerificationArgs {
     /// exec then goes through userspace; for measuring).
     #[arg(long)]
     pub no_fast_path: bool,
+
+    /// Also judge the host's own processes (execs and executable mappings
+    /// outside containers) against the host baseline: `dpkg` (the
+    /// package database, MD5 per file: weak, and said so), `sbom:FILE`
+    /// (an SBOM of the host), or `off`. Repeatable; sources are merged.
+    /// The database is read again after each package transaction.
+    #[arg(long = "host-baseline", value_name = "dpkg|sbom:FILE|off", default_value = "off")]
+    pub host_baseline: Vec<crate::baseline::host::HostSpec>,
 }
 
 impl VerificationArgs {
@@ -134,6 +142,12 @@ impl VerificationArgs {
             || self.sbom_rules.is_some()
             || !self.attestations.is_empty()
             || self.registry_attestations
+            || self.judges_host()
+    }
+
+    /// Whether `--host-baseline` names a source.
+    pub fn judges_host(&self) -> bool {
+        !crate::baseline::host::sources_of(&self.host_baseline).is_empty()
     }
 }
 
@@ -185,6 +199,8 @@ pub(crate) struct Verification {
     resolutions: Vec<Resolution>,
     pub fast_path_inserted: u64,
     pub fast_path_errors: u64,
+    /// Host processes judged against the host baseline, when asked.
+    host: Option<super::host::HostJudge>,
 }
 
 impl Verification {
@@ -220,6 +236,7 @@ impl Verification {
             resolutions: Vec::new(),
             fast_path_inserted: 0,
             fast_path_errors: 0,
+            host: None,
         })
     }
 
@@ -241,6 +258,61 @@ impl Verification {
                     self.spawn_resolve(cgroup_id, container.clone(), Some(pid));
                 }
                 Vec::new()
+            }
+        }
+    }
+
+    /// Judges host processes against `judge` from now on.
+    pub(crate) fn set_host(&mut self, judge: super::host::HostJudge) {
+        self.host = Some(judge);
+    }
+
+    /// Whether host processes are judged.
+    pub(crate) fn judges_host(&self) -> bool {
+        self.host.is_some()
+    }
+
+    /// An exec (or mapping) of a host process, judged against the host
+    /// baseline; its cgroup is watched from its first one on.
+    pub(crate) fn host_exec(&mut self, mut event: ExecEvent, now_ns: i128) -> Vec<Verified> {
+        if self.host.as_mut().is_some_and(|h| h.admit(&mut event, now_ns)) {
+            self.rewatch_host();
+        }
+        let Some(h) = self.host.as_mut() else { return Vec::new() };
+        let ctx = h.context().clone();
+        if h.first_sight(event.cgroup_id) {
+            let slot = slot_for(&mut self.slots, ctx.key);
+            self.cgroup_slots.insert(event.cgroup_id, slot);
+            if let Some(fp) = self.fast_path.as_mut()
+                && fp.watch(event.cgroup_id, slot).is_err()
+            {
+                self.fast_path_errors += 1;
+            }
+        }
+        match self.engine.submit(&ctx, event) {
+            Some((e, d)) => vec![self.decided(e, d)],
+            None => Vec::new(),
+        }
+    }
+
+    /// Reads the host baseline again after a package transaction; the
+    /// host cgroups move to the new baseline's fast-path slot.
+    pub(crate) fn host_refresh(&mut self) {
+        if self.host.as_mut().is_some_and(|h| h.refresh()) {
+            self.rewatch_host();
+        }
+    }
+
+    /// The host cgroups under the current host baseline's fast-path slot.
+    fn rewatch_host(&mut self) {
+        let Some(h) = self.host.as_ref() else { return };
+        let slot = slot_for(&mut self.slots, h.context().key);
+        for cgroup in h.cgroups() {
+            self.cgroup_slots.insert(cgroup, slot);
+            if let Some(fp) = self.fast_path.as_mut()
+                && fp.watch(cgroup, slot).is_err()
+            {
+                self.fast_path_errors += 1;
             }
         }
     }

@@ -151,6 +151,22 @@ impl HostBaseline {
         Ok(true)
     }
 
+    /// When the newest watched file (dpkg's status, an SBOM) was last
+    /// changed, as of the last parse (Unix ns): a package transaction
+    /// the manifest records ended then.
+    pub(crate) fn changed_ns(&self) -> i128 {
+        self.stamps.iter().map(|s| s.2).max().unwrap_or(0)
+    }
+
+    /// Whether a file the kernel saw written (`written`) was written by a
+    /// package transaction this manifest records: it was last changed
+    /// (ctime of `identity`) no later than the database was. A package
+    /// manager is how host files are written, so such a file is judged
+    /// by its bytes; one changed after the last transaction is not.
+    pub(crate) fn written_by_transaction(&self, identity: &verifier_common::event::FileIdentity) -> bool {
+        i128::from(identity.ctime_sec) * 1_000_000_000 + i128::from(identity.ctime_nsec) <= self.changed_ns()
+    }
+
     /// What the baseline was read from.
     pub(crate) fn describe(&self) -> Vec<SourceInfo> {
         self.sources

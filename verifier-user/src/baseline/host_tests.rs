@@ -60,3 +60,17 @@ fn the_hosts_dpkg_database_loads_when_present() {
         "dpkg knows MD5 only"
     );
 }
+
+/// `changed_ns` is the watched file's mtime at the last parse: what a
+/// step's written file is compared with.
+#[test]
+fn changed_ns_is_the_newest_watched_mtime() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("h.md5sums");
+    std::fs::write(&file, format!("{}  usr/bin/cc\n", "a".repeat(32))).expect("write");
+    let b = HostBaseline::load(&[HostSource::Sbom(file.clone())]).expect("load");
+    let m = std::fs::metadata(&file).expect("stat");
+    assert_eq!(b.changed_ns(), i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()));
+    assert!(b.changed_ns() > 0);
+}

@@ -15,6 +15,7 @@
 
 mod cgroup;
 mod member;
+mod mntns;
 pub(crate) mod record;
 mod session;
 pub(crate) mod statement;
@@ -101,10 +102,8 @@ pub(crate) fn run(cfg: &ExecConfig) -> anyhow::Result<u8> {
     if cfg.command.is_empty() {
         anyhow::bail!("no command given: `verifier exec [OPTIONS] -- COMMAND [ARGS...]`");
     }
-    if let Some(key) = &cfg.sign_key {
-        // Refuse before the build runs, not after.
-        statement::sign(b"", key)?;
-    }
+    // Refuse a key that cannot sign before the build runs, not after.
+    let signer = cfg.sign_key.as_deref().map(statement::signing_key).transpose()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -163,7 +162,15 @@ pub(crate) fn run(cfg: &ExecConfig) -> anyhow::Result<u8> {
     }
     if let Some(path) = &cfg.statement {
         let subjects = cfg.subjects.iter().map(|s| statement::subject(s)).collect::<Result<Vec<_>, _>>()?;
-        write_json(path, &statement::statement(subjects, &rec))?;
+        let st = statement::statement(subjects, &rec);
+        match &signer {
+            Some(key) => {
+                let payload = serde_json::to_vec(&st).context("encoding the statement")?;
+                std::fs::write(path, statement::sign(&payload, key))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            None => write_json(path, &st)?,
+        }
     }
     let s = &rec.summary;
     let _ = writeln!(

@@ -48,6 +48,7 @@ use super::{
     ExecConfig,
     cgroup::BuildCgroup,
     member::Members,
+    mntns::Namespaces,
     record::{Aggregate, Use},
 };
 
@@ -72,6 +73,9 @@ struct Loop {
     done_rx: UnboundedReceiver<Done<Key>>,
     baseline: HostBaseline,
     contexts: HashMap<u32, Arc<Context>>,
+    namespaces: Namespaces,
+    /// When the host baseline was last checked for a transaction (Unix ns).
+    checked_ns: i128,
     host_mnt_ns: u32,
     agg: Aggregate,
     fast_path: verifier_sensor::maps::FastPath,
@@ -122,6 +126,8 @@ pub(crate) async fn run(cfg: &ExecConfig) -> anyhow::Result<Ended> {
         done_rx,
         baseline,
         contexts: HashMap::new(),
+        namespaces: Namespaces::default(),
+        checked_ns: 0,
         host_mnt_ns: config.host_mnt_ns,
         agg: Aggregate::new(cfg.build_dir.clone(), started_unix),
         fast_path,
@@ -238,12 +244,34 @@ impl Loop {
             return;
         }
         absolute_name(&mut e);
+        self.transaction_ended(&mut e);
         let ctx = match self.context(e.mnt_ns, e.tgid, e.ppid) {
             Ok(c) => c,
             Err(why) => return self.agg.add_unjudged(&e.filename, &why, e.unix_ns),
         };
         if let Some((e, d)) = self.engine.submit(&ctx, e) {
             self.add(&e, &d);
+        }
+    }
+
+    /// A package transaction inside the step (`dpkg -i`, `apt-get
+    /// install`) is not drift. What it installed may run right after it:
+    /// the database is checked for every exec that happened after the
+    /// last check (one `stat`, not a timer), so the exec is judged
+    /// against the database that records it. Its files were written by
+    /// the step, and the kernel flags them (`written`, which in a
+    /// container makes a listed file `modified-binary`); against a host
+    /// baseline a file last changed before the database was (its ctime
+    /// not after the status file's mtime) was written by a transaction
+    /// the database now records, and is judged by its bytes. One written
+    /// after that keeps the flag.
+    fn transaction_ended(&mut self, e: &mut ExecEvent) {
+        if e.unix_ns > self.checked_ns {
+            self.checked_ns = self.clock.unix_ns(0) + crate::agent::now_mono_ns();
+            self.refresh();
+        }
+        if e.written && e.exe.is_some_and(|x| self.baseline.written_by_transaction(&x)) {
+            e.written = false;
         }
     }
 
@@ -258,32 +286,30 @@ impl Loop {
         self.agg.add(kind, &e.filename, d, e.unix_ns, &self.baseline.manifest);
     }
 
-    /// The host baseline as seen from mount namespace `mnt_ns` (the root
-    /// of `pid`, when it is not the host's: a step in a private mount
+    /// The host baseline as seen from mount namespace `mnt_ns` (its own
+    /// root, when it is not the host's: a step in a private mount
     /// namespace sees its own bind mounts).
     fn context(&mut self, mnt_ns: u32, pid: u32, ppid: u32) -> Result<Arc<Context>, String> {
         if let Some(c) = self.contexts.get(&mnt_ns) {
             return Ok(c.clone());
         }
-        // Another namespace's root is taken from the process, else its
-        // parent (same namespace, most often); failing both, the host's
-        // root serves this one exec and is not remembered for the
-        // namespace (the identity check still decides what was read).
-        let proc_root =
-            |p: u32| RootDir::open(&std::path::Path::new("/proc").join(p.to_string()).join("root"));
+        // Another namespace's root is held from its first exec on
+        // (`super::mntns`); failing that, the host's root serves this one
+        // exec and is not remembered for the namespace (the identity
+        // check still decides what was read).
         let (root, keep) = if mnt_ns == self.host_mnt_ns {
-            (RootDir::open(std::path::Path::new("/")), true)
+            (RootDir::open(std::path::Path::new("/")).map(Arc::new), true)
         } else {
-            match proc_root(pid).or_else(|_| proc_root(ppid)) {
-                Ok(r) => (Ok(r), true),
-                Err(_) => (RootDir::open(std::path::Path::new("/")), false),
+            match self.namespaces.root(mnt_ns, &[pid, ppid]) {
+                Some(r) => (Ok(r), true),
+                None => (RootDir::open(std::path::Path::new("/")).map(Arc::new), false),
             }
         };
         let root = root.map_err(|e| format!("the host's root directory could not be opened: {e}"))?;
         let manifest = self.baseline.manifest.clone();
         let ctx = Arc::new(Context {
             key: self.baseline.key,
-            root: Arc::new(root),
+            root,
             index: Arc::default(),
             any_algs: digest::algs_for_any(&manifest),
             manifest,

@@ -5,11 +5,13 @@
 //! built by a step whose executables and libraries were these, judged
 //! so", bound to the outputs' digests.
 //!
-//! Signing is one seam, [`sign`]: DSSE over the statement with the key
-//! given as `--sign-key PEM` (payload type `application/vnd.in-toto+json`). The DSSE implementation lives in the
-//! attestation crate the trusted-SBOM verification uses; until it is
-//! wired here, asking for a signature is an error (never an unsigned
-//! file that looks signed).
+//! Signing: with `--sign-key PEM` the statement file is a DSSE envelope
+//! (payload type `application/vnd.in-toto+json`) signed by that key, made
+//! by the same `verifier-attest` code that verifies image attestations, so
+//! `verifier sbom verify --key PUB.pem` (or any DSSE verifier) checks it.
+//! The key is read before the build runs: a key that cannot sign fails
+//! the step up front, never after an hour of compiling, and never as an
+//! unsigned file that looks signed.
 
 use std::{io::Read as _, path::Path};
 
@@ -25,11 +27,10 @@ pub(crate) const PREDICATE_TYPE: &str = "https://verifier.dev/build-record/v1";
 pub(crate) enum StatementError {
     #[error("subject {path}: {source} (give files the build produced with --subject)")]
     Subject { path: String, source: std::io::Error },
-    #[error(
-        "--sign-key {key}: this build of the verifier has no DSSE signer wired in yet; \
-         write the statement unsigned (drop --sign-key) and sign it with your signing tool"
-    )]
-    NoSigner { key: String },
+    #[error("--sign-key {key}: {source} (give an unencrypted PKCS#8 or SEC1 PEM key, P-256 or Ed25519)")]
+    Key { key: String, source: verifier_attest::AttestError },
+    #[error("--sign-key {key}: cannot read it: {source}")]
+    ReadKey { key: String, source: std::io::Error },
 }
 
 #[derive(serde::Serialize)]
@@ -65,10 +66,22 @@ pub(crate) fn statement(subjects: Vec<Subject>, predicate: &impl serde::Serializ
     })
 }
 
-/// Signs `payload` (the statement's bytes) as a DSSE envelope with the
-/// PEM key at `key`. The one place a signer plugs in.
-pub(crate) fn sign(_payload: &[u8], key: &Path) -> Result<Vec<u8>, StatementError> {
-    Err(StatementError::NoSigner { key: key.display().to_string() })
+/// Reads the PEM private key at `key` (before the build runs).
+pub(crate) fn signing_key(key: &Path) -> Result<verifier_attest::SigningKey, StatementError> {
+    let name = || key.display().to_string();
+    let pem =
+        std::fs::read_to_string(key).map_err(|source| StatementError::ReadKey { key: name(), source })?;
+    verifier_attest::SigningKey::from_pem(&pem).map_err(|source| StatementError::Key { key: name(), source })
+}
+
+/// Signs `payload` (the statement's bytes) as a DSSE envelope: one line
+/// of JSON with one signature whose `keyid` is the hex SHA-256 of the
+/// public key's SubjectPublicKeyInfo.
+pub(crate) fn sign(payload: &[u8], key: &verifier_attest::SigningKey) -> Vec<u8> {
+    use verifier_attest::dsse;
+    let mut out = dsse::sign(dsse::IN_TOTO_PAYLOAD_TYPE, payload, key).to_json().into_bytes();
+    out.push(b'\n');
+    out
 }
 
 #[cfg(test)]
@@ -90,8 +103,75 @@ mod tests {
     }
 
     #[test]
-    fn asking_for_a_signature_without_a_signer_is_an_error_not_a_silent_skip() {
-        let err = sign(b"{}", Path::new("/k.pem")).expect_err("no signer yet");
-        assert!(err.to_string().contains("--sign-key /k.pem"), "{err}");
+    fn a_key_that_cannot_sign_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = signing_key(&dir.path().join("missing.pem")).err().expect("no file");
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(&bad, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+            .expect("write");
+        let err = signing_key(&bad).err().expect("not a key");
+        assert!(err.to_string().contains("PKCS#8"), "{err}");
+    }
+
+    /// A test key as an operator would give it: a PKCS#8 PEM file.
+    fn key_file(dir: &Path) -> std::path::PathBuf {
+        use p256::pkcs8::{EncodePrivateKey as _, LineEnding};
+        let k = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+        let pem = k.to_pkcs8_pem(LineEnding::LF).expect("pem");
+        let path = dir.join("sign.pem");
+        std::fs::write(&path, pem.as_bytes()).expect("write key");
+        path
+    }
+
+    /// What `verifier sbom verify --key` does with a trusted key, with the
+    /// build record's predicate type accepted.
+    fn verify_with(
+        bytes: &[u8],
+        key: verifier_attest::PublicKey,
+        digest: &str,
+    ) -> Result<verifier_attest::VerifiedSbom, verifier_attest::Rejection> {
+        let mut trust = verifier_attest::Trust::with_keys(vec![verifier_attest::policy::TrustedKey {
+            name: "build-host".into(),
+            key,
+        }]);
+        trust.predicate_types = vec![PREDICATE_TYPE.into()];
+        verifier_attest::verify(bytes, &[digest], &trust)
+    }
+
+    #[test]
+    fn the_signed_statement_verifies_with_the_public_key_and_a_tampered_one_does_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = signing_key(&key_file(dir.path())).expect("key");
+        let out = dir.path().join("app");
+        std::fs::write(&out, b"built").expect("write");
+        let s = subject(&out).expect("subject");
+        let digest = format!("sha256:{}", s.digest["sha256"]);
+        let st = statement(vec![s], &serde_json::json!({"schema": "verifier.build-record.v1", "status": 0}));
+        let payload = serde_json::to_vec(&st).expect("json");
+        let env = sign(&payload, &key);
+
+        let ok = verify_with(&env, key.public_key(), &digest).expect("verifies");
+        assert_eq!(ok.predicate_type, PREDICATE_TYPE);
+        assert!(ok.subject.ends_with(&digest), "{}", ok.subject);
+
+        // Another key: rejected.
+        let other = signing_key(&key_file(tempfile::tempdir().expect("tempdir").path())).expect("key");
+        assert!(verify_with(&env, other.public_key(), &digest).is_err());
+
+        // The payload changed after signing (a status rewritten): rejected.
+        let mut e: verifier_attest::dsse::Envelope = serde_json::from_slice(&env).expect("envelope");
+        let tampered = String::from_utf8(payload).expect("utf8").replace("\"status\":0", "\"status\":3");
+        assert_ne!(tampered.as_bytes(), st.to_string().as_bytes());
+        {
+            use base64::Engine as _;
+            e.payload = base64::engine::general_purpose::STANDARD.encode(tampered.as_bytes());
+        }
+        let err = verify_with(e.to_json().as_bytes(), key.public_key(), &digest).expect_err("tampered");
+        assert_eq!(err.check, verifier_attest::Check::Signature, "{err}");
+
+        // A statement for another output: rejected by subject.
+        let wrong = format!("sha256:{}", "0".repeat(64));
+        assert!(verify_with(&env, key.public_key(), &wrong).is_err());
     }
 }

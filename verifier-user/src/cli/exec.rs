@@ -31,7 +31,11 @@ pub struct ExecArgs {
     #[arg(long = "subject", value_name = "FILE")]
     pub subjects: Vec<PathBuf>,
 
-    /// Sign the statement (DSSE) with this PEM private key.
+    /// Sign the statement with this PEM private key (unencrypted PKCS#8
+    /// or SEC1; P-256 or Ed25519): the --statement file is then a DSSE
+    /// envelope. Check it with `verifier sbom verify FILE --key PUB.pem
+    /// --image-digest sha256:<a subject's digest> --predicate-type
+    /// https://verifier.dev/build-record/v1`. Read before the build runs.
     #[arg(long, value_name = "PEM")]
     pub sign_key: Option<PathBuf>,
 
@@ -128,6 +132,8 @@ Examples:
       the build, judged against the host's dpkg database; a summary on stderr
   verifier exec --record build.json --statement build.intoto.json --subject out/app -- make
       the record as JSON and as an in-toto statement over the output
+  verifier exec --statement build.dsse.json --subject out/app --sign-key build.pem -- make
+      the statement signed (DSSE), verifiable with the public key
   verifier exec --fail-on unknown-binary,modified-binary,build-output -- ./ci.sh
       also fail when the build runs a binary it made itself
   verifier exec --host-baseline sbom:/etc/host.spdx.json -- make
