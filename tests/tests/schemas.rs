@@ -41,7 +41,11 @@ fn record_names(crates: &[&str]) -> BTreeSet<String> {
             let path = entry.expect("entry").path();
             if path.is_dir() {
                 dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
+            } else if path.extension().is_some_and(|e| e == "rs")
+                // Unit tests name internal formats (the registry cache's
+                // index) that are never a record.
+                && !path.file_name().is_some_and(|n| n.to_string_lossy().ends_with("_tests.rs"))
+            {
                 let text = std::fs::read_to_string(&path).expect("source");
                 for (i, _) in text.match_indices("\"verifier.") {
                     let rest = &text[i + 1..];

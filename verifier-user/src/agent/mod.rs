@@ -17,8 +17,8 @@
 mod dispatch;
 pub(crate) mod enforce;
 pub(crate) mod findings;
-mod policy;
 mod host;
+mod policy;
 mod respond;
 mod scan;
 mod stdout;
