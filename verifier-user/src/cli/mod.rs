@@ -4,8 +4,8 @@
 
 mod attest;
 pub mod exec;
-pub mod policy;
 pub mod fetch;
+pub mod policy;
 pub mod sbom;
 
 use std::process::ExitCode;
