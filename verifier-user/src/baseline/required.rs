@@ -87,6 +87,9 @@ pub(crate) fn lookup(
         let a = s.answer(keys);
         rejected.extend(a.rejected);
         if !a.files.is_empty() {
+            // An unsigned SBOM beside the signed one is cosign's usual
+            // layout (`.sbom` and `.att`), not news; a bad signature is.
+            rejected.retain(|r| r.check != "unsigned");
             return Found { lookup: Lookup::Files(a.files), rejected, action: "not-used" };
         }
     }

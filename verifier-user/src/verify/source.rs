@@ -234,7 +234,7 @@ impl Source {
             let then = match found.action {
                 "unverifiable" => "its execs are judged unverifiable",
                 "alert" => "no SBOM is used for it (on_missing = alert)",
-                _ => "its SBOM is not used; the next SBOM source is asked",
+                _ => "its SBOM is not used (the image does not require a signed SBOM)",
             };
             let message = format!(
                 "attestation {} for image {image} {}: {}: {then}",
