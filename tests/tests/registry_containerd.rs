@@ -24,6 +24,7 @@ use verifier_tests::{
 };
 
 const PREDICATE: &str = "https://spdx.dev/Document";
+const DROP: &str = "mkdir -p /tmp/x && cat /bin/busybox > /tmp/x/true && echo >> /tmp/x/true && chmod +x /tmp/x/true && /tmp/x/true";
 
 /// Waits for the verdict of `filename`'s exec in container `id`.
 fn wait_for(agent: &Agent, id: &str, filename: &str, since: Instant) -> (Value, Duration) {
@@ -112,12 +113,12 @@ fn containerd_image_verified_against_its_registry_attestation_then_offline() {
     let t = Instant::now();
     let c = CtrContainer::run(&reference, &id, &[]).expect("ctr run");
     let (first, cold) = wait_for(&a, &id, "/bin/sleep", t);
-    c.exec(&["/bin/ls", "/"]).expect("exec");
-    let (ls, _) = wait_for(&a, &id, "/bin/ls", Instant::now());
+    c.exec(&["sh", "-c", DROP]).expect("dropped binary");
+    let (dropped, _) = wait_for(&a, &id, "/tmp/x/true", Instant::now());
     let records = a.stop().expect("agent stops");
     drop(c);
     assert_eq!(first["verification"]["verdict"], "ok", "{first}");
-    assert_eq!(ls["verification"]["verdict"], "ok", "{ls}");
+    assert_eq!(dropped["verification"]["verdict"], "unknown-binary", "{dropped}");
     let refused: Vec<&Value> = records.iter().filter(|r| r["schema"] == "verifier.warning.v1").collect();
     assert!(refused.is_empty(), "{refused:?}");
     let cold_us = first["verification"]["latency_us"].as_u64().unwrap_or_default();
