@@ -349,6 +349,10 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
                 let done = state.verification.as_mut().map(|d| d.wake(wake)).unwrap_or_default();
                 for w in state.verification.as_ref().map(verification::Verification::take_warnings).unwrap_or_default() {
                     write_line(&mut out, &output::warning::WarningJson::new(&w))?;
+                    if let (Some(a), Some("alert")) = (state.alerts.as_mut(), w.rejection.as_ref().map(|r| r.action)) {
+                        let now = state.clock.unix_ns(0) + now_mono_ns();
+                        a.submit(&crate::alert::Finding::attestation_refused(&w, now, &state.node), &mut out)?;
+                    }
                 }
                 on_verified(&mut state, &mut out, done)?;
                 dispatch::on_resolutions(&mut state, &mut out)?;

@@ -382,6 +382,15 @@ impl Verification {
             Resolved::NoBaseline(info, why) => {
                 vec![Verified { event, info: Some(info.clone()), decision: None, skipped: Some(why.clone()) }]
             }
+            Resolved::Refused(info, why) => {
+                self.infos.entry(event.cgroup_id).or_insert_with(|| info.clone());
+                vec![Verified {
+                    event,
+                    info: Some(info.clone()),
+                    decision: Some(unresolved(why)),
+                    skipped: None,
+                }]
+            }
             Resolved::Failed(why) => vec![Verified {
                 event,
                 info: None,
@@ -463,6 +472,7 @@ fn resolve(source: &Source, container: &ContainerRef, pid: Option<u32>, deadline
 pub(crate) fn source(args: &VerificationArgs, state_roots: Vec<StateRoot>) -> Result<Arc<Source>, String> {
     let containerd = Containerd::new(args.containerd_socket.clone(), tokio::runtime::Handle::current());
     let mut sources: Vec<Box<dyn BaselineSource>> = Vec::new();
+    let mut trust = None;
     if let Some(p) = &args.trust {
         let policy = verifier_attest::TrustPolicy::load(p).map_err(|e| e.to_string())?;
         let cache: PathBuf = crate::baseline::attested::CACHE_DIR.into();
@@ -475,9 +485,13 @@ pub(crate) fn source(args: &VerificationArgs, state_roots: Vec<StateRoot>) -> Re
             let fetcher = registry_fetcher(args).map_err(|e| e.to_string())?;
             let handle = tokio::runtime::Handle::current();
             sources.push(Box::new(crate::baseline::registry::RegistryAttestations::new(
-                fetcher, handle, policy, cache,
+                fetcher,
+                handle,
+                policy.clone(),
+                cache,
             )));
         }
+        trust = Some(policy);
     }
     sources.push(Box::new(Rules::checked(args.sboms.clone())?));
     if let Some(p) = &args.sbom_rules {
@@ -492,7 +506,10 @@ pub(crate) fn source(args: &VerificationArgs, state_roots: Vec<StateRoot>) -> Re
             containerd: Some(Arc::new(containerd)),
             containerd_state: "/run/containerd".into(),
         },
-        baselines: Baselines::new(sources),
+        baselines: match trust {
+            Some(policy) => Baselines::new(sources).with_policy(policy),
+            None => Baselines::new(sources),
+        },
         proc_root: "/proc".into(),
     })))
 }

@@ -235,6 +235,34 @@ impl Finding {
         }
     }
 
+    /// An image the trust policy requires a signed SBOM for has none that
+    /// verifies, and its `on_missing` is `alert`: said once per rejection,
+    /// naming no file (never merged with another alert).
+    pub(crate) fn attestation_refused(w: &crate::baseline::Warning, unix_ns: i128, node: &str) -> Self {
+        let verdict = Verdict::Unverifiable;
+        Self {
+            unix_ns,
+            node: node.to_owned(),
+            subject: Subject::Exec,
+            verdict,
+            severity: Severity::High,
+            reason: w.message.clone(),
+            workload: Workload {
+                image_name: Some(w.image.clone()),
+                image_digest: w.rejection.as_ref().and_then(|r| r.digest.clone()),
+                ..Workload::default()
+            },
+            process: Process::default(),
+            file: FileFacts::default(),
+            script: None,
+            sbom_sources: Vec::new(),
+            sbom_format: None,
+            unjudged_new: None,
+            policy: None,
+            response: None,
+        }
+    }
+
     /// The time as RFC 3339.
     pub(crate) fn time(&self) -> String {
         crate::output::rfc3339(self.unix_ns)

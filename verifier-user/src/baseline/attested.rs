@@ -5,8 +5,8 @@
 //! policy rule matching the image, with the image digest the runtime
 //! reports; the verified document is written, content-addressed, under
 //! the cache directory and handed on as an SBOM file like any other
-//! source's. A rejected attestation gives no file, and a warning naming the
-//! image, the attestation and the failed check: its SBOM is never read.
+//! source's. A rejected attestation gives no file, and a rejection naming
+//! the image, the attestation and the failed check: its SBOM is never read.
 //! A registry of attestations will call [`verified_sbom`] the same way.
 
 use std::path::{Path, PathBuf};
@@ -15,6 +15,7 @@ use std::str::FromStr;
 use sha2::{Digest as _, Sha256};
 use verifier_attest::{Check, Rejection, TrustPolicy, VerifiedSbom};
 
+use super::required::{Answer, Rejected};
 use super::rules::glob_match;
 use super::{BaselineSource, ImageKeys};
 
@@ -66,11 +67,15 @@ impl Attested {
 
 impl BaselineSource for Attested {
     fn sbom_files(&self, keys: &ImageKeys<'_>) -> Vec<PathBuf> {
+        self.answer(keys).files
+    }
+
+    fn answer(&self, keys: &ImageKeys<'_>) -> Answer {
         let Some(rule) = self.rules.iter().find(|r| keys.all().any(|k| glob_match(&r.pattern, k))) else {
-            return Vec::new();
+            return Answer::default();
         };
         match self.verified_file(keys, rule) {
-            Ok(path) => vec![path],
+            Ok(path) => Answer { files: vec![path], rejected: Vec::new() },
             Err(r) => {
                 let image = keys.image_name.or(keys.image_digest).unwrap_or(keys.container_id);
                 tracing::warn!(
@@ -80,9 +85,19 @@ impl BaselineSource for Attested {
                     detail = %r.detail,
                     "attestation rejected: its SBOM is not used"
                 );
-                Vec::new()
+                let rejected = Rejected {
+                    attestation: rule.file.display().to_string(),
+                    attestation_digest: None,
+                    check: r.check.as_str(),
+                    detail: r.detail,
+                };
+                Answer { files: Vec::new(), rejected: vec![rejected] }
             }
         }
+    }
+
+    fn attested(&self) -> bool {
+        true
     }
 }
 

@@ -20,6 +20,7 @@ use verifier_attest::TrustPolicy;
 use verifier_registry::Fetcher;
 
 use super::attested::{verified_sbom, write_cached};
+use super::required::{Answer, Rejected};
 use super::{BaselineSource, ImageKeys};
 
 /// Attested SBOMs from the image's registry.
@@ -43,13 +44,25 @@ impl RegistryAttestations {
 
 impl BaselineSource for RegistryAttestations {
     fn sbom_files(&self, keys: &ImageKeys<'_>) -> Vec<PathBuf> {
+        self.answer(keys).files
+    }
+
+    fn answer(&self, keys: &ImageKeys<'_>) -> Answer {
         // A registry is only reachable through a name, and only a digest binds.
-        let (Some(name), Some(digest)) = (keys.image_name, keys.image_digest) else { return Vec::new() };
+        let (Some(name), Some(digest)) = (keys.image_name, keys.image_digest) else {
+            return Answer::default();
+        };
         let fetched = match self.handle.block_on(self.fetcher.lookup(name, digest)) {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(image = name, digest, error = %e, "no attestations from the registry");
-                return Vec::new();
+                let rejected = Rejected {
+                    attestation: format!("registry {name}"),
+                    attestation_digest: None,
+                    check: "missing",
+                    detail: format!("the registry's attestations could not be fetched: {e}"),
+                };
+                return Answer { files: Vec::new(), rejected: vec![rejected] };
             }
         };
         let mut digests = vec![digest];
@@ -58,22 +71,25 @@ impl BaselineSource for RegistryAttestations {
         for a in &fetched.attestations {
             match verified_sbom(&a.bytes, &digests, &self.policy, keys) {
                 Ok(v) => match write_cached(&self.cache, &v.document) {
-                    Ok(path) => return vec![path],
+                    Ok(path) => return Answer { files: vec![path], rejected },
                     Err(e) => tracing::warn!(image = name, error = %e, "verified, but cannot keep the SBOM"),
                 },
-                Err(r) => rejected.push(format!(
-                    "{} {}: {} ({})",
-                    a.source.as_str(),
-                    a.digest,
-                    r.check.as_str(),
-                    r.detail
-                )),
+                Err(r) => rejected.push(Rejected {
+                    attestation: format!("{} of {name}", a.source.as_str()),
+                    attestation_digest: Some(a.digest.to_string()),
+                    check: r.check.as_str(),
+                    detail: r.detail,
+                }),
             }
         }
-        if !fetched.attestations.is_empty() {
+        if !rejected.is_empty() {
             tracing::warn!(image = name, digest, rejected = ?rejected, "no registry attestation verified: its SBOM is not used");
         }
-        Vec::new()
+        Answer { files: Vec::new(), rejected }
+    }
+
+    fn attested(&self) -> bool {
+        true
     }
 }
 

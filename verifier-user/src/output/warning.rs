@@ -1,6 +1,7 @@
 //! `verifier.warning.v1`: something about the agent's inputs that makes
 //! its verdicts weaker than the user may think, said once when it is
-//! found (today: an SBOM that lists packages and no file digests).
+//! found: an SBOM that lists packages and no file digests, a signed
+//! attestation that did not verify (or a required one that is missing).
 
 use serde::Serialize;
 
@@ -16,7 +17,7 @@ pub(crate) struct WarningJson {
     pub kind: &'static str,
     pub time: String,
     /// What is wrong, stable for filtering: `sbom-package-only`,
-    /// `policy-reload-failed`.
+    /// `policy-reload-failed`, `attestation-rejected`, `attestation-missing`.
     pub code: &'static str,
     /// The SBOM files concerned (absent for a warning about the policy).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -31,6 +32,27 @@ pub(crate) struct WarningJson {
     /// The package database joined with the SBOM (`dpkg`, `apk`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<&'static str>,
+    /// `attestation-*`: the image digest the attestation was checked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// `attestation-*`: the `--attestation` file, or the registry source
+    /// (`referrers`, `cosign-tag`, `buildkit`) and image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<String>,
+    /// `attestation-*`: the attestation blob's digest (registry only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attestation_digest: Option<String>,
+    /// `attestation-*`: the failed check (`signature`, `subject-digest`,
+    /// ..., `missing`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<&'static str>,
+    /// `attestation-*`: why the check failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// `attestation-*`: what was done: `unverifiable` (every exec of the
+    /// image), `alert` (an alert, no SBOM), `not-used` (the next source).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<&'static str>,
     /// What it means and what to do.
     pub message: String,
 }
@@ -47,6 +69,12 @@ impl WarningJson {
             database: w.database,
             message: w.message.clone(),
             file: None,
+            digest: w.rejection.as_ref().and_then(|r| r.digest.clone()),
+            attestation: w.rejection.as_ref().map(|r| r.rejected.attestation.clone()),
+            attestation_digest: w.rejection.as_ref().and_then(|r| r.rejected.attestation_digest.clone()),
+            check: w.rejection.as_ref().map(|r| r.rejected.check),
+            detail: w.rejection.as_ref().map(|r| r.rejected.detail.clone()),
+            action: w.rejection.as_ref().map(|r| r.action),
         }
     }
 
@@ -62,6 +90,12 @@ impl WarningJson {
             database: None,
             message,
             file: Some(file.to_owned()),
+            digest: None,
+            attestation: None,
+            attestation_digest: None,
+            check: None,
+            detail: None,
+            action: None,
         }
     }
 }

@@ -44,6 +44,9 @@ pub(crate) enum Resolved {
     NoBaseline(Arc<ContainerInfo>, String),
     /// Could not be resolved; the reason is given with each exec.
     Failed(String),
+    /// The image requires a signed SBOM and none verified: every exec is
+    /// `unverifiable` with this reason (kept, like a baseline).
+    Refused(Arc<ContainerInfo>, String),
 }
 
 enum State {
@@ -124,7 +127,7 @@ impl Containers {
         self.stats.resolutions += 1;
         match &r {
             Resolved::Failed(_) => self.stats.resolve_failures += 1,
-            Resolved::NoBaseline(..) => self.stats.without_baseline += 1,
+            Resolved::NoBaseline(..) | Resolved::Refused(..) => self.stats.without_baseline += 1,
             Resolved::Verify(..) => {}
         }
         let r = Arc::new(r);

@@ -13,6 +13,12 @@
 //! read-only content only (overlay lower layers; a runc root mounted
 //! read-only or vouched for by umoci's manifest, see `image_files`), and
 //! a `verifier.warning.v1` record says so, once per set of SBOM files.
+//!
+//! An image the trust policy requires a signed SBOM for and that has none
+//! that verifies is `Resolved::Refused` (every exec `unverifiable`, the
+//! reason naming the attestations and failed checks), or, with
+//! `on_missing = "alert"`, resolved without an SBOM; each rejection is a
+//! `verifier.warning.v1` record (`attestation-rejected`/`-missing`).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -28,6 +34,7 @@ use super::{
     mtree::Mtree,
     verdict::ImageContent,
 };
+use verifier_attest::OnMissing;
 use verifier_sbom::{Manifest, fsroot::RootDir};
 
 use crate::{
@@ -36,9 +43,10 @@ use crate::{
         runtime::{NotYet, Runtimes},
     },
     baseline::{
-        Baselines, ImageKeys, Warning,
+        Baselines, ImageKeys, Refusal, Warning,
         cache::ManifestCache,
         join::{ImageFiles, JoinCache},
+        required::{Found, Lookup, Rejected},
     },
 };
 
@@ -61,6 +69,8 @@ pub(crate) struct Source {
     joins: JoinCache,
     /// SBOM sets already warned about.
     warned: Mutex<HashSet<Vec<PathBuf>>>,
+    /// Rejections already reported, by image digest (else image).
+    refused: Mutex<HashSet<(String, Rejected)>>,
     /// Warnings not yet printed.
     warnings: Mutex<Vec<Warning>>,
 }
@@ -73,6 +83,7 @@ impl Source {
             mtrees: Mutex::new(HashMap::new()),
             joins: JoinCache::default(),
             warned: Mutex::new(HashSet::new()),
+            refused: Mutex::new(HashSet::new()),
             warnings: Mutex::new(Vec::new()),
         }
     }
@@ -105,7 +116,17 @@ impl Source {
             container_id: &c.id,
             container_name: meta.name.as_deref(),
         };
-        let files = self.cfg.baselines.sbom_files(&keys);
+        let found = self.cfg.baselines.lookup(&keys);
+        self.report_rejections(&keys, &found);
+        let files = match found.lookup {
+            Lookup::Files(files) => files,
+            Lookup::Refused { on_missing: OnMissing::Unverifiable, why } => {
+                return Ok(Resolved::Refused(Arc::new(info), why));
+            }
+            Lookup::Refused { on_missing: OnMissing::Alert, why } => {
+                return Ok(Resolved::NoBaseline(Arc::new(info), why));
+            }
+        };
         if files.is_empty() {
             let image =
                 meta.image_name.or(meta.image_digest).unwrap_or_else(|| format!("of container {}", c.id));
@@ -196,6 +217,49 @@ impl Source {
         Ok(Arc::new(files))
     }
 
+    /// Reports each rejected attestation once per image: all of them when
+    /// the image requires a signed SBOM, else those that failed a check
+    /// (an image without attestations is the common case, not news).
+    fn report_rejections(&self, keys: &ImageKeys<'_>, found: &Found) {
+        let image = keys.image_name.or(keys.image_digest).unwrap_or(keys.container_id);
+        let by = keys.image_digest.unwrap_or(image).to_owned();
+        for r in &found.rejected {
+            let missing = r.check == "missing";
+            if missing && found.action == "not-used" {
+                continue;
+            }
+            if !self.refused.lock().unwrap_or_else(|e| e.into_inner()).insert((by.clone(), r.clone())) {
+                continue;
+            }
+            let then = match found.action {
+                "unverifiable" => "its execs are judged unverifiable",
+                "alert" => "no SBOM is used for it (on_missing = alert)",
+                _ => "its SBOM is not used (the image does not require a signed SBOM)",
+            };
+            let message = format!(
+                "attestation {} for image {image} {}: {}: {then}",
+                r.attestation,
+                if missing { "missing".to_owned() } else { format!("failed the {} check", r.check) },
+                r.detail
+            );
+            let code = if missing { "attestation-missing" } else { "attestation-rejected" };
+            let w = Warning {
+                code,
+                sbom: Vec::new(),
+                image: image.to_owned(),
+                database: None,
+                message,
+                rejection: Some(Refusal {
+                    digest: keys.image_digest.map(str::to_owned),
+                    rejected: r.clone(),
+                    action: found.action,
+                }),
+            };
+            tracing::warn!("{}", w.message);
+            self.warnings.lock().unwrap_or_else(|e| e.into_inner()).push(w);
+        }
+    }
+
     /// Says once per SBOM set that it lists no file digests, and what was
     /// done about it.
     fn warn_package_only(
@@ -241,7 +305,7 @@ impl Source {
                 ),
             ),
         };
-        let w = Warning { code: "sbom-package-only", sbom: names, image, database, message };
+        let w = Warning { code: "sbom-package-only", sbom: names, image, database, message, rejection: None };
         tracing::warn!("{}", w.message);
         self.warnings.lock().unwrap_or_else(|e| e.into_inner()).push(w);
     }

@@ -52,7 +52,7 @@ fn a_rule_gives_a_shared_manifest_and_a_root() {
             assert_eq!(ctx.manifest.len(), 1);
             ctx.key
         }
-        Resolved::NoBaseline(_, why) | Resolved::Failed(why) => panic!("{why}"),
+        Resolved::NoBaseline(_, why) | Resolved::Refused(_, why) | Resolved::Failed(why) => panic!("{why}"),
     };
     let first = key(src.resolve(&container("c1", Runtime::Runc), None).expect("resolved"));
     let again = key(src.resolve(&container("c1", Runtime::Runc), None).expect("resolved"));
@@ -123,7 +123,9 @@ fn a_manifest_key_is_never_reused_for_another_manifest() {
             Resolved::Verify(ctx, _) => {
                 assert!(keys.insert(ctx.key), "key {} reused at version {i}", ctx.key)
             }
-            Resolved::NoBaseline(_, why) | Resolved::Failed(why) => panic!("{why}"),
+            Resolved::NoBaseline(_, why) | Resolved::Refused(_, why) | Resolved::Failed(why) => {
+                panic!("{why}")
+            }
         }
     }
 }
