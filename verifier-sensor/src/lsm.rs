@@ -70,7 +70,7 @@ fn try_attach(ebpf: &mut Ebpf, btf_path: &Path) -> Result<Vec<HookOutcome>, LsmE
             hook,
             step,
             detail: chain(e),
-            hint: active_lsms().err().unwrap_or_else(|| "bpf is an active LSM".into()),
+            hint: active_lsms(true).err().unwrap_or_else(|| "bpf is an active LSM".into()),
         };
         p.load(hook, &btf).map_err(|e| refused("load", &e))?;
         p.attach().map_err(|e| refused("attach", &e))?;
@@ -81,16 +81,16 @@ fn try_attach(ebpf: &mut Ebpf, btf_path: &Path) -> Result<Vec<HookOutcome>, LsmE
             state: HookState::Attached,
         });
     }
-    active_lsms().map_err(LsmError::Inactive)?;
+    active_lsms(true).map_err(LsmError::Inactive)?;
     Ok(outcomes)
 }
 
 /// `Ok` when the kernel's active LSMs include `bpf`; else why not, with
-/// what to do.
-pub fn active_lsms() -> Result<(), String> {
+/// what to do. With `mount`, securityfs is mounted if it is not (the
+/// agent about to enforce is root).
+pub fn active_lsms(mount: bool) -> Result<(), String> {
     let list = std::fs::read_to_string(LSM_LIST).or_else(|e| {
-        // securityfs is not always mounted (this agent is root: mount it).
-        if e.kind() == std::io::ErrorKind::NotFound {
+        if mount && e.kind() == std::io::ErrorKind::NotFound {
             let _ = nix::mount::mount(
                 Some("securityfs"),
                 "/sys/kernel/security",
