@@ -17,8 +17,12 @@
 //!
 //! The decision is the tracepoint programs' (`enforce.rs`: [`enforced_here`],
 //! [`judge_file`], [`block`]) and so is the record, with mechanism
-//! `bpf-lsm`; in dry-run mode the record is sent and nothing is denied. A
-//! previous LSM's denial is kept as it is.
+//! `bpf-lsm`; in dry-run mode the record is sent and nothing is denied.
+//! Each program returns only 0 or `-EPERM` (newer kernels' verifiers check
+//! an LSM program's return range); the hook's trailing `retval` argument
+//! is not read: a BPF LSM program that denied before this one stops the
+//! chain, so it would always be 0 here, and the other LSMs' denials are
+//! the kernel's to combine.
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use verifier_common::enforce::{HOOK_EXEC, HOOK_MMAP, MECHANISM_BPF_LSM};
@@ -34,10 +38,6 @@ const EPERM: i32 = 1;
 
 #[lsm(hook = "bprm_check_security")]
 pub fn lsm_exec(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(1);
-    if previous != 0 {
-        return previous;
-    }
     let Some(here) = enforced_here() else { return 0 };
     let off = &CONFIG.load().offsets;
     let bprm: u64 = ctx.arg(0);
@@ -50,10 +50,6 @@ pub fn lsm_exec(ctx: LsmContext) -> i32 {
 
 #[lsm(hook = "mmap_file")]
 pub fn lsm_mmap(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(4);
-    if previous != 0 {
-        return previous;
-    }
     let file: u64 = ctx.arg(0);
     let prot: u64 = ctx.arg(2);
     if file == 0 || prot & PROT_EXEC == 0 {
