@@ -52,6 +52,8 @@ pub const HOOK_MMAP: u16 = 2;
 
 /// Mechanism: `bpf_send_signal(SIGKILL)` from a tracepoint.
 pub const MECHANISM_TRACEPOINT_KILL: u16 = 1;
+/// Mechanism: a BPF LSM program denied the exec or mapping (`-EPERM`).
+pub const MECHANISM_BPF_LSM: u16 = 2;
 
 /// A block (or, in dry-run mode, a block that would have happened).
 #[repr(C)]
@@ -67,7 +69,8 @@ pub struct BlockRecord {
     pub mechanism: u16,
     /// The container's mode when it happened.
     pub mode: u32,
-    /// `bpf_send_signal`'s return (0: queued); 0 in dry-run.
+    /// `bpf_send_signal`'s return (0: queued); 0 in dry-run and for
+    /// [`MECHANISM_BPF_LSM`] (the operation was denied, nothing killed).
     pub signal_rc: i32,
     pub ktime_ns: u64,
     pub cgroup_id: u64,
@@ -107,6 +110,7 @@ pub fn reason_names(reasons: u16) -> impl Iterator<Item = &'static str> {
 pub const fn mechanism_name(mechanism: u16) -> &'static str {
     match mechanism {
         MECHANISM_TRACEPOINT_KILL => "tracepoint-kill",
+        MECHANISM_BPF_LSM => "bpf-lsm",
         _ => "unknown",
     }
 }
@@ -121,6 +125,7 @@ mod tests {
         assert_eq!(names, ["not-verified", "fileless"]);
         assert_eq!(reason_names(0).count(), 0);
         assert_eq!(mechanism_name(MECHANISM_TRACEPOINT_KILL), "tracepoint-kill");
+        assert_eq!(mechanism_name(MECHANISM_BPF_LSM), "bpf-lsm");
         assert_eq!(mechanism_name(9), "unknown");
     }
 }

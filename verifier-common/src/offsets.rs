@@ -69,6 +69,9 @@ pub struct KernelOffsets {
     /// `filename` unless a `#!` script (or binfmt_misc) switched to an
     /// interpreter.
     pub bprm_interp: u32,
+    /// `linux_binprm.file` (pointer): the file being executed, as the
+    /// `bprm_check_security` LSM hook sees it.
+    pub bprm_file: u32,
     /// `task_struct.files` (pointer to `files_struct`)
     pub task_files: u32,
     /// `files_struct.fdt` (pointer to `fdtable`)
@@ -113,8 +116,8 @@ pub struct ProgramConfig {
     pub exec_limit: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 38 * 4);
-const _: () = assert!(size_of::<ProgramConfig>() == 42 * 4);
+const _: () = assert!(size_of::<KernelOffsets>() == 39 * 4);
+const _: () = assert!(size_of::<ProgramConfig>() == 43 * 4);
 
 impl ProgramConfig {
     /// All-zero configuration: the program's compiled-in default, replaced
@@ -149,6 +152,7 @@ impl ProgramConfig {
                 pid_ns_inum: 0,
                 bprm_filename: 0,
                 bprm_interp: 0,
+                bprm_file: 0,
                 task_files: 0,
                 files_fdt: 0,
                 fdtable_fd: 0,

@@ -29,6 +29,11 @@
 //!
 //! In dry-run mode ([`MODE_DRY_RUN`]) the same record is sent and nothing
 //! is killed.
+//!
+//! The decision itself ([`enforced_here`], [`judge_file`], [`block`]) is
+//! shared with the BPF LSM programs (`lsm.rs`), which deny the same files
+//! with `-EPERM` before the exec or mapping happens; the agent attaches
+//! one mechanism or the other, never both.
 
 use aya_ebpf::{
     helpers::{
@@ -57,7 +62,7 @@ use crate::{
 /// `SIGKILL` (include/uapi/asm-generic/signal.h).
 const SIGKILL: u32 = 9;
 /// `PROT_EXEC` (include/uapi/asm-generic/mman-common.h).
-const PROT_EXEC: u64 = 0x4;
+pub(crate) const PROT_EXEC: u64 = 0x4;
 /// `MAP_ANONYMOUS` (include/uapi/asm-generic/mman-common.h).
 const MAP_ANONYMOUS: u64 = 0x20;
 
@@ -69,22 +74,15 @@ pub fn enforce_exec(_ctx: RawTracePointContext) -> i32 {
 }
 
 fn try_enforce_exec() -> Result<(), i64> {
-    // SAFETY: helper without arguments.
-    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    let Some((mode, slot)) = enforced(cgroup_id) else { return Ok(()) };
-    let config = CONFIG.load();
-    let off = &config.offsets;
+    let Some(here) = enforced_here() else { return Ok(()) };
+    let off = &CONFIG.load().offsets;
     // SAFETY: the current task, only read through probe-reads.
     let task = unsafe { bpf_get_current_task() };
-    if in_host_mnt_ns(task, off, config.host_mnt_ns) {
-        return Ok(());
-    }
-    let (identity, reasons) = match exe(task, off) {
-        Ok((identity, nlink)) => (identity, judge(&identity, slot, nlink == 0)),
-        Err(_) => (FileIdentity::default(), REASON_NO_IDENTITY),
-    };
+    // `current->mm->exe_file`: the file just executed.
+    let file = read_ptr(task, off.task_mm).and_then(|mm| read_ptr(mm, off.mm_exe_file));
+    let (identity, reasons) = judge_exec(file, &here, off);
     if reasons != 0 {
-        block(mode, reasons, HOOK_EXEC, cgroup_id, slot, identity, -1);
+        block(&here, reasons, HOOK_EXEC, MECHANISM_TRACEPOINT_KILL, identity, -1);
     }
     Ok(())
 }
@@ -97,11 +95,8 @@ pub fn enforce_mmap(ctx: TracePointContext) -> u32 {
 }
 
 fn try_enforce_mmap(ctx: &TracePointContext) -> Result<(), i64> {
-    // SAFETY: helper without arguments.
-    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    let Some((mode, slot)) = enforced(cgroup_id) else { return Ok(()) };
-    let config = CONFIG.load();
-    let off = &config.offsets;
+    let Some(here) = enforced_here() else { return Ok(()) };
+    let off = &CONFIG.load().offsets;
     let args = off.tp_sys_enter_args as usize;
     // SAFETY: probe-reads of the tracepoint record at BTF offsets.
     let prot: u64 = unsafe { ctx.read_at(args + 2 * 8) }.map_err(i64::from)?;
@@ -114,54 +109,95 @@ fn try_enforce_mmap(ctx: &TracePointContext) -> Result<(), i64> {
     }
     // SAFETY: the current task, only read through probe-reads.
     let task = unsafe { bpf_get_current_task() };
-    if in_host_mnt_ns(task, off, config.host_mnt_ns) {
-        return Ok(());
-    }
     // A descriptor that names no open file fails the mmap itself.
-    let inode = read_ptr(fd_file(task, fd, off)?, off.file_f_inode)?;
-    let identity = inode_identity(inode, off)?;
-    let nlink = read::<u32>(inode, off.inode_i_nlink)?;
-    let reasons = judge(&identity, slot, nlink == 0);
+    let (identity, reasons) = judge_file(fd_file(task, fd, off)?, here.slot, off)?;
     if reasons != 0 {
-        block(mode, reasons, HOOK_MMAP, cgroup_id, slot, identity, fd as i32);
+        block(&here, reasons, HOOK_MMAP, MECHANISM_TRACEPOINT_KILL, identity, fd as i32);
     }
     Ok(())
 }
 
-/// The container's mode and baseline slot, when it is enforced.
+/// The current task's container, when it is enforced and the task is not
+/// in the host's mount namespace.
+pub(crate) struct Here {
+    pub mode: u32,
+    pub slot: u32,
+    pub cgroup_id: u64,
+}
+
+/// Whether the current task is to be judged at all: its cgroup is in
+/// `ENFORCE` (one hash lookup for everyone else) and it is not in the
+/// host's mount namespace.
 #[inline(always)]
-fn enforced(cgroup_id: u64) -> Option<(u32, u32)> {
+pub(crate) fn enforced_here() -> Option<Here> {
+    // SAFETY: helper without arguments.
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     // SAFETY: values copied out at once; the agent inserts whole entries.
     let mode = *unsafe { ENFORCE.get(&cgroup_id) }?;
     // SAFETY: as above.
     let slot = *unsafe { WATCHED.get(&cgroup_id) }?;
-    Some((mode, slot))
+    let config = CONFIG.load();
+    // SAFETY: the current task, only read through probe-reads.
+    let task = unsafe { bpf_get_current_task() };
+    if in_host_mnt_ns(task, &config.offsets, config.host_mnt_ns) {
+        return None;
+    }
+    Some(Here { mode, slot, cgroup_id })
 }
 
-/// Why the file may not run (`REASON_*` bits; 0: it may).
+/// An executed file: its identity and why it may not run; a file that
+/// cannot be read is blocked (`no-identity`).
 #[inline(always)]
-fn judge(identity: &FileIdentity, slot: u32, unlinked: bool) -> u16 {
+pub(crate) fn judge_exec(file: Result<u64, i64>, here: &Here, off: &KernelOffsets) -> (FileIdentity, u16) {
+    match file.and_then(|f| judge_file(f, here.slot, off)) {
+        Ok(judged) => judged,
+        Err(_) => (FileIdentity::default(), REASON_NO_IDENTITY),
+    }
+}
+
+/// A file (`struct file *`) about to run in the container with this
+/// baseline slot: its identity and why it may not (`REASON_*` bits; 0: it
+/// may). The one decision both mechanisms make.
+#[inline(always)]
+pub(crate) fn judge_file(file: u64, slot: u32, off: &KernelOffsets) -> Result<(FileIdentity, u16), i64> {
+    let inode = read_ptr(file, off.file_f_inode)?;
+    let identity = inode_identity(inode, off)?;
+    let nlink = read::<u32>(inode, off.inode_i_nlink)?;
     let mut reasons = 0;
-    if unlinked {
+    if nlink == 0 {
         reasons |= REASON_FILELESS;
     }
     if was_written(identity.ino, identity.dev) {
         reasons |= REASON_WRITTEN;
     }
     // SAFETY: lookup only.
-    if unsafe { ALLOWED.get(&VerifiedKey { identity: *identity, slot, _pad: 0 }) }.is_none() {
+    if unsafe { ALLOWED.get(&VerifiedKey { identity, slot, _pad: 0 }) }.is_none() {
         reasons |= REASON_NOT_ALLOWED;
     }
-    reasons
+    Ok((identity, reasons))
 }
 
-/// Kills the current task (enforce mode) and reports it.
+/// Counts and reports a block; with [`MECHANISM_TRACEPOINT_KILL`] in
+/// enforce mode, also kills the current task. Returns true when the
+/// caller must deny (enforce mode).
 #[inline(always)]
-fn block(mode: u32, reasons: u16, hook: u16, cgroup_id: u64, slot: u32, identity: FileIdentity, fd: i32) {
-    let signal_rc = if mode == MODE_ENFORCE {
+pub(crate) fn block(
+    here: &Here,
+    reasons: u16,
+    hook: u16,
+    mechanism: u16,
+    identity: FileIdentity,
+    fd: i32,
+) -> bool {
+    let deny = here.mode == MODE_ENFORCE;
+    let signal_rc = if deny {
         count(Counter::Blocked);
-        // SAFETY: signals the current task; no pointer arguments.
-        unsafe { bpf_send_signal(SIGKILL) as i32 }
+        if mechanism == MECHANISM_TRACEPOINT_KILL {
+            // SAFETY: signals the current task; no pointer arguments.
+            unsafe { bpf_send_signal(SIGKILL) as i32 }
+        } else {
+            0
+        }
     } else {
         count(Counter::WouldBlock);
         0
@@ -171,30 +207,23 @@ fn block(mode: u32, reasons: u16, hook: u16, cgroup_id: u64, slot: u32, identity
         kind: KIND_BLOCK,
         reasons,
         hook,
-        mechanism: MECHANISM_TRACEPOINT_KILL,
-        mode,
+        mechanism,
+        mode: here.mode,
         signal_rc,
         // SAFETY: helper without arguments.
         ktime_ns: unsafe { bpf_ktime_get_ns() },
-        cgroup_id,
+        cgroup_id: here.cgroup_id,
         pid: pid_tgid as u32,
         tgid: (pid_tgid >> 32) as u32,
         identity,
-        slot,
+        slot: here.slot,
         fd,
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
     };
     if EVENTS.output::<BlockRecord>(&record, 0).is_err() {
         count(Counter::BlockDropped);
     }
-}
-
-/// `current->mm->exe_file->f_inode`: identity and link count.
-#[inline(always)]
-fn exe(task: u64, off: &KernelOffsets) -> Result<(FileIdentity, u32), i64> {
-    let mm = read_ptr(task, off.task_mm)?;
-    let inode = read_ptr(read_ptr(mm, off.mm_exe_file)?, off.file_f_inode)?;
-    Ok((inode_identity(inode, off)?, read::<u32>(inode, off.inode_i_nlink)?))
+    deny
 }
 
 /// True when the task is in the host's mount namespace

@@ -17,6 +17,7 @@ pub mod btf;
 pub mod events;
 pub mod hooks;
 pub mod loader;
+pub mod lsm;
 pub mod maps;
 pub mod records;
 

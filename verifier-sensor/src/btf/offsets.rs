@@ -46,6 +46,7 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         pid_ns_inum: off("pid_namespace", "ns.inum")?,
         bprm_filename: off("linux_binprm", "filename")?,
         bprm_interp: off("linux_binprm", "interp")?,
+        bprm_file: off("linux_binprm", "file")?,
         task_files: off("task_struct", "files")?,
         files_fdt: off("files_struct", "fdt")?,
         fdtable_fd: off("fdtable", "fd")?,

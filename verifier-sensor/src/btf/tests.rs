@@ -184,6 +184,7 @@ fn running_kernel_offsets_match_bpftool() {
     check("upid", "ns", resolved.upid_ns);
     check("linux_binprm", "filename", resolved.bprm_filename);
     check("linux_binprm", "interp", resolved.bprm_interp);
+    check("linux_binprm", "file", resolved.bprm_file);
     check("task_struct", "files", resolved.task_files);
     check("inode", "i_nlink", resolved.inode_i_nlink);
     check("inode", "i_mode", resolved.inode_i_mode);

@@ -1,10 +1,11 @@
 //! Enforcement: which containers are blocked in, their allowed sets, and
 //! what the agent says about each block.
 //!
-//! The kernel decides (`verifier-ebpf/src/enforce.rs`): an exec or
-//! executable mapping in an enforced container of a file that is not in
-//! its allowed set, was written in a container, or has no name is killed
-//! before it runs, and a block record comes here. This module:
+//! The kernel decides (`verifier-ebpf/src/enforce.rs`, `lsm.rs`): an exec
+//! or executable mapping in an enforced container of a file that is not in
+//! its allowed set, was written in a container, or has no name is denied
+//! (`bpf-lsm`) or killed (`tracepoint-kill`) before it runs, and a block
+//! record comes here. The mechanism is chosen at start (`mechanism.rs`). This module:
 //!
 //! - chooses the containers ([`Enforcement::enforcement_for`], the one
 //!   place the choice is made: today `--enforce` / `--enforce-dry-run`
@@ -31,7 +32,7 @@ use std::{
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use verifier_common::enforce::{HOOK_MMAP, MODE_DRY_RUN, MODE_ENFORCE, mechanism_name, reason_names};
-use verifier_sensor::{events::BlockEvent, hooks::HookOutcome, maps::EnforceMaps};
+use verifier_sensor::{events::BlockEvent, maps::EnforceMaps};
 
 use crate::{
     attribution::Attribution,
@@ -54,14 +55,15 @@ pub struct EnforceArgs {
     /// Block, in containers whose image name, image digest, container id
     /// or name matches PATTERN (`*` wildcards, as `--sbom`), every exec or
     /// shared library that is not one of the image's own verified files:
-    /// killed in the kernel before its first instruction, reported as a
+    /// denied (EPERM) or killed in the kernel before its first instruction
+    /// (see `--enforce-mechanism`), reported as a
     /// `block` record and an alert with `action: blocked`. Repeatable.
     /// Needs an SBOM for the image (`--sbom`, `--sbom-rules` or
     /// `--sbom-store`).
     #[arg(long = "enforce", value_name = "PATTERN")]
     pub enforce: Vec<String>,
 
-    /// As `--enforce`, but nothing is killed: what would have been blocked
+    /// As `--enforce`, but nothing is denied or killed: what would have been blocked
     /// is reported with `action: would-block`. `--enforce` wins when both
     /// match.
     #[arg(long = "enforce-dry-run", value_name = "PATTERN")]
@@ -78,6 +80,15 @@ pub struct EnforceArgs {
         value_parser = parse_verdict
     )]
     pub block_verdicts: Vec<Verdict>,
+
+    /// How the kernel blocks: `bpf-lsm` denies the exec or mapping with
+    /// EPERM before anything of the file runs (kernels booted with
+    /// `lsm=...,bpf`); `tracepoint-kill` kills the task before the new
+    /// image's first instruction (every kernel); `auto` takes `bpf-lsm`
+    /// where the kernel runs it. The `ready` record says which was chosen
+    /// and why the other was not.
+    #[arg(long = "enforce-mechanism", value_enum, default_value = "auto", value_name = "MECHANISM")]
+    pub mechanism: super::mechanism::MechanismChoice,
 }
 
 fn parse_verdict(s: &str) -> Result<Verdict, String> {
@@ -105,6 +116,10 @@ pub(crate) enum EnforceError {
     NoBaseline,
     #[error("--enforce needs the kernel fast path (WATCHED map): drop --no-fast-path")]
     NoFastPath,
+    #[error(
+        "--enforce-mechanism bpf-lsm: {0}; use --enforce-mechanism auto (or tracepoint-kill) to kill from the tracepoints instead"
+    )]
+    LsmRefused(String),
 }
 
 /// How a container is enforced.
@@ -201,8 +216,9 @@ pub(crate) struct Choice {
 pub(crate) struct Enforcement {
     args: EnforceArgs,
     maps: EnforceMaps,
-    /// The tracepoint-kill programs are attached.
-    available: Result<(), String>,
+    /// The mechanism blocking here (`bpf-lsm`, `tracepoint-kill`), or why
+    /// there is none.
+    available: Result<&'static str, String>,
     max_bytes: u64,
     containers: HashMap<u64, Enforced>,
     pending: HashMap<u64, (Choice, u32, Arc<ContainerInfo>, String)>,
@@ -220,7 +236,7 @@ impl Enforcement {
     pub(crate) fn new(
         args: &EnforceArgs,
         maps: EnforceMaps,
-        hooks: &[HookOutcome],
+        mechanism: Result<&'static str, String>,
         verification: bool,
         fast_path: bool,
         max_bytes: u64,
@@ -239,7 +255,7 @@ impl Enforcement {
         Ok(Some(Self {
             args: args.clone(),
             maps,
-            available: tracepoint_kill(hooks),
+            available: mechanism,
             max_bytes,
             containers: HashMap::new(),
             pending: HashMap::new(),
@@ -432,7 +448,7 @@ impl Enforcement {
             mode: mode.name(),
             state,
             rule: rule.to_owned(),
-            mechanism: "tracepoint-kill",
+            mechanism: self.available.as_ref().map_or("none", |m| m),
             listed: None,
             allowed: None,
             refused: Vec::new(),
@@ -451,47 +467,6 @@ fn enforcement_for(args: &EnforceArgs, keys: &ImageKeys<'_>) -> Option<(Mode, St
     hit(&args.enforce)
         .map(|p| (Mode::Enforce, format!("--enforce {p}")))
         .or_else(|| hit(&args.dry_run).map(|p| (Mode::DryRun, format!("--enforce-dry-run {p}"))))
-}
-
-/// Whether both tracepoint-kill programs are attached; else why not.
-fn tracepoint_kill(hooks: &[HookOutcome]) -> Result<(), String> {
-    for name in ["enforce_exec", "enforce_mmap"] {
-        match hooks.iter().find(|h| h.name == name).map(|h| &h.state) {
-            Some(verifier_sensor::hooks::HookState::Attached) => {}
-            Some(verifier_sensor::hooks::HookState::Skipped(why)) => {
-                return Err(format!("hook {name} is not attached: {why}"));
-            }
-            None => return Err(format!("hook {name} is missing from this build")),
-        }
-    }
-    Ok(())
-}
-
-/// Probes the blocking mechanisms: tracepoint-kill (the hooks above),
-/// BPF LSM (the kernel's active LSM list; no BPF LSM program is built
-/// yet, so it is never used even where the list has it).
-pub(crate) fn probe(hooks: &[HookOutcome]) -> ProbeJson {
-    let mut available = Vec::new();
-    let mut unavailable = BTreeMap::new();
-    match tracepoint_kill(hooks) {
-        Ok(()) => available.push("tracepoint-kill"),
-        Err(why) => {
-            unavailable.insert("tracepoint-kill", why);
-        }
-    }
-    let lsm = std::fs::read_to_string("/sys/kernel/security/lsm");
-    let why = match lsm {
-        Ok(list) if list.split(',').any(|l| l.trim() == "bpf") => {
-            "the kernel lists the bpf LSM, but this agent has no BPF LSM programs yet".to_owned()
-        }
-        Ok(list) => format!(
-            "bpf is not in the kernel's active LSMs (/sys/kernel/security/lsm: {}); boot with lsm=...,bpf",
-            list.trim()
-        ),
-        Err(e) => format!("cannot read /sys/kernel/security/lsm: {e}"),
-    };
-    unavailable.insert("bpf-lsm", why);
-    ProbeJson { mechanism: available.first().copied(), available, unavailable }
 }
 
 #[cfg(test)]

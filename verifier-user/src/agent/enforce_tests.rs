@@ -1,5 +1,4 @@
 use verifier_common::enforce::{BlockRecord, HOOK_EXEC, REASON_FILELESS, REASON_NOT_ALLOWED, REASON_WRITTEN};
-use verifier_sensor::hooks::HookState;
 
 use super::*;
 
@@ -8,6 +7,7 @@ fn args(enforce: &[&str], dry_run: &[&str]) -> EnforceArgs {
         enforce: enforce.iter().map(|s| (*s).to_owned()).collect(),
         dry_run: dry_run.iter().map(|s| (*s).to_owned()).collect(),
         block_verdicts: Vec::new(),
+        mechanism: super::super::mechanism::MechanismChoice::Auto,
     }
 }
 
@@ -65,25 +65,4 @@ fn a_block_says_what_the_kernel_knew_until_the_file_is_judged() {
     assert_eq!((b.action(), b.mechanism()), ("would-block", "tracepoint-kill"));
     assert_eq!(b.reasons(), ["not-verified", "written"]);
     assert_eq!(block(REASON_NOT_ALLOWED, HOOK_EXEC, MODE_ENFORCE).action(), "blocked");
-}
-
-#[test]
-fn the_probe_reports_tracepoint_kill_only_with_both_hooks_attached() {
-    let hook = |name: &'static str, state: HookState| HookOutcome {
-        name,
-        attach: String::new(),
-        required: false,
-        state,
-    };
-    let both = [hook("enforce_exec", HookState::Attached), hook("enforce_mmap", HookState::Attached)];
-    let p = probe(&both);
-    assert_eq!((p.mechanism, p.available.as_slice()), (Some("tracepoint-kill"), &["tracepoint-kill"][..]));
-    assert!(p.unavailable.contains_key("bpf-lsm"), "{p:?}");
-    let one = [
-        hook("enforce_exec", HookState::Attached),
-        hook("enforce_mmap", HookState::Skipped("no mmap".into())),
-    ];
-    let p = probe(&one);
-    assert_eq!(p.mechanism, None);
-    assert!(p.unavailable["tracepoint-kill"].contains("no mmap"), "{p:?}");
 }

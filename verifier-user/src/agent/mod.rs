@@ -18,6 +18,7 @@ mod dispatch;
 pub(crate) mod enforce;
 pub(crate) mod findings;
 mod host;
+mod mechanism;
 mod policy;
 mod respond;
 mod scan;
@@ -213,12 +214,21 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
     let loaded = tokio::task::spawn_blocking(move || loader::load(verifier_sensor::EBPF_OBJECT, &opts))
         .await
         .context("loader thread")??;
-    let loader::Loaded { ebpf, events, counters, config, fast_path, throttle, enforce: enforce_maps, hooks } =
-        loaded;
+    let loader::Loaded {
+        mut ebpf,
+        events,
+        counters,
+        config,
+        fast_path,
+        throttle,
+        enforce: enforce_maps,
+        mut hooks,
+    } = loaded;
+    let mechanism = mechanism::choose(&args.enforce, &mut ebpf, &mut hooks, &args.btf)?;
     let enforcement = enforce::Enforcement::new(
         &args.enforce,
         enforce_maps,
-        &hooks,
+        mechanism.mechanism.clone(),
         args.verification.enabled(),
         !args.verification.no_fast_path,
         args.verification.max_hash_bytes,
@@ -284,7 +294,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
         ring_bytes: args.ring_bytes,
         host_mnt_ns: config.host_mnt_ns,
         hooks: hooks.iter().map(HookJson::from).collect(),
-        enforcement: enforce::probe(&hooks),
+        enforcement: mechanism.probe(),
     };
     write_line(&mut out, &ready)?;
     if let Some(p) = &state.policy {

@@ -61,6 +61,8 @@ pub(crate) struct EnforceStats {
 /// mechanisms this kernel offers, probed at start.
 #[derive(Debug, Serialize)]
 pub(crate) struct ProbeJson {
+    /// `--enforce-mechanism`: `auto`, `bpf-lsm` or `tracepoint-kill`.
+    pub requested: &'static str,
     /// The mechanism enforced containers get (`null`: none available).
     pub mechanism: Option<&'static str>,
     pub available: Vec<&'static str>,

@@ -81,3 +81,86 @@ if [ "${fast:-0}" -ge "$REPEATS" ]; then
 else
     check fast-path fail "kernel.fast_path=${fast:-none} after $REPEATS repeats (agent exit $AGENT_RC): $(printf '%s' "$stats" | cut -c1-200)"
 fi
+
+# Enforcement (the agent above has stopped). A second container of the
+# same image, vk-enf, is enforced; the first ($ID) is only observed. The
+# payload is a dropped copy of busybox (one byte more: unknown-binary) run
+# as `sh` to write a marker: blocked, the marker is never written. The
+# rootfs is shared, so the marker is looked for from the guest.
+ENF=vk-enf
+ROOTFS=/image/rootfs
+in_container sh -c 'mkdir -p /tmp/enf && cat /bin/busybox > /tmp/enf/sh && echo >> /tmp/enf/sh && chmod +x /tmp/enf/sh'
+runc run -d --no-pivot --bundle /image "$ENF" </dev/null >/dev/null 2>/run/runc-enf.err \
+    || echo "RUNC $ENF failed: $(cat /run/runc-enf.err)"
+
+# enforcing_agent NAME ARGS...: an agent enforcing $ENF (own output files),
+# ready and with $ENF's allowed set active.
+enforcing_agent() {
+    OUT=/run/agent-$1.jsonl
+    LOG=/run/agent-$1.log
+    shift
+    verifier agent --stats-interval 0 --containers-only --no-metrics --sbom "vk-*=/image/sbom.spdx.json" \
+        --enforce "$ENF" "$@" >"$OUT" 2>"$LOG" &
+    AGENT_PID=$!
+    wait_for 240 '"type":"ready"' >/dev/null \
+        && wait_for 120 '"type":"enforcement"' "\"container_id\":\"$ENF\"" '"state":"active"' >/dev/null
+}
+
+# payload CONTAINER MARK: runs the dropped binary; prints its shell's
+# message and exit status (126: EPERM from exec; 137: SIGKILL).
+payload() {
+    runc exec "$1" sh -c "/tmp/enf/sh -c 'echo ran > /tmp/enf/$2'; echo rc=\$?" 2>&1 | tr '\n' ' '
+}
+
+lsm_list=$(cat /sys/kernel/security/lsm 2>/dev/null)
+if enforcing_agent lsm; then
+    mechanism=$(first_match '"type":"ready"' | grep -o '"mechanism":"[^"]*"' | head -n 1 | cut -d'"' -f4)
+    out=$(payload "$ENF" mark-lsm)
+    # enforce-lsm: with bpf in the active LSMs, the exec fails with EPERM.
+    case ",$lsm_list," in
+    *,bpf,*)
+        if [ "$mechanism" = bpf-lsm ] && [ ! -e "$ROOTFS/tmp/enf/mark-lsm" ] && echo "$out" | grep -q 'rc=126' \
+            && wait_for 15 '"type":"block"' '"mechanism":"bpf-lsm"' '"event":"exec"' "\"id\":\"$ENF\"" >/dev/null; then
+            check enforce-lsm pass "mechanism bpf-lsm; payload: $out; no marker; block record"
+        else
+            check enforce-lsm fail "mechanism ${mechanism:-none}; payload: $out; marker: $(ls "$ROOTFS/tmp/enf/"); $(first_match '"type":"ready"' | grep -o '"enforcement":.*' | cut -c1-200)"
+        fi ;;
+    *) check enforce-lsm skip "bpf is not an active LSM ($lsm_list); mechanism ${mechanism:-none}" ;;
+    esac
+    # enforce-lsm-mmap: a PROT_EXEC mapping of an unlisted file fails.
+    out=$(runc exec "$ENF" sh -c '/bin/map-exec /tmp/lib/evil.so; echo rc=$?' 2>&1 | tr '\n' ' ')
+    case ",$lsm_list," in
+    *,bpf,*)
+        if echo "$out" | grep -Eq 'rc=1( |$)' && wait_for 15 '"type":"block"' '"mechanism":"bpf-lsm"' '"event":"library"' "\"id\":\"$ENF\"" >/dev/null; then
+            check enforce-lsm-mmap pass "map-exec: $out; block record"
+        else
+            check enforce-lsm-mmap fail "map-exec: $out"
+        fi ;;
+    *) check enforce-lsm-mmap skip "bpf is not an active LSM ($lsm_list)" ;;
+    esac
+    # enforce-observe: the same payload runs in the observed container.
+    out=$(payload "$ID" mark-observe)
+    if [ -e "$ROOTFS/tmp/enf/mark-observe" ]; then
+        check enforce-observe pass "payload ran in $ID: $out"
+    else
+        check enforce-observe fail "payload in $ID: $out"
+    fi
+else
+    check enforce-lsm fail "agent not enforcing: $(tail -n 3 "$LOG" | cut -c1-200)"
+fi
+stop_agent
+
+# enforce-tracepoint: --enforce-mechanism tracepoint-kill kills the payload.
+if enforcing_agent tracepoint --enforce-mechanism tracepoint-kill; then
+    out=$(payload "$ENF" mark-tp)
+    if [ ! -e "$ROOTFS/tmp/enf/mark-tp" ] && echo "$out" | grep -q 'rc=137' \
+        && wait_for 15 '"type":"block"' '"mechanism":"tracepoint-kill"' '"/tmp/enf/sh"' >/dev/null; then
+        check enforce-tracepoint pass "payload: $out; no marker; block record"
+    else
+        check enforce-tracepoint fail "payload: $out; marker: $(ls "$ROOTFS/tmp/enf/")"
+    fi
+else
+    check enforce-tracepoint fail "agent not enforcing: $(tail -n 3 "$LOG" | cut -c1-200)"
+fi
+stop_agent
+runc delete --force "$ENF" >/dev/null 2>&1
