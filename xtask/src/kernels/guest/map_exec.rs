@@ -32,6 +32,6 @@ fn main() {
     }
     // Long enough for the agent to find the mapping under a slow emulated
     // CPU (half a second was not).
-    std::thread::sleep(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(15));
     std::process::exit(i32::from(failed));
 }
