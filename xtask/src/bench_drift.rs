@@ -10,9 +10,9 @@
 //! with the report latency of each (exec to record, p50/p99). Ratios are
 //! against the no-agent rate of the same round. Nothing here asserts.
 
-use std::{os::unix::fs::PermissionsExt as _, process::Command, time::Instant};
+use std::{os::unix::fs::PermissionsExt as _, process::Command};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use verifier_tests::{
     agent::{Agent, execs, final_stats},
     bundle::Bundle,
@@ -20,7 +20,10 @@ use verifier_tests::{
     storm::tiny_elf,
 };
 
-use crate::util::{root, verifier_bin};
+use crate::{
+    storms::{storm, storm_new},
+    util::{root, verifier_bin},
+};
 
 #[derive(clap::Args)]
 pub struct BenchDriftArgs {
@@ -44,13 +47,6 @@ pub struct BenchDriftArgs {
     /// against the alert file, same storms, alternating.
     #[arg(long)]
     sinks: bool,
-}
-
-pub(crate) fn storm(container: &Container, program: &str, n: u32) -> anyhow::Result<f64> {
-    let script = format!("i=0; while [ $i -lt {n} ]; do {program}; i=$((i+1)); done");
-    let started = Instant::now();
-    container.exec(&["sh", "-c", &script])?;
-    Ok(f64::from(n) / started.elapsed().as_secs_f64())
 }
 
 pub fn run(args: &BenchDriftArgs) -> anyhow::Result<()> {
@@ -224,12 +220,4 @@ fn median(v: &mut [f64]) -> f64 {
 /// The `p` quantile of sorted values.
 fn pct(sorted: &[u64], p: f64) -> u64 {
     sorted.get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1))).copied().unwrap_or(0)
-}
-
-/// Runs each of the `n` unlisted binaries of `set` once.
-pub(crate) fn storm_new(container: &Container, set: u32, n: u32) -> anyhow::Result<f64> {
-    let script = format!("i=0; while [ $i -lt {n} ]; do /opt/new{set}/n$i; i=$((i+1)); done");
-    let started = Instant::now();
-    container.exec(&["sh", "-c", &script]).context("first-sight storm")?;
-    Ok(f64::from(n) / started.elapsed().as_secs_f64())
 }

@@ -19,7 +19,7 @@ use verifier_tests::{
 };
 
 use crate::{
-    bench_drift::{storm, storm_new},
+    storms::{storm, storm_new},
     util::verifier_bin,
 };
 

@@ -21,6 +21,7 @@ mod image;
 mod kernels;
 mod real_image;
 mod setup;
+mod storms;
 mod util;
 
 use clap::{Parser, Subcommand};

@@ -88,7 +88,31 @@ pub struct EnforceArgs {
     /// where the kernel runs it. The `ready` record says which was chosen
     /// and why the other was not.
     #[arg(long = "enforce-mechanism", value_enum, default_value = "auto", value_name = "MECHANISM")]
-    pub mechanism: super::mechanism::MechanismChoice,
+    pub mechanism: MechanismChoice,
+}
+
+/// `--enforce-mechanism`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum MechanismChoice {
+    /// `bpf-lsm` where the kernel runs BPF LSM programs, else
+    /// `tracepoint-kill`.
+    #[default]
+    Auto,
+    /// Deny with `EPERM` from BPF LSM programs; the agent does not start
+    /// where the kernel refuses them.
+    BpfLsm,
+    /// Kill from the tracepoints, even where BPF LSM is available.
+    TracepointKill,
+}
+
+impl MechanismChoice {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            MechanismChoice::Auto => "auto",
+            MechanismChoice::BpfLsm => "bpf-lsm",
+            MechanismChoice::TracepointKill => "tracepoint-kill",
+        }
+    }
 }
 
 fn parse_verdict(s: &str) -> Result<Verdict, String> {

@@ -7,7 +7,7 @@ fn args(enforce: &[&str], dry_run: &[&str]) -> EnforceArgs {
         enforce: enforce.iter().map(|s| (*s).to_owned()).collect(),
         dry_run: dry_run.iter().map(|s| (*s).to_owned()).collect(),
         block_verdicts: Vec::new(),
-        mechanism: super::super::mechanism::MechanismChoice::Auto,
+        mechanism: MechanismChoice::Auto,
     }
 }
 

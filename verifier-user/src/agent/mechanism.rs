@@ -19,31 +19,7 @@ use verifier_sensor::{
     lsm,
 };
 
-use super::enforce::{EnforceArgs, EnforceError, ProbeJson};
-
-/// `--enforce-mechanism`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum MechanismChoice {
-    /// `bpf-lsm` where the kernel runs BPF LSM programs, else
-    /// `tracepoint-kill`.
-    #[default]
-    Auto,
-    /// Deny with `EPERM` from BPF LSM programs; the agent does not start
-    /// where the kernel refuses them.
-    BpfLsm,
-    /// Kill from the tracepoints, even where BPF LSM is available.
-    TracepointKill,
-}
-
-impl MechanismChoice {
-    fn name(self) -> &'static str {
-        match self {
-            MechanismChoice::Auto => "auto",
-            MechanismChoice::BpfLsm => "bpf-lsm",
-            MechanismChoice::TracepointKill => "tracepoint-kill",
-        }
-    }
-}
+use super::enforce::{EnforceArgs, EnforceError, MechanismChoice, ProbeJson};
 
 /// What start-up found and chose.
 #[derive(Debug)]
