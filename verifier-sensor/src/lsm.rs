@@ -114,8 +114,9 @@ pub fn active_lsms(mount: bool) -> Result<(), String> {
 }
 
 /// Unloads the tracepoint-kill programs (`enforce_exec`, `enforce_mmap`)
-/// and marks them skipped in `hooks`: BPF LSM enforces instead.
-pub fn drop_tracepoint_kill(ebpf: &mut Ebpf, hooks: &mut [HookOutcome]) {
+/// and marks them skipped in `hooks` with `why` (BPF LSM enforces instead,
+/// or nothing is to be enforced).
+pub fn drop_tracepoint_kill(ebpf: &mut Ebpf, hooks: &mut [HookOutcome], why: &str) {
     for name in ["enforce_exec", "enforce_mmap"] {
         let unloaded = match ebpf.program_mut(name) {
             Some(p) => match <&mut RawTracePoint>::try_from(&mut *p) {
@@ -128,7 +129,7 @@ pub fn drop_tracepoint_kill(ebpf: &mut Ebpf, hooks: &mut [HookOutcome]) {
             tracing::warn!("unloading {name} failed: {}", chain(&e));
         }
         if let Some(h) = hooks.iter_mut().find(|h| h.name == name) {
-            h.state = HookState::Skipped("bpf-lsm enforces instead (the exec or mapping is denied)".into());
+            h.state = HookState::Skipped(why.into());
         }
     }
 }

@@ -41,13 +41,22 @@ fn wanted(args: &EnforceArgs) -> bool {
 /// enforced), and unloads the tracepoint-kill programs when it works.
 pub(crate) fn choose(
     args: &EnforceArgs,
+    policy_enforces: bool,
     ebpf: &mut Ebpf,
     hooks: &mut Vec<HookOutcome>,
     btf: &Path,
 ) -> Result<Chosen, EnforceError> {
     let requested = args.mechanism;
     let tracepoint = tracepoint_kill(hooks);
-    let lsm = if !wanted(args) {
+    let wanted = wanted(args) || policy_enforces;
+    if !wanted {
+        // Nothing to enforce: the kill programs would only cost a map
+        // lookup per exec and mapping. On 5.10-6.12 a second program on
+        // `sys_enter_mmap` also kept the reporting one from sending its
+        // `library` records (the kernel matrix's `mmap-hook` check).
+        lsm::drop_tracepoint_kill(ebpf, hooks, "not needed: no container is enforced");
+    }
+    let lsm = if !wanted {
         Err(match lsm::active_lsms(false) {
             Ok(()) => "not tried: no container is enforced (the kernel lists the bpf LSM)".to_owned(),
             Err(why) => format!("not tried: no container is enforced ({why})"),
@@ -58,7 +67,11 @@ pub(crate) fn choose(
         match lsm::attach(ebpf, btf) {
             Ok(outcomes) => {
                 hooks.extend(outcomes);
-                lsm::drop_tracepoint_kill(ebpf, hooks);
+                lsm::drop_tracepoint_kill(
+                    ebpf,
+                    hooks,
+                    "bpf-lsm enforces instead (the exec or mapping is denied)",
+                );
                 Ok(())
             }
             Err(e) => {

@@ -224,7 +224,8 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
         enforce: enforce_maps,
         mut hooks,
     } = loaded;
-    let mechanism = mechanism::choose(&args.enforce, &mut ebpf, &mut hooks, &args.btf)?;
+    let policy_enforces = policies.as_ref().is_some_and(policy::Policies::may_enforce);
+    let mechanism = mechanism::choose(&args.enforce, policy_enforces, &mut ebpf, &mut hooks, &args.btf)?;
     let enforcement = enforce::Enforcement::new(
         &args.enforce,
         enforce_maps,
@@ -232,7 +233,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
         args.verification.enabled(),
         !args.verification.no_fast_path,
         args.verification.max_hash_bytes,
-        policies.as_ref().is_some_and(policy::Policies::may_enforce),
+        policy_enforces,
     )?;
 
     let mut roots = default_state_roots();
