@@ -51,9 +51,7 @@ pub(crate) fn choose(
     let wanted = wanted(args) || policy_enforces;
     if !wanted {
         // Nothing to enforce: the kill programs would only cost a map
-        // lookup per exec and mapping. On 5.10-6.12 a second program on
-        // `sys_enter_mmap` also kept the reporting one from sending its
-        // `library` records (the kernel matrix's `mmap-hook` check).
+        // lookup per exec and mapping.
         lsm::drop_tracepoint_kill(ebpf, hooks, "not needed: no container is enforced");
     }
     let lsm = if !wanted {
