@@ -116,19 +116,14 @@ impl MechanismChoice {
 }
 
 fn parse_verdict(s: &str) -> Result<Verdict, String> {
-    const ALL: [Verdict; 8] = [
-        Verdict::UnknownBinary,
-        Verdict::ModifiedBinary,
-        Verdict::Fileless,
-        Verdict::Unverifiable,
-        Verdict::RelocatedBinary,
-        Verdict::SbomGap,
-        Verdict::LibraryDrift,
-        Verdict::ImageFileWritten,
-    ];
-    ALL.into_iter()
-        .find(|v| v.name() == s)
-        .ok_or_else(|| format!("unknown verdict {s:?}; one of: {}", ALL.map(Verdict::name).join(", ")))
+    // A file's verdicts: `ok` never blocks, `exec-flood` names no file.
+    let blockable = || Verdict::ALL.into_iter().filter(|v| !matches!(v, Verdict::Ok | Verdict::ExecFlood));
+    blockable().find(|v| v.name() == s).ok_or_else(|| {
+        format!(
+            "unknown verdict {s:?}; one of: {}",
+            blockable().map(Verdict::name).collect::<Vec<_>>().join(", ")
+        )
+    })
 }
 
 /// Enforcement cannot start as asked.

@@ -205,19 +205,7 @@ mod tests {
     #[test]
     fn the_policy_knows_every_drift_verdict() {
         use Verdict::*;
-        let all = [
-            Ok,
-            UnknownBinary,
-            ModifiedBinary,
-            Fileless,
-            Unverifiable,
-            RelocatedBinary,
-            SbomGap,
-            ImageFileWritten,
-            LibraryDrift,
-            ExecFlood,
-        ];
-        for v in all {
+        for v in Verdict::ALL {
             // Exhaustive: a new verdict fails to compile here until listed.
             let drift = match v {
                 Ok => false,
@@ -226,7 +214,7 @@ mod tests {
             };
             assert_eq!(verifier_policy::DRIFT_VERDICTS.contains(&v.name()), drift, "{}", v.name());
         }
-        assert_eq!(verifier_policy::DRIFT_VERDICTS.len(), all.len() - 1);
+        assert_eq!(verifier_policy::DRIFT_VERDICTS.len(), Verdict::ALL.len() - 1);
     }
 
     fn finding(verdict: Verdict, path: &str) -> Finding {

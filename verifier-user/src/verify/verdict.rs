@@ -52,6 +52,22 @@ pub enum Verdict {
     ExecFlood,
 }
 
+impl Verdict {
+    /// Every verdict, in declaration order.
+    pub const ALL: [Verdict; 10] = [
+        Verdict::Ok,
+        Verdict::UnknownBinary,
+        Verdict::ModifiedBinary,
+        Verdict::Fileless,
+        Verdict::Unverifiable,
+        Verdict::RelocatedBinary,
+        Verdict::SbomGap,
+        Verdict::ImageFileWritten,
+        Verdict::LibraryDrift,
+        Verdict::ExecFlood,
+    ];
+}
+
 /// How much a verdict matters to whoever reads the alert stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
