@@ -108,6 +108,11 @@ pub struct ExecEvent {
     /// `filename` empty (the engine finds it in `/proc/<pid>/maps`). The
     /// record kind itself is [`LibraryEvent`]'s, never this flag.
     pub library: bool,
+    /// For a library job, the descriptor the kernel saw being mapped
+    /// (`None`: unknown, as for mappings found by a scan). Reported at
+    /// `sys_enter_mmap`, so the agent may look before the mapping exists:
+    /// the descriptor is then the way to the file.
+    pub mapped_fd: Option<i32>,
     /// The consumer's own number for this event (0 as decoded): the agent
     /// sets it on arrival to find what it knows about the event (its record
     /// kind, its attribution) when the verification engine hands it back.
@@ -139,6 +144,7 @@ impl ExecEvent {
             argv: (h.flags & FLAG_NO_ARGS == 0).then(|| split_args(r.args)),
             argv_truncated: h.flags & FLAG_ARGS_TRUNCATED != 0,
             library: false,
+            mapped_fd: None,
             tag: 0,
         }
     }
@@ -167,6 +173,7 @@ impl ExecEvent {
             argv: None,
             argv_truncated: false,
             library: true,
+            mapped_fd: (l.fd >= 0).then_some(l.fd),
             tag: 0,
         }
     }

@@ -172,6 +172,7 @@ mod tests {
             exe_unlinked: false,
             written: true,
             library: false,
+            mapped_fd: None,
             tag: 0,
             argv: None,
             argv_truncated: false,

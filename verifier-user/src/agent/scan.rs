@@ -209,6 +209,7 @@ fn read_process(proc_root: &Path, cgroup2: Option<&Path>, pid: u32) -> Option<Pr
             argv: fs::read(dir.join("cmdline")).ok().map(|raw| split_args(&raw)),
             argv_truncated: false,
             library: false,
+            mapped_fd: None,
             // The kernel's record of write-opens starts with the agent: a
             // file swapped before it started is judged by its bytes now.
             written: false,

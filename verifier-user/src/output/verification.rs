@@ -42,7 +42,8 @@ pub(crate) struct VerificationJson {
     /// `relocated-binary`: where the SBOM lists these bytes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub listed_at: Vec<String>,
-    /// How the file was reached: `path`, `exe-link`, `proc-exe`.
+    /// How the file was reached: `path`, `exe-link`, `proc-exe`, `shebang`,
+    /// `index`, `descriptor` (see [`Via`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via: Option<Via>,
     /// The script of a `#!` exec, judged on its own.

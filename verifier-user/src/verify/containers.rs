@@ -208,6 +208,7 @@ mod tests {
             exe_unlinked: false,
             written: false,
             library: false,
+            mapped_fd: None,
             tag: 0,
             argv: None,
             argv_truncated: false,

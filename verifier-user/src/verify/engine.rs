@@ -217,6 +217,7 @@ impl Engine {
             algs: digest::algs_for(path_guess.and_then(|p| ctx.manifest.get(p))).union(ctx.any_algs),
             max_bytes: self.max_bytes,
             library: event.library,
+            mapped_fd: event.mapped_fd.unwrap_or(-1),
             script: event.script,
             listed: Some(Listed { manifest: ctx.manifest.clone(), index: ctx.index.clone() }),
         };
@@ -289,7 +290,7 @@ impl Engine {
 
     /// Remembers where a proven identity was found by path.
     fn remember(&mut self, identity: FileIdentity, l: &Located) {
-        if !l.unlinked && l.via != Via::ProcExe && l.hashes.is_some() {
+        if !l.unlinked && !matches!(l.via, Via::ProcExe | Via::Descriptor) && l.hashes.is_some() {
             if self.known_paths.len() >= 65_536 {
                 self.known_paths.clear();
             }

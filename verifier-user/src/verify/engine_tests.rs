@@ -37,6 +37,7 @@ fn event_for(pid: u32, bin: &Path) -> ExecEvent {
         exe_unlinked: false,
         written: false,
         library: false,
+        mapped_fd: None,
         tag: 0,
         argv: None,
         argv_truncated: false,

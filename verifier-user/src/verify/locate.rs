@@ -63,6 +63,9 @@ pub(crate) struct Job {
     /// A file mapped executable, not an exec: found by inode in
     /// `/proc/<pid>/maps`, never through `/proc/<pid>/exe`.
     pub library: bool,
+    /// For a library: the descriptor being mapped (-1: unknown; a plain
+    /// number keeps the job within the queue's size budget).
+    pub mapped_fd: i32,
     /// The kernel flagged a `#!` script: `filename` is the script,
     /// `identity` its interpreter's.
     pub script: bool,
@@ -92,6 +95,9 @@ pub(crate) enum Via {
     Shebang,
     /// A listed file with the kernel's identity ([`super::index`]).
     Index,
+    /// `/proc/<pid>/fd/<n>` itself: the descriptor a library was being
+    /// mapped from, its path no longer naming it.
+    Descriptor,
 }
 
 /// The file that ran, found and proven.
@@ -305,22 +311,72 @@ fn by_index(job: &Job) -> Option<Result<(File, Vec<u8>), String>> {
 /// mapping outlives the descriptor the loader closed), opened beneath the
 /// root and proven to be the mapped file; when the process is gone, or no
 /// longer maps it, the listed file with its identity.
+///
+/// The kernel reports the mapping on entry to `mmap`, so the agent can
+/// look before the mapping exists (on one CPU the wake-up preempts the
+/// mapper): the descriptor being mapped is then still open and leads to
+/// the file. The loader closes it once `mmap` returns, by which time the
+/// map holds it, so the map is read once more after the descriptor: at
+/// every instant while the process lives one of the two names the file.
 fn locate_mapped(job: &Job, root: &RootDir, proc_dir: &Path, cache: &HashCache, buf: &mut [u8]) -> Outcome {
-    let why = match std::fs::read(proc_dir.join("maps")) {
-        Ok(maps) => match mapped_path(&maps, job.identity.ino) {
-            Some(path) => match open_exact(root, &path, &job.identity) {
-                Ok((file, Match::Same)) => return hashed(job, cache, file, path, Via::Path, None, buf),
-                Ok((_, m)) => format!("the mapped path is now {}", describe(m)),
-                Err(e) => format!("the mapped path: {e}"),
-            },
-            None => format!("inode {} is no longer mapped by {}", job.identity.ino, job.tgid),
-        },
-        Err(e) => format!("/proc/{}/maps: {e} (the process has exited)", job.tgid),
+    let mut why = match from_maps(job, root, proc_dir) {
+        Ok((file, path)) => return hashed(job, cache, file, path, Via::Path, None, buf),
+        Err(why) => why,
     };
+    if let fd @ 0.. = job.mapped_fd {
+        match from_descriptor(job, root, proc_dir, fd) {
+            Ok((file, path, via)) => return hashed(job, cache, file, path, via, None, buf),
+            Err(e) => why = format!("{why}; {e}"),
+        }
+        if let Ok((file, path)) = from_maps(job, root, proc_dir) {
+            return hashed(job, cache, file, path, Via::Path, None, buf);
+        }
+    }
     match by_index(job) {
         Some(Ok((file, path))) => hashed(job, cache, file, path, Via::Index, None, buf),
         Some(Err(miss)) => Outcome::Unverifiable(format!("{why}; {miss}")),
         None => Outcome::Unverifiable(why),
+    }
+}
+
+/// The mapped file by its path in `/proc/<pid>/maps`, proven.
+fn from_maps(job: &Job, root: &RootDir, proc_dir: &Path) -> Result<(File, Vec<u8>), String> {
+    let maps = std::fs::read(proc_dir.join("maps"))
+        .map_err(|e| format!("/proc/{}/maps: {e} (the process has exited)", job.tgid))?;
+    let path = mapped_path(&maps, job.identity.ino)
+        .ok_or_else(|| format!("inode {} is not mapped by {}", job.identity.ino, job.tgid))?;
+    match open_exact(root, &path, &job.identity) {
+        Ok((file, Match::Same)) => Ok((file, path)),
+        Ok((_, m)) => Err(format!("the mapped path is now {}", describe(m))),
+        Err(e) => Err(format!("the mapped path: {e}")),
+    }
+}
+
+/// The descriptor being mapped (`/proc/<pid>/fd/<fd>`): its link text is
+/// the path as the process sees it, opened beneath the root and proven;
+/// failing that (renamed, unlinked) the descriptor itself, proven the
+/// same way, so a number reused for another file is refused.
+fn from_descriptor(
+    job: &Job,
+    root: &RootDir,
+    proc_dir: &Path,
+    fd: i32,
+) -> Result<(File, Vec<u8>, Via), String> {
+    let link = proc_dir.join("fd").join(fd.to_string());
+    let text = std::fs::read_link(&link)
+        .map(path_bytes)
+        .map_err(|e| format!("/proc/{}/fd/{fd}: {e} (closed since the mapping)", job.tgid))?;
+    let path = text.strip_suffix(b" (deleted)").unwrap_or(&text).to_vec();
+    if path.starts_with(b"/")
+        && let Ok((file, Match::Same)) = open_exact(root, &path, &job.identity)
+    {
+        return Ok((file, path, Via::Path));
+    }
+    let file = File::open(&link).map_err(|e| format!("/proc/{}/fd/{fd}: {e}", job.tgid))?;
+    match super::open::compare(&file, &job.identity) {
+        Ok(Match::Same) => Ok((file, path, Via::Descriptor)),
+        Ok(m) => Err(format!("/proc/{}/fd/{fd} is now {}", job.tgid, describe(m))),
+        Err(e) => Err(format!("/proc/{}/fd/{fd}: {e}", job.tgid)),
     }
 }
 

@@ -42,6 +42,7 @@ fn job(pid: u32, filename: &Path, identity: FileIdentity) -> Job {
         filename: filename.as_os_str().as_bytes().to_vec(),
         identity,
         library: false,
+        mapped_fd: -1,
         algs: Algs::SHA256,
         max_bytes: 1 << 30,
         script: false,
@@ -226,6 +227,7 @@ fn gone_job(g: &Gone, filename: &str, identity_of_file: &str) -> Job {
         filename: filename.as_bytes().to_vec(),
         identity: identity_of(&g.root.join(identity_of_file)),
         library: false,
+        mapped_fd: -1,
         algs: Algs::SHA256.with(verifier_sbom::HashAlg::Md5),
         max_bytes: 1 << 30,
         script: false,
@@ -330,4 +332,56 @@ fn an_exited_exec_of_a_deleted_file_keeps_the_path_it_was_run_by() {
     // `/proc/self/exe` is no path of the image: nothing to judge it by.
     let j = gone_job(&g, "/proc/self/exe", "usr/bin/tool");
     assert!(matches!(locate(&j, &HashCache::new(16), &mut vec![0; 4096]), Outcome::Unverifiable(_)));
+}
+
+/// Reported on entry to `mmap`: looked at before the mapping exists, the
+/// library is found through the descriptor being mapped (this test's own
+/// process holds it open and maps nothing); once the descriptor is gone
+/// too, the record says both.
+#[test]
+fn a_library_not_yet_mapped_is_found_through_its_descriptor() {
+    use std::os::fd::AsRawFd as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lib = dir.path().join("evil.so");
+    fs::write(&lib, b"\x7fELF not really a library").expect("write");
+    let open = File::open(&lib).expect("open");
+    let mut j = job(std::process::id(), Path::new(""), identity_of(&lib));
+    j.library = true;
+    j.mapped_fd = open.as_raw_fd();
+    let l = located(locate(&j, &HashCache::new(16), &mut vec![0; 4096]));
+    assert_eq!((l.via, l.path.as_slice()), (Via::Path, lib.as_os_str().as_bytes()));
+    assert_eq!(
+        l.hashes.and_then(|h| h.sha256),
+        Some(sha2::Sha256::digest(b"\x7fELF not really a library").into())
+    );
+    // A file that never had a name (`O_TMPFILE`, as a memfd): the
+    // descriptor itself, still proven by identity.
+    let anon: File = nix::fcntl::open(
+        dir.path(),
+        nix::fcntl::OFlag::O_TMPFILE | nix::fcntl::OFlag::O_RDWR,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .expect("O_TMPFILE")
+    .into();
+    std::io::Write::write_all(&mut &anon, b"code with no name").expect("write");
+    let mut a = job(
+        std::process::id(),
+        Path::new(""),
+        verifier_sensor::events::identity_of(&anon.metadata().expect("fstat")),
+    );
+    a.library = true;
+    a.mapped_fd = anon.as_raw_fd();
+    let l = located(locate(&a, &HashCache::new(16), &mut vec![0; 4096]));
+    assert_eq!(l.via, Via::Descriptor);
+    assert!(l.unlinked);
+    assert_eq!(l.hashes.and_then(|h| h.sha256), Some(sha2::Sha256::digest(b"code with no name").into()));
+    drop(anon);
+    // The number reused for another file is refused.
+    let other = dir.path().join("other.so");
+    fs::write(&other, b"another file").expect("write");
+    drop(open);
+    let reused = File::open(&other).expect("open");
+    assert_eq!(reused.as_raw_fd(), j.mapped_fd, "the lowest free number is reused");
+    let why = unverifiable(locate(&j, &HashCache::new(16), &mut vec![0; 4096]));
+    assert!(why.contains("is not mapped by") && why.contains("another file"), "{why}");
 }

@@ -22,21 +22,7 @@ pub(crate) struct Row {
 
 impl Row {
     pub(crate) fn new(series: &str, package: &str, boot: Boot, log: &Path) -> Self {
-        let failures = failures(&boot)
-            .into_iter()
-            .filter(|f| {
-                match KNOWN_FAILURES
-                    .iter()
-                    .find(|(check, s, _)| *s == series && *f == format!("{check} failed"))
-                {
-                    Some((check, _, why)) => {
-                        eprintln!("xtask kernels: {series}: {check} failed, a known failure: {why}");
-                        false
-                    }
-                    None => true,
-                }
-            })
-            .collect();
+        let failures = failures(&boot);
         Self {
             series: series.to_string(),
             package: package.to_string(),
@@ -46,21 +32,6 @@ impl Row {
         }
     }
 }
-
-/// Failures seen, understood to be real, and not yet fixed: (check, kernel
-/// series, why). They are printed in the table and the JSON as failures;
-/// they do not fail the run, so every other check keeps guarding these
-/// kernels. A fix removes the entry.
-pub(crate) const KNOWN_FAILURES: &[(&str, &str, &str)] = &[
-    ("mmap-hook", "5.10", MMAP_HOOK_OLD),
-    ("mmap-hook", "6.1", MMAP_HOOK_OLD),
-    ("mmap-hook", "6.12", MMAP_HOOK_OLD),
-];
-
-const MMAP_HOOK_OLD: &str = "intermittent: sometimes no `library` record within 30 s for a \
-     PROT_EXEC mapping of an unlisted file (the reporting path) on these kernels under TCG, \
-     cause not found (not the enforcement programs on the same tracepoint: it also fails \
-     with them unloaded); the enforcing denial of the same mapping always passes";
 
 /// A failed check, a required check that did not pass, or a guest that
 /// did not finish.
@@ -156,17 +127,6 @@ mod tests {
                 .collect(),
             finished,
         }
-    }
-
-    #[test]
-    fn a_known_failure_fails_only_the_kernels_it_is_known_on() {
-        let mut checks: Vec<(&str, &str)> = REQUIRED.iter().map(|n| (*n, "pass")).collect();
-        checks.iter_mut().filter(|c| c.0 == "mmap-hook").for_each(|c| c.1 = "fail");
-        let log = Path::new("/dev/null");
-        assert!(Row::new("6.1", "p", boot(&checks, true), log).failures.is_empty());
-        assert_eq!(Row::new("6.18", "p", boot(&checks, true), log).failures, ["mmap-hook failed"]);
-        checks.push(("write-hook", "fail"));
-        assert_eq!(Row::new("6.1", "p", boot(&checks, true), log).failures, ["write-hook failed"]);
     }
 
     #[test]

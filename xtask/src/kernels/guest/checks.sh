@@ -57,7 +57,7 @@ in_container /bin/map-exec /tmp/lib/evil.so
 if r=$(wait_for 30 '"type":"library"' '"/tmp/lib/evil.so"'); then
     check mmap-hook pass "$(printf '%s\n' "$r" | grep -o '"verdict":"[^"]*"' | head -n 1)"
 else
-    check mmap-hook fail "no library record for /tmp/lib/evil.so"
+    check mmap-hook fail "no library record for /tmp/lib/evil.so; library records: $(first_match '"type":"library"' | cut -c1-400)"
 fi
 
 # write-hook: opening a verified image file for writing is reported.
