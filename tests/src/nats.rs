@@ -66,6 +66,11 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The server's process id (benchmarks read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the server (as a crash would: no goodbye to its clients).
     pub fn stop(mut self) {
         let _ = self.child.kill();
