@@ -55,7 +55,16 @@ pub const MECHANISM_TRACEPOINT_KILL: u16 = 1;
 /// Mechanism: a BPF LSM program denied the exec or mapping (`-EPERM`).
 pub const MECHANISM_BPF_LSM: u16 = 2;
 
-/// A block (or, in dry-run mode, a block that would have happened).
+/// Largest path a block carries ([`BlockMessage::path`]), in bytes: the
+/// kernel's `PATH_MAX`, so a name the exec accepted is never cut.
+pub const BLOCK_PATH_MAX: usize = crate::event::FILENAME_MAX;
+/// [`BlockRecord::path_flags`]: the path filled the buffer and may be cut.
+pub const BLOCK_PATH_TRUNCATED: u16 = 1 << 0;
+/// [`BlockRecord::path_flags`]: the kernel string could not be read.
+pub const BLOCK_PATH_UNREAD: u16 = 1 << 1;
+
+/// A block (or, in dry-run mode, a block that would have happened): the
+/// fixed part of a [`BlockMessage`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BlockRecord {
@@ -83,11 +92,31 @@ pub struct BlockRecord {
     /// The descriptor mapped (mmap), else -1.
     pub fd: i32,
     pub comm: [u8; 16],
+    /// Bytes of [`BlockMessage::path`] in use (no NUL); 0: no path.
+    pub path_len: u16,
+    /// `BLOCK_PATH_*` bits.
+    pub path_flags: u16,
+    pub _pad: u32,
 }
 
-/// Size of [`BlockRecord`] on the wire.
+/// Size of [`BlockRecord`], the part of a block record always present.
 pub const BLOCK_RECORD_SIZE: usize = size_of::<BlockRecord>();
-const _: () = assert!(BLOCK_RECORD_SIZE == 96);
+const _: () = assert!(BLOCK_RECORD_SIZE == 104);
+
+/// A block record as the kernel sends it, one fixed size: the record, then
+/// the name of the file that was to run where the hook knows it (a BPF LSM
+/// exec denial: the exec never completes, so no exec record names the
+/// file). Bytes past [`BlockRecord::path_len`] are not meaningful.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BlockMessage {
+    pub record: BlockRecord,
+    pub path: [u8; BLOCK_PATH_MAX],
+}
+
+/// Size of a [`BlockMessage`] on the wire.
+pub const BLOCK_MESSAGE_SIZE: usize = size_of::<BlockMessage>();
+const _: () = assert!(BLOCK_MESSAGE_SIZE == BLOCK_RECORD_SIZE + BLOCK_PATH_MAX);
 
 #[cfg(feature = "user")]
 // SAFETY: plain-old-data, repr(C), every bit pattern valid, explicit padding.

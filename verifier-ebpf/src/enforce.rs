@@ -38,7 +38,8 @@
 use aya_ebpf::{
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
-        bpf_ktime_get_ns, generated::bpf_send_signal,
+        bpf_ktime_get_ns,
+        generated::{bpf_probe_read_kernel_str, bpf_send_signal},
     },
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
@@ -46,8 +47,9 @@ use aya_ebpf::{
 use verifier_common::{
     counters::Counter,
     enforce::{
-        BlockRecord, HOOK_EXEC, HOOK_MMAP, MECHANISM_TRACEPOINT_KILL, MODE_ENFORCE, REASON_FILELESS,
-        REASON_NO_IDENTITY, REASON_NOT_ALLOWED, REASON_WRITTEN,
+        BLOCK_PATH_MAX, BLOCK_PATH_TRUNCATED, BLOCK_PATH_UNREAD, BlockMessage, BlockRecord, HOOK_EXEC,
+        HOOK_MMAP, MECHANISM_TRACEPOINT_KILL, MODE_ENFORCE, REASON_FILELESS, REASON_NO_IDENTITY,
+        REASON_NOT_ALLOWED, REASON_WRITTEN,
     },
     event::{FileIdentity, KIND_BLOCK},
     fastpath::VerifiedKey,
@@ -82,7 +84,7 @@ fn try_enforce_exec() -> Result<(), i64> {
     let file = read_ptr(task, off.task_mm).and_then(|mm| read_ptr(mm, off.mm_exe_file));
     let (identity, reasons) = judge_exec(file, &here, off);
     if reasons != 0 {
-        block(&here, reasons, HOOK_EXEC, MECHANISM_TRACEPOINT_KILL, identity, -1);
+        block(&here, reasons, HOOK_EXEC, MECHANISM_TRACEPOINT_KILL, identity, -1, 0);
     }
     Ok(())
 }
@@ -112,7 +114,7 @@ fn try_enforce_mmap(ctx: &TracePointContext) -> Result<(), i64> {
     // A descriptor that names no open file fails the mmap itself.
     let (identity, reasons) = judge_file(fd_file(task, fd, off)?, here.slot, off)?;
     if reasons != 0 {
-        block(&here, reasons, HOOK_MMAP, MECHANISM_TRACEPOINT_KILL, identity, fd as i32);
+        block(&here, reasons, HOOK_MMAP, MECHANISM_TRACEPOINT_KILL, identity, fd as i32, 0);
     }
     Ok(())
 }
@@ -179,7 +181,10 @@ pub(crate) fn judge_file(file: u64, slot: u32, off: &KernelOffsets) -> Result<(F
 
 /// Counts and reports a block; with [`MECHANISM_TRACEPOINT_KILL`] in
 /// enforce mode, also kills the current task. Returns true when the
-/// caller must deny (enforce mode).
+/// caller must deny (enforce mode). `path`: a kernel string naming the
+/// file (0: none), carried in the record for the agent to judge the file
+/// by when no exec record will name it.
+#[expect(clippy::too_many_arguments, reason = "one record's fields, each from the hook that blocked")]
 #[inline(always)]
 pub(crate) fn block(
     here: &Here,
@@ -188,6 +193,7 @@ pub(crate) fn block(
     mechanism: u16,
     identity: FileIdentity,
     fd: i32,
+    path: u64,
 ) -> bool {
     let deny = here.mode == MODE_ENFORCE;
     let signal_rc = if deny {
@@ -219,10 +225,40 @@ pub(crate) fn block(
         slot: here.slot,
         fd,
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        path_len: 0,
+        path_flags: 0,
+        _pad: 0,
     };
-    if EVENTS.output::<BlockRecord>(&record, 0).is_err() {
+    // Reserved in the ring buffer and filled in place: a path buffer does
+    // not fit on the BPF stack.
+    let Some(mut entry) = EVENTS.reserve::<BlockMessage>(0) else {
         count(Counter::BlockDropped);
+        return deny;
+    };
+    let message = entry.as_mut_ptr();
+    // SAFETY: `message` is the reserved entry, sized for a BlockMessage;
+    // fields are written through raw pointers, never read uninitialized.
+    unsafe {
+        core::ptr::addr_of_mut!((*message).record).write(record);
+        if path != 0 {
+            let copied = bpf_probe_read_kernel_str(
+                core::ptr::addr_of_mut!((*message).path).cast(),
+                BLOCK_PATH_MAX as u32,
+                path as *const _,
+            );
+            // `copied` counts the NUL.
+            let (len, flags) = if copied <= 0 {
+                (0, BLOCK_PATH_UNREAD)
+            } else if copied as usize >= BLOCK_PATH_MAX {
+                ((BLOCK_PATH_MAX - 1) as u16, BLOCK_PATH_TRUNCATED)
+            } else {
+                ((copied - 1) as u16, 0)
+            };
+            core::ptr::addr_of_mut!((*message).record.path_len).write(len);
+            core::ptr::addr_of_mut!((*message).record.path_flags).write(flags);
+        }
     }
+    entry.submit(0);
     deny
 }
 

@@ -42,7 +42,11 @@ pub fn lsm_exec(ctx: LsmContext) -> i32 {
     let off = &CONFIG.load().offsets;
     let bprm: u64 = ctx.arg(0);
     let (identity, reasons) = judge_exec(read_ptr(bprm, off.bprm_file), &here, off);
-    if reasons != 0 && block(&here, reasons, HOOK_EXEC, MECHANISM_BPF_LSM, identity, -1) {
+    // The name of `bprm->file`: `bprm->interp` (the executed name on the
+    // first pass, the interpreter's once a `#!` handler substituted it;
+    // `bprm->filename` stays the script's).
+    let name = read_ptr(bprm, off.bprm_interp).unwrap_or(0);
+    if reasons != 0 && block(&here, reasons, HOOK_EXEC, MECHANISM_BPF_LSM, identity, -1, name) {
         return -EPERM;
     }
     0
@@ -59,7 +63,7 @@ pub fn lsm_mmap(ctx: LsmContext) -> i32 {
     let off = &CONFIG.load().offsets;
     match judge_file(file, here.slot, off) {
         Ok((identity, reasons)) if reasons != 0 => {
-            if block(&here, reasons, HOOK_MMAP, MECHANISM_BPF_LSM, identity, -1) { -EPERM } else { 0 }
+            if block(&here, reasons, HOOK_MMAP, MECHANISM_BPF_LSM, identity, -1, 0) { -EPERM } else { 0 }
         }
         _ => 0,
     }

@@ -43,6 +43,8 @@ fn block(reasons: u16, hook: u16, mode: u32) -> Block {
         event: BlockEvent {
             unix_ns: 0,
             record: BlockRecord { reasons, hook, mode, mechanism: 1, ..Default::default() },
+            path: Vec::new(),
+            path_truncated: false,
         },
         attribution: Attribution::Host,
         rule: "--enforce x".into(),

@@ -116,14 +116,17 @@ lsm_list=$(cat /sys/kernel/security/lsm 2>/dev/null)
 if enforcing_agent lsm; then
     mechanism=$(first_match '"type":"ready"' | grep -o '"mechanism":"[^"]*"' | head -n 1 | cut -d'"' -f4)
     out=$(payload "$ENF" mark-lsm)
-    # enforce-lsm: with bpf in the active LSMs, the exec fails with EPERM.
+    # enforce-lsm: with bpf in the active LSMs, the exec fails with EPERM;
+    # the block record names the denied file and its verdict (the agent
+    # judged it from the name the record carries: no exec record comes).
     case ",$lsm_list," in
     *,bpf,*)
         if [ "$mechanism" = bpf-lsm ] && [ ! -e "$ROOTFS/tmp/enf/mark-lsm" ] && echo "$out" | grep -q 'rc=126' \
-            && wait_for 15 '"type":"block"' '"mechanism":"bpf-lsm"' '"event":"exec"' "\"id\":\"$ENF\"" >/dev/null; then
-            check enforce-lsm pass "mechanism bpf-lsm; payload: $out; no marker; block record"
+            && wait_for 15 '"type":"block"' '"mechanism":"bpf-lsm"' '"event":"exec"' "\"id\":\"$ENF\"" \
+                '"path":"/tmp/enf/sh"' '"verdict":"unknown-binary"' >/dev/null; then
+            check enforce-lsm pass "mechanism bpf-lsm; payload: $out; no marker; block record names /tmp/enf/sh, unknown-binary"
         else
-            check enforce-lsm fail "mechanism ${mechanism:-none}; payload: $out; marker: $(ls "$ROOTFS/tmp/enf/"); $(first_match '"type":"ready"' | grep -o '"enforcement":.*' | cut -c1-200)"
+            check enforce-lsm fail "mechanism ${mechanism:-none}; payload: $out; marker: $(ls "$ROOTFS/tmp/enf/"); block: $(first_match '"type":"block"' '"mechanism":"bpf-lsm"' | cut -c1-400); $(first_match '"type":"ready"' | grep -o '"enforcement":.*' | cut -c1-200)"
         fi ;;
     *) check enforce-lsm skip "bpf is not an active LSM ($lsm_list); mechanism ${mechanism:-none}" ;;
     esac
