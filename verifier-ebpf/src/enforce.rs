@@ -48,7 +48,7 @@ use verifier_common::{
     counters::Counter,
     enforce::{
         BLOCK_PATH_MAX, BLOCK_PATH_TRUNCATED, BLOCK_PATH_UNREAD, BlockMessage, BlockRecord, HOOK_EXEC,
-        HOOK_MMAP, MECHANISM_TRACEPOINT_KILL, MODE_ENFORCE, REASON_FILELESS, REASON_NO_IDENTITY,
+        HOOK_MMAP, MECHANISM_TRACEPOINT_KILL, MODE_ENFORCE, MODE_MASK, REASON_FILELESS, REASON_NO_IDENTITY,
         REASON_NOT_ALLOWED, REASON_WRITTEN,
     },
     event::{FileIdentity, KIND_BLOCK},
@@ -122,7 +122,10 @@ fn try_enforce_mmap(ctx: &TracePointContext) -> Result<(), i64> {
 /// The current task's container, when it is enforced and the task is not
 /// in the host's mount namespace.
 pub(crate) struct Here {
+    /// `MODE_*`, without the `WRITES_*` flags.
     pub mode: u32,
+    /// The `WRITES_*` flags of the container's `ENFORCE` value.
+    pub writes: u32,
     pub slot: u32,
     pub cgroup_id: u64,
 }
@@ -135,7 +138,7 @@ pub(crate) fn enforced_here() -> Option<Here> {
     // SAFETY: helper without arguments.
     let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     // SAFETY: values copied out at once; the agent inserts whole entries.
-    let mode = *unsafe { ENFORCE.get(&cgroup_id) }?;
+    let value = *unsafe { ENFORCE.get(&cgroup_id) }?;
     // SAFETY: as above.
     let slot = *unsafe { WATCHED.get(&cgroup_id) }?;
     let config = CONFIG.load();
@@ -144,7 +147,7 @@ pub(crate) fn enforced_here() -> Option<Here> {
     if in_host_mnt_ns(task, &config.offsets, config.host_mnt_ns) {
         return None;
     }
-    Some(Here { mode, slot, cgroup_id })
+    Some(Here { mode: value & MODE_MASK, writes: value & !MODE_MASK, slot, cgroup_id })
 }
 
 /// An executed file: its identity and why it may not run; a file that
@@ -177,6 +180,18 @@ pub(crate) fn judge_file(file: u64, slot: u32, off: &KernelOffsets) -> Result<(F
         reasons |= REASON_NOT_ALLOWED;
     }
     Ok((identity, reasons))
+}
+
+/// A file opened for writing (`struct file *`, `FMODE_WRITE` already
+/// checked) whose identity is in the container's allowed set: the image's
+/// own verified code, which writes may not change. `None`: not one.
+#[inline(always)]
+pub(crate) fn judge_write(file: u64, slot: u32, off: &KernelOffsets) -> Result<Option<FileIdentity>, i64> {
+    let inode = read_ptr(file, off.file_f_inode)?;
+    let identity = inode_identity(inode, off)?;
+    // SAFETY: lookup only.
+    let allowed = unsafe { ALLOWED.get(&VerifiedKey { identity, slot, _pad: 0 }) }.is_some();
+    Ok(allowed.then_some(identity))
 }
 
 /// Counts and reports a block; with [`MECHANISM_TRACEPOINT_KILL`] in

@@ -130,7 +130,9 @@ fn on_block(state: &mut State, out: &mut impl Write, block: BlockEvent) -> anyho
     let denied = (block.record.hook == HOOK_EXEC && !block.path.is_empty())
         .then(|| (ExecEvent::of_denied_exec(&block), attribution.clone()));
     let Some(e) = state.enforcement.as_mut() else { return Ok(()) };
-    e.blocked(block, attribution, info);
+    if let Some(write) = e.blocked(block, attribution, info) {
+        return respond(state, out, Outcome::Blocked(write));
+    }
     match denied {
         Some((event, attribution)) => check(state, out, Origin::Denied, event, attribution, false),
         None => Ok(()),

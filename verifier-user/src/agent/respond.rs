@@ -98,7 +98,7 @@ fn report_block(state: &mut State, out: &mut impl Write, b: &Block) -> anyhow::R
         action: b.action(),
         mechanism: b.mechanism(),
         rule: &b.rule,
-        event: if b.is_library() { "library" } else { "exec" },
+        event: b.event_name(),
         reasons: b.reasons(),
         verdict: b.verdict().map(Verdict::name),
         reason: d.map(|d| d.judgement.reason.clone()),
