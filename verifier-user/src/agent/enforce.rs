@@ -337,7 +337,7 @@ impl Enforcement {
             mode: if e.dry_run { Mode::DryRun } else { Mode::Enforce },
             rule: format!("policy rule {}", e.rule),
             block_verdicts: e.block_verdicts.iter().filter_map(|v| parse_verdict(v).ok()).collect(),
-            writes,
+            writes: writes || e.deny_writes,
         })
     }
 
