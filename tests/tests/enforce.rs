@@ -315,3 +315,76 @@ containers = ["staged"]
     let stats = final_stats(&records).expect("final stats");
     assert!(stats["kernel"]["blocked"].as_u64() >= Some(1), "{stats}");
 }
+
+#[test]
+fn a_write_to_an_image_file_kills_the_writer_where_writes_are_enforced_and_is_only_reported_elsewhere() {
+    require_root!();
+    let _lock = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prefix = unique("vt-enf-w");
+    let ids = [format!("{prefix}-w"), format!("{prefix}-x")];
+    let bundles: Vec<Bundle> = ids
+        .iter()
+        .map(|id| image::busybox_with_tool(&dir.path().join(id), &["sleep", "120"]).expect("bundle"))
+        .collect();
+    let sbom =
+        image::generate_sbom(&bundles[0], &dir.path().join("sbom.spdx.json"), "spdx-json").expect("sbom");
+    let rule = format!("{prefix}-*={}", sbom.display());
+    let pattern = format!("{prefix}-*");
+    // Both containers are enforced; only the first has its writes enforced.
+    let agent = Agent::start(&[
+        "--stats-interval",
+        "0",
+        "--containers-only",
+        "--sbom",
+        &rule,
+        "--enforce",
+        &pattern,
+        "--enforce-writes",
+        &ids[0],
+    ])
+    .expect("agent starts");
+    assert_eq!(agent.ready["enforcement"]["mechanism"], "tracepoint-kill", "{}", agent.ready);
+    let containers: Vec<Container> =
+        ids.iter().zip(&bundles).map(|(id, b)| Container::run(&b.dir, id).expect("runc run")).collect();
+    for id in &ids {
+        wait_active(&agent, id).expect("enforced");
+    }
+    let tool = |b: &Bundle| std::fs::read(b.rootfs().join(TOOL.trim_start_matches('/'))).expect("tool bytes");
+    let before: Vec<Vec<u8>> = bundles.iter().map(tool).collect();
+    let outs: Vec<_> =
+        ids.iter().map(|id| exec_any(id, &format!("echo x >> {TOOL}")).expect("runc exec")).collect();
+    assert!(killed(&outs[0].status) || outs[0].status.code() == Some(137), "writer killed: {:?}", outs[0]);
+    assert_eq!(tool(&bundles[0]), before[0], "the enforced image file is unchanged");
+    assert!(outs[1].status.success(), "not write-enforced: the write goes through: {:?}", outs[1]);
+    assert_ne!(tool(&bundles[1]), before[1], "the write happened");
+
+    let block = wait_for(&agent, Duration::from_secs(10), |r| {
+        r["type"] == "block" && r["container"]["id"] == ids[0] && r["event"] == "write"
+    })
+    .unwrap_or_else(|e| panic!("no write block: {e}: {:#?}", agent.records_so_far()));
+    assert_eq!(
+        (&block["action"], &block["mechanism"], &block["verdict"]),
+        (&Value::from("blocked"), &Value::from("tracepoint-kill"), &Value::from("image-file-written")),
+        "{block}"
+    );
+    assert_eq!(block["reasons"], serde_json::json!(["image-file"]), "{block}");
+    wait_for(&agent, Duration::from_secs(10), |r| {
+        r["type"] == "write" && r["container"]["id"] == ids[1] && r["path"] == TOOL
+    })
+    .unwrap_or_else(|e| {
+        panic!("the other container's write is reported: {e}: {:#?}", agent.records_so_far())
+    });
+    drop(containers);
+    let records = agent.stop().expect("agent stops");
+    assert!(
+        blocks(&records, &ids[1]).iter().all(|b| b["event"] != "write"),
+        "no write block where writes are not enforced"
+    );
+    assert!(
+        records.iter().any(|r| r["type"] == "alert"
+            && r["action"] == "blocked"
+            && r["verdict"] == "image-file-written"),
+        "a blocked alert for the write"
+    );
+}

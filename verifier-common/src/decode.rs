@@ -31,6 +31,15 @@ pub struct CgroupRecord<'a> {
     pub path: &'a [u8],
 }
 
+/// A decoded block record, borrowing the path of the file blocked.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockRecordRef<'a> {
+    pub record: crate::enforce::BlockRecord,
+    /// The file's name as the kernel had it (exact bytes; empty: the hook
+    /// did not carry one).
+    pub path: &'a [u8],
+}
+
 /// Any record the programs send.
 #[derive(Clone, Copy, Debug)]
 pub enum Record<'a> {
@@ -39,7 +48,7 @@ pub enum Record<'a> {
     WriteOpen(WriteRecord),
     Throttle(ThrottleRecord),
     MmapExec(MmapRecord),
-    Block(crate::enforce::BlockRecord),
+    Block(BlockRecordRef<'a>),
 }
 
 impl Record<'_> {
@@ -158,7 +167,14 @@ pub fn decode_any(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             }
             // SAFETY: at least BLOCK_RECORD_SIZE bytes of a repr(C)
             // plain-old-data struct; unaligned read.
-            Ok(Record::Block(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) }))
+            let record: crate::enforce::BlockRecord =
+                unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) };
+            let claimed = usize::from(record.path_len);
+            let rest = &bytes[crate::enforce::BLOCK_RECORD_SIZE..];
+            if claimed > rest.len() || claimed > crate::enforce::BLOCK_PATH_MAX {
+                return Err(DecodeError::BadFilenameLength { claimed, available: rest.len() });
+            }
+            Ok(Record::Block(BlockRecordRef { record, path: &rest[..claimed] }))
         }
     }
 }
@@ -364,11 +380,46 @@ mod tests {
         // SAFETY: BlockRecord is repr(C) plain-old-data without padding.
         let bytes: [u8; crate::enforce::BLOCK_RECORD_SIZE] = unsafe { core::mem::transmute(rec) };
         match decode_any(&bytes) {
-            Ok(Record::Block(b)) => {
+            Ok(Record::Block(BlockRecordRef { record: b, path })) => {
                 assert_eq!((b.reasons, b.mode, b.cgroup_id, b.identity.ino, b.fd), (4, 2, 77, 9, -1));
+                assert!(path.is_empty());
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_block_carries_its_path_within_bounds() {
+        let rec = crate::enforce::BlockRecord {
+            kind: crate::event::KIND_BLOCK,
+            path_len: 11,
+            ..Default::default()
+        };
+        // SAFETY: BlockRecord is repr(C) plain-old-data without padding.
+        let head: [u8; crate::enforce::BLOCK_RECORD_SIZE] = unsafe { core::mem::transmute(rec) };
+        let mut bytes = head.to_vec();
+        bytes.extend_from_slice(b"/tmp/enf/sh\0garbage");
+        match decode_any(&bytes) {
+            Ok(Record::Block(b)) => assert_eq!(b.path, b"/tmp/enf/sh"),
+            other => panic!("{other:?}"),
+        }
+        // A length past the record, or past the buffer the kernel fills,
+        // is refused.
+        bytes.truncate(crate::enforce::BLOCK_RECORD_SIZE + 5);
+        assert!(matches!(
+            decode_any(&bytes),
+            Err(DecodeError::BadFilenameLength { claimed: 11, available: 5 })
+        ));
+        let huge = crate::enforce::BlockRecord {
+            kind: crate::event::KIND_BLOCK,
+            path_len: (crate::enforce::BLOCK_PATH_MAX + 1) as u16,
+            ..Default::default()
+        };
+        // SAFETY: as above.
+        let head: [u8; crate::enforce::BLOCK_RECORD_SIZE] = unsafe { core::mem::transmute(huge) };
+        let mut bytes = head.to_vec();
+        bytes.resize(crate::enforce::BLOCK_MESSAGE_SIZE + 8, 0);
+        assert!(decode_any(&bytes).is_err());
     }
 
     #[test]

@@ -38,7 +38,8 @@
 use aya_ebpf::{
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
-        bpf_ktime_get_ns, generated::bpf_send_signal,
+        bpf_ktime_get_ns,
+        generated::{bpf_probe_read_kernel_str, bpf_send_signal},
     },
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
@@ -46,8 +47,9 @@ use aya_ebpf::{
 use verifier_common::{
     counters::Counter,
     enforce::{
-        BlockRecord, HOOK_EXEC, HOOK_MMAP, MECHANISM_TRACEPOINT_KILL, MODE_ENFORCE, REASON_FILELESS,
-        REASON_NO_IDENTITY, REASON_NOT_ALLOWED, REASON_WRITTEN,
+        BLOCK_PATH_MAX, BLOCK_PATH_TRUNCATED, BLOCK_PATH_UNREAD, BlockMessage, BlockRecord, HOOK_EXEC,
+        HOOK_MMAP, MECHANISM_TRACEPOINT_KILL, MODE_ENFORCE, MODE_MASK, REASON_FILELESS, REASON_NO_IDENTITY,
+        REASON_NOT_ALLOWED, REASON_WRITTEN,
     },
     event::{FileIdentity, KIND_BLOCK},
     fastpath::VerifiedKey,
@@ -82,7 +84,7 @@ fn try_enforce_exec() -> Result<(), i64> {
     let file = read_ptr(task, off.task_mm).and_then(|mm| read_ptr(mm, off.mm_exe_file));
     let (identity, reasons) = judge_exec(file, &here, off);
     if reasons != 0 {
-        block(&here, reasons, HOOK_EXEC, MECHANISM_TRACEPOINT_KILL, identity, -1);
+        block(&here, reasons, HOOK_EXEC, MECHANISM_TRACEPOINT_KILL, identity, -1, 0);
     }
     Ok(())
 }
@@ -112,7 +114,7 @@ fn try_enforce_mmap(ctx: &TracePointContext) -> Result<(), i64> {
     // A descriptor that names no open file fails the mmap itself.
     let (identity, reasons) = judge_file(fd_file(task, fd, off)?, here.slot, off)?;
     if reasons != 0 {
-        block(&here, reasons, HOOK_MMAP, MECHANISM_TRACEPOINT_KILL, identity, fd as i32);
+        block(&here, reasons, HOOK_MMAP, MECHANISM_TRACEPOINT_KILL, identity, fd as i32, 0);
     }
     Ok(())
 }
@@ -120,7 +122,10 @@ fn try_enforce_mmap(ctx: &TracePointContext) -> Result<(), i64> {
 /// The current task's container, when it is enforced and the task is not
 /// in the host's mount namespace.
 pub(crate) struct Here {
+    /// `MODE_*`, without the `WRITES_*` flags.
     pub mode: u32,
+    /// The `WRITES_*` flags of the container's `ENFORCE` value.
+    pub writes: u32,
     pub slot: u32,
     pub cgroup_id: u64,
 }
@@ -133,7 +138,7 @@ pub(crate) fn enforced_here() -> Option<Here> {
     // SAFETY: helper without arguments.
     let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     // SAFETY: values copied out at once; the agent inserts whole entries.
-    let mode = *unsafe { ENFORCE.get(&cgroup_id) }?;
+    let value = *unsafe { ENFORCE.get(&cgroup_id) }?;
     // SAFETY: as above.
     let slot = *unsafe { WATCHED.get(&cgroup_id) }?;
     let config = CONFIG.load();
@@ -142,7 +147,7 @@ pub(crate) fn enforced_here() -> Option<Here> {
     if in_host_mnt_ns(task, &config.offsets, config.host_mnt_ns) {
         return None;
     }
-    Some(Here { mode, slot, cgroup_id })
+    Some(Here { mode: value & MODE_MASK, writes: value & !MODE_MASK, slot, cgroup_id })
 }
 
 /// An executed file: its identity and why it may not run; a file that
@@ -177,9 +182,24 @@ pub(crate) fn judge_file(file: u64, slot: u32, off: &KernelOffsets) -> Result<(F
     Ok((identity, reasons))
 }
 
+/// A file opened for writing (`struct file *`, `FMODE_WRITE` already
+/// checked) whose identity is in the container's allowed set: the image's
+/// own verified code, which writes may not change. `None`: not one.
+#[inline(always)]
+pub(crate) fn judge_write(file: u64, slot: u32, off: &KernelOffsets) -> Result<Option<FileIdentity>, i64> {
+    let inode = read_ptr(file, off.file_f_inode)?;
+    let identity = inode_identity(inode, off)?;
+    // SAFETY: lookup only.
+    let allowed = unsafe { ALLOWED.get(&VerifiedKey { identity, slot, _pad: 0 }) }.is_some();
+    Ok(allowed.then_some(identity))
+}
+
 /// Counts and reports a block; with [`MECHANISM_TRACEPOINT_KILL`] in
 /// enforce mode, also kills the current task. Returns true when the
-/// caller must deny (enforce mode).
+/// caller must deny (enforce mode). `path`: a kernel string naming the
+/// file (0: none), carried in the record for the agent to judge the file
+/// by when no exec record will name it.
+#[expect(clippy::too_many_arguments, reason = "one record's fields, each from the hook that blocked")]
 #[inline(always)]
 pub(crate) fn block(
     here: &Here,
@@ -188,6 +208,7 @@ pub(crate) fn block(
     mechanism: u16,
     identity: FileIdentity,
     fd: i32,
+    path: u64,
 ) -> bool {
     let deny = here.mode == MODE_ENFORCE;
     let signal_rc = if deny {
@@ -219,10 +240,40 @@ pub(crate) fn block(
         slot: here.slot,
         fd,
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        path_len: 0,
+        path_flags: 0,
+        _pad: 0,
     };
-    if EVENTS.output::<BlockRecord>(&record, 0).is_err() {
+    // Reserved in the ring buffer and filled in place: a path buffer does
+    // not fit on the BPF stack.
+    let Some(mut entry) = EVENTS.reserve::<BlockMessage>(0) else {
         count(Counter::BlockDropped);
+        return deny;
+    };
+    let message = entry.as_mut_ptr();
+    // SAFETY: `message` is the reserved entry, sized for a BlockMessage;
+    // fields are written through raw pointers, never read uninitialized.
+    unsafe {
+        core::ptr::addr_of_mut!((*message).record).write(record);
+        if path != 0 {
+            let copied = bpf_probe_read_kernel_str(
+                core::ptr::addr_of_mut!((*message).path).cast(),
+                BLOCK_PATH_MAX as u32,
+                path as *const _,
+            );
+            // `copied` counts the NUL.
+            let (len, flags) = if copied <= 0 {
+                (0, BLOCK_PATH_UNREAD)
+            } else if copied as usize >= BLOCK_PATH_MAX {
+                ((BLOCK_PATH_MAX - 1) as u16, BLOCK_PATH_TRUNCATED)
+            } else {
+                ((copied - 1) as u16, 0)
+            };
+            core::ptr::addr_of_mut!((*message).record.path_len).write(len);
+            core::ptr::addr_of_mut!((*message).record.path_flags).write(flags);
+        }
     }
+    entry.submit(0);
     deny
 }
 

@@ -14,6 +14,13 @@
 //! - `lsm_mmap`, `mmap_file(struct file *file, unsigned long reqprot,
 //!   unsigned long prot, unsigned long flags)`: `prot` with `PROT_EXEC`
 //!   and a file (anonymous mappings have none).
+//! - `lsm_file_open`, `file_open(struct file *file)`: in a container whose
+//!   `ENFORCE` value has [`WRITES_DENY`], an open with `FMODE_WRITE` of a
+//!   file in its allowed set fails with `EPERM`. `file_open` rather than
+//!   `file_permission`: it runs once per open (in `do_dentry_open()`,
+//!   before `O_TRUNC` truncates anything), not on every `read`/`write` of
+//!   every file on the node, and the caller gets no descriptor at all.
+//!   A descriptor opened before the container was enforced is not seen.
 //!
 //! The decision is the tracepoint programs' (`enforce.rs`: [`enforced_here`],
 //! [`judge_file`], [`block`]) and so is the record, with mechanism
@@ -25,12 +32,15 @@
 //! the kernel's to combine.
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
-use verifier_common::enforce::{HOOK_EXEC, HOOK_MMAP, MECHANISM_BPF_LSM};
+use verifier_common::enforce::{
+    HOOK_EXEC, HOOK_MMAP, HOOK_WRITE, MECHANISM_BPF_LSM, REASON_IMAGE_FILE, WRITES_DENY,
+};
 
 use crate::{
-    enforce::{PROT_EXEC, block, enforced_here, judge_exec, judge_file},
-    kernel::read_ptr,
+    enforce::{PROT_EXEC, block, enforced_here, judge_exec, judge_file, judge_write},
+    kernel::{read, read_ptr},
     maps::CONFIG,
+    write::FMODE_WRITE,
 };
 
 /// `EPERM` (include/uapi/asm-generic/errno-base.h).
@@ -42,7 +52,11 @@ pub fn lsm_exec(ctx: LsmContext) -> i32 {
     let off = &CONFIG.load().offsets;
     let bprm: u64 = ctx.arg(0);
     let (identity, reasons) = judge_exec(read_ptr(bprm, off.bprm_file), &here, off);
-    if reasons != 0 && block(&here, reasons, HOOK_EXEC, MECHANISM_BPF_LSM, identity, -1) {
+    // The name of `bprm->file`: `bprm->interp` (the executed name on the
+    // first pass, the interpreter's once a `#!` handler substituted it;
+    // `bprm->filename` stays the script's).
+    let name = read_ptr(bprm, off.bprm_interp).unwrap_or(0);
+    if reasons != 0 && block(&here, reasons, HOOK_EXEC, MECHANISM_BPF_LSM, identity, -1, name) {
         return -EPERM;
     }
     0
@@ -59,7 +73,30 @@ pub fn lsm_mmap(ctx: LsmContext) -> i32 {
     let off = &CONFIG.load().offsets;
     match judge_file(file, here.slot, off) {
         Ok((identity, reasons)) if reasons != 0 => {
-            if block(&here, reasons, HOOK_MMAP, MECHANISM_BPF_LSM, identity, -1) { -EPERM } else { 0 }
+            if block(&here, reasons, HOOK_MMAP, MECHANISM_BPF_LSM, identity, -1, 0) { -EPERM } else { 0 }
+        }
+        _ => 0,
+    }
+}
+
+#[lsm(hook = "file_open")]
+pub fn lsm_file_open(ctx: LsmContext) -> i32 {
+    let file: u64 = ctx.arg(0);
+    let Some(here) = enforced_here() else { return 0 };
+    if here.writes & WRITES_DENY == 0 {
+        return 0;
+    }
+    let off = &CONFIG.load().offsets;
+    if !matches!(read::<u32>(file, off.file_f_mode), Ok(mode) if mode & FMODE_WRITE != 0) {
+        return 0;
+    }
+    match judge_write(file, here.slot, off) {
+        Ok(Some(identity)) => {
+            if block(&here, REASON_IMAGE_FILE, HOOK_WRITE, MECHANISM_BPF_LSM, identity, -1, 0) {
+                -EPERM
+            } else {
+                0
+            }
         }
         _ => 0,
     }

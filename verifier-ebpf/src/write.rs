@@ -19,6 +19,19 @@
 //! its record. The inode is then looked up in `VERIFIED_INODES` for the
 //! container's baseline slot: a hit is evicted from the fast path and
 //! reported. Unwatched containers and the host cost one map lookup.
+//!
+//! Where writes to image files are enforced without BPF LSM (the
+//! container's `ENFORCE` value has `WRITES_KILL`), a write-open of a file
+//! in its allowed set kills the opener (`bpf_send_signal(SIGKILL)`, taken
+//! before the syscall returns to user space: no `write` of this task runs)
+//! and sends a block record; the file is then not marked written (its
+//! bytes are as they were). What this does not prevent: `O_TRUNC` has
+//! already emptied the file when the open returns (the identity no longer
+//! matches the allowed set, so such an open is not even blocked: it is
+//! reported as a write and the file's next exec is blocked as `written`),
+//! and another thread of the same process may write through the new
+//! descriptor before the kill reaches it. BPF LSM's `file_open` has
+//! neither gap.
 
 use aya_ebpf::{
     helpers::{
@@ -34,13 +47,16 @@ use verifier_common::{
     fastpath::{InodeKey, VerifiedKey, WrittenKey},
 };
 
+use verifier_common::enforce::{HOOK_WRITE, MECHANISM_TRACEPOINT_KILL, REASON_IMAGE_FILE, WRITES_KILL};
+
 use crate::{
+    enforce::{block, enforced_here, judge_write},
     kernel::{fd_file, inode_identity, read, read_ptr},
     maps::{CONFIG, EVENTS, VERIFIED, VERIFIED_INODES, WATCHED, WRITTEN, count},
 };
 
 /// `FMODE_WRITE` (include/linux/fs.h): the file was opened for writing.
-const FMODE_WRITE: u32 = 1 << 1;
+pub(crate) const FMODE_WRITE: u32 = 1 << 1;
 /// `S_IFMT` / `S_IFREG` (include/uapi/linux/stat.h).
 const S_IFMT: u16 = 0o170_000;
 const S_IFREG: u16 = 0o100_000;
@@ -100,6 +116,12 @@ fn try_write_open(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     let identity = inode_identity(inode, off)?;
+    if let Some(here) = enforced_here().filter(|h| h.writes & WRITES_KILL != 0)
+        && let Ok(Some(identity)) = judge_write(file, here.slot, off)
+        && block(&here, REASON_IMAGE_FILE, HOOK_WRITE, MECHANISM_TRACEPOINT_KILL, identity, ret as i32, 0)
+    {
+        return Ok(());
+    }
     let written = WrittenKey { ino: identity.ino, dev: identity.dev, _pad: 0 };
     // Whatever its verification state; a full map evicts the least
     // recently written.

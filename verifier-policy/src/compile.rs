@@ -198,6 +198,14 @@ pub(crate) fn compile(text: &str) -> Result<Policy, Vec<Problem>> {
             Some(list) => c.verdicts(list),
             None => default_block.clone(),
         };
+        let deny_writes = match &r.deny_writes {
+            Some(d) if *d.get_ref() && mode != Mode::Enforce => {
+                c.problem(d, "deny_writes only applies to mode = \"enforce\": remove it or enforce");
+                false
+            }
+            Some(d) => *d.get_ref(),
+            None => false,
+        };
         let audit_for = r.stage.as_ref().and_then(|s| {
             if mode != Mode::Enforce {
                 c.problem(
@@ -210,7 +218,7 @@ pub(crate) fn compile(text: &str) -> Result<Policy, Vec<Problem>> {
         let exceptions =
             r.exceptions.iter().filter_map(|e| c.exception(e, &format!("rule {name}"))).collect::<Vec<_>>();
         let exceptions = exceptions.into_iter().map(|e| Exception { scope: name.clone(), ..e }).collect();
-        rules.push(Rule { name, mode, matcher, block_verdicts, audit_for, exceptions });
+        rules.push(Rule { name, mode, matcher, block_verdicts, deny_writes, audit_for, exceptions });
     }
     // In file order, whatever order they were found in.
     c.problems.sort_by_key(|p| p.at.map(|a| (a.line, a.column)));

@@ -14,7 +14,19 @@ fn the_example_policy_is_valid() {
     assert_eq!(p.rules[0].audit_for, Some(std::time::Duration::from_secs(86_400)));
     assert_eq!(p.rules[2].block_verdicts, ["unknown-binary", "fileless"]);
     assert_eq!(p.rules[1].block_verdicts, DEFAULT_BLOCK_VERDICTS, "inherited");
+    assert_eq!(p.rules.iter().map(|r| r.deny_writes).collect::<Vec<_>>(), [true, false, false]);
     assert_eq!(p.exceptions.len(), 1);
+}
+
+#[test]
+fn deny_writes_is_for_enforce_rules_only() {
+    let rule =
+        |mode: &str| format!("version = 1\n[[rule]]\nname = \"x\"\nmode = \"{mode}\"\ndeny_writes = true\n");
+    assert!(compile(&rule("enforce")).expect("valid").rules[0].deny_writes);
+    let e = problems(&rule("alert"));
+    assert!(e.len() == 1 && e[0].starts_with("5:") && e[0].contains("deny_writes"), "{e:?}");
+    let e = problems("version = 1\n[[rule]]\nname = \"x\"\nmode = \"enforce\"\ndeny_writes = \"yes\"\n");
+    assert!(e.len() == 1 && e[0].contains("bool"), "{e:?}");
 }
 
 #[test]

@@ -50,6 +50,8 @@ pub struct Decision {
     pub rule: String,
     pub mode: Mode,
     pub block_verdicts: Vec<String>,
+    /// Writes to the image's verified files are blocked too (`enforce`).
+    pub deny_writes: bool,
     /// `enforce` that only reports `would-block` (staging not yet clean).
     pub dry_run: bool,
     #[serde(serialize_with = "exceptions_json")]
@@ -141,6 +143,7 @@ impl Policy {
                         rule: rule.name.clone(),
                         mode: rule.mode,
                         block_verdicts: rule.block_verdicts.clone(),
+                        deny_writes: rule.deny_writes,
                         dry_run,
                         exceptions: rule.exceptions.iter().chain(&self.exceptions).cloned().collect(),
                         why,
@@ -153,6 +156,7 @@ impl Policy {
             rule: DEFAULT_RULE.to_owned(),
             mode: self.default_mode,
             block_verdicts: self.default_block.clone(),
+            deny_writes: false,
             dry_run: false,
             exceptions: self.exceptions.clone(),
             why,

@@ -47,6 +47,8 @@ pub struct Enforcement {
     /// Report `would-block` only (staging, or not yet clean long enough).
     pub dry_run: bool,
     pub block_verdicts: Vec<String>,
+    /// Writes to the image's verified files are blocked too.
+    pub deny_writes: bool,
 }
 
 impl Policy {
@@ -68,6 +70,7 @@ impl Policy {
             rule: d.rule,
             dry_run: d.dry_run,
             block_verdicts: d.block_verdicts,
+            deny_writes: d.deny_writes,
         })
     }
 }

@@ -85,6 +85,9 @@ pub struct Rule {
     pub mode: Mode,
     pub matcher: Matcher,
     pub block_verdicts: Vec<String>,
+    /// `deny_writes`: opening one of the image's verified files for
+    /// writing is blocked too.
+    pub deny_writes: bool,
     /// `stage.audit_for`: enforce only once clean this long.
     pub audit_for: Option<Duration>,
     pub exceptions: Vec<Exception>,

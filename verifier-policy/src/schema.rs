@@ -44,6 +44,9 @@ pub(crate) struct Rule {
     #[serde(default, rename = "match")]
     pub matcher: Option<Match>,
     pub block_verdicts: Option<Vec<Spanned<String>>>,
+    /// Deny writes to the image's verified files too (`mode = "enforce"`
+    /// only).
+    pub deny_writes: Option<Spanned<bool>>,
     pub stage: Option<Stage>,
     #[serde(default, rename = "exception")]
     pub exceptions: Vec<Exception>,

@@ -177,6 +177,39 @@ impl ExecEvent {
             tag: 0,
         }
     }
+
+    /// A verification job standing for an exec the kernel denied before
+    /// it happened (a block that carries the file's name): the file is
+    /// `b.path` as the exec named it, proven by the identity the hook
+    /// read; the process is still the one that called `execve`, so its
+    /// root and working directory resolve the name as the exec did.
+    pub fn of_denied_exec(b: &BlockEvent) -> Self {
+        let r = &b.record;
+        Self {
+            unix_ns: b.unix_ns,
+            pid: r.pid,
+            tgid: r.tgid,
+            ppid: 0,
+            ns_pid: 0,
+            uid: 0,
+            gid: 0,
+            cgroup_id: r.cgroup_id,
+            mnt_ns: 0,
+            pid_ns: 0,
+            comm: comm_bytes(&r.comm).to_vec(),
+            filename: b.path.clone(),
+            filename_truncated: b.path_truncated,
+            script: false,
+            exe_unlinked: r.reasons & verifier_common::enforce::REASON_FILELESS != 0,
+            written: r.reasons & verifier_common::enforce::REASON_WRITTEN != 0,
+            exe: (r.reasons & verifier_common::enforce::REASON_NO_IDENTITY == 0).then_some(r.identity),
+            argv: None,
+            argv_truncated: false,
+            library: false,
+            mapped_fd: None,
+            tag: 0,
+        }
+    }
 }
 
 /// A file mapped executable (`sys_enter_mmap` with `PROT_EXEC`) in a
@@ -254,10 +287,27 @@ pub struct ThrottleEvent {
 
 /// An exec or mapping blocked in an enforced container (or that would
 /// have been, in dry-run).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct BlockEvent {
     pub unix_ns: i128,
     pub record: verifier_common::enforce::BlockRecord,
+    /// The name the exec was given (exact bytes), where the hook carries
+    /// it: a BPF LSM exec denial, whose exec record never comes. Empty
+    /// otherwise.
+    pub path: Vec<u8>,
+    /// `path` filled the kernel's buffer and may be cut.
+    pub path_truncated: bool,
+}
+
+impl BlockEvent {
+    pub fn from_record(r: &verifier_common::decode::BlockRecordRef<'_>, clock: &Clock) -> Self {
+        Self {
+            unix_ns: clock.unix_ns(r.record.ktime_ns),
+            record: r.record,
+            path: r.path.to_vec(),
+            path_truncated: r.record.path_flags & verifier_common::enforce::BLOCK_PATH_TRUNCATED != 0,
+        }
+    }
 }
 
 /// NUL-separated argument strings (the last may be cut, without its NUL).

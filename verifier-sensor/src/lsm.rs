@@ -23,8 +23,11 @@ use aya::{
 
 use crate::hooks::{HookOutcome, HookState};
 
-/// (program in the object, LSM hook).
-pub const LSM_PROGRAMS: [(&str, &str); 2] = [("lsm_exec", "bprm_check_security"), ("lsm_mmap", "mmap_file")];
+/// (program in the object, LSM hook). `lsm_file_open` denies write-opens
+/// of image files only in containers whose writes are enforced; elsewhere
+/// it costs one failed hash lookup per open.
+pub const LSM_PROGRAMS: [(&str, &str); 3] =
+    [("lsm_exec", "bprm_check_security"), ("lsm_mmap", "mmap_file"), ("lsm_file_open", "file_open")];
 
 /// Where the kernel lists its active LSMs.
 pub const LSM_LIST: &str = "/sys/kernel/security/lsm";

@@ -45,9 +45,7 @@ impl Record {
             decode::Record::Throttle(record) => {
                 Record::Throttle(ThrottleEvent { unix_ns: clock.unix_ns(record.ktime_ns), record })
             }
-            decode::Record::Block(record) => {
-                Record::Block(BlockEvent { unix_ns: clock.unix_ns(record.ktime_ns), record })
-            }
+            decode::Record::Block(r) => Record::Block(BlockEvent::from_record(&r, clock)),
         })
     }
 
@@ -113,10 +111,11 @@ mod tests {
                 kind: k,
                 ktime_ns: 10,
                 cgroup_id: 9,
+                path_len: 7,
                 ..Default::default()
             }),
         };
-        if matches!(kind, RecordKind::Exec | RecordKind::CgroupMkdir) {
+        if matches!(kind, RecordKind::Exec | RecordKind::CgroupMkdir | RecordKind::Block) {
             bytes.extend_from_slice(b"/bin/ls");
         }
         bytes
@@ -157,6 +156,18 @@ mod tests {
         };
         assert!(!e.library);
         assert_eq!((e.filename.as_slice(), e.tgid, e.unix_ns), (&b"/bin/ls"[..], 3, clock.unix_ns(10)));
+    }
+
+    #[test]
+    fn a_block_keeps_the_path_it_carried() {
+        let clock = Clock::new();
+        let Ok(Record::Block(b)) = Record::from_bytes(&sample(RecordKind::Block), &clock) else {
+            panic!("not a block record");
+        };
+        assert_eq!(
+            (b.path.as_slice(), b.path_truncated, b.unix_ns),
+            (&b"/bin/ls"[..], false, clock.unix_ns(10))
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use std::{collections::HashMap, io::Write};
 
 use aya::maps::{MapData, RingBuf};
-use verifier_common::decode::DecodeError;
+use verifier_common::{decode::DecodeError, enforce::HOOK_EXEC};
 use verifier_sensor::{
     events::{BlockEvent, CgroupEvent, ExecEvent, LibraryEvent, ThrottleEvent, WriteEvent},
     records::Record,
@@ -45,7 +45,7 @@ pub(super) fn drain(
             Ok(Record::Write(w)) => on_write(state, out, &w)?,
             Ok(Record::Cgroup(c)) => on_cgroup(state, &c),
             Ok(Record::Throttle(t)) => on_throttle(state, out, &t)?,
-            Ok(Record::Block(b)) => on_block(state, b),
+            Ok(Record::Block(b)) => on_block(state, out, b)?,
             Err(err) => on_undecodable(state, err),
         }
     }
@@ -120,13 +120,22 @@ fn on_throttle(state: &mut State, out: &mut impl Write, t: &ThrottleEvent) -> an
 
 /// A block in an enforced container: held by enforcement until the
 /// blocked file's own record is judged (it comes from the reporting
-/// programs, separately), then reported with that verdict.
-fn on_block(state: &mut State, block: BlockEvent) {
+/// programs, separately), then reported with that verdict. An exec the
+/// kernel denied (BPF LSM) has no record of its own: the block carries the
+/// file's name, and the file is judged here as that exec would have been.
+fn on_block(state: &mut State, out: &mut impl Write, block: BlockEvent) -> anyhow::Result<()> {
     state.user.blocks += 1;
     let attribution = state.resolver.attribute(block.record.cgroup_id, block.record.tgid, 0);
     let info = state.verification.as_ref().and_then(|d| d.info(block.record.cgroup_id));
-    if let Some(e) = state.enforcement.as_mut() {
-        e.blocked(block, attribution, info);
+    let denied = (block.record.hook == HOOK_EXEC && !block.path.is_empty())
+        .then(|| (ExecEvent::of_denied_exec(&block), attribution.clone()));
+    let Some(e) = state.enforcement.as_mut() else { return Ok(()) };
+    if let Some(write) = e.blocked(block, attribution, info) {
+        return respond(state, out, Outcome::Blocked(write));
+    }
+    match denied {
+        Some((event, attribution)) => check(state, out, Origin::Denied, event, attribution, false),
+        None => Ok(()),
     }
 }
 

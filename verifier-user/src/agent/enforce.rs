@@ -31,7 +31,9 @@ use std::{
 };
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
-use verifier_common::enforce::{HOOK_MMAP, MODE_DRY_RUN, MODE_ENFORCE, mechanism_name, reason_names};
+use verifier_common::enforce::{
+    HOOK_MMAP, HOOK_WRITE, MODE_DRY_RUN, MODE_ENFORCE, WRITES_DENY, WRITES_KILL, mechanism_name, reason_names,
+};
 use verifier_sensor::{events::BlockEvent, maps::EnforceMaps};
 
 use crate::{
@@ -68,6 +70,17 @@ pub struct EnforceArgs {
     /// match.
     #[arg(long = "enforce-dry-run", value_name = "PATTERN")]
     pub dry_run: Vec<String>,
+
+    /// Also deny writes, in enforced containers matching PATTERN (as
+    /// `--enforce`): opening for writing one of the image's own verified
+    /// files (its allowed set) fails with EPERM under `bpf-lsm`, or kills
+    /// the opener before the open returns under `tracepoint-kill` (an
+    /// `O_TRUNC` open has already emptied the file by then: see
+    /// docs/enforcement.md). Reported as a `block` record with `event:
+    /// write`. Repeatable. In dry-run containers, reported as
+    /// `would-block`.
+    #[arg(long = "enforce-writes", value_name = "PATTERN")]
+    pub writes: Vec<String>,
 
     /// Verdicts that keep a file out of an enforced container's allowed
     /// set (comma-separated). A listed file whose verdict is not here (for
@@ -193,9 +206,26 @@ impl Block {
         self.event.record.hook == HOOK_MMAP
     }
 
+    /// An open for writing of an image file, not an exec or mapping.
+    pub(crate) fn is_write(&self) -> bool {
+        self.event.record.hook == HOOK_WRITE
+    }
+
+    /// `exec`, `library` or `write`.
+    pub(crate) fn event_name(&self) -> &'static str {
+        match self.event.record.hook {
+            HOOK_MMAP => "library",
+            HOOK_WRITE => "write",
+            _ => "exec",
+        }
+    }
+
     /// The verdict reported: the file's, once judged; else what the
     /// kernel's reasons say for certain (fileless, written), else none.
     pub(crate) fn verdict(&self) -> Option<Verdict> {
+        if self.is_write() {
+            return Some(Verdict::ImageFileWritten);
+        }
         let judged = self.decision.as_ref().map(|d| d.judgement.verdict);
         let reasons = self.event.record.reasons;
         let file = match judged {
@@ -229,6 +259,8 @@ pub(crate) struct Choice {
     pub mode: Mode,
     pub rule: String,
     pub block_verdicts: Vec<Verdict>,
+    /// Writes to the image's verified files are denied too.
+    pub writes: bool,
 }
 
 /// The enforcement side of the agent.
@@ -296,14 +328,16 @@ impl Enforcement {
         info: &ContainerInfo,
         policy: Option<&Policies>,
     ) -> Option<Choice> {
+        let writes = self.args.writes.iter().any(|p| keys.all().any(|k| glob_match(p, k)));
         if let Some((mode, rule)) = enforcement_for(&self.args, keys) {
-            return Some(Choice { mode, rule, block_verdicts: self.args.block_verdicts.clone() });
+            return Some(Choice { mode, rule, block_verdicts: self.args.block_verdicts.clone(), writes });
         }
         let e = policy?.enforcement_for(Some(info))?;
         Some(Choice {
             mode: if e.dry_run { Mode::DryRun } else { Mode::Enforce },
             rule: format!("policy rule {}", e.rule),
             block_verdicts: e.block_verdicts.iter().filter_map(|v| parse_verdict(v).ok()).collect(),
+            writes: writes || e.deny_writes,
         })
     }
 
@@ -352,14 +386,22 @@ impl Enforcement {
     /// A container's allowed set is ready: fill the kernel's, then set its
     /// mode. Returns the `enforcement` record.
     pub(crate) fn preverified(&mut self, cgroup_id: u64, p: &PreVerified) -> Option<EnforcementJson> {
-        let (Choice { mode, rule, block_verdicts }, slot, info, id) = self.pending.remove(&cgroup_id)?;
+        let (Choice { mode, rule, block_verdicts, writes }, slot, info, id) =
+            self.pending.remove(&cgroup_id)?;
+        // The write flag for the mechanism in use: the LSM program or the
+        // write-open tracepoint acts, never both.
+        let writes = match (writes, &self.available) {
+            (true, Ok("bpf-lsm")) => WRITES_DENY,
+            (true, Ok(_)) => WRITES_KILL,
+            _ => 0,
+        };
         self.stats.containers_pending = self.stats.containers_pending.saturating_sub(1);
         let mut record = self.record(cgroup_id, &id, &info, mode, &rule, "active");
         let filled = p.allowed.iter().try_for_each(|id| {
             self.maps.forget_stale_write(id.ino, id.dev, cgroup_id);
             self.maps.allow(*id, slot)
         });
-        let set = filled.and_then(|()| self.maps.set_mode(cgroup_id, mode.kernel()));
+        let set = filled.and_then(|()| self.maps.set_mode(cgroup_id, mode.kernel() | writes));
         record.listed = Some(p.listed);
         record.allowed = Some(p.allowed.len());
         record.refused_total = Some(p.refused.len());
@@ -383,18 +425,24 @@ impl Enforcement {
         Some(record)
     }
 
-    /// A block record from the kernel: held until its file is judged.
+    /// A block record from the kernel: held until its file is judged; a
+    /// denied write (nothing to judge: the file is one of the image's own
+    /// verified files) is returned to report at once.
     pub(crate) fn blocked(
         &mut self,
         event: BlockEvent,
         attribution: Attribution,
         info: Option<Arc<ContainerInfo>>,
-    ) {
+    ) -> Option<Block> {
         let r = &event.record;
         let rule = self.containers.get(&r.cgroup_id).map_or_else(|| "unknown".to_owned(), |c| c.rule.clone());
         let key = (r.tgid, r.identity.ino, r.identity.dev);
         let block = Block { event, attribution, rule, decision: None, info, allowed_now: false };
+        if block.is_write() {
+            return Some(block);
+        }
         self.waiting.insert(key, (block, Instant::now()));
+        None
     }
 
     /// The agent judged an exec or mapping: the block it explains, if any,

@@ -6,6 +6,7 @@ fn args(enforce: &[&str], dry_run: &[&str]) -> EnforceArgs {
     EnforceArgs {
         enforce: enforce.iter().map(|s| (*s).to_owned()).collect(),
         dry_run: dry_run.iter().map(|s| (*s).to_owned()).collect(),
+        writes: Vec::new(),
         block_verdicts: Vec::new(),
         mechanism: MechanismChoice::Auto,
     }
@@ -43,6 +44,8 @@ fn block(reasons: u16, hook: u16, mode: u32) -> Block {
         event: BlockEvent {
             unix_ns: 0,
             record: BlockRecord { reasons, hook, mode, mechanism: 1, ..Default::default() },
+            path: Vec::new(),
+            path_truncated: false,
         },
         attribution: Attribution::Host,
         rule: "--enforce x".into(),
@@ -65,4 +68,14 @@ fn a_block_says_what_the_kernel_knew_until_the_file_is_judged() {
     assert_eq!((b.action(), b.mechanism()), ("would-block", "tracepoint-kill"));
     assert_eq!(b.reasons(), ["not-verified", "written"]);
     assert_eq!(block(REASON_NOT_ALLOWED, HOOK_EXEC, MODE_ENFORCE).action(), "blocked");
+}
+
+#[test]
+fn a_denied_write_is_its_own_event_with_the_written_verdict() {
+    use verifier_common::enforce::{HOOK_MMAP, HOOK_WRITE, REASON_IMAGE_FILE};
+    let w = block(REASON_IMAGE_FILE, HOOK_WRITE, MODE_ENFORCE);
+    assert_eq!((w.event_name(), w.verdict()), ("write", Some(Verdict::ImageFileWritten)));
+    assert_eq!(w.reasons(), ["image-file"]);
+    assert_eq!(block(REASON_NOT_ALLOWED, HOOK_MMAP, MODE_ENFORCE).event_name(), "library");
+    assert_eq!(block(REASON_NOT_ALLOWED, HOOK_EXEC, MODE_ENFORCE).event_name(), "exec");
 }

@@ -105,7 +105,11 @@ pub(crate) fn of_block(b: &Block, node: &str) -> Finding {
     Finding {
         unix_ns: b.event.unix_ns,
         node: node.to_owned(),
-        subject: if b.is_library() { Subject::Library } else { Subject::Exec },
+        subject: match b.event_name() {
+            "library" => Subject::Library,
+            "write" => Subject::Write,
+            _ => Subject::Exec,
+        },
         verdict,
         severity: verdict.severity(),
         reason,

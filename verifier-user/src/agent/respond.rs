@@ -33,6 +33,9 @@ use super::{
 pub(crate) enum Origin {
     Exec,
     Library,
+    /// An exec the kernel denied (BPF LSM) before it happened, judged only
+    /// for its block: no exec record is reported, since nothing ran.
+    Denied,
 }
 
 /// Something the agent decided, ready to be acted on.
@@ -51,7 +54,10 @@ pub(crate) enum Outcome {
 pub(crate) fn respond(state: &mut State, out: &mut impl Write, outcome: Outcome) -> anyhow::Result<()> {
     match outcome {
         Outcome::Checked { origin, verified, attribution, scanned } => {
-            let excepted = report_checked(state, out, origin, &verified, &attribution, scanned)?;
+            let excepted = match origin {
+                Origin::Denied => denied_excepted(state, &verified, &attribution),
+                _ => report_checked(state, out, origin, &verified, &attribution, scanned)?,
+            };
             // A block waiting for this file's verdict is reported with it.
             let v = &verified;
             match state
@@ -73,7 +79,13 @@ pub(crate) fn respond(state: &mut State, out: &mut impl Write, outcome: Outcome)
 fn report_block(state: &mut State, out: &mut impl Write, b: &Block) -> anyhow::Result<()> {
     let r = &b.event.record;
     let d = b.decision.as_deref();
-    let path = d.filter(|d| !d.path.is_empty()).map(|d| String::from_utf8_lossy(&d.path).into_owned());
+    // The file as found and proven; else the name the kernel carried (a
+    // denied exec whose file was not judged in time).
+    let path = d
+        .map(|d| &d.path)
+        .filter(|p| !p.is_empty())
+        .or(Some(&b.event.path).filter(|p| !p.is_empty()))
+        .map(|p| String::from_utf8_lossy(p).into_owned());
     let container = match &b.attribution {
         Attribution::Container(c) => Some(c),
         _ => None,
@@ -86,7 +98,7 @@ fn report_block(state: &mut State, out: &mut impl Write, b: &Block) -> anyhow::R
         action: b.action(),
         mechanism: b.mechanism(),
         rule: &b.rule,
-        event: if b.is_library() { "library" } else { "exec" },
+        event: b.event_name(),
         reasons: b.reasons(),
         verdict: b.verdict().map(Verdict::name),
         reason: d.map(|d| d.judgement.reason.clone()),
@@ -144,7 +156,7 @@ fn report_checked(
         j.latency_us = u64::try_from((now - v.event.unix_ns) / 1000).ok();
     }
     let subject = match origin {
-        Origin::Exec => Subject::Exec,
+        Origin::Exec | Origin::Denied => Subject::Exec,
         Origin::Library => Subject::Library,
     };
     let mut finding = match state.alerts {
@@ -173,6 +185,18 @@ fn report_checked(
         a.submit(&f, out)?;
     }
     Ok(excepted)
+}
+
+/// Whether a policy exception covers the finding a denied exec's file
+/// would have raised (it is then allowed from now on, as a killed one
+/// is). Nothing is reported here: the block record says it all.
+fn denied_excepted(state: &mut State, v: &Verified, attribution: &Attribution) -> bool {
+    let (Some(p), Some(f)) =
+        (state.policy.as_mut(), findings::of_verified(Subject::Exec, v, attribution, &state.node))
+    else {
+        return false;
+    };
+    p.judge(&f, v.info.as_deref()).exception.is_some()
 }
 
 /// `image-file-written`: a record on stdout and an alert.

@@ -167,9 +167,10 @@ fn explain(a: &ExplainArgs) -> anyhow::Result<ExitCode> {
         Mode::Alert => writeln!(out, "effect: drift is alerted on; nothing blocked")?,
         Mode::Enforce => writeln!(
             out,
-            "effect: {} {}; other drift is alerted on",
+            "effect: {} {}{}; other drift is alerted on",
             if d.dry_run { "would block" } else { "blocks" },
-            blocks.join(", ")
+            blocks.join(", "),
+            if d.deny_writes { ", and writes to the image's verified files" } else { "" }
         )?,
     }
     if d.exceptions.is_empty() {
@@ -194,6 +195,7 @@ fn rule_json(r: &Rule) -> serde_json::Value {
         "mode": r.mode,
         "match": r.matcher.describe(),
         "block_verdicts": r.block_verdicts,
+        "deny_writes": r.deny_writes,
         "audit_for": r.audit_for.map(format_duration),
         "exceptions": r.exceptions.iter().map(|e| json!({"match": e.describe(), "reason": e.reason})).collect::<Vec<_>>(),
     })
@@ -224,6 +226,9 @@ fn write_summary(out: &mut impl io::Write, file: &Path, p: &Policy) -> io::Resul
         writeln!(out, "  {}. {} [{}{stage}] when {}", i + 1, r.name, r.mode.name(), r.matcher.describe())?;
         if r.mode == Mode::Enforce {
             writeln!(out, "     blocks: {}", r.block_verdicts.join(", "))?;
+            if r.deny_writes {
+                writeln!(out, "     denies writes to the image's verified files")?;
+            }
         }
         for e in &r.exceptions {
             writeln!(out, "     exception {}: {}", e.describe(), e.reason)?;

@@ -48,6 +48,7 @@ pub(crate) const REQUIRED: &[&str] = &[
     "mmap-hook",
     "write-hook",
     "fast-path",
+    "enforce-lsm-write",
 ];
 
 const INIT: &str = include_str!("guest/init.sh");

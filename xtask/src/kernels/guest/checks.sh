@@ -113,17 +113,20 @@ payload() {
 }
 
 lsm_list=$(cat /sys/kernel/security/lsm 2>/dev/null)
-if enforcing_agent lsm; then
+if enforcing_agent lsm --enforce-writes "$ENF"; then
     mechanism=$(first_match '"type":"ready"' | grep -o '"mechanism":"[^"]*"' | head -n 1 | cut -d'"' -f4)
     out=$(payload "$ENF" mark-lsm)
-    # enforce-lsm: with bpf in the active LSMs, the exec fails with EPERM.
+    # enforce-lsm: with bpf in the active LSMs, the exec fails with EPERM;
+    # the block record names the denied file and its verdict (the agent
+    # judged it from the name the record carries: no exec record comes).
     case ",$lsm_list," in
     *,bpf,*)
         if [ "$mechanism" = bpf-lsm ] && [ ! -e "$ROOTFS/tmp/enf/mark-lsm" ] && echo "$out" | grep -q 'rc=126' \
-            && wait_for 15 '"type":"block"' '"mechanism":"bpf-lsm"' '"event":"exec"' "\"id\":\"$ENF\"" >/dev/null; then
-            check enforce-lsm pass "mechanism bpf-lsm; payload: $out; no marker; block record"
+            && wait_for 15 '"type":"block"' '"mechanism":"bpf-lsm"' '"event":"exec"' "\"id\":\"$ENF\"" \
+                '"path":"/tmp/enf/sh"' '"verdict":"unknown-binary"' >/dev/null; then
+            check enforce-lsm pass "mechanism bpf-lsm; payload: $out; no marker; block record names /tmp/enf/sh, unknown-binary"
         else
-            check enforce-lsm fail "mechanism ${mechanism:-none}; payload: $out; marker: $(ls "$ROOTFS/tmp/enf/"); $(first_match '"type":"ready"' | grep -o '"enforcement":.*' | cut -c1-200)"
+            check enforce-lsm fail "mechanism ${mechanism:-none}; payload: $out; marker: $(ls "$ROOTFS/tmp/enf/"); block: $(first_match '"type":"block"' '"mechanism":"bpf-lsm"' | cut -c1-400); $(first_match '"type":"ready"' | grep -o '"enforcement":.*' | cut -c1-200)"
         fi ;;
     *) check enforce-lsm skip "bpf is not an active LSM ($lsm_list); mechanism ${mechanism:-none}" ;;
     esac
@@ -137,6 +140,21 @@ if enforcing_agent lsm; then
             check enforce-lsm-mmap fail "map-exec: $out"
         fi ;;
     *) check enforce-lsm-mmap skip "bpf is not an active LSM ($lsm_list)" ;;
+    esac
+    # enforce-lsm-write: opening an allowed image file for writing fails
+    # (EPERM from file_open); the file is unchanged and a write block is
+    # reported. /bin/map-exec: in the allowed set, not used after this.
+    case ",$lsm_list," in
+    *,bpf,*)
+        cp "$ROOTFS/bin/map-exec" /run/map-exec.orig
+        out=$(runc exec "$ENF" sh -c 'echo x >> /bin/map-exec; echo rc=$?' 2>&1 | tr '\n' ' ')
+        if echo "$out" | grep -q 'not permitted' && cmp -s /run/map-exec.orig "$ROOTFS/bin/map-exec" \
+            && wait_for 15 '"type":"block"' '"mechanism":"bpf-lsm"' '"event":"write"' "\"id\":\"$ENF\"" >/dev/null; then
+            check enforce-lsm-write pass "write: $out; file unchanged; write block record"
+        else
+            check enforce-lsm-write fail "write: $out; unchanged: $(cmp -s /run/map-exec.orig "$ROOTFS/bin/map-exec" && echo yes || echo no); block: $(first_match '"type":"block"' '"event":"write"' | cut -c1-300)"
+        fi ;;
+    *) check enforce-lsm-write skip "bpf is not an active LSM ($lsm_list)" ;;
     esac
     # enforce-observe: the same payload runs in the observed container.
     out=$(payload "$ID" mark-observe)
