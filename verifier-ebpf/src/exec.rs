@@ -30,7 +30,7 @@ use verifier_common::{
     counters::Counter,
     event::{
         ARGS_MAX, ExecHeader, FILENAME_MAX, FLAG_ARGS_TRUNCATED, FLAG_EXE_UNLINKED, FLAG_FILENAME_TRUNCATED,
-        FLAG_NO_ARGS, FLAG_NO_EXE_FILE, FLAG_NO_NAMESPACES, FLAG_NO_PARENT, FLAG_SCRIPT, FLAG_WRITTEN,
+        FLAG_NO_ARGS, FLAG_NO_EXE_FILE, FLAG_NO_NAMESPACES, FLAG_NO_ROOT, FLAG_NO_PARENT, FLAG_SCRIPT, FLAG_WRITTEN,
         FileIdentity, HEADER_SIZE, KIND_EXEC,
     },
     fastpath::VerifiedKey,
@@ -184,6 +184,16 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
         _ => flags |= FLAG_NO_ARGS,
     }
 
+    // The root the executed path was resolved in: a `chroot` moves it, and
+    // once the process is gone only this says so.
+    let (root_ino, root_dev) = match root_dir(task, off) {
+        Ok(root) => root,
+        Err(_) => {
+            flags |= FLAG_NO_ROOT;
+            (0, 0)
+        }
+    };
+
     let pid_tgid = bpf_get_current_pid_tgid();
     let uid_gid = bpf_get_current_uid_gid();
     scratch.header = ExecHeader {
@@ -203,6 +213,9 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
         pid_ns,
         exe,
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        root_ino,
+        root_dev,
+        _pad_root: 0,
     };
 
     // The clamp is for the kernel's verifier, which must see the size
@@ -244,6 +257,20 @@ fn exe_identity(task: u64, off: &KernelOffsets) -> Result<(FileIdentity, u32), i
     let file = read_ptr(mm, off.mm_exe_file)?;
     let inode = read_ptr(file, off.file_f_inode)?;
     Ok((inode_identity(inode, off)?, read::<u32>(inode, off.inode_i_nlink)?))
+}
+
+/// `current->fs->root.dentry->d_inode`: inode number and device (kernel
+/// encoding) of the task's root directory. `fs->root` is read without
+/// `fs->lock`: a concurrent `chroot` by another thread sharing `fs` may be
+/// seen either side, as it would be a moment later.
+#[inline(always)]
+fn root_dir(task: u64, off: &KernelOffsets) -> Result<(u64, u32), i64> {
+    let fs = read_ptr(task, off.task_fs)?;
+    let dentry = read_ptr(fs, off.fs_root_dentry)?;
+    let inode = read_ptr(dentry, off.dentry_d_inode)?;
+    let ino = read::<u64>(inode, off.inode_i_ino)?;
+    let dev = read::<u32>(read_ptr(inode, off.inode_i_sb)?, off.sb_s_dev)?;
+    Ok((ino, dev))
 }
 
 /// Mount namespace inum, pid namespace inum and the pid inside it.

@@ -448,6 +448,7 @@ fn unresolved(why: &str) -> Arc<Decision> {
         sha256: None,
         script: None,
         trusted: false,
+        root: None,
     })
 }
 

@@ -213,6 +213,7 @@ mod tests {
             argv: None,
             argv_truncated: false,
             exe: None,
+            root: None,
         }
     }
 

@@ -42,6 +42,7 @@ fn event_for(pid: u32, bin: &Path) -> ExecEvent {
         argv: None,
         argv_truncated: false,
         exe: Some(verifier_sensor::events::identity_of(&m)),
+        root: None,
     }
 }
 
