@@ -30,8 +30,8 @@ use verifier_common::{
     counters::Counter,
     event::{
         ARGS_MAX, ExecHeader, FILENAME_MAX, FLAG_ARGS_TRUNCATED, FLAG_EXE_UNLINKED, FLAG_FILENAME_TRUNCATED,
-        FLAG_NO_ARGS, FLAG_NO_EXE_FILE, FLAG_NO_NAMESPACES, FLAG_NO_ROOT, FLAG_NO_PARENT, FLAG_SCRIPT, FLAG_WRITTEN,
-        FileIdentity, HEADER_SIZE, KIND_EXEC,
+        FLAG_NO_ARGS, FLAG_NO_EXE_FILE, FLAG_NO_NAMESPACES, FLAG_NO_PARENT, FLAG_NO_ROOT, FLAG_SCRIPT,
+        FLAG_WRITTEN, FileIdentity, HEADER_SIZE, KIND_EXEC,
     },
     fastpath::VerifiedKey,
     offsets::KernelOffsets,

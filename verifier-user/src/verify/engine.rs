@@ -381,7 +381,8 @@ impl Engine {
         let cacheable = !fileless && !deleted && !written && script.is_none() && l.hashes.is_some();
         let sha256 = l.hashes.as_ref().and_then(|h| h.sha256);
         let trusted = cacheable && judgement.verdict == Verdict::Ok;
-        let decision = Decision { judgement, path: l.path, via: Some(l.via), sha256, script, trusted, root: None };
+        let decision =
+            Decision { judgement, path: l.path, via: Some(l.via), sha256, script, trusted, root: None };
         (Arc::new(decision), cacheable)
     }
 }

@@ -159,7 +159,8 @@ pub(crate) fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
     let proc_dir = job.proc_root.join(job.tgid.to_string());
     // The process's own root: a `chroot` inside the container moves it.
     let own_root = RootDir::open(&proc_dir.join("root")).ok();
-    if own_root.is_none() && !job.library && exec_root(job.exec_root, job.root.identity()) == ExecRoot::Chroot {
+    if own_root.is_none() && !job.library && exec_root(job.exec_root, job.root.identity()) == ExecRoot::Chroot
+    {
         return from_other_root(job, cache, buf);
     }
     let root = own_root.as_ref().unwrap_or(&job.root);

@@ -387,3 +387,20 @@ fn a_library_not_yet_mapped_is_found_through_its_descriptor() {
     let why = unverifiable(locate(&j, &HashCache::new(16), &mut vec![0; 4096]));
     assert!(why.contains("is not mapped by") && why.contains("another file"), "{why}");
 }
+
+#[test]
+fn an_exited_script_from_another_root_is_not_read_in_the_container_root() {
+    let g = gone_root();
+    let mut j = gone_job(&g, "/bin/egrep", "usr/bin/dash");
+    j.script = true;
+    j.listed = Some(listed(&["/usr/bin/dash", "/usr/bin/egrep"]));
+    j.exec_root =
+        Some(verifier_sensor::events::DirIdentity::of(&fs::metadata(g.root.join("opt")).expect("stat")));
+    match locate(&j, &HashCache::new(16), &mut vec![0; 4096]) {
+        Outcome::Unread(u) => {
+            assert!(u.other_root && u.gone, "{}", u.why);
+            assert_eq!(u.path, b"/bin/egrep", "as named, not resolved in the container's root");
+        }
+        other => panic!("the container's /bin/egrep is not the script that ran: {other:?}"),
+    }
+}
