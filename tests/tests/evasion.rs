@@ -149,5 +149,8 @@ fn a_chrooted_payload_gone_before_it_is_judged_is_unknown_not_its_namesake() {
         .find(|r| in_container(r) && r["filename"] == TOOL)
         .unwrap_or_else(|| panic!("the legitimate exec: {records:?}"));
     assert_eq!(tool["verification"]["verdict"], "ok", "{tool}");
+    // Found by its path, in the root the kernel saw it run in (alive or
+    // not): the container's root is told from a chroot, never confused.
+    assert_eq!(tool["verification"]["via"], "path", "{tool}");
     assert!(tool["verification"].get("root").is_none(), "{tool}");
 }

@@ -117,9 +117,7 @@ impl RootDir {
     /// held (once; `None` if that failed): what tells this root from
     /// another, such as the root a `chroot`ed process ran in.
     pub fn identity(&self) -> Option<(u64, u64)> {
-        *self.identity.get_or_init(|| {
-            nix::sys::stat::fstat(&self.fd).ok().map(|st| (st.st_dev as u64, st.st_ino as u64))
-        })
+        *self.identity.get_or_init(|| nix::sys::stat::fstat(&self.fd).ok().map(|st| (st.st_dev, st.st_ino)))
     }
 
     /// The resolver in use.

@@ -31,7 +31,7 @@ use super::{
     index::LazyIndex,
     locate::{Job, Listed, Located, Outcome, Unread, Via, is_proc_exe, runs_from_descriptor},
     pool::{Done, Pool},
-    root::ExecRoot,
+    root::{ExecRoot, exec_root},
     verdict::{ImageContent, Judgement, Verdict, deleted_after_exec, judge, judge_unhashed},
 };
 use verifier_sbom::{Manifest, digest, fsroot::RootDir, hash::Algs};
@@ -218,7 +218,7 @@ impl Engine {
                 event.filename.clone()
             },
             identity,
-            exec_root: event.root,
+            chrooted: exec_root(event.root, ctx.root.identity()) == ExecRoot::Chroot,
             algs: digest::algs_for(path_guess.and_then(|p| ctx.manifest.get(p))).union(ctx.any_algs),
             max_bytes: self.max_bytes,
             library: event.library,

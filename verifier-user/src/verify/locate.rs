@@ -35,13 +35,11 @@
 use std::{fs::File, os::unix::fs::MetadataExt as _, path::Path, sync::Arc};
 
 use verifier_common::event::FileIdentity;
-use verifier_sensor::events::DirIdentity;
 
 use super::{
     hash_cache::HashCache,
     index::LazyIndex,
     open::{Match, open_exact, open_proc_exe},
-    root::{ExecRoot, exec_root},
     script::read_script,
 };
 use verifier_sbom::{
@@ -60,9 +58,10 @@ pub(crate) struct Job {
     pub tgid: u32,
     pub filename: Vec<u8>,
     pub identity: FileIdentity,
-    /// The task's root directory as the kernel saw it at the exec
-    /// (`None`: not known).
-    pub exec_root: Option<DirIdentity>,
+    /// The kernel saw the exec in a root other than the container's
+    /// ([`super::root::ExecRoot::Chroot`]): once the process is gone, its
+    /// path is never resolved in the container's root.
+    pub chrooted: bool,
     pub algs: Algs,
     /// Files larger than this are not hashed (reported as skipped).
     pub max_bytes: u64,
@@ -159,8 +158,7 @@ pub(crate) fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
     let proc_dir = job.proc_root.join(job.tgid.to_string());
     // The process's own root: a `chroot` inside the container moves it.
     let own_root = RootDir::open(&proc_dir.join("root")).ok();
-    if own_root.is_none() && !job.library && exec_root(job.exec_root, job.root.identity()) == ExecRoot::Chroot
-    {
+    if own_root.is_none() && !job.library && job.chrooted {
         return from_other_root(job, cache, buf);
     }
     let root = own_root.as_ref().unwrap_or(&job.root);

@@ -41,7 +41,7 @@ fn job(pid: u32, filename: &Path, identity: FileIdentity) -> Job {
         tgid: pid,
         filename: filename.as_os_str().as_bytes().to_vec(),
         identity,
-        exec_root: None,
+        chrooted: false,
         library: false,
         mapped_fd: -1,
         algs: Algs::SHA256,
@@ -227,7 +227,7 @@ fn gone_job(g: &Gone, filename: &str, identity_of_file: &str) -> Job {
         tgid: 4242,
         filename: filename.as_bytes().to_vec(),
         identity: identity_of(&g.root.join(identity_of_file)),
-        exec_root: None,
+        chrooted: false,
         library: false,
         mapped_fd: -1,
         algs: Algs::SHA256.with(verifier_sbom::HashAlg::Md5),
@@ -394,8 +394,7 @@ fn an_exited_script_from_another_root_is_not_read_in_the_container_root() {
     let mut j = gone_job(&g, "/bin/egrep", "usr/bin/dash");
     j.script = true;
     j.listed = Some(listed(&["/usr/bin/dash", "/usr/bin/egrep"]));
-    j.exec_root =
-        Some(verifier_sensor::events::DirIdentity::of(&fs::metadata(g.root.join("opt")).expect("stat")));
+    j.chrooted = true;
     match locate(&j, &HashCache::new(16), &mut vec![0; 4096]) {
         Outcome::Unread(u) => {
             assert!(u.other_root && u.gone, "{}", u.why);

@@ -10,8 +10,9 @@
 //!
 //! The kernel reports the task's root directory at the exec (inode and
 //! device of `current->fs->root`, see `ExecHeader::root_ino`); it is
-//! compared here with the container's root as the agent opened it (one
-//! `fstat`, kept with the root). Only a difference both can vouch for
+//! compared here, on the event loop when a job is made, with the
+//! container's root as the agent opened it (one `fstat` per container,
+//! kept with the root). Only a difference both can vouch for
 //! counts: a root the kernel could not read, or a container root that
 //! could not be `stat`ed, leaves things as they were.
 
