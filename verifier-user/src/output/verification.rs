@@ -135,6 +135,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_root_marker_is_written_only_for_another_root() {
+        let mut d = Decision {
+            judgement: Judgement::new(Verdict::UnknownBinary, "ran from another root"),
+            path: b"/bin/true".to_vec(),
+            via: None,
+            sha256: None,
+            script: None,
+            trusted: false,
+            root: Some(ExecRoot::Chroot),
+        };
+        let json = serde_json::to_value(VerificationJson::from_decision(&d)).expect("serialize");
+        assert_eq!((&json["root"], &json["path"]), (&"chroot".into(), &"/bin/true".into()));
+        d.root = None;
+        let json = serde_json::to_value(VerificationJson::from_decision(&d)).expect("serialize");
+        assert!(json.get("root").is_none(), "{json}");
+    }
+
+    #[test]
     fn a_library_record_names_library_drift_and_the_file_verdict() {
         let mut j = Judgement::new(Verdict::ModifiedBinary, "the SBOM lists this path with another SHA-256");
         j.weak = true;
