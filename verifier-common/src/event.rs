@@ -101,9 +101,6 @@ pub const FLAG_NO_ARGS: u16 = 1 << 7;
 /// userspace reads back, so such a file is never answered by the fast path
 /// and never judged `ok`.
 pub const FLAG_WRITTEN: u16 = 1 << 8;
-/// The task's root directory (`current->fs->root`) could not be read: the
-/// `root_*` fields of the exec record are zero.
-pub const FLAG_NO_ROOT: u16 = 1 << 9;
 
 /// Identity of the executed file, as the kernel saw it. Userspace compares
 /// it with `fstat` of what it opens, so a file replaced after the exec is
@@ -174,7 +171,8 @@ pub struct ExecHeader {
     /// Inode number of the task's root directory at the exec
     /// (`current->fs->root.dentry->d_inode`): a `chroot` moves it. The
     /// agent compares it with the container's root to know which root the
-    /// executed path was resolved in, even once the process is gone.
+    /// executed path was resolved in, even once the process is gone. Zero
+    /// when it could not be read (no inode is numbered 0).
     pub root_ino: u64,
     /// Device of that root directory, kernel encoding (as
     /// [`FileIdentity::dev`]).

@@ -11,7 +11,7 @@ use verifier_common::{
     decode::{CgroupRecord, ExecRecord, comm_bytes},
     event::{
         FLAG_ARGS_TRUNCATED, FLAG_EXE_UNLINKED, FLAG_FILENAME_TRUNCATED, FLAG_NO_ARGS, FLAG_NO_EXE_FILE,
-        FLAG_NO_ROOT, FLAG_SCRIPT, FLAG_WRITTEN, FileIdentity, MmapRecord, WriteRecord,
+        FLAG_SCRIPT, FLAG_WRITTEN, FileIdentity, MmapRecord, WriteRecord,
     },
     throttle::ThrottleRecord,
 };
@@ -161,7 +161,7 @@ impl ExecEvent {
             exe_unlinked: h.flags & FLAG_EXE_UNLINKED != 0,
             written: h.flags & FLAG_WRITTEN != 0,
             exe: (h.flags & FLAG_NO_EXE_FILE == 0).then_some(h.exe),
-            root: (h.flags & FLAG_NO_ROOT == 0)
+            root: (h.root_ino != 0)
                 .then(|| DirIdentity { dev: kernel_dev_to_user(h.root_dev), ino: h.root_ino }),
             argv: (h.flags & FLAG_NO_ARGS == 0).then(|| split_args(r.args)),
             argv_truncated: h.flags & FLAG_ARGS_TRUNCATED != 0,
@@ -329,7 +329,7 @@ mod tests {
         let header = ExecHeader { root_ino: 77, root_dev: 8 << 20 | 3, ..ExecHeader::default() };
         let exec = ExecEvent::from_record(&ExecRecord { header, filename: b"/x", args: b"" }, &clock);
         assert_eq!(exec.root, Some(DirIdentity { dev: libc::makedev(8, 3), ino: 77 }));
-        let header = ExecHeader { flags: FLAG_NO_ROOT, root_ino: 77, ..ExecHeader::default() };
+        let header = ExecHeader { root_dev: 8 << 20 | 3, ..ExecHeader::default() };
         let exec = ExecEvent::from_record(&ExecRecord { header, filename: b"/x", args: b"" }, &clock);
         assert_eq!(exec.root, None, "not read: unknown, never a zero identity");
     }
