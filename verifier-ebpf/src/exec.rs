@@ -38,7 +38,7 @@ use verifier_common::{
 };
 
 use crate::{
-    kernel::{inode_identity, read, read_ptr},
+    kernel::{inode_identity, read, read_or_zero, read_ptr},
     maps::{CONFIG, EVENTS, SCRATCH, VERIFIED, WATCHED, count, was_written},
     throttle::{ExecFile, throttled},
 };
@@ -185,10 +185,8 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     }
 
     // The root the executed path was resolved in: a `chroot` moves it, and
-    // once the process is gone only this says so. Zero when unreadable,
-    // with no flag: a flag set on one branch doubles the states 5.10's
-    // verifier walks (it refused the program at 1M instructions).
-    let (root_ino, root_dev) = root_dir(task, off).unwrap_or((0, 0));
+    // once the process is gone only this says so. Zeros when unreadable.
+    let (root_ino, root_dev) = root_dir(task, off);
 
     let pid_tgid = bpf_get_current_pid_tgid();
     let uid_gid = bpf_get_current_uid_gid();
@@ -256,17 +254,17 @@ fn exe_identity(task: u64, off: &KernelOffsets) -> Result<(FileIdentity, u32), i
 }
 
 /// `current->fs->root.dentry->d_inode`: inode number and device (kernel
-/// encoding) of the task's root directory. `fs->root` is read without
-/// `fs->lock`: a concurrent `chroot` by another thread sharing `fs` may be
-/// seen either side, as it would be a moment later.
+/// encoding) of the task's root directory, zeros when a link of the chain
+/// cannot be read (read without branches: see [`read_or_zero`]). `fs->root`
+/// is read without `fs->lock`: a concurrent `chroot` by another thread
+/// sharing `fs` may be seen either side, as it would be a moment later.
 #[inline(always)]
-fn root_dir(task: u64, off: &KernelOffsets) -> Result<(u64, u32), i64> {
-    let fs = read_ptr(task, off.task_fs)?;
-    let dentry = read_ptr(fs, off.fs_root_dentry)?;
-    let inode = read_ptr(dentry, off.dentry_d_inode)?;
-    let ino = read::<u64>(inode, off.inode_i_ino)?;
-    let dev = read::<u32>(read_ptr(inode, off.inode_i_sb)?, off.sb_s_dev)?;
-    Ok((ino, dev))
+fn root_dir(task: u64, off: &KernelOffsets) -> (u64, u32) {
+    let fs: u64 = read_or_zero(task, off.task_fs);
+    let dentry: u64 = read_or_zero(fs, off.fs_root_dentry);
+    let inode: u64 = read_or_zero(dentry, off.dentry_d_inode);
+    let sb: u64 = read_or_zero(inode, off.inode_i_sb);
+    (read_or_zero(inode, off.inode_i_ino), read_or_zero(sb, off.sb_s_dev))
 }
 
 /// Mount namespace inum, pid namespace inum and the pid inside it.
