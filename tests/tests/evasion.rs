@@ -5,8 +5,13 @@
 //!   the file's identity (dev, inode, size, ctime) as it was; the agent
 //!   would hash the restored original. The kernel remembers the write-open
 //!   (`WRITTEN`), so every such exec is reported and never judged `ok`.
+//! - Chroot and exit: a payload run in a `chroot` inside the container, at
+//!   a path that in the container's root names a listed file, and gone
+//!   before the agent looks. The kernel reports the task's root at the
+//!   exec, so the agent never resolves the path in the container's root:
+//!   the exec is `unknown-binary`, marked `"root": "chroot"`.
 
-use std::time::Duration;
+use std::{process::Command, time::Duration};
 
 use serde_json::Value;
 use verifier_tests::{
@@ -87,4 +92,65 @@ fn a_payload_swapped_in_and_out_within_a_tick_is_never_ok() {
         .unwrap_or_else(|| panic!("the written file's mapping was reported: {records:?}"));
     assert_eq!(lib["verification"]["verdict"], "library-drift", "{lib}");
     assert_eq!(lib["verification"]["file_verdict"], "modified-binary", "{lib}");
+}
+
+/// Makes `/tmp/jail/bin/true` in the container: busybox with one byte
+/// appended (other bytes than anything listed; still runs as the `true`
+/// applet), at a path that in the container's root is a listed file.
+const JAIL: &str = "busybox mkdir -p /tmp/jail/bin && cp /bin/busybox /tmp/jail/bin/true \
+                    && echo >> /tmp/jail/bin/true";
+
+#[test]
+fn a_chrooted_payload_gone_before_it_is_judged_is_unknown_not_its_namesake() {
+    require_root!();
+    let _lock = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (agent, container, id, _bundle) = setup(dir.path(), "chroot", &[]);
+    // A legitimate exec first: the image's own tool, never run before.
+    container.exec(&[TOOL]).expect("the tool runs");
+    container.exec(&["sh", "-c", JAIL]).expect("jail made");
+    // `chroot` needs CAP_SYS_CHROOT, which runc's default spec leaves out.
+    let out = Command::new("runc")
+        .args(["exec", "--cap", "CAP_SYS_CHROOT", &id, "busybox", "chroot", "/tmp/jail", "/bin/true"])
+        .output()
+        .expect("runc exec");
+    assert!(out.status.success(), "chroot /tmp/jail /bin/true: {}", String::from_utf8_lossy(&out.stderr));
+    let in_container = |r: &Value| r["container"]["id"] == id.as_str();
+    let jailed = evasion::wait_for(&agent, Duration::from_secs(10), |r| {
+        r["type"] == "exec"
+            && in_container(r)
+            && r["filename"] == "/bin/true"
+            && r["verification"].is_object()
+    })
+    .expect("the chrooted exec is reported");
+    evasion::wait_for(&agent, Duration::from_secs(10), |r| {
+        r["type"] == "alert" && r["file"]["path"] == "/bin/true"
+    })
+    .expect("and alerted");
+    let records = agent.stop().expect("agent stops");
+    drop(container);
+
+    let v = &jailed["verification"];
+    assert_eq!(v["verdict"], "unknown-binary", "never the listed /bin/true it is named like: {jailed}");
+    assert_eq!(v["path"], "/bin/true", "the path as seen in its root: {jailed}");
+    assert_eq!(v["root"], "chroot", "exited before it was read, and said so: {jailed}");
+    assert!(v["reason"].as_str().is_some_and(|s| s.contains("another root")), "{jailed}");
+    let alert = records
+        .iter()
+        .find(|r| r["type"] == "alert" && r["file"]["path"] == "/bin/true")
+        .unwrap_or_else(|| panic!("an alert for the chrooted exec: {records:?}"));
+    assert_eq!(
+        (&alert["verdict"], &alert["severity"]),
+        (&"unknown-binary".into(), &"high".into()),
+        "{alert}"
+    );
+
+    let tool = execs(&records)
+        .find(|r| in_container(r) && r["filename"] == TOOL)
+        .unwrap_or_else(|| panic!("the legitimate exec: {records:?}"));
+    assert_eq!(tool["verification"]["verdict"], "ok", "{tool}");
+    // Found by its path, in the root the kernel saw it run in (alive or
+    // not): the container's root is told from a chroot, never confused.
+    assert_eq!(tool["verification"]["via"], "path", "{tool}");
+    assert!(tool["verification"].get("root").is_none(), "{tool}");
 }

@@ -199,6 +199,8 @@ mod tests {
             pid: 42,
             tgid: 42,
             comm: *b"busybox\0\0\0\0\0\0\0\0\0",
+            root_ino: 2,
+            root_dev: 0x0010_0003,
             ..ExecHeader::default()
         };
         // SAFETY: ExecHeader is repr(C) plain-old-data.
@@ -214,6 +216,7 @@ mod tests {
         let rec = decode(&bytes).expect("decodes");
         assert_eq!(rec.filename, b"/bin/ls");
         assert_eq!(rec.header.tgid, 42);
+        assert_eq!((rec.header.root_ino, rec.header.root_dev), (2, 0x0010_0003));
         assert_eq!(comm_bytes(&rec.header.comm), b"busybox");
     }
 

@@ -7,7 +7,7 @@
 //! moment `sched_process_exec` fires.
 //! A record on the ring buffer is an [`ExecHeader`] followed by exactly
 //! `filename_len` bytes of the file name (no NUL). Records are variable-sized
-//! so that a typical exec costs about 130 bytes of ring buffer rather than a
+//! so that a typical exec costs about 150 bytes of ring buffer rather than a
 //! page: the ring holds far more events under a burst, which is what keeps
 //! loss at zero.
 
@@ -168,13 +168,23 @@ pub struct ExecHeader {
     pub exe: FileIdentity,
     /// `current->comm` after the exec, NUL-padded.
     pub comm: [u8; 16],
+    /// Inode number of the task's root directory at the exec
+    /// (`current->fs->root.dentry->d_inode`): a `chroot` moves it. The
+    /// agent compares it with the container's root to know which root the
+    /// executed path was resolved in, even once the process is gone. Zero
+    /// when it could not be read (no inode is numbered 0).
+    pub root_ino: u64,
+    /// Device of that root directory, kernel encoding (as
+    /// [`FileIdentity::dev`]).
+    pub root_dev: u32,
+    pub _pad_root: u32,
 }
 
 /// Size of [`ExecHeader`] on the wire.
 pub const HEADER_SIZE: usize = size_of::<ExecHeader>();
 
 const _: () = assert!(size_of::<FileIdentity>() == 32);
-const _: () = assert!(HEADER_SIZE == 104);
+const _: () = assert!(HEADER_SIZE == 120);
 const _: () = assert!(HEADER_SIZE.is_multiple_of(8));
 
 /// Argument bytes carried per exec at most (longer lists are cut and

@@ -82,6 +82,13 @@ pub struct KernelOffsets {
     pub fdtable_max_fds: u32,
     /// `file.f_mode` (`fmode_t`, 32 bits)
     pub file_f_mode: u32,
+    /// `task_struct.fs` (pointer to `fs_struct`)
+    pub task_fs: u32,
+    /// `fs_struct.root.dentry` (pointer): the task's root directory, which
+    /// `chroot` moves.
+    pub fs_root_dentry: u32,
+    /// `dentry.d_inode` (pointer)
+    pub dentry_d_inode: u32,
     /// `syscall_trace_exit.ret` (long): the syscall's return value in a
     /// `syscalls:sys_exit_*` record.
     pub tp_sys_exit_ret: u32,
@@ -116,8 +123,8 @@ pub struct ProgramConfig {
     pub exec_limit: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 39 * 4);
-const _: () = assert!(size_of::<ProgramConfig>() == 43 * 4);
+const _: () = assert!(size_of::<KernelOffsets>() == 42 * 4);
+const _: () = assert!(size_of::<ProgramConfig>() == 46 * 4);
 
 impl ProgramConfig {
     /// All-zero configuration: the program's compiled-in default, replaced
@@ -158,6 +165,9 @@ impl ProgramConfig {
                 fdtable_fd: 0,
                 fdtable_max_fds: 0,
                 file_f_mode: 0,
+                task_fs: 0,
+                fs_root_dentry: 0,
+                dentry_d_inode: 0,
                 tp_sys_exit_ret: 0,
                 tp_sys_enter_args: 0,
                 tp_cgroup_root: 0,

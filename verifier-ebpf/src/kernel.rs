@@ -13,6 +13,27 @@ pub fn read<T>(base: u64, offset: u32) -> Result<T, i64> {
     unsafe { bpf_probe_read_kernel((base + u64::from(offset)) as *const T) }.map_err(i64::from)
 }
 
+/// Reads a `T` at `base + offset`, or zeros: the helper zeroes its
+/// destination when the read fails (a NULL `base` included: nothing is
+/// mapped at a small address), and the result is not looked at. No branch
+/// for the kernel's verifier to follow, so a chain of these adds no states
+/// downstream (5.10's verifier walks every state of the exec program, and
+/// a fallible chain there took it past its 1M-instruction limit).
+#[inline(always)]
+pub fn read_or_zero<T>(base: u64, offset: u32) -> T {
+    let mut v = core::mem::MaybeUninit::<T>::zeroed();
+    // SAFETY: the helper writes at most `size_of::<T>()` bytes into `v`
+    // and validates the source address; on failure it writes zeros.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+            v.as_mut_ptr().cast(),
+            core::mem::size_of::<T>() as u32,
+            (base + u64::from(offset)) as *const core::ffi::c_void,
+        );
+        v.assume_init()
+    }
+}
+
 /// Reads a pointer-sized field at `base + offset`.
 #[inline(always)]
 pub fn read_ptr(base: u64, offset: u32) -> Result<u64, i64> {

@@ -70,6 +70,23 @@ pub fn identity_of(m: &std::fs::Metadata) -> FileIdentity {
     }
 }
 
+/// A directory as `stat(2)` names it: device (in `stat`'s encoding) and
+/// inode number. What the kernel reports of a task's root directory, to be
+/// compared with the `stat` of a container's root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DirIdentity {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl DirIdentity {
+    /// From `stat` of the directory.
+    pub fn of(m: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt as _;
+        Self { dev: m.dev(), ino: m.ino() }
+    }
+}
+
 /// One exec, owned, ready for attribution and output.
 #[derive(Clone, Debug)]
 pub struct ExecEvent {
@@ -98,6 +115,9 @@ pub struct ExecEvent {
     pub written: bool,
     /// `None` when the kernel could not read `mm->exe_file`.
     pub exe: Option<FileIdentity>,
+    /// The task's root directory at the exec (`None`: not read): where
+    /// the executed path was resolved. A `chroot` moves it.
+    pub root: Option<DirIdentity>,
     /// The arguments as the kernel read them at the exec (`None`: not
     /// read); exact bytes.
     pub argv: Option<Vec<Vec<u8>>>,
@@ -141,6 +161,8 @@ impl ExecEvent {
             exe_unlinked: h.flags & FLAG_EXE_UNLINKED != 0,
             written: h.flags & FLAG_WRITTEN != 0,
             exe: (h.flags & FLAG_NO_EXE_FILE == 0).then_some(h.exe),
+            root: (h.root_ino != 0)
+                .then(|| DirIdentity { dev: kernel_dev_to_user(h.root_dev), ino: h.root_ino }),
             argv: (h.flags & FLAG_NO_ARGS == 0).then(|| split_args(r.args)),
             argv_truncated: h.flags & FLAG_ARGS_TRUNCATED != 0,
             library: false,
@@ -170,6 +192,7 @@ impl ExecEvent {
             exe_unlinked: false,
             written: l.written,
             exe: Some(l.identity),
+            root: None,
             argv: None,
             argv_truncated: false,
             library: true,
@@ -347,6 +370,18 @@ mod tests {
             assert_eq!(lib.written, flags != 0);
             assert_eq!(ExecEvent::of_library(&lib).written, flags != 0, "the library's job keeps it");
         }
+    }
+
+    #[test]
+    fn the_root_directory_reaches_the_exec_event_in_stat_encoding() {
+        use verifier_common::event::ExecHeader;
+        let clock = Clock::new();
+        let header = ExecHeader { root_ino: 77, root_dev: 8 << 20 | 3, ..ExecHeader::default() };
+        let exec = ExecEvent::from_record(&ExecRecord { header, filename: b"/x", args: b"" }, &clock);
+        assert_eq!(exec.root, Some(DirIdentity { dev: libc::makedev(8, 3), ino: 77 }));
+        let header = ExecHeader { root_dev: 8 << 20 | 3, ..ExecHeader::default() };
+        let exec = ExecEvent::from_record(&ExecRecord { header, filename: b"/x", args: b"" }, &clock);
+        assert_eq!(exec.root, None, "not read: unknown, never a zero identity");
     }
 
     #[test]

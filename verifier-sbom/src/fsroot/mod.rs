@@ -92,6 +92,8 @@ pub struct RootDir {
     pub origin: PathBuf,
     fd: OwnedFd,
     resolver: Resolver,
+    /// `(st_dev, st_ino)` of the directory, taken on first need.
+    identity: OnceLock<Option<(u64, u64)>>,
 }
 
 impl RootDir {
@@ -108,7 +110,14 @@ impl RootDir {
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )?;
-        Ok(Self { origin: dir.to_owned(), fd, resolver })
+        Ok(Self { origin: dir.to_owned(), fd, resolver, identity: OnceLock::new() })
+    }
+
+    /// The directory's `(st_dev, st_ino)`, from `fstat` of the descriptor
+    /// held (once; `None` if that failed): what tells this root from
+    /// another, such as the root a `chroot`ed process ran in.
+    pub fn identity(&self) -> Option<(u64, u64)> {
+        *self.identity.get_or_init(|| nix::sys::stat::fstat(&self.fd).ok().map(|st| (st.st_dev, st.st_ino)))
     }
 
     /// The resolver in use.

@@ -308,3 +308,13 @@ fn canonical_paths_resolve_like_the_kernel_inside_the_root() {
         assert_eq!(errno(canon(b"/bin/busybox/x", None), "file as dir"), libc::ENOTDIR);
     }
 }
+
+#[test]
+fn a_root_is_told_from_another_directory_by_its_identity() {
+    let fx = Fixture::new();
+    let root = fx.root(Resolver::detect());
+    let meta = fs::metadata(fx.root_path()).expect("stat root");
+    assert_eq!(root.identity(), Some((meta.dev(), meta.ino())));
+    let bin = RootDir::open(&fx.root_path().join("bin")).expect("open bin");
+    assert_ne!(bin.identity(), root.identity(), "a directory inside the root is another root");
+}

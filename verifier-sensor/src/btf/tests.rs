@@ -192,6 +192,8 @@ fn running_kernel_offsets_match_bpftool() {
     check("fdtable", "fd", resolved.fdtable_fd);
     check("fdtable", "max_fds", resolved.fdtable_max_fds);
     check("file", "f_mode", resolved.file_f_mode);
+    check("task_struct", "fs", resolved.task_fs);
+    check("dentry", "d_inode", resolved.dentry_d_inode);
     check("syscall_trace_exit", "ret", resolved.tp_sys_exit_ret);
     check("syscall_trace_enter", "args", resolved.tp_sys_enter_args);
     check("trace_event_raw_cgroup", "root", resolved.tp_cgroup_root);
@@ -202,6 +204,11 @@ fn running_kernel_offsets_match_bpftool() {
     let ns = raw.offset("mnt_namespace", "ns").expect("mnt_namespace.ns");
     let inum = raw.offset("ns_common", "inum").expect("ns_common.inum");
     assert_eq!(resolved.mnt_ns_inum, ns + inum);
+    // Nested: fs_struct.root (struct path) + path.dentry.
+    let root = raw.offset("fs_struct", "root").expect("fs_struct.root");
+    let dentry = raw.offset("path", "dentry").expect("path.dentry");
+    assert_eq!(resolved.fs_root_dentry, root + dentry);
+    assert!(btf.member_is_pointer("fs_struct", "root.dentry"));
     let sec = raw.offset("inode", "i_ctime_sec").or_else(|| raw.offset("inode", "__i_ctime"));
     assert_eq!(Some(resolved.inode_ctime_sec), sec);
     assert!(btf.member_is_pointer("task_struct", "mm"));

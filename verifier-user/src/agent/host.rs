@@ -177,6 +177,7 @@ mod tests {
             argv: None,
             argv_truncated: false,
             exe: Some(identity),
+            root: None,
         }
     }
 

@@ -206,6 +206,7 @@ fn read_process(proc_root: &Path, cgroup2: Option<&Path>, pid: u32) -> Option<Pr
             script: false,
             exe_unlinked: unlinked,
             exe: Some(identity_of(&exe_meta)),
+            root: None,
             argv: fs::read(dir.join("cmdline")).ok().map(|raw| split_args(&raw)),
             argv_truncated: false,
             library: false,

@@ -252,7 +252,7 @@ impl Verification {
     pub(crate) fn exec(&mut self, event: ExecEvent, container: &ContainerRef) -> Vec<Verified> {
         let (cgroup_id, pid) = (event.cgroup_id, event.tgid);
         match self.containers.admit(event) {
-            Admit::Now(event, r) => self.with_resolution(event, &r),
+            Admit::Now(event, r) => self.with_resolution(*event, &r),
             Admit::Wait { start } => {
                 if start {
                     self.spawn_resolve(cgroup_id, container.clone(), Some(pid));
@@ -448,6 +448,7 @@ fn unresolved(why: &str) -> Arc<Decision> {
         sha256: None,
         script: None,
         trusted: false,
+        root: None,
     })
 }
 

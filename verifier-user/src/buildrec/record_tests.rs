@@ -20,6 +20,7 @@ fn decision(path: &str, verdict: Verdict, sha: u8) -> Arc<Decision> {
         sha256: Some([sha; 32]),
         script: None,
         trusted: false,
+        root: None,
     })
 }
 

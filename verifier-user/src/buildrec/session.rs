@@ -377,6 +377,7 @@ fn abandoned(e: &ExecEvent) -> Arc<Decision> {
         sha256: None,
         script: None,
         trusted: false,
+        root: None,
     })
 }
 

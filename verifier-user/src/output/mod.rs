@@ -350,6 +350,7 @@ mod tests {
             argv: None,
             argv_truncated: false,
             exe: None,
+            root: None,
         }
     }
 

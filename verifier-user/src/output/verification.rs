@@ -8,6 +8,7 @@ use verifier_sbom::PackageRef;
 use crate::verify::{
     engine::Decision,
     locate::Via,
+    root::ExecRoot,
     verdict::{self, Judgement, Verdict},
 };
 
@@ -46,6 +47,11 @@ pub(crate) struct VerificationJson {
     /// `index`, `descriptor` (see [`Via`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via: Option<Via>,
+    /// `chroot`: the process ran in a root other than the container's and
+    /// exited before it could be read, so `path` is the name it was run by
+    /// in that root (never looked up in the container's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<ExecRoot>,
     /// The script of a `#!` exec, judged on its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub script: Option<Box<VerificationJson>>,
@@ -89,6 +95,7 @@ impl VerificationJson {
 
     pub(crate) fn from_decision(d: &Decision) -> Self {
         let mut v = Self::judged(Some(&d.judgement), d.judgement.reason.clone(), &d.path, d.sha256, d.via);
+        v.root = d.root;
         v.script = d.script.as_ref().map(|s| {
             Box::new(Self::judged(Some(&s.judgement), s.judgement.reason.clone(), &s.path, s.sha256, None))
         });
@@ -116,6 +123,7 @@ impl VerificationJson {
             package: j.and_then(|j| j.package.as_ref()).map(PackageJson::from),
             listed_at: j.map(|j| j.listed_at.clone()).unwrap_or_default(),
             via,
+            root: None,
             script: None,
             latency_us: None,
         }
@@ -125,6 +133,24 @@ impl VerificationJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_root_marker_is_written_only_for_another_root() {
+        let mut d = Decision {
+            judgement: Judgement::new(Verdict::UnknownBinary, "ran from another root"),
+            path: b"/bin/true".to_vec(),
+            via: None,
+            sha256: None,
+            script: None,
+            trusted: false,
+            root: Some(ExecRoot::Chroot),
+        };
+        let json = serde_json::to_value(VerificationJson::from_decision(&d)).expect("serialize");
+        assert_eq!((&json["root"], &json["path"]), (&"chroot".into(), &"/bin/true".into()));
+        d.root = None;
+        let json = serde_json::to_value(VerificationJson::from_decision(&d)).expect("serialize");
+        assert!(json.get("root").is_none(), "{json}");
+    }
 
     #[test]
     fn a_library_record_names_library_drift_and_the_file_verdict() {

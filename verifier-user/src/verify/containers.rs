@@ -69,7 +69,7 @@ pub(crate) struct ContainerStats {
 /// What to do with an exec now.
 pub(crate) enum Admit {
     /// Resolved: handle it with this.
-    Now(ExecEvent, Arc<Resolved>),
+    Now(Box<ExecEvent>, Arc<Resolved>),
     /// Waiting; `start` is true when the caller must start resolving.
     Wait { start: bool },
 }
@@ -102,12 +102,12 @@ impl Containers {
     /// An exec in a container.
     pub(crate) fn admit(&mut self, event: ExecEvent) -> Admit {
         match self.states.get_mut(&event.cgroup_id) {
-            Some(State::Done(r)) => Admit::Now(event, r.clone()),
+            Some(State::Done(r)) => Admit::Now(Box::new(event), r.clone()),
             Some(State::Resolving { waiting, .. }) => {
                 if waiting.len() >= self.max_waiting {
                     self.stats.wait_expired += 1;
                     let why = "too many execs waiting for this container to be resolved (--max-waiting)";
-                    return Admit::Now(event, Arc::new(Resolved::Failed(why.into())));
+                    return Admit::Now(Box::new(event), Arc::new(Resolved::Failed(why.into())));
                 }
                 self.stats.waited += 1;
                 waiting.push(event);
@@ -213,6 +213,7 @@ mod tests {
             argv: None,
             argv_truncated: false,
             exe: None,
+            root: None,
         }
     }
 

@@ -31,6 +31,7 @@ use super::{
     index::LazyIndex,
     locate::{Job, Listed, Located, Outcome, Unread, Via, is_proc_exe, runs_from_descriptor},
     pool::{Done, Pool},
+    root::{ExecRoot, exec_root},
     verdict::{ImageContent, Judgement, Verdict, deleted_after_exec, judge, judge_unhashed},
 };
 use verifier_sbom::{Manifest, digest, fsroot::RootDir, hash::Algs};
@@ -67,6 +68,9 @@ pub(crate) struct Decision {
     /// Proven `ok` for this file identity: its next execs may be answered
     /// by the kernel fast path.
     pub trusted: bool,
+    /// [`ExecRoot::Chroot`]: the process ran in another root and exited
+    /// before it could be read; `path` is as the exec named it there.
+    pub root: Option<ExecRoot>,
 }
 
 #[derive(Debug)]
@@ -214,6 +218,7 @@ impl Engine {
                 event.filename.clone()
             },
             identity,
+            chrooted: exec_root(event.root, ctx.root.identity()) == ExecRoot::Chroot,
             algs: digest::algs_for(path_guess.and_then(|p| ctx.manifest.get(p))).union(ctx.any_algs),
             max_bytes: self.max_bytes,
             library: event.library,
@@ -300,6 +305,20 @@ impl Engine {
 
     /// An exec whose bytes could not be read back: judged by its path.
     fn judge_unread(&self, ctx: &Context, u: Unread, written: bool) -> Arc<Decision> {
+        // Its name was a name in another tree: what the container's root
+        // (and its SBOM) holds there says nothing about what ran.
+        if u.other_root {
+            let reason = format!("ran from another root and exited before it could be read ({})", u.why);
+            return Arc::new(Decision {
+                judgement: Judgement::new(Verdict::UnknownBinary, reason),
+                path: u.path,
+                via: None,
+                sha256: None,
+                script: None,
+                trusted: false,
+                root: Some(ExecRoot::Chroot),
+            });
+        }
         let why = if u.gone { "the process exited and the file is gone".to_owned() } else { u.why };
         let content = ctx.content.as_deref().map(|c| c as &dyn ImageContent);
         let judgement =
@@ -362,7 +381,9 @@ impl Engine {
         let cacheable = !fileless && !deleted && !written && script.is_none() && l.hashes.is_some();
         let sha256 = l.hashes.as_ref().and_then(|h| h.sha256);
         let trusted = cacheable && judgement.verdict == Verdict::Ok;
-        (Arc::new(Decision { judgement, path: l.path, via: Some(l.via), sha256, script, trusted }), cacheable)
+        let decision =
+            Decision { judgement, path: l.path, via: Some(l.via), sha256, script, trusted, root: None };
+        (Arc::new(decision), cacheable)
     }
 }
 
@@ -379,6 +400,7 @@ fn unhashed(path: &[u8], judgement: Judgement) -> Arc<Decision> {
         sha256: None,
         script: None,
         trusted: false,
+        root: None,
     })
 }
 

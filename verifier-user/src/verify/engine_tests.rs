@@ -42,6 +42,7 @@ fn event_for(pid: u32, bin: &Path) -> ExecEvent {
         argv: None,
         argv_truncated: false,
         exe: Some(verifier_sensor::events::identity_of(&m)),
+        root: None,
     }
 }
 
@@ -341,4 +342,63 @@ fn an_exited_exec_of_a_vanished_unlisted_path_is_unknown() {
             assert!(d.judgement.reason.contains("the process exited and the file is gone"), "{d:?}");
         }
     }
+}
+
+/// A container root listing `/usr/bin/true` (`/bin -> usr/bin`), with a
+/// jail at `/tmp/jail` holding other bytes at `/bin/true`; `/proc` empty
+/// (every process has exited). Judges one exec named `/bin/true` of the
+/// file at `ran` (relative to the root) from the root directory `exec_root`.
+fn judge_exited_in(ran: &str, exec_root: &str) -> Arc<Decision> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root, proc_root) = (dir.path().join("root"), dir.path().join("proc"));
+    for d in ["usr/bin", "tmp/jail/bin"] {
+        fs::create_dir_all(root.join(d)).expect("mkdir");
+    }
+    fs::create_dir_all(&proc_root).expect("mkdir");
+    std::os::unix::fs::symlink("usr/bin", root.join("bin")).expect("bin");
+    fs::write(root.join("usr/bin/true"), b"the real true").expect("write");
+    fs::write(root.join("tmp/jail/bin/true"), b"the real true, and a payload").expect("write");
+    let ctx = Arc::new(Context {
+        any_algs: Algs::NONE,
+        key: 1,
+        root: Arc::new(RootDir::open(&root).expect("root")),
+        index: Arc::default(),
+        manifest: Arc::new(manifest_of(&[("/usr/bin/true", sha256_hex(b"the real true"))])),
+        content: None,
+    });
+    let (mut engine, mut rx) = engine_with_proc(&proc_root);
+    let mut ev = event_for(4242, &root.join(ran));
+    ev.filename = b"/bin/true".to_vec();
+    ev.root =
+        Some(verifier_sensor::events::DirIdentity::of(&fs::metadata(root.join(exec_root)).expect("stat")));
+    assert!(engine.submit(&ctx, ev).is_none(), "queued");
+    let (key, outcome) = rx.blocking_recv().expect("outcome");
+    engine.complete(key, outcome).remove(0).1
+}
+
+#[test]
+fn an_exited_chrooted_exec_is_never_judged_by_its_name_in_the_container_root() {
+    let d = judge_exited_in("tmp/jail/bin/true", "tmp/jail");
+    assert_eq!(d.judgement.verdict, Verdict::UnknownBinary, "{d:?}");
+    assert_eq!(d.root, Some(ExecRoot::Chroot));
+    assert_eq!(d.path, b"/bin/true", "the path as the exec named it in its root");
+    assert!(d.judgement.reason.contains("ran from another root and exited"), "{d:?}");
+    assert!(d.judgement.reason.contains("no file the SBOM lists"), "the index was asked: {d:?}");
+}
+
+#[test]
+fn an_exited_chrooted_exec_of_a_listed_file_is_found_by_identity() {
+    // A hard link of the image's own file in the jail: the same identity.
+    let d = judge_exited_in("usr/bin/true", "tmp/jail");
+    assert_eq!(d.judgement.verdict, Verdict::Ok, "{d:?}");
+    assert_eq!((d.via, d.path.as_slice()), (Some(Via::Index), &b"/usr/bin/true"[..]));
+}
+
+#[test]
+fn an_exited_exec_in_the_container_root_is_resolved_there_as_before() {
+    // Same root: the name leads to the listed file, which is not the one
+    // that ran, so the exec is judged by its (listed) name: not ok.
+    let d = judge_exited_in("tmp/jail/bin/true", ".");
+    assert_eq!(d.judgement.verdict, Verdict::Unverifiable, "{d:?}");
+    assert_eq!((d.root, d.path.as_slice()), (None, &b"/usr/bin/true"[..]));
 }

@@ -17,11 +17,12 @@
 //!
 //! Paths are resolved beneath the process's own root (`/proc/<pid>/root`:
 //! a `chroot` inside the container moves it), falling back to the
-//! container's root once the process is gone. That fallback is the
-//! remaining blind spot: a chrooted process that exited before it was
-//! looked at has its path resolved in the container's root, where it may
-//! name another file (the identity check then refuses it, so the exec is
-//! judged by its name only, see [`Unread`]).
+//! container's root once the process is gone, but only when the kernel saw
+//! the exec in that root ([`super::root`]). A process that ran in another
+//! root and exited before it was looked at has no path the agent can
+//! resolve: its file is found by identity among the listed files or not at
+//! all ([`Unread::other_root`]), never by its name in the container's
+//! root, where the same name may be a listed file.
 //!
 //! If none is the same file, the exec is unverifiable: nothing is hashed in
 //! its place. The path it was run by is still known, and returned with the
@@ -57,6 +58,10 @@ pub(crate) struct Job {
     pub tgid: u32,
     pub filename: Vec<u8>,
     pub identity: FileIdentity,
+    /// The kernel saw the exec in a root other than the container's
+    /// ([`super::root::ExecRoot::Chroot`]): once the process is gone, its
+    /// path is never resolved in the container's root.
+    pub chrooted: bool,
     pub algs: Algs,
     /// Files larger than this are not hashed (reported as skipped).
     pub max_bytes: u64,
@@ -142,6 +147,10 @@ pub(crate) struct Unread {
     pub path: Vec<u8>,
     /// The process had exited and no file with its identity was found.
     pub gone: bool,
+    /// The process ran in a root other than the container's and had
+    /// exited: `path` is as the exec named it there, never resolved in the
+    /// container's root.
+    pub other_root: bool,
 }
 
 /// Runs a job (blocking).
@@ -149,6 +158,9 @@ pub(crate) fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
     let proc_dir = job.proc_root.join(job.tgid.to_string());
     // The process's own root: a `chroot` inside the container moves it.
     let own_root = RootDir::open(&proc_dir.join("root")).ok();
+    if own_root.is_none() && !job.library && job.chrooted {
+        return from_other_root(job, cache, buf);
+    }
     let root = own_root.as_ref().unwrap_or(&job.root);
     if job.library {
         return locate_mapped(job, root, &proc_dir, cache, buf);
@@ -253,9 +265,31 @@ pub(crate) fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
     // A script's own bytes are judged apart; `/proc/self/exe` names no
     // path of the image.
     match named.filter(|_| !job.script && !is_proc_exe(&job.filename)) {
-        Some(path) => Outcome::Unread(Unread { why, path, gone }),
+        Some(path) => Outcome::Unread(Unread { why, path, gone, other_root: false }),
         None => Outcome::Unverifiable(why),
     }
+}
+
+/// A process that ran in another root (a `chroot` inside the container)
+/// and is gone: its path named a file in a tree the agent can no longer
+/// reach, so it is found by identity among the listed files, or not at
+/// all. A script's own bytes lived in that tree too: never read in the
+/// container's root in their place.
+fn from_other_root(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
+    let mut why = format!(
+        "the process ran in a root other than the container's (chroot) and exited before /proc/{}/root \
+         could be read",
+        job.tgid
+    );
+    if !job.script {
+        match by_index(job) {
+            Some(Ok((file, path))) => return hashed(job, cache, file, path, Via::Index, None, buf),
+            Some(Err(miss)) => why = format!("{why}; {miss}"),
+            None => {}
+        }
+    }
+    let path = lexical_path(&job.filename, None).unwrap_or_else(|| job.filename.clone());
+    Outcome::Unread(Unread { why, path, gone: true, other_root: true })
 }
 
 /// An executed path made absolute without touching the file system: the

@@ -41,6 +41,7 @@ fn job(pid: u32, filename: &Path, identity: FileIdentity) -> Job {
         tgid: pid,
         filename: filename.as_os_str().as_bytes().to_vec(),
         identity,
+        chrooted: false,
         library: false,
         mapped_fd: -1,
         algs: Algs::SHA256,
@@ -226,6 +227,7 @@ fn gone_job(g: &Gone, filename: &str, identity_of_file: &str) -> Job {
         tgid: 4242,
         filename: filename.as_bytes().to_vec(),
         identity: identity_of(&g.root.join(identity_of_file)),
+        chrooted: false,
         library: false,
         mapped_fd: -1,
         algs: Algs::SHA256.with(verifier_sbom::HashAlg::Md5),
@@ -384,4 +386,20 @@ fn a_library_not_yet_mapped_is_found_through_its_descriptor() {
     assert_eq!(reused.as_raw_fd(), j.mapped_fd, "the lowest free number is reused");
     let why = unverifiable(locate(&j, &HashCache::new(16), &mut vec![0; 4096]));
     assert!(why.contains("is not mapped by") && why.contains("another file"), "{why}");
+}
+
+#[test]
+fn an_exited_script_from_another_root_is_not_read_in_the_container_root() {
+    let g = gone_root();
+    let mut j = gone_job(&g, "/bin/egrep", "usr/bin/dash");
+    j.script = true;
+    j.listed = Some(listed(&["/usr/bin/dash", "/usr/bin/egrep"]));
+    j.chrooted = true;
+    match locate(&j, &HashCache::new(16), &mut vec![0; 4096]) {
+        Outcome::Unread(u) => {
+            assert!(u.other_root && u.gone, "{}", u.why);
+            assert_eq!(u.path, b"/bin/egrep", "as named, not resolved in the container's root");
+        }
+        other => panic!("the container's /bin/egrep is not the script that ran: {other:?}"),
+    }
 }

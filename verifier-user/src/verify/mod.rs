@@ -17,6 +17,8 @@
 //! - [`hash_cache`]: digests already computed, by file identity;
 //! - [`index`]: a container's listed files by identity (for processes
 //!   already gone);
+//! - [`root`]: whether an exec ran in the container's root or a
+//!   `chroot` inside it;
 //! - [`source`]: container -> runtime state -> image -> SBOM manifest;
 //! - [`stats`]: the verification counters of the stats record;
 //! - [`verdict`]: the policy from digests and SBOM to a verdict.
@@ -32,6 +34,7 @@ pub(crate) mod mtree;
 pub(crate) mod open;
 pub(crate) mod pool;
 pub(crate) mod preverify;
+pub(crate) mod root;
 pub(crate) mod script;
 pub(crate) mod source;
 pub(crate) mod stats;

@@ -138,8 +138,12 @@ impl Source {
             Ok(m) => m,
             Err(e) => return Ok(Resolved::Failed(e.to_string())),
         };
-        let by_pid = pids
+        // The root from the container's init first: an exec's own process
+        // may be `chroot`ed, and its root is not the container's.
+        let by_pid = meta
+            .init_pid
             .iter()
+            .chain(&pids)
             .find_map(|p| RootDir::open(&self.cfg.proc_root.join(p.to_string()).join("root")).ok());
         let root = match by_pid.map(Ok).or_else(|| meta.rootfs.as_deref().map(RootDir::open)) {
             Some(Ok(r)) => r,
