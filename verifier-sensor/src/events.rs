@@ -226,6 +226,8 @@ impl ExecEvent {
             exe_unlinked: r.reasons & verifier_common::enforce::REASON_FILELESS != 0,
             written: r.reasons & verifier_common::enforce::REASON_WRITTEN != 0,
             exe: (r.reasons & verifier_common::enforce::REASON_NO_IDENTITY == 0).then_some(r.identity),
+            // The caller is alive: its own root resolves the name.
+            root: None,
             argv: None,
             argv_truncated: false,
             library: false,
