@@ -50,6 +50,19 @@ else
     check verdict-unknown fail "$(first_match '"/tmp/x/true"' | cut -c1-200)"
 fi
 
+# chroot-root: a payload run in a chroot, at a path that in the
+# container's root names a listed file (/bin/true), gone at once: the exec
+# record's root (task->fs->root, offsets from this kernel's BTF) keeps the
+# agent from judging it as its namesake. `chroot` needs CAP_SYS_CHROOT,
+# which runc's default spec leaves out.
+in_container sh -c 'mkdir -p /tmp/jail/bin && cat /bin/busybox > /tmp/jail/bin/true && echo >> /tmp/jail/bin/true && chmod +x /tmp/jail/bin/true'
+runc exec --cap CAP_SYS_CHROOT "$ID" busybox chroot /tmp/jail /bin/true
+if r=$(wait_for 30 '"type":"exec"' "\"id\":\"$ID\"" '"filename":"/bin/true"' '"verdict":"unknown-binary"'); then
+    check chroot-root pass "/bin/true in a chroot: unknown-binary$(printf '%s\n' "$r" | grep -o ',"root":"[a-z]*"' | head -n 1)"
+else
+    check chroot-root fail "$(first_match '"filename":"/bin/true"' '"verdict"' | grep -o '"verification":.*' | cut -c1-300)"
+fi
+
 # mmap-hook: code mapped from a file the image never shipped is
 # `library-drift` (a `library` record).
 in_container sh -c 'mkdir -p /tmp/lib && cat /bin/busybox > /tmp/lib/evil.so && echo >> /tmp/lib/evil.so'
