@@ -44,6 +44,9 @@ pub const REASON_WRITTEN: u16 = 1 << 1;
 pub const REASON_FILELESS: u16 = 1 << 2;
 /// Reason bit: the executed file's identity could not be read.
 pub const REASON_NO_IDENTITY: u16 = 1 << 3;
+/// Reason bit: the file's SHA-256, measured in the kernel, is not one the
+/// container may run (`crate::measure`).
+pub const REASON_DIGEST: u16 = 1 << 4;
 
 /// Where the block happened.
 pub const HOOK_EXEC: u16 = 1;
@@ -100,6 +103,7 @@ pub fn reason_names(reasons: u16) -> impl Iterator<Item = &'static str> {
         (REASON_WRITTEN, "written"),
         (REASON_FILELESS, "fileless"),
         (REASON_NO_IDENTITY, "no-identity"),
+        (REASON_DIGEST, "digest"),
     ]
     .into_iter()
     .filter(move |(bit, _)| reasons & bit != 0)

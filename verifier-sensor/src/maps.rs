@@ -69,6 +69,8 @@ pub struct EnforceMaps {
     pub(crate) modes: HashMap<MapData, u64, u32>,
     pub(crate) allowed: HashMap<MapData, VerifiedKey, u32>,
     pub(crate) written: HashMap<MapData, verifier_common::fastpath::WrittenKey, u64>,
+    /// Allowed SHA-256 digests, once in-kernel measurement is active.
+    pub digests: Option<crate::measure::DigestMap>,
 }
 
 impl EnforceMaps {

@@ -89,6 +89,9 @@ pub struct EnforceArgs {
     /// and why the other was not.
     #[arg(long = "enforce-mechanism", value_enum, default_value = "auto", value_name = "MECHANISM")]
     pub mechanism: MechanismChoice,
+
+    #[command(flatten)]
+    pub measure: super::measure::MeasureArgs,
 }
 
 /// `--enforce-mechanism`.
@@ -202,6 +205,7 @@ impl Block {
             Some(v) => v,
             None if reasons & verifier_common::enforce::REASON_FILELESS != 0 => Verdict::Fileless,
             None if reasons & verifier_common::enforce::REASON_WRITTEN != 0 => Verdict::ModifiedBinary,
+            None if reasons & verifier_common::enforce::REASON_DIGEST != 0 => Verdict::ModifiedBinary,
             None => return None,
         };
         Some(if self.is_library() && file != Verdict::Ok { Verdict::LibraryDrift } else { file })
@@ -359,6 +363,7 @@ impl Enforcement {
             self.maps.forget_stale_write(id.ino, id.dev, cgroup_id);
             self.maps.allow(*id, slot)
         });
+        super::measure::fill(&mut self.maps, slot, &p.digests);
         let set = filled.and_then(|()| self.maps.set_mode(cgroup_id, mode.kernel()));
         record.listed = Some(p.listed);
         record.allowed = Some(p.allowed.len());

@@ -8,6 +8,7 @@ fn args(enforce: &[&str], dry_run: &[&str]) -> EnforceArgs {
         dry_run: dry_run.iter().map(|s| (*s).to_owned()).collect(),
         block_verdicts: Vec::new(),
         mechanism: MechanismChoice::Auto,
+        measure: crate::agent::measure::MeasureArgs::default(),
     }
 }
 
