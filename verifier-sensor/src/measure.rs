@@ -17,10 +17,11 @@ use aya::{
     programs::Lsm,
 };
 use verifier_common::measure::{
-    DigestKey, HASH_ALGO_SHA256, MAP_ALLOWED_DIGESTS, MAP_MEASURE_PROBE, MeasureProbe, ima_algo_name,
+    HASH_ALGO_SHA256, MAP_ALLOWED_DIGESTS, MAP_MEASURE_PROBE, MeasureProbe, ima_algo_name,
 };
 
 use crate::hooks::{HookOutcome, HookState};
+pub use crate::maps::DigestMap;
 
 /// (program in the object, LSM hook).
 pub const MEASURE_PROGRAMS: [(&str, &str); 2] =
@@ -45,24 +46,6 @@ pub struct Measured {
     /// IMA's hash algorithm (`HASH_ALGO_*`) or a negative errno.
     pub algo: i64,
     pub digest: [u8; 32],
-}
-
-/// The agent's side of `ALLOWED_DIGESTS`.
-pub struct DigestMap(HashMap<MapData, DigestKey, u32>);
-
-impl std::fmt::Debug for DigestMap {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(MAP_ALLOWED_DIGESTS)
-    }
-}
-
-impl DigestMap {
-    /// Containers of baseline `slot` may run files with this SHA-256.
-    pub fn allow(&mut self, slot: u32, sha256: [u8; 32]) -> Result<(), crate::maps::MapError> {
-        self.0
-            .insert(DigestKey { sha256, slot }, 1, 0)
-            .map_err(|source| crate::maps::MapError::Write { name: MAP_ALLOWED_DIGESTS, source })
-    }
 }
 
 /// Loads and attaches both programs and runs the probe on `exe` (the
