@@ -88,7 +88,13 @@ fn try_attach(
         let p: &mut Lsm = p.try_into().map_err(|_| MeasureError::Missing(program))?;
         let refused = |step, e: &aya::programs::ProgramError| {
             let detail = chain(e);
-            MeasureError::Refused { program, hook, step, hint: hint(&detail), detail: last_lines(&detail) }
+            MeasureError::Refused {
+                program,
+                hook,
+                step,
+                hint: hint(&detail),
+                detail: verifier_words(&detail),
+            }
         };
         p.load(hook, &btf).map_err(|e| refused("load", &e))?;
         p.attach().map_err(|e| refused("attach", &e))?;
@@ -185,6 +191,8 @@ pub fn check(measured: &Measured, expected: Option<[u8; 32]>) -> Result<(), Stri
 fn hint(detail: &str) -> String {
     if detail.contains("unknown func") || detail.contains("invalid func") {
         "bpf_ima_file_hash needs Linux 5.18+".into()
+    } else if detail.contains("Sleepable programs can only use") {
+        "sleepable programs here cannot use the maps measurement needs (and bpf_ima_file_hash needs Linux 5.18+)".into()
     } else if detail.contains("sleepable") {
         "the kernel does not allow a sleepable BPF LSM program on this hook".into()
     } else if let Err(why) = crate::lsm::active_lsms(false) {
@@ -194,10 +202,16 @@ fn hint(detail: &str) -> String {
     }
 }
 
-/// The last lines of a verifier log: where it stopped.
-fn last_lines(detail: &str) -> String {
-    let lines: Vec<&str> = detail.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(4)..].join(" | ")
+/// The last words of a verifier log that say why (its closing statistics
+/// left out).
+fn verifier_words(detail: &str) -> String {
+    let stats = ["verification time", "stack depth", "processed "];
+    let lines: Vec<&str> = detail
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !stats.iter().any(|s| l.starts_with(s)))
+        .collect();
+    lines[lines.len().saturating_sub(3)..].join(" | ")
 }
 
 /// An error and its sources, `: `-separated.
