@@ -194,7 +194,7 @@ fn hint(detail: &str) -> String {
     } else if detail.contains("Sleepable programs can only use") {
         "sleepable programs here cannot use the maps measurement needs (and bpf_ima_file_hash needs Linux 5.18+)".into()
     } else if detail.contains("sleepable") {
-        "the kernel does not allow a sleepable BPF LSM program on this hook".into()
+        "the kernel does not allow a sleepable BPF LSM program on this hook (bpf_ima_file_hash needs Linux 5.18+)".into()
     } else if let Err(why) = crate::lsm::active_lsms(false) {
         why
     } else {
