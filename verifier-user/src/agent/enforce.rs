@@ -422,6 +422,11 @@ impl Enforcement {
             && (excepted || !c.block_verdicts.contains(&v))
             && self.maps.allow(id, c.slot).is_ok()
         {
+            super::measure::fill(
+                &mut self.maps,
+                c.slot,
+                block.decision.as_ref().and_then(|d| d.sha256).as_slice(),
+            );
             block.allowed_now = true;
             self.stats.allowed_after_block += 1;
         }
