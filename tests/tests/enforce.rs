@@ -80,6 +80,7 @@ fn payloads_are_killed_before_they_run_and_reported_beside_untouched_containers(
         &ids[0],
         "--enforce-dry-run",
         &ids[1],
+        "--enforce-measure",
     ])
     .expect("agent starts");
     assert_eq!(agent.ready["enforcement"]["mechanism"], "tracepoint-kill", "{}", agent.ready);
@@ -88,6 +89,11 @@ fn payloads_are_killed_before_they_run_and_reported_beside_untouched_containers(
     let why = agent.ready["enforcement"]["unavailable"]["bpf-lsm"].as_str().unwrap_or_default();
     assert!(why.contains("LSM program lsm_exec") || why.contains("active LSMs"), "{}", agent.ready);
     assert_eq!(agent.ready["enforcement"]["requested"], "auto", "{}", agent.ready);
+    // In-kernel measurement (asked for) rides on BPF LSM: inactive here,
+    // and says so.
+    let measure = &agent.ready["enforcement"]["measure"];
+    assert_eq!(measure["active"], false, "{}", agent.ready);
+    assert!(measure["reason"].as_str().is_some_and(|r| r.contains("needs bpf-lsm")), "{}", agent.ready);
     let containers: Vec<Container> =
         ids.iter().zip(&bundles).map(|(id, b)| Container::run(&b.dir, id).expect("runc run")).collect();
     let active = wait_active(&agent, &ids[0]).expect("enforced");

@@ -55,6 +55,9 @@ pub const REASON_NO_IDENTITY: u16 = 1 << 3;
 /// Reason bit: a file of the container's allowed set (an image file) was
 /// opened for writing.
 pub const REASON_IMAGE_FILE: u16 = 1 << 4;
+/// Reason bit: the file's SHA-256, measured in the kernel, is not one the
+/// container may run (`crate::measure`).
+pub const REASON_DIGEST: u16 = 1 << 5;
 
 /// Where the block happened.
 pub const HOOK_EXEC: u16 = 1;
@@ -144,6 +147,7 @@ pub fn reason_names(reasons: u16) -> impl Iterator<Item = &'static str> {
         (REASON_FILELESS, "fileless"),
         (REASON_NO_IDENTITY, "no-identity"),
         (REASON_IMAGE_FILE, "image-file"),
+        (REASON_DIGEST, "digest"),
     ]
     .into_iter()
     .filter(move |(bit, _)| reasons & bit != 0)

@@ -15,6 +15,7 @@ pub mod counters;
 pub mod enforce;
 pub mod event;
 pub mod fastpath;
+pub mod measure;
 pub mod offsets;
 pub mod throttle;
 

@@ -22,6 +22,8 @@ mod lsm;
 #[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
+mod measure;
+#[cfg(target_arch = "bpf")]
 mod mmap;
 #[cfg(target_arch = "bpf")]
 mod throttle;

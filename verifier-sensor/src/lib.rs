@@ -19,6 +19,7 @@ pub mod hooks;
 pub mod loader;
 pub mod lsm;
 pub mod maps;
+pub mod measure;
 pub mod records;
 
 /// The compiled kernel programs (empty when built without the eBPF

@@ -251,6 +251,7 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
         modes: hash(&mut ebpf, MAP_ENFORCE)?,
         allowed: hash(&mut ebpf, MAP_ALLOWED)?,
         written: hash(&mut ebpf, MAP_WRITTEN)?,
+        digests: None,
     };
     Ok(Loaded {
         ebpf,

@@ -69,6 +69,8 @@ pub struct EnforceMaps {
     pub(crate) modes: HashMap<MapData, u64, u32>,
     pub(crate) allowed: HashMap<MapData, VerifiedKey, u32>,
     pub(crate) written: HashMap<MapData, verifier_common::fastpath::WrittenKey, u64>,
+    /// Allowed SHA-256 digests, once in-kernel measurement is active.
+    pub digests: Option<DigestMap>,
 }
 
 impl EnforceMaps {
@@ -106,6 +108,26 @@ impl EnforceMaps {
             Ok(writer) if writer != cgroup_id => self.written.remove(&key).is_ok(),
             _ => false,
         }
+    }
+}
+
+/// The agent's side of `ALLOWED_DIGESTS` (see `verifier_common::measure`):
+/// the SHA-256 digests enforced containers may run, once in-kernel
+/// measurement is active.
+pub struct DigestMap(pub(crate) HashMap<MapData, verifier_common::measure::DigestKey, u32>);
+
+impl std::fmt::Debug for DigestMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(verifier_common::measure::MAP_ALLOWED_DIGESTS)
+    }
+}
+
+impl DigestMap {
+    /// Containers of baseline `slot` may run files with this SHA-256.
+    pub fn allow(&mut self, slot: u32, sha256: [u8; 32]) -> Result<(), MapError> {
+        self.0
+            .insert(verifier_common::measure::DigestKey { sha256, slot }, 1, 0)
+            .map_err(|source| MapError::Write { name: verifier_common::measure::MAP_ALLOWED_DIGESTS, source })
     }
 }
 

@@ -102,6 +102,9 @@ pub struct EnforceArgs {
     /// and why the other was not.
     #[arg(long = "enforce-mechanism", value_enum, default_value = "auto", value_name = "MECHANISM")]
     pub mechanism: MechanismChoice,
+
+    #[command(flatten)]
+    pub measure: super::measure::MeasureArgs,
 }
 
 /// `--enforce-mechanism`.
@@ -232,6 +235,7 @@ impl Block {
             Some(v) => v,
             None if reasons & verifier_common::enforce::REASON_FILELESS != 0 => Verdict::Fileless,
             None if reasons & verifier_common::enforce::REASON_WRITTEN != 0 => Verdict::ModifiedBinary,
+            None if reasons & verifier_common::enforce::REASON_DIGEST != 0 => Verdict::ModifiedBinary,
             None => return None,
         };
         Some(if self.is_library() && file != Verdict::Ok { Verdict::LibraryDrift } else { file })
@@ -401,6 +405,7 @@ impl Enforcement {
             self.maps.forget_stale_write(id.ino, id.dev, cgroup_id);
             self.maps.allow(*id, slot)
         });
+        super::measure::fill(&mut self.maps, slot, &p.digests);
         let set = filled.and_then(|()| self.maps.set_mode(cgroup_id, mode.kernel() | writes));
         record.listed = Some(p.listed);
         record.allowed = Some(p.allowed.len());
@@ -465,6 +470,11 @@ impl Enforcement {
             && (excepted || !c.block_verdicts.contains(&v))
             && self.maps.allow(id, c.slot).is_ok()
         {
+            super::measure::fill(
+                &mut self.maps,
+                c.slot,
+                block.decision.as_ref().and_then(|d| d.sha256).as_slice(),
+            );
             block.allowed_now = true;
             self.stats.allowed_after_block += 1;
         }

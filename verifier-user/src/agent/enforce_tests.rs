@@ -9,6 +9,7 @@ fn args(enforce: &[&str], dry_run: &[&str]) -> EnforceArgs {
         writes: Vec::new(),
         block_verdicts: Vec::new(),
         mechanism: MechanismChoice::Auto,
+        measure: crate::agent::measure::MeasureArgs::default(),
     }
 }
 

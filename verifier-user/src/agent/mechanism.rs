@@ -29,6 +29,10 @@ pub(crate) struct Chosen {
     pub mechanism: Result<&'static str, String>,
     tracepoint: Result<(), String>,
     lsm: Result<(), String>,
+    /// In-kernel measurement on top of `bpf-lsm` (`measure.rs`), or why not.
+    measure: Result<(), String>,
+    /// Its digest map, for the enforcement maps.
+    pub digests: Option<verifier_sensor::measure::DigestMap>,
 }
 
 /// Whether any container may be enforced (the LSM programs are tried only
@@ -81,7 +85,8 @@ pub(crate) fn choose(
             }
         }
     };
-    Ok(decide(requested, tracepoint, lsm))
+    let (measure, digests) = super::measure::start(&args.measure, &lsm, ebpf, hooks, btf);
+    Ok(Chosen { measure, digests, ..decide(requested, tracepoint, lsm) })
 }
 
 /// The choice, from what each mechanism's probe found.
@@ -92,7 +97,8 @@ fn decide(requested: MechanismChoice, tracepoint: Result<(), String>, lsm: Resul
         (Err(why), Ok(())) => Err(why.clone()),
         (Err(_), Err(why)) => Err(why.clone()),
     };
-    Chosen { requested, mechanism, tracepoint, lsm }
+    let measure = Err("not tried".to_owned());
+    Chosen { requested, mechanism, tracepoint, lsm, measure, digests: None }
 }
 
 impl Chosen {
@@ -113,6 +119,7 @@ impl Chosen {
             mechanism: self.mechanism.as_ref().ok().copied(),
             available,
             unavailable,
+            measure: super::measure::report(&self.measure),
         }
     }
 }

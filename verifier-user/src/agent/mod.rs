@@ -18,6 +18,7 @@ mod dispatch;
 pub(crate) mod enforce;
 pub(crate) mod findings;
 mod host;
+mod measure;
 mod mechanism;
 mod policy;
 mod respond;
@@ -221,11 +222,12 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
         config,
         fast_path,
         throttle,
-        enforce: enforce_maps,
+        enforce: mut enforce_maps,
         mut hooks,
     } = loaded;
     let policy_enforces = policies.as_ref().is_some_and(policy::Policies::may_enforce);
-    let mechanism = mechanism::choose(&args.enforce, policy_enforces, &mut ebpf, &mut hooks, &args.btf)?;
+    let mut mechanism = mechanism::choose(&args.enforce, policy_enforces, &mut ebpf, &mut hooks, &args.btf)?;
+    enforce_maps.digests = mechanism.digests.take();
     let enforcement = enforce::Enforcement::new(
         &args.enforce,
         enforce_maps,

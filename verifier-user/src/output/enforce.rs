@@ -68,6 +68,21 @@ pub(crate) struct ProbeJson {
     pub available: Vec<&'static str>,
     /// Mechanisms not available here, and why.
     pub unavailable: BTreeMap<&'static str, String>,
+    /// In-kernel measurement at exec (IMA), on top of `bpf-lsm`.
+    pub measure: MeasureJson,
+}
+
+/// Whether enforced containers' files are also measured in the kernel at
+/// exec and executable mapping (`--enforce-measure` turns it on).
+#[derive(Debug, Serialize)]
+pub(crate) struct MeasureJson {
+    pub active: bool,
+    /// The digest compared: `sha256` when active.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<&'static str>,
+    /// Why not active: what is missing and what to do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// `verifier.block.v1`: an exec or library mapping blocked (or, in

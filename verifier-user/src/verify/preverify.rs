@@ -43,6 +43,9 @@ pub(crate) struct PreVerified {
     /// Of those, the files judged `ok`: (identity, path, SHA-256), for the
     /// kernel fast path.
     pub ok: Vec<(FileIdentity, String, Option<[u8; 32]>)>,
+    /// SHA-256 of every allowed file that was hashed (in-kernel measurement
+    /// compares against these).
+    pub digests: Vec<[u8; 32]>,
     /// Candidate files not allowed: (path, verdict, reason).
     pub refused: Vec<(String, Verdict, String)>,
     /// Paths the SBOM lists.
@@ -106,6 +109,7 @@ pub(crate) fn preverify(
                             };
                             if j.verdict == Verdict::Ok || !(blocks(j.verdict) || blocks(as_code)) {
                                 r.allowed.push(identity);
+                                r.digests.extend(sha256);
                             } else {
                                 r.refused.push((path.clone(), j.verdict, j.reason));
                             }
@@ -212,6 +216,14 @@ mod tests {
         assert!(!p.allowed.contains(&ids("bin/changed")), "{p:?}");
         assert_eq!(p.refused.len(), 1, "{p:?}");
         assert_eq!(p.ok.len(), 2, "both allowed files are ok: {p:?}");
+        let digest = |b: &[u8]| {
+            hash_reader(b, verifier_sbom::hash::Algs::SHA256, &mut [0u8; 64]).expect("hash").sha256
+        };
+        let mut want = vec![digest(b"good").expect("sha256"), digest(b"lib").expect("sha256")];
+        let mut got = p.digests.clone();
+        want.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, want, "the allowed files' digests, not the refused one's");
         assert_eq!((p.refused[0].0.as_str(), p.refused[0].1), ("/bin/changed", Verdict::ModifiedBinary));
         let none = |_: Verdict| false;
         assert_eq!(preverify(&ctx, &none, 1 << 20).allowed.len(), 3, "nothing blocked: all allowed");

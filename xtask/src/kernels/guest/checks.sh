@@ -133,7 +133,7 @@ payload() {
 }
 
 lsm_list=$(cat /sys/kernel/security/lsm 2>/dev/null)
-if enforcing_agent lsm --enforce-writes "$ENF"; then
+if enforcing_agent lsm --enforce-writes "$ENF" --enforce-measure; then
     mechanism=$(first_match '"type":"ready"' | grep -o '"mechanism":"[^"]*"' | head -n 1 | cut -d'"' -f4)
     out=$(payload "$ENF" mark-lsm)
     # enforce-lsm: with bpf in the active LSMs, the exec fails with EPERM;
@@ -175,6 +175,27 @@ if enforcing_agent lsm --enforce-writes "$ENF"; then
             check enforce-lsm-write fail "write: $out; unchanged: $(cmp -s /run/map-exec.orig "$ROOTFS/bin/map-exec" && echo yes || echo no); block: $(first_match '"type":"block"' '"event":"write"' | cut -c1-300)"
         fi ;;
     *) check enforce-lsm-write skip "bpf is not an active LSM ($lsm_list)" ;;
+    esac
+    # enforce-measure: a listed file whose bytes are changed from outside
+    # the container (the guest writes the shared rootfs: no watched write,
+    # same size) is denied by in-kernel measurement: IMA's SHA-256 of it is
+    # not one the container's pre-verification allowed.
+    measure=$(first_match '"type":"ready"' | grep -o '"measure":{[^}]*}' | head -n 1)
+    case "$measure" in
+    *'"active":true'*)
+        target="$ROOTFS/bin/map-exec"
+        cp "$target" /run/map-exec.orig
+        size=$(wc -c <"$target")
+        printf 'XXXXXXXX' | dd of="$target" bs=1 seek=$((size - 8)) conv=notrunc 2>/dev/null
+        out=$(runc exec "$ENF" sh -c '/bin/map-exec; echo rc=$?' 2>&1 | tr '\n' ' ')
+        if [ "$(wc -c <"$target")" = "$size" ] && echo "$out" | grep -q 'rc=126' \
+            && r=$(wait_for 15 '"type":"block"' '"digest"' "\"id\":\"$ENF\""); then
+            check enforce-measure pass "$measure; changed /bin/map-exec: $out; block $(printf '%s\n' "$r" | grep -o '"reasons":\[[^]]*\]')"
+        else
+            check enforce-measure fail "$measure; changed /bin/map-exec: $out; blocks: $(first_match '"type":"block"' "\"id\":\"$ENF\"" | grep -o '"reasons":\[[^]]*\]')"
+        fi
+        cat /run/map-exec.orig >"$target" ;;
+    *) check enforce-measure skip "in-kernel measurement not active: ${measure:-no measure field in the ready record}" ;;
     esac
     # enforce-observe: the same payload runs in the observed container.
     out=$(payload "$ID" mark-observe)
