@@ -35,6 +35,7 @@ use verifier_common::{
 
 use crate::{
     enforce::{Here, PROT_EXEC, block, enforced_here, judge_file},
+    kernel::read_ptr,
     maps::CONFIG,
 };
 
@@ -61,7 +62,11 @@ pub fn measure_exec(ctx: LsmContext) -> i32 {
     // SAFETY: a direct load from the BTF-typed `struct linux_binprm *` at a
     // constant offset; the verifier checks it against the kernel's BTF.
     let file = unsafe { core::ptr::read((bprm + u64::from(off.bprm_file)) as *const u64) };
-    measure(file, &here, HOOK_EXEC)
+    // The file's name, for the block record (as `lsm_exec` carries it):
+    // the most recently attached program on a hook runs first and a denial
+    // ends the chain, so this block may be the exec's only record.
+    let name = read_ptr(bprm, off.bprm_interp).unwrap_or(0);
+    measure(file, &here, HOOK_EXEC, name)
 }
 
 #[lsm(hook = "mmap_file", sleepable)]
@@ -73,13 +78,13 @@ pub fn measure_mmap(ctx: LsmContext) -> i32 {
     }
     answer_probe(file);
     let Some(here) = enforced_here() else { return 0 };
-    measure(file, &here, HOOK_MMAP)
+    measure(file, &here, HOOK_MMAP, 0)
 }
 
 /// Measures `file` for the enforced container `here`; `-EPERM` when its
 /// SHA-256 is not one the container may run (enforce mode).
 #[inline(always)]
-fn measure(file: u64, here: &Here, hook: u16) -> i32 {
+fn measure(file: u64, here: &Here, hook: u16, name: u64) -> i32 {
     if file == 0 {
         return 0;
     }
@@ -93,7 +98,7 @@ fn measure(file: u64, here: &Here, hook: u16) -> i32 {
     }
     let off = &CONFIG.load().offsets;
     let (identity, reasons) = judge_file(file, here.slot, off).unwrap_or_default();
-    if block(here, reasons | REASON_DIGEST, hook, MECHANISM_BPF_LSM, identity, -1, 0) { -EPERM } else { 0 }
+    if block(here, reasons | REASON_DIGEST, hook, MECHANISM_BPF_LSM, identity, -1, name) { -EPERM } else { 0 }
 }
 
 /// When the current process is the one the agent's probe names, records
