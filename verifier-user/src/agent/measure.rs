@@ -120,7 +120,7 @@ mod tests {
     #[test]
     fn the_flag_and_a_missing_lsm_are_reasons_not_failures() {
         let off = MeasureArgs { enforce_measure: false };
-        let on = MeasureArgs::default();
+        let on = MeasureArgs { enforce_measure: true };
         let refused = Err("bpf is not in the kernel's active LSMs".to_owned());
         let j = report(&wanted(&off, &Ok(())));
         assert!(!j.active && j.reason.as_deref().is_some_and(|r| r.contains("--enforce-measure")), "{j:?}");
