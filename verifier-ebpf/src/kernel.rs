@@ -27,7 +27,7 @@ pub fn read_or_zero<T>(base: u64, offset: u32) -> T {
     unsafe {
         aya_ebpf::helpers::generated::bpf_probe_read_kernel(
             v.as_mut_ptr().cast(),
-            core::mem::size_of::<T>() as u32,
+            size_of::<T>() as u32,
             (base + u64::from(offset)) as *const core::ffi::c_void,
         );
         v.assume_init()
