@@ -139,7 +139,7 @@ pub fn drop_tracepoint_kill(ebpf: &mut Ebpf, hooks: &mut [HookOutcome], why: &st
 
 /// An error and its sources, `: `-separated (aya's own text hides the
 /// kernel's errno in the source).
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

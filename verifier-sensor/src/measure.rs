@@ -20,8 +20,11 @@ use verifier_common::measure::{
     HASH_ALGO_SHA256, MAP_ALLOWED_DIGESTS, MAP_MEASURE_PROBE, MeasureProbe, ima_algo_name,
 };
 
-use crate::hooks::{HookOutcome, HookState};
 pub use crate::maps::DigestMap;
+use crate::{
+    hooks::{HookOutcome, HookState},
+    lsm::chain,
+};
 
 /// (program in the object, LSM hook).
 pub const MEASURE_PROGRAMS: [(&str, &str); 2] =
@@ -212,18 +215,6 @@ fn verifier_words(detail: &str) -> String {
         .filter(|l| !l.is_empty() && !stats.iter().any(|s| l.starts_with(s)))
         .collect();
     lines[lines.len().saturating_sub(3)..].join(" | ")
-}
-
-/// An error and its sources, `: `-separated.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]
