@@ -106,6 +106,45 @@ os.execve(fd, ["sleep", secs], {})
     Ok(())
 }
 
+/// Maps each of `paths` with `PROT_EXEC` as [`mmap_exec_in`] does, then
+/// (with `unlink`) deletes them, and exits at once (`_exit`): the process,
+/// its mappings and its descriptors are gone before the agent can look,
+/// so only what the kernel carried names the files.
+pub fn mmap_exec_and_exit_in(container_pid: u32, paths: &[&str], unlink: bool) -> anyhow::Result<()> {
+    let procs = cgroup2_dir_of(container_pid)?.join("cgroup.procs");
+    let script = r#"
+import ctypes, mmap, os, sys
+procs, pid, unlink = sys.argv[1:4]
+paths = sys.argv[4:]
+libc = ctypes.CDLL(None, use_errno=True)
+mnt = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
+with open(procs, "w") as f:
+    f.write(str(os.getpid()))
+if libc.setns(mnt, 0x00020000) != 0:
+    raise OSError(ctypes.get_errno(), "setns(CLONE_NEWNS)")
+kept = []
+for p in paths:
+    fd = os.open(p, os.O_RDONLY)
+    kept.append(mmap.mmap(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_EXEC))
+    os.close(fd)
+    if unlink == "1":
+        os.unlink(p)
+os._exit(0)
+"#;
+    let status = Command::new("python3")
+        .args(["-c", script])
+        .arg(&procs)
+        .arg(container_pid.to_string())
+        .arg(if unlink { "1" } else { "0" })
+        .args(paths)
+        .status()
+        .context("running python3 for the executable mappings")?;
+    if !status.success() {
+        bail!("mmap in the container failed: {status}");
+    }
+    Ok(())
+}
+
 /// Maps each of `paths` (paths inside the container) with `PROT_EXEC`, as
 /// the dynamic loader maps a shared library, from a process that joins the
 /// cgroup and mount namespace of `container_pid`; keeps the mappings for

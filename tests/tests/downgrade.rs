@@ -3,7 +3,9 @@
 //! under the agent with the image's SBOM. A dropped binary is reported
 //! `unknown-binary` whether it is deleted right after its exec, exits at
 //! once, or is padded past `--max-hash-bytes`; an image binary run through
-//! a descriptor is that binary, `ok`.
+//! a descriptor is that binary, `ok`. A dropped library mapped by a
+//! process that exits at once is named (the kernel walks its path at the
+//! mapping) and `unknown-binary`, with its digest while the file exists.
 
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use serde_json::Value;
 use verifier_tests::{
     agent::Agent,
     dropped::{Image, alerts, unique, verdict_of, wait_for},
-    exclusive, require_root,
+    exclusive, image, require_root,
     runc::Container,
 };
 
@@ -120,4 +122,70 @@ fn an_image_binary_run_through_a_descriptor_is_that_binary() {
     assert!(v["sha256"].as_str().is_some_and(|h| h.len() == 64), "{record}");
     let raised = alerts(&records, &id);
     assert!(raised.is_empty(), "nothing raised: {raised:#?}");
+}
+
+#[test]
+fn a_dropped_library_mapped_by_a_process_that_exits_at_once_is_named_and_unknown() {
+    require_root!();
+    let _lock = exclusive();
+    let image = Image::new(&["sleep", "120"]).expect("image");
+    let id = unique("vt-dg-lib");
+    let agent = image.agent(&id, &[]).expect("agent");
+    let c = Container::run(&image.bundle.dir, &id).expect("runc run");
+    let out = c
+        .exec(&[
+            "sh",
+            "-c",
+            "mkdir -p /tmp/l && cat /bin/busybox > /tmp/l/evil.so && echo dropped >> /tmp/l/evil.so && \
+             cp /tmp/l/evil.so /tmp/l/gone.so && echo gone >> /tmp/l/gone.so && sha256sum /tmp/l/evil.so",
+        ])
+        .expect("drop two libraries");
+    let expected =
+        String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_owned();
+    let pid = c.pid().expect("pid");
+    // Mapped, then the process exits at once; the second is also deleted.
+    image::mmap_exec_and_exit_in(pid, &["/tmp/l/evil.so"], false).expect("map and exit");
+    image::mmap_exec_and_exit_in(pid, &["/tmp/l/gone.so"], true).expect("map, delete and exit");
+    let is_lib = |path: &'static str| {
+        let id = id.clone();
+        move |r: &Value| {
+            r["type"] == "library" && r["container"]["id"] == id.as_str() && r["verification"]["path"] == path
+        }
+    };
+    let libraries = |agent: &Agent| -> Vec<Value> {
+        agent
+            .records_so_far()
+            .into_iter()
+            .filter(|r| r["type"] == "library" && r["container"]["id"] != "")
+            .filter(|r| !r["container"]["id"].as_str().unwrap_or("").starts_with("verifier-bench"))
+            .collect()
+    };
+    let evil = match wait_for(&agent, Duration::from_secs(10), is_lib("/tmp/l/evil.so")) {
+        Ok(r) => r,
+        Err(e) => {
+            let all = agent.stop().expect("stop");
+            let stats = verifier_tests::agent::final_stats(&all).expect("stats");
+            panic!("evil.so: {e}: {stats:#}")
+        }
+    };
+    let gone = wait_for(&agent, Duration::from_secs(10), is_lib("/tmp/l/gone.so"))
+        .unwrap_or_else(|e| panic!("gone.so: {e}: {:#?}", libraries(&agent)));
+    let records = agent.stop().expect("agent stops");
+    for (record, sha) in [(&evil, Some(expected.as_str())), (&gone, None)] {
+        let v = &record["verification"];
+        assert_eq!(v["verdict"], "library-drift", "{record}");
+        assert_eq!(
+            v["file_verdict"], "unknown-binary",
+            "never unverifiable because the process exited: {record}"
+        );
+        if let Some(sha) = sha {
+            assert_eq!(v["sha256"], sha, "hashed at the path the kernel walked: {record}");
+        }
+        let path = v["path"].as_str().expect("path");
+        let alert = alerts(&records, &id)
+            .into_iter()
+            .find(|a| a["file"]["path"] == path)
+            .unwrap_or_else(|| panic!("an alert for {path}: {records:#?}"));
+        assert_eq!(alert["severity"], "high", "{alert}");
+    }
 }

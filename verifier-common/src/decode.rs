@@ -9,7 +9,7 @@ use core::fmt;
 
 use crate::event::{
     ARGS_MAX, CGROUP_HEADER_SIZE, CgroupHeader, ExecHeader, FILENAME_MAX, HEADER_SIZE, KIND_EXEC,
-    MMAP_RECORD_SIZE, MmapRecord, RecordKind, WRITE_RECORD_SIZE, WriteRecord,
+    MAPPED_PATH_MAX, MMAP_RECORD_SIZE, MmapRecord, RecordKind, WRITE_RECORD_SIZE, WriteRecord,
 };
 use crate::throttle::{THROTTLE_RECORD_SIZE, ThrottleRecord};
 
@@ -40,6 +40,15 @@ pub struct BlockRecordRef<'a> {
     pub path: &'a [u8],
 }
 
+/// A decoded executable-mapping record, borrowing the path's names.
+#[derive(Clone, Copy, Debug)]
+pub struct MmapRecordRef<'a> {
+    pub record: MmapRecord,
+    /// The mapped file's names, leaf first, each NUL-terminated, as the
+    /// kernel walked them ([`crate::event::MAPPED_PATH_MAX`]); empty: none.
+    pub names: &'a [u8],
+}
+
 /// Any record the programs send.
 #[derive(Clone, Copy, Debug)]
 pub enum Record<'a> {
@@ -47,7 +56,7 @@ pub enum Record<'a> {
     CgroupMkdir(CgroupRecord<'a>),
     WriteOpen(WriteRecord),
     Throttle(ThrottleRecord),
-    MmapExec(MmapRecord),
+    MmapExec(MmapRecordRef<'a>),
     Block(BlockRecordRef<'a>),
 }
 
@@ -159,7 +168,13 @@ pub fn decode_any(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             }
             // SAFETY: at least MMAP_RECORD_SIZE bytes of a repr(C)
             // plain-old-data struct; unaligned read.
-            Ok(Record::MmapExec(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) }))
+            let record: MmapRecord = unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) };
+            let claimed = usize::from(record.path_len);
+            let rest = &bytes[MMAP_RECORD_SIZE..];
+            if claimed > rest.len() || claimed > MAPPED_PATH_MAX {
+                return Err(DecodeError::BadFilenameLength { claimed, available: rest.len() });
+            }
+            Ok(Record::MmapExec(MmapRecordRef { record, names: &rest[..claimed] }))
         }
         RecordKind::Block => {
             if bytes.len() < crate::enforce::BLOCK_RECORD_SIZE {

@@ -271,12 +271,18 @@ const _: () = assert!(WRITE_RECORD_SIZE == 64);
 /// A file was mapped with `PROT_EXEC` (`syscalls:sys_enter_mmap`) in a
 /// watched container and is not in the kernel fast path: a shared library
 /// (or any code) the agent has not verified for this container's image.
+/// Followed by `path_len` bytes: the mapped file's path as the mapping
+/// task saw it, walked up from the file in the kernel (see
+/// [`MAPPED_PATH_MAX`] for the encoding), so the file can be named after
+/// the process is gone.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MmapRecord {
     /// Always [`KIND_MMAP_EXEC`].
     pub kind: u16,
-    /// `FLAG_*` bits ([`FLAG_WRITTEN`] only).
+    /// `FLAG_*` bits: [`FLAG_WRITTEN`], [`FLAG_FILENAME_TRUNCATED`] (the
+    /// path was cut: deeper or longer than the kernel walks),
+    /// [`FLAG_PATH_OUTSIDE_ROOT`].
     pub flags: u16,
     /// The descriptor being mapped.
     pub fd: i32,
@@ -288,13 +294,46 @@ pub struct MmapRecord {
     pub identity: FileIdentity,
     /// Baseline slot of the container.
     pub slot: u32,
-    pub _pad: u32,
+    /// Bytes of path components after the record.
+    pub path_len: u16,
+    pub _pad: u16,
     pub comm: [u8; 16],
+    /// The mapping task's root directory (`fs->root`: inode number and
+    /// device, kernel encoding; zeros when unreadable): the path is
+    /// relative to it, and a `chroot` moves it.
+    pub root_ino: u64,
+    pub root_dev: u32,
+    pub _pad_root: u32,
 }
 
-/// Size of [`MmapRecord`] on the wire.
+/// Size of [`MmapRecord`] on the wire (without its path).
 pub const MMAP_RECORD_SIZE: usize = size_of::<MmapRecord>();
-const _: () = assert!(MMAP_RECORD_SIZE == 88);
+const _: () = assert!(MMAP_RECORD_SIZE == 104);
+
+/// Largest path carried after an [`MmapRecord`]. The kernel walks from the
+/// mapped file's dentry up to the task's root (crossing mounts as `d_path`
+/// does) and writes each name as it meets it: leaf first, each followed by
+/// a NUL (`lib.so\0x86_64-linux-gnu\0lib\0usr\0` is
+/// `/usr/lib/x86_64-linux-gnu/lib.so`). A power of two: the kernel masks
+/// its write offset with it.
+pub const MAPPED_PATH_MAX: usize = 4096;
+/// Room for one more name (`NAME_MAX` + NUL) past [`MAPPED_PATH_MAX`].
+pub const MAPPED_NAME_MAX: usize = 256;
+/// At most this many names and mount crossings are walked.
+pub const MAPPED_PATH_DEPTH: usize = 40;
+
+/// The walk from a mapped file ended at a mount with no parent before the
+/// task's root (a memfd, an internal mount, a file opened outside a
+/// `chroot`): its names do not form a path in the task's root.
+pub const FLAG_PATH_OUTSIDE_ROOT: u16 = 1 << 9;
+
+/// Kernel-side scratch for a mapping record.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct MmapScratch {
+    pub header: MmapRecord,
+    pub path: [u8; MAPPED_PATH_MAX + MAPPED_NAME_MAX],
+}
 
 #[cfg(feature = "user")]
 // SAFETY: plain-old-data, repr(C), every bit pattern valid, explicit padding.

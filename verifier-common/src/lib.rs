@@ -33,6 +33,8 @@ pub const MAP_SCRATCH: &str = "SCRATCH";
 pub const GLOBAL_CONFIG: &str = "CONFIG";
 /// Per-CPU scratch for new-cgroup records.
 pub const MAP_CGROUP_SCRATCH: &str = "CGROUP_SCRATCH";
+/// Per-CPU scratch space for an executable-mapping record and its path.
+pub const MAP_MMAP_SCRATCH: &str = "MMAP_SCRATCH";
 
 /// Default ring buffer size. Records are variable-sized (header plus the
 /// actual file name, about 150 bytes for a typical exec), so 2 MiB holds

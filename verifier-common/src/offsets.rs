@@ -89,6 +89,26 @@ pub struct KernelOffsets {
     pub fs_root_dentry: u32,
     /// `dentry.d_inode` (pointer)
     pub dentry_d_inode: u32,
+    /// `fs_struct.root.mnt` (pointer to `vfsmount`): with
+    /// [`Self::fs_root_dentry`], where a path walk from a file stops.
+    pub fs_root_mnt: u32,
+    /// `file.f_path.dentry` (pointer)
+    pub file_f_path_dentry: u32,
+    /// `file.f_path.mnt` (pointer to `vfsmount`)
+    pub file_f_path_mnt: u32,
+    /// `dentry.d_parent` (pointer; a root dentry points at itself)
+    pub dentry_d_parent: u32,
+    /// `dentry.d_name.name` (pointer to the NUL-terminated name)
+    pub dentry_d_name_name: u32,
+    /// `vfsmount.mnt_root` (pointer to the mount's root dentry)
+    pub vfsmount_mnt_root: u32,
+    /// `mount.mnt` (the `vfsmount` embedded in `struct mount`): subtracted
+    /// from a `vfsmount` pointer to reach its `mount`.
+    pub mount_mnt: u32,
+    /// `mount.mnt_parent` (pointer; a mount with no parent points at itself)
+    pub mount_mnt_parent: u32,
+    /// `mount.mnt_mountpoint` (pointer to the dentry it is mounted on)
+    pub mount_mnt_mountpoint: u32,
     /// `syscall_trace_exit.ret` (long): the syscall's return value in a
     /// `syscalls:sys_exit_*` record.
     pub tp_sys_exit_ret: u32,
@@ -123,8 +143,8 @@ pub struct ProgramConfig {
     pub exec_limit: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 42 * 4);
-const _: () = assert!(size_of::<ProgramConfig>() == 46 * 4);
+const _: () = assert!(size_of::<KernelOffsets>() == 51 * 4);
+const _: () = assert!(size_of::<ProgramConfig>() == 55 * 4);
 
 impl ProgramConfig {
     /// All-zero configuration: the program's compiled-in default, replaced
@@ -168,6 +188,15 @@ impl ProgramConfig {
                 task_fs: 0,
                 fs_root_dentry: 0,
                 dentry_d_inode: 0,
+                fs_root_mnt: 0,
+                file_f_path_dentry: 0,
+                file_f_path_mnt: 0,
+                dentry_d_parent: 0,
+                dentry_d_name_name: 0,
+                vfsmount_mnt_root: 0,
+                mount_mnt: 0,
+                mount_mnt_parent: 0,
+                mount_mnt_mountpoint: 0,
                 tp_sys_exit_ret: 0,
                 tp_sys_enter_args: 0,
                 tp_cgroup_root: 0,

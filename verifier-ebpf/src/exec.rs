@@ -38,7 +38,7 @@ use verifier_common::{
 };
 
 use crate::{
-    kernel::{inode_identity, read, read_or_zero, read_ptr},
+    kernel::{inode_identity, read, read_ptr, root_dir},
     maps::{CONFIG, EVENTS, SCRATCH, VERIFIED, WATCHED, count, was_written},
     throttle::{ExecFile, throttled},
 };
@@ -251,20 +251,6 @@ fn exe_identity(task: u64, off: &KernelOffsets) -> Result<(FileIdentity, u32), i
     let file = read_ptr(mm, off.mm_exe_file)?;
     let inode = read_ptr(file, off.file_f_inode)?;
     Ok((inode_identity(inode, off)?, read::<u32>(inode, off.inode_i_nlink)?))
-}
-
-/// `current->fs->root.dentry->d_inode`: inode number and device (kernel
-/// encoding) of the task's root directory, zeros when a link of the chain
-/// cannot be read (read without branches: see [`read_or_zero`]). `fs->root`
-/// is read without `fs->lock`: a concurrent `chroot` by another thread
-/// sharing `fs` may be seen either side, as it would be a moment later.
-#[inline(always)]
-fn root_dir(task: u64, off: &KernelOffsets) -> (u64, u32) {
-    let fs: u64 = read_or_zero(task, off.task_fs);
-    let dentry: u64 = read_or_zero(fs, off.fs_root_dentry);
-    let inode: u64 = read_or_zero(dentry, off.dentry_d_inode);
-    let sb: u64 = read_or_zero(inode, off.inode_i_sb);
-    (read_or_zero(inode, off.inode_i_ino), read_or_zero(sb, off.sb_s_dev))
 }
 
 /// Mount namespace inum, pid namespace inum and the pid inside it.

@@ -10,7 +10,7 @@ use verifier_common::{
     DEFAULT_RING_BYTES,
     counters::{COUNTER_COUNT, Counter},
     enforce::{ALLOWED_MAX, ENFORCE_MAX},
-    event::{CgroupScratch, ExecScratch},
+    event::{CgroupScratch, ExecScratch, MmapScratch},
     fastpath::{InodeKey, VERIFIED_MAX, VerifiedKey, WATCHED_MAX, WRITTEN_MAX, WrittenKey},
     offsets::ProgramConfig,
 };
@@ -35,6 +35,11 @@ pub static SCRATCH: PerCpuArray<ExecScratch> = PerCpuArray::with_max_entries(1, 
 /// Per-CPU new-cgroup record under construction (`MAP_CGROUP_SCRATCH`).
 #[map]
 pub static CGROUP_SCRATCH: PerCpuArray<CgroupScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU executable-mapping record under construction
+/// (`MAP_MMAP_SCRATCH`): the record and its path.
+#[map]
+pub static MMAP_SCRATCH: PerCpuArray<MmapScratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// Containers whose execs are verified: cgroup id -> baseline slot
 /// (`MAP_WATCHED`). Written by the agent.

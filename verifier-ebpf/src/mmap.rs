@@ -35,13 +35,13 @@ use aya_ebpf::{
 };
 use verifier_common::{
     counters::Counter,
-    event::{FLAG_WRITTEN, KIND_MMAP_EXEC, MmapRecord},
+    event::{FLAG_WRITTEN, KIND_MMAP_EXEC, MAPPED_PATH_MAX, MMAP_RECORD_SIZE, MmapRecord, MmapScratch},
     fastpath::VerifiedKey,
 };
 
 use crate::{
-    kernel::{fd_file, inode_identity, read_ptr},
-    maps::{CONFIG, EVENTS, VERIFIED, WATCHED, count, was_written},
+    kernel::{fd_file, file_path, inode_identity, read_ptr, root_dir},
+    maps::{CONFIG, EVENTS, MMAP_SCRATCH, VERIFIED, WATCHED, count, was_written},
 };
 
 /// `PROT_EXEC` (include/uapi/asm-generic/mman-common.h).
@@ -88,10 +88,19 @@ fn try_mmap(ctx: &TracePointContext) -> Result<(), i64> {
     } else {
         0
     };
+    let scratch = MMAP_SCRATCH.get_ptr_mut(0).ok_or(-1i64)?;
+    // SAFETY: map value pointer for this CPU, valid for the program's run.
+    let scratch = unsafe { &mut *scratch };
+    // The file's path as this task sees it, so the agent can name (and
+    // open) the file when the process is gone before it looks.
+    let path_flags = file_path(task, file, off, scratch);
+    // SAFETY: a plain load from this CPU's map value.
+    let path_len = usize::from(unsafe { core::ptr::read_volatile(&scratch.header.path_len) });
+    let (root_ino, root_dev) = root_dir(task, off);
     let pid_tgid = bpf_get_current_pid_tgid();
-    let record = MmapRecord {
+    scratch.header = MmapRecord {
         kind: KIND_MMAP_EXEC,
-        flags,
+        flags: flags | path_flags,
         fd: fd as i32,
         // SAFETY: helper without arguments.
         ktime_ns: unsafe { bpf_ktime_get_ns() },
@@ -100,10 +109,21 @@ fn try_mmap(ctx: &TracePointContext) -> Result<(), i64> {
         tgid: (pid_tgid >> 32) as u32,
         identity,
         slot,
+        path_len: path_len as u16,
         _pad: 0,
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        root_ino,
+        root_dev,
+        _pad_root: 0,
     };
-    match EVENTS.output::<MmapRecord>(&record, 0) {
+    // Bounded where the helper takes it, hidden from LLVM so the
+    // comparison stays for the kernel's verifier (see the exec program).
+    let total = core::hint::black_box(MMAP_RECORD_SIZE + path_len);
+    let total =
+        if total > MMAP_RECORD_SIZE + MAPPED_PATH_MAX { MMAP_RECORD_SIZE + MAPPED_PATH_MAX } else { total };
+    // SAFETY: `total` is bounded by the scratch value's size.
+    let bytes = unsafe { core::slice::from_raw_parts((scratch as *const MmapScratch).cast::<u8>(), total) };
+    match EVENTS.output::<[u8]>(bytes, 0) {
         Ok(()) => count(Counter::MmapSent),
         Err(_) => count(Counter::MmapDropped),
     }

@@ -8,10 +8,10 @@
 //! encoding `stat(2)` uses.
 
 use verifier_common::{
-    decode::{CgroupRecord, ExecRecord, comm_bytes},
+    decode::{CgroupRecord, ExecRecord, MmapRecordRef, comm_bytes},
     event::{
         FLAG_ARGS_TRUNCATED, FLAG_EXE_UNLINKED, FLAG_FILENAME_TRUNCATED, FLAG_NO_ARGS, FLAG_NO_EXE_FILE,
-        FLAG_SCRIPT, FLAG_WRITTEN, FileIdentity, MmapRecord, WriteRecord,
+        FLAG_PATH_OUTSIDE_ROOT, FLAG_SCRIPT, FLAG_WRITTEN, FileIdentity, WriteRecord,
     },
     throttle::ThrottleRecord,
 };
@@ -125,7 +125,8 @@ pub struct ExecEvent {
     pub argv_truncated: bool,
     /// Not an exec: a verification job standing for a [`LibraryEvent`]
     /// (built by [`ExecEvent::of_library`]); `exe` is the mapped file,
-    /// `filename` empty (the engine finds it in `/proc/<pid>/maps`). The
+    /// `filename` the path the kernel walked (empty when it had none; the
+    /// engine also looks in `/proc/<pid>/maps`). The
     /// record kind itself is [`LibraryEvent`]'s, never this flag.
     pub library: bool,
     /// For a library job, the descriptor the kernel saw being mapped
@@ -186,13 +187,13 @@ impl ExecEvent {
             mnt_ns: 0,
             pid_ns: 0,
             comm: l.comm.clone(),
-            filename: Vec::new(),
+            filename: l.path.clone().unwrap_or_default(),
             filename_truncated: false,
             script: false,
             exe_unlinked: false,
             written: l.written,
             exe: Some(l.identity),
-            root: None,
+            root: l.root,
             argv: None,
             argv_truncated: false,
             library: true,
@@ -246,9 +247,16 @@ pub struct LibraryEvent {
     pub tgid: u32,
     pub cgroup_id: u64,
     pub comm: Vec<u8>,
-    /// The mapped file as the kernel had it (its path is found later, from
-    /// `/proc/<pid>/maps`).
+    /// The mapped file as the kernel had it.
     pub identity: FileIdentity,
+    /// Its path in the mapping task's root, as the kernel walked it up from
+    /// the file (`None`: the walk was cut, or ended outside that root: a
+    /// memfd, an internal mount). A name, not a proof: the agent opens it
+    /// and compares the identity, as for an exec's path.
+    pub path: Option<Vec<u8>>,
+    /// The mapping task's root directory (`None`: not read): where `path`
+    /// is relative to. A `chroot` moves it.
+    pub root: Option<DirIdentity>,
     /// The descriptor being mapped.
     pub fd: i32,
     /// Baseline slot of the container.
@@ -259,7 +267,9 @@ pub struct LibraryEvent {
 }
 
 impl LibraryEvent {
-    pub fn from_record(r: &MmapRecord, clock: &Clock) -> Self {
+    pub fn from_record(rec: &MmapRecordRef<'_>, clock: &Clock) -> Self {
+        let r = &rec.record;
+        let walked = r.flags & (FLAG_FILENAME_TRUNCATED | FLAG_PATH_OUTSIDE_ROOT) == 0;
         Self {
             unix_ns: clock.unix_ns(r.ktime_ns),
             pid: r.pid,
@@ -267,11 +277,31 @@ impl LibraryEvent {
             cgroup_id: r.cgroup_id,
             comm: comm_bytes(&r.comm).to_vec(),
             identity: r.identity,
+            path: if walked { path_from_leaf_first(rec.names) } else { None },
+            root: (r.root_ino != 0)
+                .then(|| DirIdentity { dev: kernel_dev_to_user(r.root_dev), ino: r.root_ino }),
             fd: r.fd,
             slot: r.slot,
             written: r.flags & FLAG_WRITTEN != 0,
         }
     }
+}
+
+/// A path from the kernel's leaf-first names (each NUL-terminated, see
+/// `verifier_common::event::MAPPED_PATH_MAX`): absolute, joined by `/`.
+/// `None` for no names (the root itself) or a name that is empty, `.` or
+/// `..` (never written by the walk: the bytes are not a path).
+pub fn path_from_leaf_first(names: &[u8]) -> Option<Vec<u8>> {
+    let names = names.strip_suffix(b"\0")?;
+    let mut path = Vec::with_capacity(names.len() + 1);
+    for name in names.rsplit(|&b| b == 0) {
+        if name.is_empty() || name == b"." || name == b".." {
+            return None;
+        }
+        path.push(b'/');
+        path.extend_from_slice(name);
+    }
+    Some(path)
 }
 
 /// A file verified `ok` was opened for writing in its container.
@@ -348,6 +378,8 @@ pub fn split_args(raw: &[u8]) -> Vec<Vec<u8>> {
 mod tests {
     use std::os::unix::fs::MetadataExt as _;
 
+    use verifier_common::event::MmapRecord;
+
     use super::*;
 
     #[test]
@@ -361,6 +393,40 @@ mod tests {
     }
 
     #[test]
+    fn the_kernels_leaf_first_names_make_a_path() {
+        assert_eq!(
+            path_from_leaf_first(b"libc.so.6\0x86_64-linux-gnu\0lib\0usr\0").as_deref(),
+            Some(&b"/usr/lib/x86_64-linux-gnu/libc.so.6"[..])
+        );
+        assert_eq!(
+            path_from_leaf_first(b"a b\xff\n\0tmp\0").as_deref(),
+            Some(&b"/tmp/a b\xff\n"[..]),
+            "exact bytes"
+        );
+        assert_eq!(path_from_leaf_first(b""), None, "no names");
+        assert_eq!(path_from_leaf_first(b"x\0\0tmp\0"), None, "an empty name is no path");
+        assert_eq!(path_from_leaf_first(b"x\0..\0"), None);
+        assert_eq!(path_from_leaf_first(b"lib.so"), None, "cut inside a name");
+    }
+
+    #[test]
+    fn a_mapping_record_carries_its_path_unless_the_walk_was_cut_or_left_the_root() {
+        let clock = Clock::new();
+        let names = b"evil.so\0tmp\0";
+        for (flags, want) in
+            [(0, Some(&b"/tmp/evil.so"[..])), (FLAG_FILENAME_TRUNCATED, None), (FLAG_PATH_OUTSIDE_ROOT, None)]
+        {
+            let record = MmapRecord { flags, root_ino: 2, root_dev: 1 << 20 | 5, ..MmapRecord::default() };
+            let lib = LibraryEvent::from_record(&MmapRecordRef { record, names }, &clock);
+            assert_eq!(lib.path.as_deref(), want);
+            assert_eq!(lib.root, Some(DirIdentity { dev: libc::makedev(1, 5), ino: 2 }));
+            let job = ExecEvent::of_library(&lib);
+            assert_eq!(job.filename, want.unwrap_or_default());
+            assert_eq!(job.root, lib.root, "the job keeps the root the path is relative to");
+        }
+    }
+
+    #[test]
     fn the_written_flag_reaches_exec_and_library_events() {
         use verifier_common::event::ExecHeader;
         let clock = Clock::new();
@@ -368,7 +434,8 @@ mod tests {
             let header = ExecHeader { flags, ..ExecHeader::default() };
             let exec = ExecEvent::from_record(&ExecRecord { header, filename: b"/x", args: b"" }, &clock);
             assert_eq!(exec.written, flags != 0);
-            let lib = LibraryEvent::from_record(&MmapRecord { flags, ..MmapRecord::default() }, &clock);
+            let record = MmapRecord { flags, ..MmapRecord::default() };
+            let lib = LibraryEvent::from_record(&MmapRecordRef { record, names: b"" }, &clock);
             assert_eq!(lib.written, flags != 0);
             assert_eq!(ExecEvent::of_library(&lib).written, flags != 0, "the library's job keeps it");
         }

@@ -194,6 +194,11 @@ fn running_kernel_offsets_match_bpftool() {
     check("file", "f_mode", resolved.file_f_mode);
     check("task_struct", "fs", resolved.task_fs);
     check("dentry", "d_inode", resolved.dentry_d_inode);
+    check("dentry", "d_parent", resolved.dentry_d_parent);
+    check("vfsmount", "mnt_root", resolved.vfsmount_mnt_root);
+    check("mount", "mnt", resolved.mount_mnt);
+    check("mount", "mnt_parent", resolved.mount_mnt_parent);
+    check("mount", "mnt_mountpoint", resolved.mount_mnt_mountpoint);
     check("syscall_trace_exit", "ret", resolved.tp_sys_exit_ret);
     check("syscall_trace_enter", "args", resolved.tp_sys_enter_args);
     check("trace_event_raw_cgroup", "root", resolved.tp_cgroup_root);
@@ -209,6 +214,14 @@ fn running_kernel_offsets_match_bpftool() {
     let dentry = raw.offset("path", "dentry").expect("path.dentry");
     assert_eq!(resolved.fs_root_dentry, root + dentry);
     assert!(btf.member_is_pointer("fs_struct", "root.dentry"));
+    let mnt = raw.offset("path", "mnt").expect("path.mnt");
+    assert_eq!(resolved.fs_root_mnt, root + mnt);
+    let f_path = raw.offset("file", "f_path").expect("file.f_path");
+    assert_eq!((resolved.file_f_path_dentry, resolved.file_f_path_mnt), (f_path + dentry, f_path + mnt));
+    let d_name = raw.offset("dentry", "d_name").expect("dentry.d_name");
+    let name = raw.offset("qstr", "name").expect("qstr.name");
+    assert_eq!(resolved.dentry_d_name_name, d_name + name);
+    assert!(btf.member_is_pointer("dentry", "d_name.name"));
     let sec = raw.offset("inode", "i_ctime_sec").or_else(|| raw.offset("inode", "__i_ctime"));
     assert_eq!(Some(resolved.inode_ctime_sec), sec);
     assert!(btf.member_is_pointer("task_struct", "mm"));

@@ -149,6 +149,10 @@ fn judge_all(state: &mut State, cgroup_id: u64, processes: Vec<Process>) -> Vec<
                 cgroup_id,
                 comm: comm.clone(),
                 identity,
+                // Found in `/proc/<pid>/maps` by the engine, with the
+                // process alive.
+                path: None,
+                root: None,
                 fd: -1,
                 slot: 0,
             };

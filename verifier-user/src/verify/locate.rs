@@ -27,8 +27,14 @@
 //! If none is the same file, the exec is unverifiable: nothing is hashed in
 //! its place. The path it was run by is still known, and returned with the
 //! reason ([`Outcome::Unread`]): a path the SBOM does not list is judged
-//! unknown whether or not its bytes could be read. A file mapped as code is found in `/proc/<pid>/maps`, then by
-//! the index. For a script the kernel reports the interpreter as what ran
+//! unknown whether or not its bytes could be read.
+//!
+//! A file mapped as code is found in `/proc/<pid>/maps`, then through the
+//! descriptor being mapped, then at the path the kernel walked up from the
+//! file at the mapping ([`Job::filename`]), then by the index; if none is
+//! the file, it is judged by that path (a library mapped by a process that
+//! exited at once is still named, and unknown when the SBOM does not list
+//! it). For a script the kernel reports the interpreter as what ran
 //! ([`Job::script`]), so the interpreter is the file proven by identity and
 //! the script itself is found and hashed by its path ([`super::script`]).
 
@@ -56,6 +62,8 @@ pub(crate) struct Job {
     pub root: Arc<RootDir>,
     pub proc_root: Arc<Path>,
     pub tgid: u32,
+    /// The executed path as the exec named it; for a library, the path the
+    /// kernel walked from the mapped file (empty: none).
     pub filename: Vec<u8>,
     pub identity: FileIdentity,
     /// The kernel saw the exec in a root other than the container's
@@ -158,7 +166,7 @@ pub(crate) fn locate(job: &Job, cache: &HashCache, buf: &mut [u8]) -> Outcome {
     let proc_dir = job.proc_root.join(job.tgid.to_string());
     // The process's own root: a `chroot` inside the container moves it.
     let own_root = RootDir::open(&proc_dir.join("root")).ok();
-    if own_root.is_none() && !job.library && job.chrooted {
+    if own_root.is_none() && job.chrooted {
         return from_other_root(job, cache, buf);
     }
     let root = own_root.as_ref().unwrap_or(&job.root);
@@ -366,9 +374,29 @@ fn locate_mapped(job: &Job, root: &RootDir, proc_dir: &Path, cache: &HashCache, 
             return hashed(job, cache, file, path, Via::Path, None, buf);
         }
     }
+    // The path the kernel walked from the mapped file: what names it once
+    // the process (and its maps and descriptors) are gone.
+    let kernel_path = (!job.filename.is_empty()).then_some(job.filename.as_slice());
+    if let Some(path) = kernel_path {
+        match open_exact(root, path, &job.identity) {
+            Ok((file, Match::Same)) => return hashed(job, cache, file, path.to_vec(), Via::Path, None, buf),
+            Ok((_, m)) => why = format!("{why}; the mapped path is now {}", describe(m)),
+            Err(e) => why = format!("{why}; the mapped path: {e}"),
+        }
+    }
     match by_index(job) {
-        Some(Ok((file, path))) => hashed(job, cache, file, path, Via::Index, None, buf),
-        Some(Err(miss)) => Outcome::Unverifiable(format!("{why}; {miss}")),
+        Some(Ok((file, path))) => return hashed(job, cache, file, path, Via::Index, None, buf),
+        Some(Err(miss)) => why = format!("{why}; {miss}"),
+        None => {}
+    }
+    // Judged by the path it was mapped from, as an exec whose file cannot
+    // be read back is: never `ok`, and unknown when the SBOM does not list
+    // it.
+    match kernel_path {
+        Some(path) => {
+            let gone = !proc_dir.exists();
+            Outcome::Unread(Unread { why, path: path.to_vec(), gone, other_root: false })
+        }
         None => Outcome::Unverifiable(why),
     }
 }
