@@ -86,12 +86,13 @@ impl CgroupCpu {
         for line in own.lines() {
             let mut f = line.splitn(3, ':');
             let (Some(id), Some(ctrls), Some(path)) = (f.next(), f.next(), f.next()) else { continue };
-            if id == "0" && ctrls.is_empty() && path != "/" {
-                if let Some(mnt) = mount_of(&|t, _| t == "cgroup2") {
-                    let file = join(&mnt, path).join("cpu.stat");
-                    if read_v2(&file).is_ok() {
-                        return Ok(Self { file, v2: true });
-                    }
+            if id != "0" || !ctrls.is_empty() || path == "/" {
+                continue;
+            }
+            if let Some(mnt) = mount_of(&|t, _| t == "cgroup2") {
+                let file = join(&mnt, path).join("cpu.stat");
+                if read_v2(&file).is_ok() {
+                    return Ok(Self { file, v2: true });
                 }
             }
         }
@@ -149,15 +150,8 @@ impl Threads {
             }
         }
         if map.is_empty() {
-            // No schedstat: utime + stime (fields 14, 15) in USER_HZ ticks,
-            // 100 a second on every Linux this runs on; kept under tid 0.
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            if let Some((_, rest)) = stat.rsplit_once(')') {
-                let f: Vec<&str> = rest.split_whitespace().collect();
-                let ticks: u64 =
-                    f.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
-                map.insert(0, ticks * 10_000_000);
-            }
+            // No schedstat: utime + stime, kept under tid 0.
+            map.insert(0, stat_ns(&format!("/proc/{pid}/stat"), 2));
         }
         Self(map)
     }
@@ -165,6 +159,39 @@ impl Threads {
     /// CPU used since `before`, in ns.
     pub(crate) fn since(&self, before: &Self) -> u64 {
         self.0.iter().map(|(tid, ns)| ns.saturating_sub(before.0.get(tid).copied().unwrap_or(0))).sum()
+    }
+}
+
+/// The sum of the first `fields` of utime, stime, cutime, cstime (fields
+/// 14-17 of a `/proc/<pid>/stat` line), in ns: USER_HZ ticks, 100 a second
+/// on every Linux this runs on. 0 when unreadable.
+fn stat_ns(file: &str, fields: usize) -> u64 {
+    let stat = std::fs::read_to_string(file).unwrap_or_default();
+    let Some((_, rest)) = stat.rsplit_once(')') else { return 0 };
+    // Fields after the command (which may hold spaces) start at the 3rd.
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 =
+        f.get(11..11 + fields).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
+    ticks * 10_000_000
+}
+
+/// Where the workload's CPU is read.
+#[derive(Clone, Debug)]
+pub(crate) enum Workload {
+    /// A container: its cgroup.
+    Cgroup(CgroupCpu),
+    /// This process and the children it has waited for (a storm run by
+    /// its own threads): `/proc/self/stat`, 10 ms ticks, enough for
+    /// seconds-long storms.
+    SelfAndChildren,
+}
+
+impl Workload {
+    fn ns(&self) -> anyhow::Result<u64> {
+        match self {
+            Self::Cgroup(c) => c.ns(),
+            Self::SelfAndChildren => Ok(stat_ns("/proc/self/stat", 4)),
+        }
     }
 }
 
@@ -234,11 +261,11 @@ fn owned_prog_ids(pid: u32) -> BTreeSet<u64> {
         .collect()
 }
 
-/// What a benchmark run reads: the container's cgroup, and the agent and
-/// server processes when there are.
+/// What a benchmark run reads: the workload, and the agent and server
+/// processes when there are.
 #[derive(Clone, Debug)]
 pub(crate) struct Meter {
-    pub(crate) cgroup: CgroupCpu,
+    pub(crate) workload: Workload,
     pub(crate) agent: Option<u32>,
     pub(crate) server: Option<u32>,
 }
@@ -246,6 +273,7 @@ pub(crate) struct Meter {
 /// CPU used during one measured stretch, in ns.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Usage {
+    /// The workload's (the container's).
     pub(crate) container: u64,
     pub(crate) agent: u64,
     pub(crate) server: u64,
@@ -255,8 +283,8 @@ pub(crate) struct Usage {
 impl Usage {
     /// Container plus agent CPU per exec, in us (the node's cost; a
     /// benchmark's local nats-server is apart).
-    pub(crate) fn us_per_exec(&self, execs: u32) -> f64 {
-        (self.container + self.agent) as f64 / 1000.0 / f64::from(execs.max(1))
+    pub(crate) fn us_per_exec(&self, execs: impl Into<u64>) -> f64 {
+        (self.container + self.agent) as f64 / 1000.0 / execs.into().max(1) as f64
     }
 }
 
@@ -265,14 +293,37 @@ impl Meter {
     pub(crate) fn measure<T>(&self, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, Usage)> {
         let bpf0 = BpfRuns::read(self.agent)?;
         let (agent0, server0) = (self.agent.map(Threads::of), self.server.map(Threads::of));
-        let container0 = self.cgroup.ns()?;
+        let container0 = self.workload.ns()?;
         let value = f()?;
-        let container = self.cgroup.ns()?.saturating_sub(container0);
+        let container = self.workload.ns()?.saturating_sub(container0);
         let agent = self.agent.map(Threads::of).zip(agent0).map_or(0, |(a, b)| a.since(&b));
         let server = self.server.map(Threads::of).zip(server0).map_or(0, |(a, b)| a.since(&b));
         let bpf = BpfRuns::read(self.agent)?.since(&bpf0);
         Ok((value, Usage { container, agent, server, bpf }))
     }
+}
+
+/// `total ns (name ns xcount, ...)` per exec of the owner's programs,
+/// over `(usage, execs)` storms.
+pub(crate) fn bpf_per_exec<'a>(usages: impl Iterator<Item = (&'a Usage, u64)>) -> String {
+    let mut by_name = BTreeMap::<&str, (u64, u64)>::new();
+    let mut n = 0u64;
+    for (u, execs) in usages {
+        n += execs;
+        for (name, (ns, cnt)) in &u.bpf.by_name {
+            let e = by_name.entry(name).or_default();
+            e.0 += ns;
+            e.1 += cnt;
+        }
+    }
+    let n = n.max(1) as f64;
+    let total: u64 = by_name.values().map(|v| v.0).sum();
+    let parts: Vec<String> = by_name
+        .iter()
+        .filter(|(_, (_, cnt))| *cnt > 0)
+        .map(|(name, (ns, cnt))| format!("{name} {:.0} ns x{:.2}", *ns as f64 / n, *cnt as f64 / n))
+        .collect();
+    format!("{:.0} ns ({})", total as f64 / n, parts.join(", "))
 }
 
 /// Median, min and max (zeros for none).
