@@ -349,10 +349,11 @@ fn steady_summary(rounds: &[[Mode; 3]], execs: u32) {
     let added = |m: &Mode| (m.usage.bpf.total_ns() + m.usage.agent) as f64 / 1000.0 / f64::from(execs.max(1));
     println!(
         "steady state attributed cost (eBPF run time + agent CPU) per exec, % of none's CPU per exec in the same round: \
-         observe {}, verify {}; verify - observe in % of observe's CPU per exec: {}",
+         observe {}, verify {}; verify - observe in % of observe's CPU per exec: {} (in us: {})",
         show(&col(&|r| added(&r[1]) / us(&r[0]) * 100.0), 2),
         show(&col(&|r| added(&r[2]) / us(&r[0]) * 100.0), 2),
-        show(&col(&|r| (added(&r[2]) - added(&r[1])) / us(&r[1]) * 100.0), 2)
+        show(&col(&|r| (added(&r[2]) - added(&r[1])) / us(&r[1]) * 100.0), 2),
+        show(&col(&|r| added(&r[2]) - added(&r[1])), 2)
     );
     for (name, i) in [("observe", 1), ("verify", 2)] {
         println!(
