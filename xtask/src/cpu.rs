@@ -24,7 +24,15 @@
 //!   know when there were any.
 //!
 //! BPF stats cost two clock reads per program run, paid in every mode that
-//! runs programs; the mode without an agent runs none.
+//! runs programs; the mode without an agent runs none. The programs' run
+//! time counts every run in the window, also those that other processes
+//! on the machine trigger (a compiler's `openat`s): on a busy machine it
+//! overstates the storm's share a little, the same for every agent mode.
+//!
+//! Whole-CPU figures are tighter than wall clock but still move with the
+//! load (CPU time per exec grows when other tenants share the caches);
+//! the eBPF run time and the agent's CPU are the costs the kernel charges
+//! to the agent by name, and the tightest way to compare two agent modes.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
