@@ -309,7 +309,10 @@ fn steady_summary(rounds: &[[Mode; 3]], execs: u32) {
         let (med, lo, hi) = spread(v);
         format!("median {med:.digits$} ({lo:.digits$}..{hi:.digits$}, spread {:.digits$})", hi - lo)
     };
-    let total = |i: usize| rounds.iter().map(|r| us(&r[i])).sum::<f64>() / rounds.len().max(1) as f64;
+    let mean = |f: &dyn Fn(&Mode) -> f64, i: usize| {
+        rounds.iter().map(|r| f(&r[i])).sum::<f64>() / rounds.len().max(1) as f64
+    };
+    let agent_us = |m: &Mode| m.usage.agent as f64 / 1000.0 / f64::from(execs.max(1));
     let rate = |i: usize| rounds.iter().map(|r| r[i].rate).sum::<f64>();
     println!(
         "steady state: slowdown {:.3}x observe-only, {:.3}x verifying ({:+.1}% vs observe-only); per-round medians {:.3}x and {:.3}x",
@@ -319,16 +322,14 @@ fn steady_summary(rounds: &[[Mode; 3]], execs: u32) {
         spread(&col(&|r| r[0].rate / r[1].rate)).0,
         spread(&col(&|r| r[0].rate / r[2].rate)).0
     );
-    let (none, obs, ver) = (total(0), total(1), total(2));
+    let (none, obs, ver) = (mean(&us, 0), mean(&us, 1), mean(&us, 2));
     println!(
         "steady state CPU per exec (container + agent): none {none:.1} us, observe-only {obs:.1} us ({:.3}x), \
          verifying {ver:.1} us ({:.3}x); of which agent: observe {:.1} us, verify {:.1} us",
         obs / none,
         ver / none,
-        col(&|r| r[1].usage.agent as f64 / 1000.0 / f64::from(execs)).iter().sum::<f64>()
-            / rounds.len().max(1) as f64,
-        col(&|r| r[2].usage.agent as f64 / 1000.0 / f64::from(execs)).iter().sum::<f64>()
-            / rounds.len().max(1) as f64,
+        mean(&agent_us, 1),
+        mean(&agent_us, 2),
     );
     println!(
         "steady state verify - observe, paired per round, % of observe: CPU {}; wall {}",
