@@ -14,6 +14,7 @@ mod bench_drift;
 mod bench_enforce;
 mod bench_images;
 mod bench_sinks;
+mod cpu;
 mod deb;
 mod demo;
 mod faults;
