@@ -18,6 +18,7 @@ pub mod events;
 pub mod hooks;
 pub mod loader;
 pub mod lsm;
+pub mod map_sizes;
 pub mod maps;
 pub mod measure;
 pub mod records;

@@ -29,6 +29,7 @@ use verifier_common::{
 
 use crate::btf::{self, Btf, BtfError};
 use crate::hooks::{Attach, HOOKS, Hook, HookOutcome, HookState, Need};
+use crate::map_sizes::MapSizes;
 use crate::maps::{EnforceMaps, FastPath, KernelCounters, MapError, ThrottleMaps};
 
 /// Where tracefs is mounted when the agent has to mount it.
@@ -85,6 +86,8 @@ pub struct LoadOptions {
     /// Execs per second a container may send before the rest of that
     /// second is throttled in the kernel (0: never).
     pub exec_limit: u32,
+    /// Which optional features' maps are created full-size.
+    pub maps: MapSizes,
 }
 
 /// Default per-container exec limit: far above what any real workload
@@ -100,6 +103,7 @@ impl Default for LoadOptions {
             btf_path: btf::VMLINUX_BTF.into(),
             wakeup_bytes: DEFAULT_WAKEUP_BYTES,
             exec_limit: DEFAULT_EXEC_LIMIT,
+            maps: MapSizes::FULL,
         }
     }
 }
@@ -219,11 +223,13 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
 
     // The programs use no CO-RE relocations (offsets come in CONFIG), so
     // aya needs no kernel BTF; see `loader_without_kernel_btf`.
-    let mut ebpf = loader_without_kernel_btf()
-        .override_global(GLOBAL_CONFIG, &config, true)
-        .map_max_entries(MAP_EVENTS, opts.ring_bytes)
-        .load(object)
-        .map_err(LoaderError::Load)?;
+    let mut loader = loader_without_kernel_btf();
+    loader.override_global(GLOBAL_CONFIG, &config, true).map_max_entries(MAP_EVENTS, opts.ring_bytes);
+    for (map, max_entries) in opts.maps.max_entries(opts.exec_limit) {
+        loader.map_max_entries(map, max_entries);
+    }
+    tracing::debug!(sizes = ?opts.maps, "optional maps sized");
+    let mut ebpf = loader.load(object).map_err(LoaderError::Load)?;
 
     let hooks = attach_all(&mut ebpf, &tracefs)?;
 

@@ -37,7 +37,7 @@ pub(crate) struct Chosen {
 
 /// Whether any container may be enforced (the LSM programs are tried only
 /// then).
-fn wanted(args: &EnforceArgs) -> bool {
+pub(super) fn wanted(args: &EnforceArgs) -> bool {
     !args.enforce.is_empty() || !args.dry_run.is_empty()
 }
 

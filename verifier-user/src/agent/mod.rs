@@ -42,6 +42,7 @@ use tokio::{
 use verifier_sensor::{
     events::Clock,
     loader::{self, LoadOptions},
+    map_sizes::MapSizes,
     maps::KernelCounters,
 };
 
@@ -205,12 +206,20 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
         Some(path) => Some(policy::Policies::start(path)?),
         None => None,
     };
+    let policy_enforces = policies.as_ref().is_some_and(policy::Policies::may_enforce);
     let opts = LoadOptions {
         containers_only: args.containers_only,
         ring_bytes: args.ring_bytes,
         btf_path: args.btf.clone(),
         wakeup_bytes: args.wakeup_bytes,
         exec_limit: args.exec_limit,
+        // The maps of features off for this run are created with one entry
+        // (see `verifier_sensor::map_sizes`).
+        maps: MapSizes {
+            verification: args.verification.enabled(),
+            enforcement: mechanism::wanted(&args.enforce) || policy_enforces,
+            measurement: args.enforce.measure.enforce_measure,
+        },
     };
     let loaded = tokio::task::spawn_blocking(move || loader::load(verifier_sensor::EBPF_OBJECT, &opts))
         .await
@@ -225,7 +234,6 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
         enforce: mut enforce_maps,
         mut hooks,
     } = loaded;
-    let policy_enforces = policies.as_ref().is_some_and(policy::Policies::may_enforce);
     let mut mechanism = mechanism::choose(&args.enforce, policy_enforces, &mut ebpf, &mut hooks, &args.btf)?;
     enforce_maps.digests = mechanism.digests.take();
     let enforcement = enforce::Enforcement::new(

@@ -164,6 +164,7 @@ pub(crate) struct Verified {
 pub(crate) enum Wake {
     Hashed(Key, Outcome),
     Resolved(u64, Resolved, ContainerRef),
+    HostParsed(super::host::Parsed),
 }
 
 type ResolvedMsg = (u64, Resolved, ContainerRef);
@@ -274,10 +275,15 @@ impl Verification {
 
     /// An exec (or mapping) of a host process, judged against the host
     /// baseline; its cgroup is watched from its first one on.
-    pub(crate) fn host_exec(&mut self, mut event: ExecEvent, now_ns: i128) -> Vec<Verified> {
-        if self.host.as_mut().is_some_and(|h| h.admit(&mut event, now_ns)) {
-            self.rewatch_host();
+    pub(crate) fn host_exec(&mut self, event: ExecEvent, now_ns: i128) -> Vec<Verified> {
+        match self.host.as_mut().and_then(|h| h.admit(event, now_ns)) {
+            Some(event) => self.judge_host(event),
+            None => Vec::new(),
         }
+    }
+
+    /// Judges an admitted host exec against the host baseline in use.
+    fn judge_host(&mut self, event: ExecEvent) -> Vec<Verified> {
         let Some(h) = self.host.as_mut() else { return Vec::new() };
         let ctx = h.context().clone();
         if h.first_sight(event.cgroup_id) {
@@ -295,11 +301,23 @@ impl Verification {
         }
     }
 
+    /// A host baseline parse finished: the host cgroups move to the new
+    /// baseline's fast-path slot and the execs held for it are judged.
+    fn host_parsed(&mut self, parsed: super::host::Parsed) -> Vec<Verified> {
+        let Some(h) = self.host.as_mut() else { return Vec::new() };
+        let (changed, held) = h.install(parsed);
+        if changed {
+            self.rewatch_host();
+        }
+        held.into_iter().flat_map(|event| self.judge_host(event)).collect()
+    }
+
     /// Reads the host baseline again after a package transaction; the
     /// host cgroups move to the new baseline's fast-path slot.
+    /// (Parsed off the event loop: see `host.rs`.)
     pub(crate) fn host_refresh(&mut self) {
-        if self.host.as_mut().is_some_and(|h| h.refresh()) {
-            self.rewatch_host();
+        if let Some(h) = self.host.as_mut() {
+            h.refresh();
         }
     }
 
@@ -322,6 +340,7 @@ impl Verification {
         tokio::select! {
             Some((key, outcome)) = self.done_rx.recv() => Some(Wake::Hashed(key, outcome)),
             Some((id, r, c)) = self.resolved_rx.recv() => Some(Wake::Resolved(id, r, c)),
+            parsed = host_parsed(&mut self.host) => Some(Wake::HostParsed(parsed)),
             else => None,
         }
     }
@@ -329,6 +348,7 @@ impl Verification {
     /// Acts on a result from [`Verification::next`].
     pub(crate) fn wake(&mut self, wake: Wake) -> Vec<Verified> {
         match wake {
+            Wake::HostParsed(parsed) => self.host_parsed(parsed),
             Wake::Hashed(key, outcome) => {
                 let decided = self.engine.complete(key, outcome);
                 decided.into_iter().map(|(e, d)| self.decided(e, d)).collect()
@@ -431,6 +451,14 @@ impl Verification {
             let r = resolve(&source, &container, pid, deadline);
             let _ = tx.send((cgroup_id, r, container));
         });
+    }
+}
+
+/// Waits for a host baseline parse, if host processes are judged.
+async fn host_parsed(host: &mut Option<super::host::HostJudge>) -> super::host::Parsed {
+    match host {
+        Some(h) => h.parsed().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -580,13 +608,14 @@ impl Verification {
     }
 
     pub(crate) fn pending(&self) -> usize {
-        self.engine.in_flight() + self.containers.waiting()
+        self.engine.in_flight() + self.containers.waiting() + self.host.as_ref().map_or(0, |h| h.held())
     }
 
     /// Everything still waiting, released as unverifiable with `why`.
     pub(crate) fn abandon(&mut self, why: &str) -> Vec<Verified> {
         let mut events = self.containers.expire_all();
         events.extend(self.engine.abandon());
+        events.extend(self.host.as_mut().map(super::host::HostJudge::take_held).unwrap_or_default());
         events
             .into_iter()
             .map(|event| Verified { event, info: None, decision: Some(unresolved(why)), skipped: None })

@@ -139,16 +139,31 @@ impl HostBaseline {
     /// fails (the database caught half-written) keeps the old manifest and
     /// tries again on the next call.
     pub(crate) fn refresh(&mut self) -> Result<bool, HostBaselineError> {
-        let now = stamps_of(&self.sources);
-        if now == self.stamps {
-            return Ok(false);
-        }
-        let manifest = parse(&self.sources)?;
-        self.stamps = now;
-        self.manifest = Arc::new(manifest);
-        self.key = super::cache::next_key();
-        self.reloads += 1;
+        let Some(job) = self.stale() else { return Ok(false) };
+        self.install(job.run()?);
         Ok(true)
+    }
+
+    /// Whether a watched file changed since the last parse (one `stat` per
+    /// source); if so, the parse to run, on any thread, and hand to
+    /// [`HostBaseline::install`].
+    pub(crate) fn stale(&self) -> Option<Reparse> {
+        let stamps = stamps_of(&self.sources);
+        (stamps != self.stamps).then(|| Reparse { sources: self.sources.clone(), stamps })
+    }
+
+    /// Makes the next check see a change (tests).
+    #[cfg(test)]
+    pub(crate) fn forget_stamps(&mut self) {
+        self.stamps.clear();
+    }
+
+    /// Takes a new parse's manifest under a new key.
+    pub(crate) fn install(&mut self, parsed: Reparsed) {
+        self.stamps = parsed.stamps;
+        self.manifest = parsed.manifest;
+        self.key = parsed.key;
+        self.reloads += 1;
     }
 
     /// When the newest watched file (dpkg's status, an SBOM) was last
@@ -176,6 +191,28 @@ impl HostBaseline {
                 HostSource::Sbom(p) => SourceInfo { kind: "sbom", path: p.display().to_string() },
             })
             .collect()
+    }
+}
+
+/// A parse of the baseline again, as of the stamps taken when a change was
+/// seen (a later change is seen by the next check).
+pub(crate) struct Reparse {
+    sources: Vec<HostSource>,
+    stamps: Vec<(PathBuf, u64, i128)>,
+}
+
+/// What [`Reparse::run`] read, under its new key.
+pub(crate) struct Reparsed {
+    stamps: Vec<(PathBuf, u64, i128)>,
+    pub manifest: Arc<Manifest>,
+    pub key: u64,
+}
+
+impl Reparse {
+    /// Parses (blocking: the whole database).
+    pub(crate) fn run(self) -> Result<Reparsed, HostBaselineError> {
+        let manifest = Arc::new(parse(&self.sources)?);
+        Ok(Reparsed { manifest, stamps: self.stamps, key: super::cache::next_key() })
     }
 }
 

@@ -32,6 +32,7 @@ use verifier_sbom::{digest, fsroot::RootDir};
 use verifier_sensor::{
     events::{Clock, ExecEvent},
     loader::{self, LoadOptions},
+    map_sizes::MapSizes,
     records::Record,
 };
 
@@ -93,6 +94,8 @@ pub(crate) async fn run(cfg: &ExecConfig) -> anyhow::Result<Ended> {
         btf_path: cfg.btf.clone(),
         wakeup_bytes: loader::DEFAULT_WAKEUP_BYTES,
         exec_limit: 0,
+        // Builds are verified, never enforced.
+        maps: MapSizes { verification: true, enforcement: false, measurement: false },
     };
     let sources = cfg.host.clone();
     let baseline = tokio::task::spawn_blocking(move || HostBaseline::load(&sources));
