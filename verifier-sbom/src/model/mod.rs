@@ -54,6 +54,9 @@ pub struct Manifest {
     hasher: PathHasher,
     packages: Vec<PackageRef>,
     warnings: Vec<String>,
+    /// Where the file digests come from when that is not the SBOM itself
+    /// (a package-only SBOM joined with the image's package database).
+    digests_from: Option<String>,
 }
 
 impl fmt::Debug for Manifest {
@@ -86,6 +89,7 @@ impl Manifest {
             hasher: PathHasher::default(),
             packages: Vec::new(),
             warnings: Vec::new(),
+            digests_from: None,
         }
     }
 
@@ -139,6 +143,18 @@ impl Manifest {
     /// Files with at least one usable digest.
     pub fn len_with_digests(&self) -> usize {
         self.entries.iter().filter(|e| e.has_digests()).count()
+    }
+
+    /// What vouches for the file digests, as reasons name it: the SBOM, or
+    /// what [`Self::set_digests_from`] said.
+    pub fn digests_from(&self) -> &str {
+        self.digests_from.as_deref().unwrap_or("the SBOM")
+    }
+
+    /// Says where the file digests come from, for a manifest whose digests
+    /// are not the SBOM's own (`"the image's dpkg database"`).
+    pub fn set_digests_from(&mut self, origin: impl Into<String>) {
+        self.digests_from = Some(origin.into());
     }
 
     /// The SBOM this manifest was read from (the first one, after a merge).

@@ -136,6 +136,9 @@ pub(crate) fn join(sbom: &Manifest, image: &dyn ImageFiles) -> Result<Joined, Jo
     missing.sort();
     unlisted_packages.sort();
     manifest.shrink_to_fit();
+    // Reasons say whose digests a file matched: the database's, for a
+    // package the SBOM lists.
+    manifest.set_digests_from(format!("the image's {db} database (for a package the SBOM lists)"));
     let unlisted = unlisted.unwrap_or_else(|| Manifest::new(sbom.source().clone()));
     Ok(Joined {
         key: super::cache::next_key(),
@@ -337,6 +340,61 @@ impl JoinCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An image's files from a table of paths and contents.
+    struct Files(Vec<(&'static str, &'static str)>);
+
+    impl ImageFiles for Files {
+        fn read(&self, path: &str) -> Option<Vec<u8>> {
+            self.0.iter().find(|(p, _)| *p == path).map(|(_, t)| t.as_bytes().to_vec())
+        }
+        fn list(&self, dir: &str) -> Vec<String> {
+            let prefix = format!("{dir}/");
+            self.0.iter().filter_map(|(p, _)| p.strip_prefix(prefix.as_str()).map(str::to_owned)).collect()
+        }
+        fn key(&self) -> String {
+            "test".into()
+        }
+    }
+
+    #[test]
+    fn a_file_of_a_listed_package_is_said_to_match_the_database_not_the_sbom() {
+        let sbom = load_reader(
+            br#"{"bomFormat":"CycloneDX","specVersion":"1.5","components":[
+                {"type":"library","name":"hello","version":"1.0","purl":"pkg:deb/debian/hello@1.0?arch=amd64"}]}"#
+                .as_slice(),
+            "sbom.cdx.json",
+            &LoadOptions::default(),
+        )
+        .expect("sbom");
+        assert_eq!(sbom.digests_from(), "the SBOM");
+        let image = Files(vec![
+            ("/var/lib/dpkg/status", "Package: hello\nStatus: install ok installed\nVersion: 1.0\n"),
+            // md5 of "hi\n"
+            ("/var/lib/dpkg/info/hello.md5sums", "764efa883dda1e11db47671c4a3bbd9e  usr/bin/hello\n"),
+        ]);
+        let joined = join(&sbom, &image).expect("joined");
+        assert_eq!(
+            joined.manifest.digests_from(),
+            "the image's dpkg database (for a package the SBOM lists)"
+        );
+        let hashes = verifier_sbom::hash::hash_reader(
+            b"hi\n".as_slice(),
+            verifier_sbom::hash::Algs { md5: true, ..verifier_sbom::hash::Algs::SHA256 },
+            &mut [0u8; 4096],
+        )
+        .expect("hash");
+        let j = crate::verify::verdict::judge(
+            &joined.manifest,
+            None,
+            Some("/usr/bin/hello"),
+            &hashes,
+            false,
+            false,
+        );
+        assert_eq!(j.verdict, crate::verify::verdict::Verdict::Ok, "{j:?}");
+        assert!(j.reason.starts_with("MD5 matches the image's dpkg database"), "{}", j.reason);
+    }
 
     #[test]
     fn purls_and_epochs() {

@@ -218,15 +218,15 @@ fn label(alg: HashAlg) -> &'static str {
 }
 
 /// The verdict for a path the SBOM lists, from the one digest comparison.
-fn judge_listed(entry: &verifier_sbom::FileEntry, hashes: &FileHashes) -> Judgement {
+fn judge_listed(entry: &verifier_sbom::FileEntry, hashes: &FileHashes, from: &str) -> Judgement {
     match digest::compare(entry, hashes) {
         Comparison::Match { alg, weak: false } => {
-            Judgement::new(Verdict::Ok, format!("{} matches the SBOM", label(alg)))
+            Judgement::new(Verdict::Ok, format!("{} matches {from}", label(alg)))
         }
         Comparison::Match { alg, weak: true } => {
             let mut j = Judgement::new(
                 Verdict::Ok,
-                format!("{} matches the SBOM (the only digest it gives: weak)", label(alg)),
+                format!("{} matches {from} (the only digest it gives: weak)", label(alg)),
             );
             j.weak = true;
             j
@@ -234,7 +234,7 @@ fn judge_listed(entry: &verifier_sbom::FileEntry, hashes: &FileHashes) -> Judgem
         Comparison::Mismatch { alg, weak, expected, .. } => {
             let mut j = Judgement::new(
                 Verdict::ModifiedBinary,
-                format!("the SBOM lists this path with another {}", label(alg)),
+                format!("{from} lists this path with another {}", label(alg)),
             );
             j.expected = Some(expected.to_string());
             j.weak = weak;
@@ -257,7 +257,7 @@ fn judge_listed(entry: &verifier_sbom::FileEntry, hashes: &FileHashes) -> Judgem
 /// neither. The reason names the listed path when it is the alias.
 fn judge_at_listed_name(m: &Manifest, path: &str, hashes: &FileHashes) -> Option<Judgement> {
     let (listed, e) = m.get_canonical(path)?;
-    let mut j = judge_listed(e, hashes);
+    let mut j = judge_listed(e, hashes, m.digests_from());
     j.package = e.package(m).cloned();
     if listed != path {
         j.reason = format!("{} (listed as {listed})", j.reason);
