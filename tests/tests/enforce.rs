@@ -375,6 +375,7 @@ fn a_write_to_an_image_file_kills_the_writer_where_writes_are_enforced_and_is_on
         "{block}"
     );
     assert_eq!(block["reasons"], serde_json::json!(["image-file"]), "{block}");
+    assert_eq!(block["path"], TOOL, "the kernel walked the written file's path: {block}");
     wait_for(&agent, Duration::from_secs(10), |r| {
         r["type"] == "write" && r["container"]["id"] == ids[1] && r["path"] == TOOL
     })

@@ -79,6 +79,10 @@ pub const BLOCK_PATH_MAX: usize = crate::event::FILENAME_MAX;
 pub const BLOCK_PATH_TRUNCATED: u16 = 1 << 0;
 /// [`BlockRecord::path_flags`]: the kernel string could not be read.
 pub const BLOCK_PATH_UNREAD: u16 = 1 << 1;
+/// [`BlockRecord::path_flags`]: the path is the file's names walked up to
+/// the task's root, leaf first, each NUL-terminated (the encoding of
+/// [`crate::event::MAPPED_PATH_MAX`]): a denied write names its file.
+pub const BLOCK_PATH_LEAF_FIRST: u16 = 1 << 2;
 
 /// A block (or, in dry-run mode, a block that would have happened): the
 /// fixed part of a [`BlockMessage`].

@@ -39,7 +39,7 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
         bpf_ktime_get_ns,
-        generated::{bpf_probe_read_kernel_str, bpf_send_signal},
+        generated::{bpf_probe_read_kernel, bpf_probe_read_kernel_str, bpf_send_signal},
     },
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
@@ -47,9 +47,9 @@ use aya_ebpf::{
 use verifier_common::{
     counters::Counter,
     enforce::{
-        BLOCK_PATH_MAX, BLOCK_PATH_TRUNCATED, BLOCK_PATH_UNREAD, BlockMessage, BlockRecord, HOOK_EXEC,
-        HOOK_MMAP, MECHANISM_TRACEPOINT_KILL, MODE_ENFORCE, MODE_MASK, REASON_FILELESS, REASON_NO_IDENTITY,
-        REASON_NOT_ALLOWED, REASON_WRITTEN,
+        BLOCK_PATH_LEAF_FIRST, BLOCK_PATH_MAX, BLOCK_PATH_TRUNCATED, BLOCK_PATH_UNREAD, BlockMessage,
+        BlockRecord, HOOK_EXEC, HOOK_MMAP, MECHANISM_TRACEPOINT_KILL, MODE_ENFORCE, MODE_MASK,
+        REASON_FILELESS, REASON_NO_IDENTITY, REASON_NOT_ALLOWED, REASON_WRITTEN,
     },
     event::{FileIdentity, KIND_BLOCK},
     fastpath::VerifiedKey,
@@ -57,8 +57,8 @@ use verifier_common::{
 };
 
 use crate::{
-    kernel::{fd_file, inode_identity, read, read_ptr},
-    maps::{ALLOWED, CONFIG, ENFORCE, EVENTS, WATCHED, count, was_written},
+    kernel::{fd_file, file_path, inode_identity, read, read_ptr},
+    maps::{ALLOWED, CONFIG, ENFORCE, EVENTS, MMAP_SCRATCH, WATCHED, count, was_written},
 };
 
 /// `SIGKILL` (include/uapi/asm-generic/signal.h).
@@ -84,7 +84,7 @@ fn try_enforce_exec() -> Result<(), i64> {
     let file = read_ptr(task, off.task_mm).and_then(|mm| read_ptr(mm, off.mm_exe_file));
     let (identity, reasons) = judge_exec(file, &here, off);
     if reasons != 0 {
-        block(&here, reasons, HOOK_EXEC, MECHANISM_TRACEPOINT_KILL, identity, -1, 0);
+        block(&here, reasons, HOOK_EXEC, MECHANISM_TRACEPOINT_KILL, identity, -1, 0, 0);
     }
     Ok(())
 }
@@ -114,7 +114,7 @@ fn try_enforce_mmap(ctx: &TracePointContext) -> Result<(), i64> {
     // A descriptor that names no open file fails the mmap itself.
     let (identity, reasons) = judge_file(fd_file(task, fd, off)?, here.slot, off)?;
     if reasons != 0 {
-        block(&here, reasons, HOOK_MMAP, MECHANISM_TRACEPOINT_KILL, identity, fd as i32, 0);
+        block(&here, reasons, HOOK_MMAP, MECHANISM_TRACEPOINT_KILL, identity, fd as i32, 0, 0);
     }
     Ok(())
 }
@@ -209,6 +209,7 @@ pub(crate) fn block(
     identity: FileIdentity,
     fd: i32,
     path: u64,
+    file: u64,
 ) -> bool {
     let deny = here.mode == MODE_ENFORCE;
     let signal_rc = if deny {
@@ -273,8 +274,42 @@ pub(crate) fn block(
             core::ptr::addr_of_mut!((*message).record.path_flags).write(flags);
         }
     }
+    if path == 0 && file != 0 {
+        file_names(message, file);
+    }
     entry.submit(0);
     deny
+}
+
+/// Fills a block message's path with `file`'s names, walked in the kernel
+/// ([`file_path`], in this CPU's mapping scratch, then copied): a denied
+/// write has no exec or mapping record to name its file.
+#[inline(always)]
+fn file_names(message: *mut BlockMessage, file: u64) {
+    let Some(scratch) = MMAP_SCRATCH.get_ptr_mut(0) else { return };
+    // SAFETY: map value pointer for this CPU, valid for the program's run.
+    let scratch = unsafe { &mut *scratch };
+    // SAFETY: the current task pointer, only read through probe-reads.
+    let task = unsafe { bpf_get_current_task() };
+    let walked = file_path(task, file, &CONFIG.load().offsets, scratch);
+    // SAFETY: a plain load from this CPU's map value.
+    let len =
+        usize::from(unsafe { core::ptr::read_volatile(&scratch.header.path_len) }) & (BLOCK_PATH_MAX - 1);
+    let flags = if walked == 0 { BLOCK_PATH_LEAF_FIRST } else { BLOCK_PATH_UNREAD };
+    // SAFETY: `message` is the reserved entry; `len < BLOCK_PATH_MAX`, the
+    // size of its path; the source is this CPU's scratch.
+    unsafe {
+        if walked == 0
+            && bpf_probe_read_kernel(
+                core::ptr::addr_of_mut!((*message).path).cast(),
+                len as u32,
+                scratch.path.as_ptr().cast(),
+            ) == 0
+        {
+            core::ptr::addr_of_mut!((*message).record.path_len).write(len as u16);
+        }
+        core::ptr::addr_of_mut!((*message).record.path_flags).write(flags);
+    }
 }
 
 /// True when the task is in the host's mount namespace

@@ -56,7 +56,7 @@ pub fn lsm_exec(ctx: LsmContext) -> i32 {
     // first pass, the interpreter's once a `#!` handler substituted it;
     // `bprm->filename` stays the script's).
     let name = read_ptr(bprm, off.bprm_interp).unwrap_or(0);
-    if reasons != 0 && block(&here, reasons, HOOK_EXEC, MECHANISM_BPF_LSM, identity, -1, name) {
+    if reasons != 0 && block(&here, reasons, HOOK_EXEC, MECHANISM_BPF_LSM, identity, -1, name, 0) {
         return -EPERM;
     }
     0
@@ -73,7 +73,7 @@ pub fn lsm_mmap(ctx: LsmContext) -> i32 {
     let off = &CONFIG.load().offsets;
     match judge_file(file, here.slot, off) {
         Ok((identity, reasons)) if reasons != 0 => {
-            if block(&here, reasons, HOOK_MMAP, MECHANISM_BPF_LSM, identity, -1, 0) { -EPERM } else { 0 }
+            if block(&here, reasons, HOOK_MMAP, MECHANISM_BPF_LSM, identity, -1, 0, 0) { -EPERM } else { 0 }
         }
         _ => 0,
     }
@@ -92,7 +92,7 @@ pub fn lsm_file_open(ctx: LsmContext) -> i32 {
     }
     match judge_write(file, here.slot, off) {
         Ok(Some(identity)) => {
-            if block(&here, REASON_IMAGE_FILE, HOOK_WRITE, MECHANISM_BPF_LSM, identity, -1, 0) {
+            if block(&here, REASON_IMAGE_FILE, HOOK_WRITE, MECHANISM_BPF_LSM, identity, -1, 0, file) {
                 -EPERM
             } else {
                 0

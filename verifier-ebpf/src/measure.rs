@@ -98,7 +98,11 @@ fn measure(file: u64, here: &Here, hook: u16, name: u64) -> i32 {
     }
     let off = &CONFIG.load().offsets;
     let (identity, reasons) = judge_file(file, here.slot, off).unwrap_or_default();
-    if block(here, reasons | REASON_DIGEST, hook, MECHANISM_BPF_LSM, identity, -1, name) { -EPERM } else { 0 }
+    if block(here, reasons | REASON_DIGEST, hook, MECHANISM_BPF_LSM, identity, -1, name, 0) {
+        -EPERM
+    } else {
+        0
+    }
 }
 
 /// When the current process is the one the agent's probe names, records

@@ -118,7 +118,16 @@ fn try_write_open(ctx: &TracePointContext) -> Result<(), i64> {
     let identity = inode_identity(inode, off)?;
     if let Some(here) = enforced_here().filter(|h| h.writes & WRITES_KILL != 0)
         && let Ok(Some(identity)) = judge_write(file, here.slot, off)
-        && block(&here, REASON_IMAGE_FILE, HOOK_WRITE, MECHANISM_TRACEPOINT_KILL, identity, ret as i32, 0)
+        && block(
+            &here,
+            REASON_IMAGE_FILE,
+            HOOK_WRITE,
+            MECHANISM_TRACEPOINT_KILL,
+            identity,
+            ret as i32,
+            0,
+            file,
+        )
     {
         return Ok(());
     }

@@ -347,8 +347,9 @@ pub struct BlockEvent {
     pub unix_ns: i128,
     pub record: verifier_common::enforce::BlockRecord,
     /// The name the exec was given (exact bytes), where the hook carries
-    /// it: a BPF LSM exec denial, whose exec record never comes. Empty
-    /// otherwise.
+    /// it: a BPF LSM exec denial, whose exec record never comes; for a
+    /// denied write, the file's path in the writer's root, walked in the
+    /// kernel. Empty otherwise.
     pub path: Vec<u8>,
     /// `path` filled the kernel's buffer and may be cut.
     pub path_truncated: bool,
@@ -359,7 +360,12 @@ impl BlockEvent {
         Self {
             unix_ns: clock.unix_ns(r.record.ktime_ns),
             record: r.record,
-            path: r.path.to_vec(),
+            // A denied write's file names, walked in the kernel leaf first.
+            path: if r.record.path_flags & verifier_common::enforce::BLOCK_PATH_LEAF_FIRST != 0 {
+                path_from_leaf_first(r.path).unwrap_or_default()
+            } else {
+                r.path.to_vec()
+            },
             path_truncated: r.record.path_flags & verifier_common::enforce::BLOCK_PATH_TRUNCATED != 0,
         }
     }
@@ -424,6 +430,21 @@ mod tests {
             assert_eq!(job.filename, want.unwrap_or_default());
             assert_eq!(job.root, lib.root, "the job keeps the root the path is relative to");
         }
+    }
+
+    #[test]
+    fn a_denied_writes_walked_names_become_its_path() {
+        use verifier_common::{
+            decode::BlockRecordRef,
+            enforce::{BLOCK_PATH_LEAF_FIRST, BlockRecord},
+        };
+        let clock = Clock::new();
+        let record = BlockRecord { path_flags: BLOCK_PATH_LEAF_FIRST, ..BlockRecord::default() };
+        let block = BlockEvent::from_record(&BlockRecordRef { record, path: b"tool\0bin\0" }, &clock);
+        assert_eq!(block.path, b"/bin/tool");
+        let record = BlockRecord::default();
+        let block = BlockEvent::from_record(&BlockRecordRef { record, path: b"/tmp/x" }, &clock);
+        assert_eq!(block.path, b"/tmp/x", "an exec's name is kept as the kernel had it");
     }
 
     #[test]

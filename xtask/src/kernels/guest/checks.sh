@@ -163,14 +163,14 @@ if enforcing_agent lsm --enforce-writes "$ENF" --enforce-measure; then
     esac
     # enforce-lsm-write: opening an allowed image file for writing fails
     # (EPERM from file_open); the file is unchanged and a write block is
-    # reported. /bin/map-exec: in the allowed set, not used after this.
+    # reported, naming the file (its path walked in the kernel). /bin/map-exec: in the allowed set, not used after this.
     case ",$lsm_list," in
     *,bpf,*)
         cp "$ROOTFS/bin/map-exec" /run/map-exec.orig
         out=$(runc exec "$ENF" sh -c 'echo x >> /bin/map-exec; echo rc=$?' 2>&1 | tr '\n' ' ')
         if echo "$out" | grep -q 'not permitted' && cmp -s /run/map-exec.orig "$ROOTFS/bin/map-exec" \
-            && wait_for 15 '"type":"block"' '"mechanism":"bpf-lsm"' '"event":"write"' "\"id\":\"$ENF\"" >/dev/null; then
-            check enforce-lsm-write pass "write: $out; file unchanged; write block record"
+            && wait_for 15 '"type":"block"' '"mechanism":"bpf-lsm"' '"event":"write"' '"path":"/bin/map-exec"' "\"id\":\"$ENF\"" >/dev/null; then
+            check enforce-lsm-write pass "write: $out; file unchanged; write block record names /bin/map-exec"
         else
             check enforce-lsm-write fail "write: $out; unchanged: $(cmp -s /run/map-exec.orig "$ROOTFS/bin/map-exec" && echo yes || echo no); block: $(first_match '"type":"block"' '"event":"write"' | cut -c1-300)"
         fi ;;
