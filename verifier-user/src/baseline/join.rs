@@ -358,7 +358,7 @@ mod tests {
     }
 
     #[test]
-    fn a_file_of_a_listed_package_is_said_to_match_the_database_not_the_sbom() {
+    fn a_joined_manifest_says_its_digests_are_the_databases() {
         let sbom = load_reader(
             br#"{"bomFormat":"CycloneDX","specVersion":"1.5","components":[
                 {"type":"library","name":"hello","version":"1.0","purl":"pkg:deb/debian/hello@1.0?arch=amd64"}]}"#
@@ -378,22 +378,10 @@ mod tests {
             joined.manifest.digests_from(),
             "the image's dpkg database (for a package the SBOM lists)"
         );
-        let hashes = verifier_sbom::hash::hash_reader(
-            b"hi\n".as_slice(),
-            verifier_sbom::hash::Algs { md5: true, ..verifier_sbom::hash::Algs::SHA256 },
-            &mut [0u8; 4096],
-        )
-        .expect("hash");
-        let j = crate::verify::verdict::judge(
-            &joined.manifest,
-            None,
-            Some("/usr/bin/hello"),
-            &hashes,
-            false,
-            false,
+        assert!(
+            joined.manifest.get("/usr/bin/hello").is_some(),
+            "the listed package's file, by the database"
         );
-        assert_eq!(j.verdict, crate::verify::verdict::Verdict::Ok, "{j:?}");
-        assert!(j.reason.starts_with("MD5 matches the image's dpkg database"), "{}", j.reason);
     }
 
     #[test]

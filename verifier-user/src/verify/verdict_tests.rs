@@ -215,6 +215,18 @@ fn a_merged_usr_path_is_judged_by_the_entry_of_its_pre_merge_name() {
     let j = judge(&m, None, Some("/usr/lib/x86_64-linux-gnu/libc.so.6"), &ls, false, false);
     assert!(j.verdict == Verdict::Ok && !j.reason.contains("listed as"), "listed by its own name: {j:?}");
     assert_eq!(judge(&m, None, Some("/usr/local/bin/ls"), &ls, false, false).verdict, Verdict::UnknownBinary);
+    // A package-only SBOM joined with the image's database: the reason
+    // names whose digest matched.
+    let mut joined = m.clone();
+    joined.set_digests_from("the image's dpkg database (for a package the SBOM lists)");
+    let j = judge(&joined, None, Some("/usr/bin/ls"), &ls, false, false);
+    assert!(j.reason.starts_with("MD5 matches the image's dpkg database"), "{}", j.reason);
+    let j = judge(&joined, None, Some("/usr/bin/ls"), &other, false, false);
+    assert!(
+        j.reason.starts_with("the image's dpkg database (for a package the SBOM lists) lists"),
+        "{}",
+        j.reason
+    );
 }
 
 #[test]
