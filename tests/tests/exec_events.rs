@@ -135,6 +135,34 @@ fn ready_lists_every_hook_and_what_became_of_it() {
     }
 }
 
+/// A verifying agent also lists the `mprotect(PROT_EXEC)` observer, a BPF
+/// LSM program: attached where the kernel runs BPF LSM, else skipped with
+/// the kernel's reason and what goes unseen.
+#[test]
+fn a_verifying_agent_lists_the_mprotect_observer_and_why_it_is_not_attached() {
+    require_root!();
+    let _lock = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sbom = dir.path().join("empty.spdx.json");
+    std::fs::write(&sbom, br#"{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","name":"x","files":[]}"#)
+        .expect("sbom");
+    let rule = format!("nothing-matches-this={}", sbom.display());
+    let agent = Agent::start(&["--stats-interval", "0", "--sbom", &rule]).expect("agent starts");
+    let hooks = agent.ready["hooks"].as_array().cloned().expect("ready lists hooks");
+    agent.stop().expect("agent stops");
+    let h = hooks.iter().find(|h| h["name"] == "lsm_mprotect").unwrap_or_else(|| panic!("listed: {hooks:?}"));
+    assert_eq!(
+        (&h["attach"], &h["required"]),
+        (&Value::from("lsm/file_mprotect"), &Value::from(false)),
+        "{h}"
+    );
+    if h["state"] != "attached" {
+        let reason = h["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("mprotect(PROT_EXEC) of a file mapping is not seen"), "{h}");
+        eprintln!("lsm_mprotect not attached here: {reason}");
+    }
+}
+
 #[test]
 fn containers_only_filters_host_execs_in_the_kernel() {
     require_root!();

@@ -109,6 +109,10 @@ pub struct KernelOffsets {
     pub mount_mnt_parent: u32,
     /// `mount.mnt_mountpoint` (pointer to the dentry it is mounted on)
     pub mount_mnt_mountpoint: u32,
+    /// `vm_area_struct.vm_file` (pointer; NULL for anonymous memory)
+    pub vma_vm_file: u32,
+    /// `vm_area_struct.vm_flags` (`vm_flags_t`, unsigned long)
+    pub vma_vm_flags: u32,
     /// `syscall_trace_exit.ret` (long): the syscall's return value in a
     /// `syscalls:sys_exit_*` record.
     pub tp_sys_exit_ret: u32,
@@ -143,8 +147,8 @@ pub struct ProgramConfig {
     pub exec_limit: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 51 * 4);
-const _: () = assert!(size_of::<ProgramConfig>() == 55 * 4);
+const _: () = assert!(size_of::<KernelOffsets>() == 53 * 4);
+const _: () = assert!(size_of::<ProgramConfig>() == 57 * 4);
 
 impl ProgramConfig {
     /// All-zero configuration: the program's compiled-in default, replaced
@@ -197,6 +201,8 @@ impl ProgramConfig {
                 mount_mnt: 0,
                 mount_mnt_parent: 0,
                 mount_mnt_mountpoint: 0,
+                vma_vm_file: 0,
+                vma_vm_flags: 0,
                 tp_sys_exit_ret: 0,
                 tp_sys_enter_args: 0,
                 tp_cgroup_root: 0,

@@ -26,6 +26,8 @@ mod measure;
 #[cfg(target_arch = "bpf")]
 mod mmap;
 #[cfg(target_arch = "bpf")]
+mod mprotect;
+#[cfg(target_arch = "bpf")]
 mod throttle;
 #[cfg(target_arch = "bpf")]
 mod write;

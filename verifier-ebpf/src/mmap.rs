@@ -23,7 +23,8 @@
 //! any other is sent to the agent, which verifies it like an executable.
 //! Entry, not exit: the descriptor is certainly open here. A mapping that
 //! then fails is still reported (harmless: the file was offered as code).
-//! `mprotect(PROT_EXEC)` of an existing file mapping is not seen.
+//! `mprotect(PROT_EXEC)` of an existing file mapping is seen by the BPF LSM
+//! `file_mprotect` program where the kernel runs BPF LSM (`mprotect.rs`).
 
 use aya_ebpf::{
     helpers::{
@@ -78,6 +79,18 @@ fn try_mmap(ctx: &TracePointContext) -> Result<(), i64> {
     // SAFETY: the current task pointer, only read through probe-reads.
     let task = unsafe { bpf_get_current_task() };
     let file = fd_file(task, fd, off)?;
+    report_mapping(task, file, fd as i32, cgroup_id, slot)
+}
+
+/// Reports `file`, being mapped as code by the current task in the watched
+/// cgroup `cgroup_id` (baseline `slot`), unless it is known good: one
+/// `VERIFIED` lookup, nothing sent (a file opened for writing in a
+/// container is always sent, flagged). The record carries the file's path
+/// walked in the kernel and the task's root. Shared with the
+/// `mprotect(PROT_EXEC)` hook (`mprotect.rs`).
+#[inline(always)]
+pub fn report_mapping(task: u64, file: u64, fd: i32, cgroup_id: u64, slot: u32) -> Result<(), i64> {
+    let off = &CONFIG.load().offsets;
     let identity = inode_identity(read_ptr(file, off.file_f_inode)?, off)?;
     let flags = if was_written(identity.ino, identity.dev) {
         FLAG_WRITTEN
@@ -101,7 +114,7 @@ fn try_mmap(ctx: &TracePointContext) -> Result<(), i64> {
     scratch.header = MmapRecord {
         kind: KIND_MMAP_EXEC,
         flags: flags | path_flags,
-        fd: fd as i32,
+        fd,
         // SAFETY: helper without arguments.
         ktime_ns: unsafe { bpf_ktime_get_ns() },
         cgroup_id,

@@ -29,6 +29,12 @@ use crate::hooks::{HookOutcome, HookState};
 pub const LSM_PROGRAMS: [(&str, &str); 3] =
     [("lsm_exec", "bprm_check_security"), ("lsm_mmap", "mmap_file"), ("lsm_file_open", "file_open")];
 
+/// The observing LSM program (program, hook): `mprotect(PROT_EXEC)` of a
+/// file mapping, reported like a mapping with `PROT_EXEC` (and denied in
+/// containers BPF LSM enforces). Attached whenever the agent verifies and
+/// the kernel runs BPF LSM, whatever is enforced.
+pub const OBSERVER: (&str, &str) = ("lsm_mprotect", "file_mprotect");
+
 /// Where the kernel lists its active LSMs.
 pub const LSM_LIST: &str = "/sys/kernel/security/lsm";
 
@@ -86,6 +92,37 @@ fn try_attach(ebpf: &mut Ebpf, btf_path: &Path) -> Result<Vec<HookOutcome>, LsmE
     }
     active_lsms(true).map_err(LsmError::Inactive)?;
     Ok(outcomes)
+}
+
+/// Attaches [`OBSERVER`] where the kernel runs BPF LSM. Never fails the
+/// start: the outcome says why it is not attached (then `mprotect` of a
+/// file mapping to code stays unseen, as docs/design.md says).
+pub fn attach_observer(ebpf: &mut Ebpf, btf_path: &Path) -> HookOutcome {
+    let (program, hook) = OBSERVER;
+    let state = match try_observer(ebpf, btf_path) {
+        Ok(()) => HookState::Attached,
+        Err(why) => {
+            if let Some(p) = ebpf.program_mut(program)
+                && let Ok(p) = <&mut Lsm>::try_from(p)
+            {
+                let _ = p.unload();
+            }
+            HookState::Skipped(format!("{why}; mprotect(PROT_EXEC) of a file mapping is not seen"))
+        }
+    };
+    HookOutcome { name: program, attach: format!("lsm/{hook}"), required: false, state }
+}
+
+fn try_observer(ebpf: &mut Ebpf, btf_path: &Path) -> Result<(), String> {
+    let (program, hook) = OBSERVER;
+    active_lsms(false)?;
+    let btf = Btf::parse_file(btf_path, Endianness::default())
+        .map_err(|e| format!("cannot read the kernel's BTF at {}: {}", btf_path.display(), chain(&e)))?;
+    let p = ebpf.program_mut(program).ok_or("missing from the eBPF object (rebuild the agent)")?;
+    let p: &mut Lsm = p.try_into().map_err(|_| "not an LSM program in the eBPF object".to_owned())?;
+    p.load(hook, &btf).map_err(|e| format!("the kernel refused the LSM program at load: {}", chain(&e)))?;
+    p.attach().map_err(|e| format!("the kernel refused the LSM program at attach: {}", chain(&e)))?;
+    Ok(())
 }
 
 /// `Ok` when the kernel's active LSMs include `bpf`; else why not, with

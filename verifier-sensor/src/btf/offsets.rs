@@ -64,6 +64,8 @@ pub fn resolve(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         mount_mnt: off("mount", "mnt")?,
         mount_mnt_parent: off("mount", "mnt_parent")?,
         mount_mnt_mountpoint: off("mount", "mnt_mountpoint")?,
+        vma_vm_file: off("vm_area_struct", "vm_file")?,
+        vma_vm_flags: off("vm_area_struct", "vm_flags")?,
         tp_sys_exit_ret: off("syscall_trace_exit", "ret")?,
         tp_sys_enter_args: off("syscall_trace_enter", "args")?,
         tp_cgroup_root: off("trace_event_raw_cgroup", "root")?,

@@ -199,6 +199,7 @@ fn running_kernel_offsets_match_bpftool() {
     check("mount", "mnt", resolved.mount_mnt);
     check("mount", "mnt_parent", resolved.mount_mnt_parent);
     check("mount", "mnt_mountpoint", resolved.mount_mnt_mountpoint);
+    check("vm_area_struct", "vm_file", resolved.vma_vm_file);
     check("syscall_trace_exit", "ret", resolved.tp_sys_exit_ret);
     check("syscall_trace_enter", "args", resolved.tp_sys_enter_args);
     check("trace_event_raw_cgroup", "root", resolved.tp_cgroup_root);

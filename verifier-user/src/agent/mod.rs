@@ -235,6 +235,9 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
         mut hooks,
     } = loaded;
     let mut mechanism = mechanism::choose(&args.enforce, policy_enforces, &mut ebpf, &mut hooks, &args.btf)?;
+    if args.verification.enabled() {
+        hooks.push(verifier_sensor::lsm::attach_observer(&mut ebpf, &args.btf));
+    }
     enforce_maps.digests = mechanism.digests.take();
     let enforcement = enforce::Enforcement::new(
         &args.enforce,

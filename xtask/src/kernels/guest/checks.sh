@@ -80,6 +80,21 @@ else
     check mmap-hook fail "no library record for /tmp/lib/evil.so; library records: $(first_match '"type":"library"' | cut -c1-400)"
 fi
 
+# mprotect-hook: a dropped file mapped readable, then made code with
+# mprotect(PROT_EXEC), is `library-drift` too (BPF LSM file_mprotect,
+# attached where the kernel runs BPF LSM; optional elsewhere).
+if printf '%s\n' "$ready" | grep -q '"name":"lsm_mprotect"[^}]*"state":"attached"'; then
+    in_container sh -c 'cat /bin/busybox > /tmp/lib/late.so && echo late >> /tmp/lib/late.so'
+    in_container /bin/map-exec --mprotect /tmp/lib/late.so
+    if r=$(wait_for 30 '"type":"library"' '"/tmp/lib/late.so"'); then
+        check mprotect-hook pass "$(printf '%s\n' "$r" | grep -o '"verdict":"[^"]*"' | head -n 1) after mprotect(PROT_EXEC)"
+    else
+        check mprotect-hook fail "no library record for /tmp/lib/late.so; library records: $(first_match '"type":"library"' | cut -c1-400)"
+    fi
+else
+    check mprotect-hook skip "lsm_mprotect not attached: $(printf '%s\n' "$ready" | grep -o '"name":"lsm_mprotect"[^}]*' | head -n 1 | cut -c1-300)"
+fi
+
 # write-hook: opening a verified image file for writing is reported.
 in_container sh -c 'echo >> /opt/tool/true'
 if r=$(wait_for 30 '"type":"write"' '"path":"/opt/tool/true"'); then

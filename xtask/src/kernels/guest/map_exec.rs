@@ -1,6 +1,7 @@
-//! `map-exec PATH...`: maps each file `PROT_READ | PROT_EXEC`, as the
-//! dynamic loader maps a shared library, then holds the mappings for a
-//! moment so the agent can look them up.
+//! `map-exec [--mprotect] PATH...`: maps each file `PROT_READ | PROT_EXEC`,
+//! as the dynamic loader maps a shared library (with `--mprotect`: maps it
+//! `PROT_READ`, then makes it executable with `mprotect`), then holds the
+//! mappings for a moment so the agent can look them up.
 //!
 //! Built by `cargo xtask kernels` with plain `rustc` (no crates) as a static
 //! binary and shipped inside the guest's container image, so the matrix can
@@ -14,16 +15,30 @@ const MAP_PRIVATE: i32 = 2;
 
 unsafe extern "C" {
     fn mmap(addr: *mut u8, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut u8;
+    fn mprotect(addr: *mut u8, len: usize, prot: i32) -> i32;
 }
 
 fn main() {
     let mut failed = false;
-    for path in std::env::args().skip(1) {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let later = args.first().is_some_and(|a| a == "--mprotect");
+    if later {
+        args.remove(0);
+    }
+    for path in args {
         let mapped = std::fs::File::open(&path).and_then(|f| {
             let len = f.metadata()?.len() as usize;
+            let prot = if later { PROT_READ } else { PROT_READ | PROT_EXEC };
             // SAFETY: a fresh private mapping of an open file; never read.
-            let at = unsafe { mmap(std::ptr::null_mut(), len, PROT_READ | PROT_EXEC, MAP_PRIVATE, f.as_raw_fd(), 0) };
-            if at as isize == -1 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+            let at = unsafe { mmap(std::ptr::null_mut(), len, prot, MAP_PRIVATE, f.as_raw_fd(), 0) };
+            if at as isize == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: the mapping just made, whole.
+            if later && unsafe { mprotect(at, len, PROT_READ | PROT_EXEC) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
         });
         if let Err(e) = mapped {
             eprintln!("map-exec: {path}: {e}");
