@@ -122,3 +122,37 @@ fn du(dir: &Path) -> anyhow::Result<u64> {
     }
     Ok(total)
 }
+
+/// A one-binary test package `pkg`: `/usr/bin/true` with `marker` appended
+/// (so its digest is its own) installed at `bin`, with its md5sums as
+/// debhelper writes them; built in `dir`. What the build-host tests
+/// install, run, change and purge.
+pub fn small_package(dir: &Path, pkg: &str, bin: &str, marker: &str) -> anyhow::Result<PathBuf> {
+    let root = dir.join("pkg");
+    fs::create_dir_all(root.join("DEBIAN"))?;
+    let rel = bin.trim_start_matches('/');
+    let path = root.join(rel);
+    fs::create_dir_all(path.parent().context("the binary's directory")?)?;
+    let mut bytes = fs::read("/usr/bin/true")?;
+    bytes.extend_from_slice(format!("{marker} {}\n", std::process::id()).as_bytes());
+    fs::write(&path, &bytes)?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+    let arch = Command::new("dpkg").arg("--print-architecture").output()?;
+    let arch = String::from_utf8(arch.stdout)?.trim().to_owned();
+    fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: {pkg}\nVersion: 1.0\nArchitecture: {arch}\nMaintainer: verifier tests <root@localhost>\n\
+             Description: a binary installed and purged by the verifier's tests\n"
+        ),
+    )?;
+    // md5sums as debhelper writes it (paths relative to the root).
+    let sums = Command::new("md5sum").current_dir(&root).arg(rel).output()?;
+    anyhow::ensure!(sums.status.success(), "md5sum failed");
+    fs::write(root.join("DEBIAN/md5sums"), sums.stdout)?;
+    let deb = dir.join(format!("{pkg}.deb"));
+    let out =
+        Command::new("dpkg-deb").args(["--root-owner-group", "--build"]).arg(&root).arg(&deb).output()?;
+    anyhow::ensure!(out.status.success(), "dpkg-deb: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(deb)
+}

@@ -111,38 +111,8 @@ os.execve(fd, ["sleep", secs], {})
 /// its mappings and its descriptors are gone before the agent can look,
 /// so only what the kernel carried names the files.
 pub fn mmap_exec_and_exit_in(container_pid: u32, paths: &[&str], unlink: bool) -> anyhow::Result<()> {
-    let procs = cgroup2_dir_of(container_pid)?.join("cgroup.procs");
-    let script = r#"
-import ctypes, mmap, os, sys
-procs, pid, unlink = sys.argv[1:4]
-paths = sys.argv[4:]
-libc = ctypes.CDLL(None, use_errno=True)
-mnt = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
-with open(procs, "w") as f:
-    f.write(str(os.getpid()))
-if libc.setns(mnt, 0x00020000) != 0:
-    raise OSError(ctypes.get_errno(), "setns(CLONE_NEWNS)")
-kept = []
-for p in paths:
-    fd = os.open(p, os.O_RDONLY)
-    kept.append(mmap.mmap(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_EXEC))
-    os.close(fd)
-    if unlink == "1":
-        os.unlink(p)
-os._exit(0)
-"#;
-    let status = Command::new("python3")
-        .args(["-c", script])
-        .arg(&procs)
-        .arg(container_pid.to_string())
-        .arg(if unlink { "1" } else { "0" })
-        .args(paths)
-        .status()
-        .context("running python3 for the executable mappings")?;
-    if !status.success() {
-        bail!("mmap in the container failed: {status}");
-    }
-    Ok(())
+    let end = if unlink { "for p in paths: os.unlink(p)\nos._exit(0)" } else { "os._exit(0)" };
+    map_in_container(container_pid, paths, end)
 }
 
 /// Maps each of `paths` (paths inside the container) with `PROT_EXEC`, as
@@ -151,13 +121,20 @@ os._exit(0)
 /// `hold_ms` so they can be looked up. python3 does it (every module it
 /// needs is imported before it joins, so its own loading is not counted).
 pub fn mmap_exec_in(container_pid: u32, paths: &[&str], hold_ms: u32) -> anyhow::Result<()> {
+    map_in_container(container_pid, paths, &format!("time.sleep({hold_ms} / 1000)"))
+}
+
+/// The python3 that joins the container, maps `paths` as code, then runs
+/// `end` (python, with `paths` and `kept` in scope).
+fn map_in_container(container_pid: u32, paths: &[&str], end: &str) -> anyhow::Result<()> {
     let procs = cgroup2_dir_of(container_pid)?.join("cgroup.procs");
-    let script = r#"
+    let script = format!(
+        r#"
 import ctypes, mmap, os, sys, time
-procs, pid, hold = sys.argv[1:4]
-paths = sys.argv[4:]
+procs, pid = sys.argv[1:3]
+paths = sys.argv[3:]
 libc = ctypes.CDLL(None, use_errno=True)
-mnt = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
+mnt = os.open(f"/proc/{{pid}}/ns/mnt", os.O_RDONLY)
 with open(procs, "w") as f:
     f.write(str(os.getpid()))
 if libc.setns(mnt, 0x00020000) != 0:
@@ -167,13 +144,13 @@ for p in paths:
     fd = os.open(p, os.O_RDONLY)
     kept.append(mmap.mmap(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_EXEC))
     os.close(fd)
-time.sleep(int(hold) / 1000)
-"#;
+{end}
+"#
+    );
     let status = Command::new("python3")
-        .args(["-c", script])
+        .args(["-c", &script])
         .arg(&procs)
         .arg(container_pid.to_string())
-        .arg(hold_ms.to_string())
         .args(paths)
         .status()
         .context("running python3 for the executable mappings")?;

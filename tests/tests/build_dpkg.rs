@@ -26,37 +26,6 @@ impl Drop for Purge {
     }
 }
 
-/// Builds the package: `/usr/bin/true` with bytes appended (so its
-/// digest is its own), with its md5sums.
-fn build_deb(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
-    let root = dir.join("pkg");
-    std::fs::create_dir_all(root.join("DEBIAN"))?;
-    std::fs::create_dir_all(root.join("usr/bin"))?;
-    let mut bytes = std::fs::read("/usr/bin/true")?;
-    bytes.extend_from_slice(format!("verifier test package {}\n", std::process::id()).as_bytes());
-    let bin = root.join(BIN.trim_start_matches('/'));
-    std::fs::write(&bin, &bytes)?;
-    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-    let arch = Command::new("dpkg").arg("--print-architecture").output()?;
-    let arch = String::from_utf8(arch.stdout)?.trim().to_owned();
-    std::fs::write(
-        root.join("DEBIAN/control"),
-        format!(
-            "Package: {PKG}\nVersion: 1.0\nArchitecture: {arch}\nMaintainer: verifier tests <root@localhost>\n\
-             Description: a binary installed and purged by the verifier's tests\n"
-        ),
-    )?;
-    // md5sums as debhelper writes it (paths relative to the root).
-    let sums = Command::new("md5sum").current_dir(&root).arg(BIN.trim_start_matches('/')).output()?;
-    anyhow::ensure!(sums.status.success(), "md5sum failed");
-    std::fs::write(root.join("DEBIAN/md5sums"), sums.stdout)?;
-    let deb = dir.join(format!("{PKG}.deb"));
-    let out =
-        Command::new("dpkg-deb").args(["--root-owner-group", "--build"]).arg(&root).arg(&deb).output()?;
-    anyhow::ensure!(out.status.success(), "dpkg-deb: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(deb)
-}
-
 #[test]
 fn a_package_installed_by_the_step_is_ok_and_its_file_changed_afterwards_is_modified() {
     require_root!();
@@ -66,7 +35,8 @@ fn a_package_installed_by_the_step_is_ok_and_its_file_changed_afterwards_is_modi
     }
     let _x = exclusive();
     let dir = tempfile::tempdir().expect("tempdir");
-    let deb = build_deb(dir.path()).expect("build the package");
+    let deb = verifier_tests::deb::small_package(dir.path(), PKG, BIN, "verifier test package")
+        .expect("build the package");
     let _purge = Purge;
     let install = format!("dpkg -i {} && {BIN}", deb.display());
     let run = exec(dir.path(), &[], &["sh", "-c", &install]).expect("exec");

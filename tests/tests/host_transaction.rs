@@ -6,11 +6,7 @@
 //! `modified-binary`. The package is purged at the end, also when the
 //! test fails (a drop guard).
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    time::Duration,
-};
+use std::{path::Path, process::Command, time::Duration};
 
 use serde_json::Value;
 use verifier_tests::{
@@ -31,36 +27,6 @@ impl Drop for Purge {
     }
 }
 
-/// Builds the package: `/usr/bin/true` with bytes appended (so its digest
-/// is its own), with its md5sums.
-fn build_deb(dir: &Path) -> anyhow::Result<PathBuf> {
-    let root = dir.join("pkg");
-    std::fs::create_dir_all(root.join("DEBIAN"))?;
-    std::fs::create_dir_all(root.join("usr/bin"))?;
-    let mut bytes = std::fs::read("/usr/bin/true")?;
-    bytes.extend_from_slice(format!("verifier host agent test {}\n", std::process::id()).as_bytes());
-    let bin = root.join(BIN.trim_start_matches('/'));
-    std::fs::write(&bin, &bytes)?;
-    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-    let arch = Command::new("dpkg").arg("--print-architecture").output()?;
-    let arch = String::from_utf8(arch.stdout)?.trim().to_owned();
-    std::fs::write(
-        root.join("DEBIAN/control"),
-        format!(
-            "Package: {PKG}\nVersion: 1.0\nArchitecture: {arch}\nMaintainer: verifier tests <root@localhost>\n\
-             Description: a binary installed and purged by the verifier's tests\n"
-        ),
-    )?;
-    let sums = Command::new("md5sum").current_dir(&root).arg(BIN.trim_start_matches('/')).output()?;
-    anyhow::ensure!(sums.status.success(), "md5sum failed");
-    std::fs::write(root.join("DEBIAN/md5sums"), sums.stdout)?;
-    let deb = dir.join(format!("{PKG}.deb"));
-    let out =
-        Command::new("dpkg-deb").args(["--root-owner-group", "--build"]).arg(&root).arg(&deb).output()?;
-    anyhow::ensure!(out.status.success(), "dpkg-deb: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(deb)
-}
-
 fn sh(script: &str) {
     let out = Command::new("sh").args(["-c", script]).output().expect("sh");
     assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
@@ -79,7 +45,8 @@ fn a_binary_run_right_after_its_package_is_installed_is_ok_and_changed_afterward
     }
     let _x = exclusive();
     let dir = tempfile::tempdir().expect("tempdir");
-    let deb = build_deb(dir.path()).expect("build the package");
+    let deb = verifier_tests::deb::small_package(dir.path(), PKG, BIN, "verifier host agent test")
+        .expect("build the package");
     let _purge = Purge;
     let agent = Agent::start(&["--stats-interval", "0", "--host-baseline", "dpkg"]).expect("agent starts");
     sh(&format!("dpkg -i {} >/dev/null && {BIN}", deb.display()));
