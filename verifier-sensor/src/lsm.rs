@@ -157,8 +157,22 @@ pub fn active_lsms(mount: bool) -> Result<(), String> {
 /// and marks them skipped in `hooks` with `why` (BPF LSM enforces instead,
 /// or nothing is to be enforced).
 pub fn drop_tracepoint_kill(ebpf: &mut Ebpf, hooks: &mut [HookOutcome], why: &str) {
-    for name in ["enforce_exec", "enforce_mmap"] {
-        let unloaded = match ebpf.program_mut(name) {
+    drop_hooks(ebpf, hooks, &["enforce_exec", "enforce_mmap"], why);
+}
+
+/// The hooks that only act in watched containers (`WATCHED`): write-open
+/// tracking and executable mappings. With nothing verified no container is
+/// ever watched, and each would still cost every `open*` and `mmap` call on
+/// the node a tracepoint and a failed lookup.
+pub const WATCHED_ONLY: [&str; 5] =
+    ["write_openat", "write_openat2", "write_open", "write_creat", "mmap_exec"];
+
+/// Unloads the programs of the hooks named `names` ([`crate::hooks::HOOKS`])
+/// and marks them skipped in `hooks` with `why`.
+pub fn drop_hooks(ebpf: &mut Ebpf, hooks: &mut [HookOutcome], names: &[&str], why: &str) {
+    for name in names {
+        let Some(hook) = crate::hooks::HOOKS.iter().find(|h| h.name == *name) else { continue };
+        let unloaded = match ebpf.program_mut(hook.program) {
             Some(p) => match <&mut RawTracePoint>::try_from(&mut *p) {
                 Ok(p) => p.unload(),
                 Err(_) => <&mut TracePoint>::try_from(p).map_or(Ok(()), TracePoint::unload),
@@ -168,7 +182,7 @@ pub fn drop_tracepoint_kill(ebpf: &mut Ebpf, hooks: &mut [HookOutcome], why: &st
         if let Err(e) = unloaded {
             tracing::warn!("unloading {name} failed: {}", chain(&e));
         }
-        if let Some(h) = hooks.iter_mut().find(|h| h.name == name) {
+        if let Some(h) = hooks.iter_mut().find(|h| h.name == *name && h.state == HookState::Attached) {
             h.state = HookState::Skipped(why.into());
         }
     }
