@@ -231,7 +231,7 @@ pub fn load(object: &[u8], opts: &LoadOptions) -> Result<Loaded, LoaderError> {
     tracing::debug!(sizes = ?opts.maps, "optional maps sized");
     let mut ebpf = loader.load(object).map_err(LoaderError::Load)?;
 
-    let hooks = attach_all(&mut ebpf, &tracefs)?;
+    let hooks = attach_all(&mut ebpf, &tracefs, opts.maps.verification)?;
 
     let events = ebpf.take_map(MAP_EVENTS).ok_or(LoaderError::MissingMap(MAP_EVENTS))?;
     let events = RingBuf::try_from(events)
@@ -282,10 +282,23 @@ fn hash<K: aya::Pod, V: aya::Pod>(
 
 /// Walks [`HOOKS`]: probes, loads and attaches each program. A required
 /// hook that fails stops here; an optional one is skipped, with a warning
-/// and its reason in the outcome.
-fn attach_all(ebpf: &mut Ebpf, tracefs: &Path) -> Result<Vec<HookOutcome>, LoaderError> {
+/// and its reason in the outcome. Without `verification` the hooks that act
+/// only in watched containers ([`crate::lsm::WATCHED_ONLY`]) are not loaded
+/// at all: no container is ever watched, and each would still cost every
+/// `open*`/`mmap` call on the node a tracepoint (and unloading them later
+/// would cost the start-up RCU grace periods).
+fn attach_all(ebpf: &mut Ebpf, tracefs: &Path, verification: bool) -> Result<Vec<HookOutcome>, LoaderError> {
     let mut outcomes = Vec::with_capacity(HOOKS.len());
     for hook in HOOKS {
+        if !verification && crate::lsm::WATCHED_ONLY.contains(&hook.name) {
+            outcomes.push(HookOutcome {
+                name: hook.name,
+                attach: hook.attach.to_string(),
+                required: false,
+                state: HookState::Skipped(crate::lsm::NOT_WATCHING.into()),
+            });
+            continue;
+        }
         let state = match hook.probe(tracefs).and_then(|()| attach(ebpf, hook)) {
             Ok(()) => HookState::Attached,
             Err(why) => match hook.need {

@@ -163,13 +163,18 @@ pub fn drop_tracepoint_kill(ebpf: &mut Ebpf, hooks: &mut [HookOutcome], why: &st
 /// The hooks that only act in watched containers (`WATCHED`): write-open
 /// tracking and executable mappings. With nothing verified no container is
 /// ever watched, and each would still cost every `open*` and `mmap` call on
-/// the node a tracepoint and a failed lookup.
+/// the node a tracepoint and a failed lookup: the loader leaves them out.
 pub const WATCHED_ONLY: [&str; 5] =
     ["write_openat", "write_openat2", "write_open", "write_creat", "mmap_exec"];
 
+/// Why a [`WATCHED_ONLY`] hook is not attached by an agent that verifies
+/// nothing.
+pub const NOT_WATCHING: &str = "not needed: nothing is verified, so no container is watched (give --sbom, \
+                                --sbom-rules, --sbom-store, attestations or --host-baseline)";
+
 /// Unloads the programs of the hooks named `names` ([`crate::hooks::HOOKS`])
 /// and marks them skipped in `hooks` with `why`.
-pub fn drop_hooks(ebpf: &mut Ebpf, hooks: &mut [HookOutcome], names: &[&str], why: &str) {
+fn drop_hooks(ebpf: &mut Ebpf, hooks: &mut [HookOutcome], names: &[&str], why: &str) {
     for name in names {
         let Some(hook) = crate::hooks::HOOKS.iter().find(|h| h.name == *name) else { continue };
         let unloaded = match ebpf.program_mut(hook.program) {

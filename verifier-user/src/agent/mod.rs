@@ -237,14 +237,6 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<Ended> {
     let mut mechanism = mechanism::choose(&args.enforce, policy_enforces, &mut ebpf, &mut hooks, &args.btf)?;
     if args.verification.enabled() {
         hooks.push(verifier_sensor::lsm::attach_observer(&mut ebpf, &args.btf));
-    } else {
-        verifier_sensor::lsm::drop_hooks(
-            &mut ebpf,
-            &mut hooks,
-            &verifier_sensor::lsm::WATCHED_ONLY,
-            "not needed: nothing is verified, so no container is watched (give --sbom, --sbom-rules, --sbom-store, \
-             attestations or --host-baseline)",
-        );
     }
     enforce_maps.digests = mechanism.digests.take();
     let enforcement = enforce::Enforcement::new(
