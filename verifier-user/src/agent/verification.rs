@@ -10,7 +10,6 @@
 
 use std::{
     collections::HashMap,
-    path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -21,135 +20,24 @@ use verifier_common::event::FileIdentity;
 use verifier_sensor::{events::ExecEvent, maps::FastPath};
 
 use crate::{
-    attribution::{ContainerRef, containerd::Containerd, resolver::StateRoot, runtime::Runtimes},
-    baseline::{
-        BaselineSource, Baselines,
-        rules::{Rules, SbomRule},
-        rules_file::RulesFile,
-        store::Store,
-    },
+    attribution::ContainerRef,
     verify::{
         containers::{Admit, ContainerInfo, Containers, Resolved},
         engine::{Decision, Engine, EngineConfig, Key},
         locate::Outcome,
-        source::{Source, SourceConfig},
+        source::Source,
         stats::VerificationStats,
     },
 };
 
-/// Options of `verifier agent` for drift verification. Verification is on
-/// when `--images` or `--sbom-store` is given.
-#[derive(Debug, Clone, clap::Args)]
-pub struct VerificationArgs {
-    /// Verify containers whose image name, image digest, container id or
-    /// name matches PATTERN (`*` wildcards) against the SBOM FILE (any
-    /// format `verifier sbom` reads). Repeatable; first match wins.
-    #[arg(long = "sbom", value_name = "PATTERN=FILE")]
-    pub sboms: Vec<SbomRule>,
+#[path = "verification_args.rs"]
+mod args;
+#[path = "verification_written.rs"]
+mod written;
 
-    /// The same rules from a file, one `PATTERN=FILE` per line (`#`
-    /// comments; relative FILEs are relative to the rules file), after
-    /// any `--sbom`. Re-read when it changes: mount it from a ConfigMap.
-    #[arg(long, value_name = "FILE")]
-    pub sbom_rules: Option<PathBuf>,
-
-    /// Directory of SBOMs keyed by image digest: `DIR/sha256-<hex>/` (every
-    /// file in it, merged) or `DIR/sha256-<hex>.<ext>`. Re-read when a
-    /// file changes.
-    #[arg(long, value_name = "DIR")]
-    pub sbom_store: Option<PathBuf>,
-
-    /// Use the SBOM inside a signed attestation FILE (DSSE envelope or
-    /// Sigstore bundle) for images matching PATTERN, only once it verifies
-    /// under `--trust` for the image digest the runtime reports; a rejected
-    /// one is logged with the failed check and never read. Before `--sbom`.
-    #[arg(long = "attestation", value_name = "PATTERN=FILE", requires = "trust")]
-    pub attestations: Vec<crate::baseline::attested::AttestationRule>,
-
-    /// The trust policy for `--attestation` (TOML; see docs/trust.md).
-    #[arg(long, value_name = "FILE")]
-    pub trust: Option<PathBuf>,
-
-    /// Fetch signed SBOM attestations from each image's registry (OCI
-    /// referrers, cosign `.att`, BuildKit) when its container appears, and
-    /// use one once it verifies under `--trust`; cached on disk by digest,
-    /// so each image is fetched once (docs/registry.md). After
-    /// `--attestation`, before `--sbom`.
-    #[arg(long, requires = "trust")]
-    pub registry_attestations: bool,
-
-    /// Registry credentials for `--registry-attestations`: Docker
-    /// config.json or a kubernetes.io/dockerconfigjson Secret file.
-    #[arg(long, value_name = "FILE")]
-    pub registry_auth: Option<PathBuf>,
-
-    /// Extra CA certificates (PEM) for registries, besides the system roots.
-    #[arg(long, value_name = "FILE")]
-    pub registry_ca: Option<PathBuf>,
-
-    /// Speak plain HTTP to this registry (HOST[:PORT]); repeatable.
-    #[arg(long, value_name = "HOST")]
-    pub insecure_registry: Vec<String>,
-
-    /// Attestation cache directory for `--registry-attestations`.
-    #[arg(long, value_name = "DIR", default_value = verifier_registry::DEFAULT_CACHE_DIR)]
-    pub registry_cache: PathBuf,
-
-    /// Never contact a registry: use the attestation cache only.
-    #[arg(long)]
-    pub registry_offline: bool,
-
-    /// containerd's API socket, for the image of containerd containers.
-    #[arg(long, default_value = crate::attribution::containerd::DEFAULT_SOCKET, value_name = "PATH")]
-    pub containerd_socket: PathBuf,
-
-    /// Threads hashing executed files.
-    #[arg(long, default_value_t = 2, value_name = "N")]
-    pub hash_workers: usize,
-
-    /// Execs waiting to be hashed; past this they are reported
-    /// `unverifiable` (never passed).
-    #[arg(long, default_value_t = 1024, value_name = "N")]
-    pub hash_queue: usize,
-
-    /// Files larger than this are not hashed (reported `unverifiable`).
-    #[arg(long, default_value_t = 256 << 20, value_name = "BYTES")]
-    pub max_hash_bytes: u64,
-
-    /// How long a new container's execs wait for its image to be
-    /// resolved before they are reported `unverifiable`.
-    #[arg(long, default_value_t = 2000, value_name = "MS")]
-    pub resolve_wait_ms: u64,
-
-    /// Do not let the kernel answer execs of files already verified (every
-    /// exec then goes through userspace; for measuring).
-    #[arg(long)]
-    pub no_fast_path: bool,
-
-    /// Also judge the host's own processes (execs and executable mappings
-    /// outside containers) against the host baseline: `dpkg` (the
-    /// package database, MD5 per file: weak, and said so), `sbom:FILE`
-    /// (an SBOM of the host), or `off`. Repeatable; sources are merged.
-    /// The database is read again after each package transaction.
-    #[arg(long = "host-baseline", value_name = "dpkg|sbom:FILE|off", default_value = "off")]
-    pub host_baseline: Vec<crate::baseline::host::HostSpec>,
-}
-
-impl VerificationArgs {
-    pub fn enabled(&self) -> bool {
-        !self.sboms.is_empty()
-            || self.sbom_store.is_some()
-            || self.sbom_rules.is_some()
-            || !self.attestations.is_empty()
-            || self.registry_attestations
-            || self.judges_host()
-    }
-
-    /// Whether `--host-baseline` names a source.
-    pub fn judges_host(&self) -> bool {
-        !crate::baseline::host::sources_of(&self.host_baseline).is_empty()
-    }
-}
+pub(crate) use args::VerificationArgs;
+pub(crate) use args::source;
+pub(crate) use written::{Written, WrittenJson};
 
 /// An exec with what was decided about it.
 pub(crate) struct Verified {
@@ -495,78 +383,7 @@ fn resolve(source: &Source, container: &ContainerRef, pid: Option<u32>, deadline
     }
 }
 
-/// Builds the container source from the agent's options: the SBOM
-/// sources in order of precedence (`--sbom`, `--sbom-rules`,
-/// `--sbom-store`) and the runtimes' state.
-pub(crate) fn source(args: &VerificationArgs, state_roots: Vec<StateRoot>) -> Result<Arc<Source>, String> {
-    let containerd = Containerd::new(args.containerd_socket.clone(), tokio::runtime::Handle::current());
-    let mut sources: Vec<Box<dyn BaselineSource>> = Vec::new();
-    let mut trust = None;
-    if let Some(p) = &args.trust {
-        let policy = verifier_attest::TrustPolicy::load(p).map_err(|e| e.to_string())?;
-        let cache: PathBuf = crate::baseline::attested::CACHE_DIR.into();
-        sources.push(Box::new(crate::baseline::attested::Attested::new(
-            args.attestations.clone(),
-            policy.clone(),
-            cache.clone(),
-        )));
-        if args.registry_attestations {
-            let fetcher = registry_fetcher(args).map_err(|e| e.to_string())?;
-            let handle = tokio::runtime::Handle::current();
-            sources.push(Box::new(crate::baseline::registry::RegistryAttestations::new(
-                fetcher,
-                handle,
-                policy.clone(),
-                cache,
-            )));
-        }
-        trust = Some(policy);
-    }
-    sources.push(Box::new(Rules::checked(args.sboms.clone())?));
-    if let Some(p) = &args.sbom_rules {
-        sources.push(Box::new(RulesFile::open(p)?));
-    }
-    if let Some(store) = &args.sbom_store {
-        sources.push(Box::new(Store(store.clone())));
-    }
-    Ok(Arc::new(Source::new(SourceConfig {
-        runtimes: Runtimes {
-            state_roots,
-            containerd: Some(Arc::new(containerd)),
-            containerd_state: "/run/containerd".into(),
-        },
-        baselines: match trust {
-            Some(policy) => Baselines::new(sources).with_policy(policy),
-            None => Baselines::new(sources),
-        },
-        proc_root: "/proc".into(),
-    })))
-}
-
-/// A verified file opened for writing in its container.
-pub(crate) struct Written {
-    pub record: verifier_common::event::WriteRecord,
-    pub unix_ns: i128,
-    /// Path and digest it was verified with, when still remembered.
-    pub path: Option<Vec<u8>>,
-    pub sha256: Option<[u8; 32]>,
-    pub info: Option<Arc<ContainerInfo>>,
-}
-
 impl Verification {
-    /// The kernel reported a write-open of a file in the fast path.
-    pub(crate) fn write_open(&mut self, w: &verifier_sensor::events::WriteEvent) -> Written {
-        let rec = &w.record;
-        let known = self.trusted.remove(&(rec.dev, rec.ino, rec.slot));
-        Written {
-            record: *rec,
-            unix_ns: w.unix_ns,
-            path: known.as_ref().map(|k| k.0.clone()),
-            sha256: known.and_then(|k| k.1),
-            info: self.infos.get(&rec.cgroup_id).cloned(),
-        }
-    }
-
     /// What is known of the container in `cgroup_id`, once one of its
     /// execs was resolved.
     pub(crate) fn info(&self, cgroup_id: u64) -> Option<Arc<ContainerInfo>> {
@@ -632,77 +449,4 @@ impl Verification {
             fast_path_errors: self.fast_path_errors,
         }
     }
-}
-
-/// `verifier.write.v1`: a file the image shipped (verified `ok` earlier)
-/// opened for writing inside its container.
-#[derive(serde::Serialize)]
-pub(crate) struct WrittenJson<'a> {
-    pub schema: &'static str,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub time: String,
-    pub node: &'a str,
-    pub verdict: &'static str,
-    pub pid: u32,
-    pub tgid: u32,
-    pub comm: String,
-    pub fd: i32,
-    pub path: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path_hex: Option<String>,
-    /// The digest the file had when it was verified.
-    pub sha256_verified: Option<String>,
-    pub ino: u64,
-    pub cgroup_id: u64,
-    pub container: Option<&'a ContainerRef>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-}
-
-impl<'a> WrittenJson<'a> {
-    pub(crate) fn new(w: &Written, node: &'a str, attribution: &'a crate::attribution::Attribution) -> Self {
-        let text = w.path.as_deref().map(String::from_utf8_lossy);
-        let exact = text.as_ref().is_none_or(|t| matches!(t, std::borrow::Cow::Borrowed(_)));
-        Self {
-            schema: "verifier.write.v1",
-            kind: "write",
-            time: crate::output::rfc3339(w.unix_ns),
-            node,
-            verdict: "image-file-written",
-            pid: w.record.pid,
-            tgid: w.record.tgid,
-            comm: String::from_utf8_lossy(verifier_common::decode::comm_bytes(&w.record.comm)).into_owned(),
-            fd: w.record.fd,
-            path: text.map(std::borrow::Cow::into_owned),
-            path_hex: (!exact).then(|| w.path.as_deref().map(hex::encode)).flatten(),
-            sha256_verified: w.sha256.map(hex::encode),
-            ino: w.record.ino,
-            cgroup_id: w.record.cgroup_id,
-            container: match attribution {
-                crate::attribution::Attribution::Container(c) => Some(c),
-                _ => None,
-            },
-            image: w.info.as_ref().and_then(|i| i.image_name.clone().or(i.image_digest.clone())),
-        }
-    }
-}
-
-/// The registry attestation fetcher from the agent's options.
-fn registry_fetcher(args: &VerificationArgs) -> anyhow::Result<verifier_registry::Fetcher> {
-    let credentials = match &args.registry_auth {
-        Some(p) => verifier_registry::Credentials::load(p)?,
-        None => verifier_registry::Credentials::default(),
-    };
-    Ok(verifier_registry::Fetcher::new(verifier_registry::FetcherConfig {
-        client: verifier_registry::ClientOptions {
-            credentials,
-            extra_ca: args.registry_ca.clone(),
-            insecure: args.insecure_registry.clone(),
-            ..Default::default()
-        },
-        cache_dir: Some(args.registry_cache.clone()),
-        offline: args.registry_offline,
-        ..Default::default()
-    })?)
 }
