@@ -156,3 +156,17 @@ pub fn small_package(dir: &Path, pkg: &str, bin: &str, marker: &str) -> anyhow::
     anyhow::ensure!(out.status.success(), "dpkg-deb: {}", String::from_utf8_lossy(&out.stderr));
     Ok(deb)
 }
+
+/// Purges a test package (and removes its binary) when dropped, so a
+/// failed test leaves nothing installed.
+pub struct Purge {
+    pub package: &'static str,
+    pub binary: &'static str,
+}
+
+impl Drop for Purge {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["--purge", self.package]).output();
+        let _ = fs::remove_file(self.binary);
+    }
+}

@@ -6,7 +6,7 @@
 //! The package is purged from the host at the end, also when the test
 //! fails (a drop guard).
 
-use std::{path::Path, process::Command};
+use std::path::Path;
 
 use verifier_tests::{
     build::{exec, rows},
@@ -15,16 +15,6 @@ use verifier_tests::{
 
 const PKG: &str = "verifier-test-hello";
 const BIN: &str = "/usr/bin/verifier-test-hello";
-
-/// Purges the test package when dropped.
-struct Purge;
-
-impl Drop for Purge {
-    fn drop(&mut self) {
-        let _ = Command::new("dpkg").args(["--purge", PKG]).output();
-        let _ = std::fs::remove_file(BIN);
-    }
-}
 
 #[test]
 fn a_package_installed_by_the_step_is_ok_and_its_file_changed_afterwards_is_modified() {
@@ -37,7 +27,7 @@ fn a_package_installed_by_the_step_is_ok_and_its_file_changed_afterwards_is_modi
     let dir = tempfile::tempdir().expect("tempdir");
     let deb = verifier_tests::deb::small_package(dir.path(), PKG, BIN, "verifier test package")
         .expect("build the package");
-    let _purge = Purge;
+    let _purge = verifier_tests::deb::Purge { package: PKG, binary: BIN };
     let install = format!("dpkg -i {} && {BIN}", deb.display());
     let run = exec(dir.path(), &[], &["sh", "-c", &install]).expect("exec");
     let r = &run.record;

@@ -17,16 +17,6 @@ use verifier_tests::{
 const PKG: &str = "verifier-test-host-agent";
 const BIN: &str = "/usr/bin/verifier-test-host-agent";
 
-/// Purges the test package when dropped.
-struct Purge;
-
-impl Drop for Purge {
-    fn drop(&mut self) {
-        let _ = Command::new("dpkg").args(["--purge", PKG]).output();
-        let _ = std::fs::remove_file(BIN);
-    }
-}
-
 fn sh(script: &str) {
     let out = Command::new("sh").args(["-c", script]).output().expect("sh");
     assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
@@ -47,7 +37,7 @@ fn a_binary_run_right_after_its_package_is_installed_is_ok_and_changed_afterward
     let dir = tempfile::tempdir().expect("tempdir");
     let deb = verifier_tests::deb::small_package(dir.path(), PKG, BIN, "verifier host agent test")
         .expect("build the package");
-    let _purge = Purge;
+    let _purge = verifier_tests::deb::Purge { package: PKG, binary: BIN };
     let agent = Agent::start(&["--stats-interval", "0", "--host-baseline", "dpkg"]).expect("agent starts");
     sh(&format!("dpkg -i {} >/dev/null && {BIN}", deb.display()));
     // Wait for the new baseline before the file is changed: the change
